@@ -1,0 +1,180 @@
+//! Downloading the MNIST files: tries each mirror in turn, streams into a temporary file in the
+//! data directory while hashing, and renames it into place only when its SHA-256 matches. A
+//! failed or corrupt download leaves nothing behind.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::{hex, locate, MnistFile, FILES};
+use crate::error::DataError;
+use crate::fsutil;
+
+/// Environment variable with comma-separated mirror base URLs, tried before the built-in ones.
+pub const MIRRORS_ENV: &str = "RNNSWEEP_MNIST_MIRRORS";
+
+/// Public mirrors of the original files (each serves `<base>/<name>.gz`).
+pub const DEFAULT_MIRRORS: &[&str] = &[
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+];
+
+/// The mirrors to use: the given ones, else `RNNSWEEP_MNIST_MIRRORS`, else the defaults.
+pub fn mirrors(explicit: &[String]) -> Vec<String> {
+    if !explicit.is_empty() {
+        return explicit.to_vec();
+    }
+    if let Ok(v) = std::env::var(MIRRORS_ENV) {
+        let list: Vec<String> = v
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        if !list.is_empty() {
+            return list;
+        }
+    }
+    DEFAULT_MIRRORS.iter().map(|s| s.to_string()).collect()
+}
+
+/// What the download is doing, for a progress display.
+#[derive(Debug, Clone)]
+pub enum FetchEvent {
+    Start { file: String, url: String, total: Option<u64> },
+    Progress { file: String, done: u64 },
+    Failed { file: String, url: String, error: String },
+    Done { file: String, path: PathBuf },
+}
+
+/// Downloads every missing file into `dir` (created if needed). Present files are left alone
+/// (they are verified when loaded). Returns the files that were downloaded.
+pub fn fetch_missing(
+    dir: &Path,
+    mirrors: &[String],
+    progress: &dyn Fn(FetchEvent),
+) -> Result<Vec<PathBuf>, DataError> {
+    let missing: Vec<&MnistFile> = FILES.iter().filter(|f| locate(dir, f).is_none()).collect();
+    if missing.is_empty() {
+        return Ok(vec![]);
+    }
+    fs::create_dir_all(dir).map_err(|source| DataError::Io {
+        op: "create data directory",
+        path: dir.to_owned(),
+        source,
+    })?;
+    missing
+        .into_iter()
+        .map(|f| fetch_one(dir, f, mirrors, progress))
+        .collect()
+}
+
+/// Downloads one file from the first mirror that serves it with the right checksum.
+pub fn fetch_one(
+    dir: &Path,
+    file: &MnistFile,
+    mirrors: &[String],
+    progress: &dyn Fn(FetchEvent),
+) -> Result<PathBuf, DataError> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(15))
+        .timeout_read(Duration::from_secs(60))
+        .user_agent(concat!("rnnsweep/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let target = dir.join(file.gz_name());
+    let mut attempts = Vec::new();
+    for base in mirrors {
+        let url = format!("{}/{}", base.trim_end_matches('/'), file.gz_name());
+        match download_verified(&agent, &url, &target, file, progress) {
+            Ok(()) => {
+                progress(FetchEvent::Done {
+                    file: file.gz_name(),
+                    path: target.clone(),
+                });
+                return Ok(target);
+            }
+            Err(e) => {
+                progress(FetchEvent::Failed {
+                    file: file.gz_name(),
+                    url: url.clone(),
+                    error: e.clone(),
+                });
+                attempts.push(format!("  {url}: {e}"));
+            }
+        }
+    }
+    Err(DataError::Download {
+        file: file.gz_name(),
+        attempts: if attempts.is_empty() {
+            "  (no mirrors given)".into()
+        } else {
+            attempts.join("\n")
+        },
+    })
+}
+
+/// Streams `url` into a temp file next to `target`, hashing as it goes; keeps it only if the
+/// SHA-256 matches. Errors are returned as text for the per-mirror report.
+fn download_verified(
+    agent: &ureq::Agent,
+    url: &str,
+    target: &Path,
+    file: &MnistFile,
+    progress: &dyn Fn(FetchEvent),
+) -> Result<(), String> {
+    let resp = agent.get(url).call().map_err(|e| match e {
+        ureq::Error::Status(code, r) => format!("HTTP {code} {}", r.status_text()),
+        ureq::Error::Transport(t) => t.to_string(),
+    })?;
+    let total = resp.header("Content-Length").and_then(|v| v.parse().ok());
+    progress(FetchEvent::Start {
+        file: file.gz_name(),
+        url: url.into(),
+        total,
+    });
+    let tmp = fsutil::temp_path_for(target);
+    let result = (|| -> Result<(), String> {
+        let mut out = File::create(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+        let mut reader = resp.into_reader();
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut done = 0u64;
+        loop {
+            let n = reader.read(&mut buf).map_err(|e| format!("read failed after {done} bytes: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])
+                .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+            done += n as u64;
+            progress(FetchEvent::Progress {
+                file: file.gz_name(),
+                done,
+            });
+        }
+        if let Some(t) = total {
+            if t != done {
+                return Err(format!("connection closed after {done} of {t} bytes"));
+            }
+        }
+        let actual = hex(&hasher.finalize());
+        if actual != file.gz_sha256 {
+            return Err(format!(
+                "checksum mismatch: SHA-256 {actual}, expected {} (file rejected)",
+                file.gz_sha256
+            ));
+        }
+        out.sync_all().map_err(|e| format!("cannot sync {}: {e}", tmp.display()))?;
+        drop(out);
+        fsutil::persist(&tmp, target).map_err(|e| format!("cannot rename into {}: {e}", target.display()))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,78 @@
+//! Typed errors of each stage (data, configuration, training). Library code returns these;
+//! only `main.rs` turns them into an `anyhow` chain for printing. Every I/O error names its path.
+
+use std::path::PathBuf;
+
+/// Errors while locating, downloading, verifying or parsing the MNIST files.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("cannot {op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid IDX file: {why}")]
+    Format { path: PathBuf, why: String },
+    #[error(
+        "{path}: SHA-256 is {actual}, expected {expected}; the file is corrupt or not the \
+         standard MNIST file (delete it and run `rnnsweep data fetch`)"
+    )]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error(
+        "MNIST file {file} is missing from {dir} (run `rnnsweep data fetch`, or point \
+         --data-dir / RNNSWEEP_DATA at a folder holding the four MNIST files)"
+    )]
+    Missing { file: String, dir: PathBuf },
+    #[error("could not download {file} from any mirror:\n{attempts}")]
+    Download { file: String, attempts: String },
+    #[error("no data directory: give --data-dir or set RNNSWEEP_DATA (no per-user cache directory is known on this system)")]
+    NoDataDir,
+    #[error("image index {index} is out of range: the {split} set has {len} images (0..{len})")]
+    IndexOutOfRange {
+        index: usize,
+        split: &'static str,
+        len: usize,
+    },
+}
+
+/// An invalid training or model configuration; the message names the setting and what is allowed.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {key} = {value}: {allowed}")]
+pub struct ConfigError {
+    pub key: &'static str,
+    pub value: String,
+    pub allowed: String,
+}
+
+impl ConfigError {
+    pub fn new(key: &'static str, value: impl ToString, allowed: impl Into<String>) -> Self {
+        Self {
+            key,
+            value: value.to_string(),
+            allowed: allowed.into(),
+        }
+    }
+}
+
+/// Errors that stop a training run (divergence is an outcome, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("device error: {0}")]
+    Device(String),
+    #[error("cannot write {path}")]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}

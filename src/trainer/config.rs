@@ -1,0 +1,425 @@
+//! The typed description of one training run (`TrainConfig` = model + optimizer + budget + data
+//! + evaluation schedule + seed), its validation, and the six tutorial recipes as presets.
+//! Everything downstream (plan, store, report) serializes exactly this.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+
+/// Largest accepted hidden size and layer count (guards against typos like 1280000).
+pub const MAX_HIDDEN: usize = 8192;
+pub const MAX_LAYERS: usize = 16;
+
+macro_rules! word_enum {
+    ($(#[$m:meta])* $name:ident, $what:literal, { $($variant:ident => $word:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            /// Every accepted spelling, in declaration order.
+            pub const ALL: &'static [&'static str] = &[$($word),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $word),+ }
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s.to_ascii_lowercase().as_str() {
+                    $($word => Ok($name::$variant),)+
+                    _ => Err(format!("unknown {} {s:?}; allowed: {}", $what, Self::ALL.join(", "))),
+                }
+            }
+        }
+    };
+}
+
+word_enum!(
+    /// The recurrent cell.
+    CellKind, "cell", { Rnn => "rnn", Lstm => "lstm", Gru => "gru" }
+);
+word_enum!(
+    /// The nonlinearity of a vanilla RNN cell (LSTM and GRU have fixed gate functions).
+    Activation, "activation", { Relu => "relu", Tanh => "tanh" }
+);
+word_enum!(
+    /// The optimizer, with PyTorch semantics.
+    OptimKind, "optimizer", { Sgd => "sgd", Adam => "adam", Rmsprop => "rmsprop" }
+);
+
+impl CellKind {
+    /// Gate blocks stacked in the weight matrices (PyTorch layout).
+    pub fn gates(self) -> usize {
+        match self {
+            CellKind::Rnn => 1,
+            CellKind::Lstm => 4,
+            CellKind::Gru => 3,
+        }
+    }
+}
+
+/// Shape of the network: `layers` stacked cells of `hidden` units, then a linear head (10 classes).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub cell: CellKind,
+    pub hidden: usize,
+    pub layers: usize,
+    /// Only for `rnn` (default tanh, as in PyTorch); must be absent for lstm and gru.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<Activation>,
+}
+
+impl ModelConfig {
+    /// The RNN nonlinearity in effect (tanh when unset, PyTorch's default).
+    pub fn rnn_activation(&self) -> Activation {
+        self.activation.unwrap_or(Activation::Tanh)
+    }
+
+    /// Canonical form: an rnn always names its activation.
+    pub fn normalized(mut self) -> Self {
+        if self.cell == CellKind::Rnn {
+            self.activation = Some(self.rnn_activation());
+        }
+        self
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.hidden == 0 || self.hidden > MAX_HIDDEN {
+            return Err(ConfigError::new("hidden", self.hidden, format!("hidden size must be 1..={MAX_HIDDEN}")));
+        }
+        if self.layers == 0 || self.layers > MAX_LAYERS {
+            return Err(ConfigError::new("layers", self.layers, format!("layers must be 1..={MAX_LAYERS}")));
+        }
+        if let (CellKind::Lstm | CellKind::Gru, Some(a)) = (self.cell, self.activation) {
+            return Err(ConfigError::new(
+                "activation",
+                a,
+                format!("{} cells have fixed gate functions; set activation only for cell = rnn", self.cell),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A short human label, e.g. `rnn-relu h100 L2` or `lstm h64`.
+    pub fn label(&self) -> String {
+        let cell = match self.cell {
+            CellKind::Rnn => format!("rnn-{}", self.rnn_activation()),
+            c => c.to_string(),
+        };
+        if self.layers == 1 {
+            format!("{cell} h{}", self.hidden)
+        } else {
+            format!("{cell} h{} L{}", self.hidden, self.layers)
+        }
+    }
+}
+
+/// Optimizer and learning rate. Betas, alpha and eps are PyTorch's defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimConfig {
+    pub kind: OptimKind,
+    pub lr: f64,
+    /// SGD momentum (0 = plain SGD); must be 0 for adam and rmsprop.
+    #[serde(default)]
+    pub momentum: f64,
+}
+
+impl OptimConfig {
+    pub const ADAM_BETAS: (f64, f64) = (0.9, 0.999);
+    pub const ADAM_EPS: f64 = 1e-8;
+    pub const RMSPROP_ALPHA: f64 = 0.99;
+    pub const RMSPROP_EPS: f64 = 1e-8;
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 100.0) {
+            return Err(ConfigError::new("lr", self.lr, "the learning rate must be a number in (0, 100]"));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(ConfigError::new("momentum", self.momentum, "momentum must be in [0, 1)"));
+        }
+        if self.momentum != 0.0 && self.kind != OptimKind::Sgd {
+            return Err(ConfigError::new(
+                "momentum",
+                self.momentum,
+                format!("momentum applies to sgd only, not {}", self.kind),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How long to train: whole epochs, or a number of optimizer steps (iterations).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Budget {
+    Epochs(u32),
+    Iterations(u64),
+}
+
+/// When to evaluate on the test set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvalEvery {
+    /// After every epoch.
+    Epoch,
+    /// After every K optimizer steps.
+    Iterations(u64),
+}
+
+impl FromStr for EvalEvery {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("epoch") {
+            return Ok(EvalEvery::Epoch);
+        }
+        match s.parse::<u64>() {
+            Ok(k) if k > 0 => Ok(EvalEvery::Iterations(k)),
+            _ => Err(format!("expected `epoch` or a number of iterations ≥ 1, got {s:?}")),
+        }
+    }
+}
+
+impl fmt::Display for EvalEvery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EvalEvery::Epoch => f.write_str("epoch"),
+            EvalEvery::Iterations(k) => write!(f, "{k} iterations"),
+        }
+    }
+}
+
+/// The evaluation schedule. The final model is always evaluated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    pub every: EvalEvery,
+    /// Also evaluate the untrained model (epoch 0).
+    #[serde(default)]
+    pub before_training: bool,
+    /// Evaluate on the first N test images only (None = all 10,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_limit: Option<usize>,
+}
+
+/// Everything that determines one training run; same config + same data ⇒ same result on CPU.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub model: ModelConfig,
+    pub optim: OptimConfig,
+    pub batch_size: usize,
+    pub budget: Budget,
+    pub seed: u64,
+    /// Train on the first N training images only (None = all 60,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_limit: Option<usize>,
+    pub eval: EvalConfig,
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.model.validate()?;
+        self.optim.validate()?;
+        if self.batch_size == 0 || self.batch_size > 60_000 {
+            return Err(ConfigError::new("batch", self.batch_size, "batch size must be 1..=60000"));
+        }
+        match self.budget {
+            Budget::Epochs(0) => return Err(ConfigError::new("epochs", 0, "train for at least 1 epoch")),
+            Budget::Iterations(0) => {
+                return Err(ConfigError::new("iterations", 0, "train for at least 1 iteration"))
+            }
+            Budget::Epochs(e) if e > 10_000 => {
+                return Err(ConfigError::new("epochs", e, "at most 10000 epochs"))
+            }
+            _ => {}
+        }
+        if let EvalEvery::Iterations(0) = self.eval.every {
+            return Err(ConfigError::new("eval_every", 0, "evaluate every ≥ 1 iterations, or every epoch"));
+        }
+        if let Some(n) = self.train_limit {
+            if n == 0 || n > 60_000 {
+                return Err(ConfigError::new("train_limit", n, "the training subset must hold 1..=60000 images"));
+            }
+            if self.batch_size > n {
+                return Err(ConfigError::new(
+                    "batch",
+                    self.batch_size,
+                    format!("batch size must not exceed the {n} training images in use"),
+                ));
+            }
+        }
+        if let Some(n) = self.eval.test_limit {
+            if n == 0 || n > 10_000 {
+                return Err(ConfigError::new("test_limit", n, "the test subset must hold 1..=10000 images"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Training images in use.
+    pub fn train_size(&self) -> usize {
+        self.train_limit.unwrap_or(60_000)
+    }
+
+    /// Optimizer steps in one epoch (the last batch may be smaller, as in PyTorch's DataLoader).
+    pub fn batches_per_epoch(&self) -> u64 {
+        self.train_size().div_ceil(self.batch_size) as u64
+    }
+
+    /// Total optimizer steps of the run.
+    pub fn total_iterations(&self) -> u64 {
+        match self.budget {
+            Budget::Epochs(e) => e as u64 * self.batches_per_epoch(),
+            Budget::Iterations(n) => n,
+        }
+    }
+
+    /// Number of (possibly partial) epochs the run touches.
+    pub fn total_epochs(&self) -> u64 {
+        self.total_iterations().div_ceil(self.batches_per_epoch())
+    }
+}
+
+/// The six tutorial recipes of RECIPES.md, by id.
+pub const PRESETS: &[&str] = &["rnnimc", "model_a", "model_b", "model_c", "lstm_h20", "lstm_h64"];
+
+/// The training config of a tutorial recipe (seed 0).
+pub fn preset(id: &str) -> Result<TrainConfig, ConfigError> {
+    let rnn = |hidden, layers, act| ModelConfig {
+        cell: CellKind::Rnn,
+        hidden,
+        layers,
+        activation: Some(act),
+    };
+    let lstm = |hidden| ModelConfig {
+        cell: CellKind::Lstm,
+        hidden,
+        layers: 1,
+        activation: None,
+    };
+    let opt = |kind, lr| OptimConfig { kind, lr, momentum: 0.0 };
+    let eval = |every, before_training, test_limit| EvalConfig {
+        every,
+        before_training,
+        test_limit,
+    };
+    let tutorial_sgd = |model| TrainConfig {
+        model,
+        optim: opt(OptimKind::Sgd, 0.1),
+        batch_size: 100,
+        budget: Budget::Iterations(3000),
+        seed: 0,
+        train_limit: None,
+        eval: eval(EvalEvery::Iterations(500), false, None),
+    };
+    Ok(match id {
+        "rnnimc" => TrainConfig {
+            model: rnn(128, 1, Activation::Relu),
+            optim: opt(OptimKind::Rmsprop, 3e-4),
+            batch_size: 64,
+            budget: Budget::Epochs(30),
+            seed: 0,
+            train_limit: None,
+            eval: eval(EvalEvery::Epoch, false, None),
+        },
+        "model_a" => tutorial_sgd(rnn(100, 1, Activation::Relu)),
+        "model_b" => tutorial_sgd(rnn(100, 2, Activation::Relu)),
+        "model_c" => tutorial_sgd(rnn(100, 2, Activation::Tanh)),
+        "lstm_h20" => TrainConfig {
+            model: lstm(20),
+            optim: opt(OptimKind::Sgd, 0.1),
+            batch_size: 100,
+            budget: Budget::Epochs(10),
+            seed: 0,
+            train_limit: None,
+            eval: eval(EvalEvery::Epoch, true, None),
+        },
+        "lstm_h64" => TrainConfig {
+            model: lstm(64),
+            optim: opt(OptimKind::Adam, 0.01),
+            batch_size: 64,
+            budget: Budget::Epochs(1),
+            seed: 0,
+            train_limit: None,
+            eval: eval(EvalEvery::Iterations(50), false, Some(2000)),
+        },
+        other => {
+            return Err(ConfigError::new("preset", other, format!("known presets: {}", PRESETS.join(", "))))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid_and_match_the_recipes() {
+        for id in PRESETS {
+            preset(id).unwrap().validate().unwrap();
+        }
+        let a = preset("model_a").unwrap();
+        assert_eq!(a.total_iterations(), 3000);
+        assert_eq!(a.total_epochs(), 5);
+        let imc = preset("rnnimc").unwrap();
+        assert_eq!(imc.batches_per_epoch(), 938); // 60000/64 = 937.5, last batch has 32
+        assert!(preset("model_d").unwrap_err().to_string().contains("known presets"));
+    }
+
+    #[test]
+    fn validation_names_the_setting_and_what_is_allowed() {
+        let base = preset("model_c").unwrap();
+        let check = |f: &dyn Fn(&mut TrainConfig), want: &str| {
+            let mut c = base.clone();
+            f(&mut c);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(want), "{e:?} lacks {want:?}");
+        };
+        check(&|c| c.model.hidden = 0, "invalid hidden = 0");
+        check(&|c| c.model.layers = 0, "invalid layers = 0");
+        check(&|c| c.optim.lr = 0.0, "invalid lr = 0");
+        check(&|c| c.optim.lr = f64::NAN, "invalid lr = NaN");
+        check(&|c| c.batch_size = 0, "invalid batch = 0");
+        check(&|c| c.budget = Budget::Epochs(0), "invalid epochs = 0");
+        check(&|c| c.eval.test_limit = Some(20_000), "invalid test_limit");
+        check(&|c| {
+            c.train_limit = Some(50);
+        }, "must not exceed the 50 training images");
+        check(&|c| {
+            c.model.cell = CellKind::Lstm;
+        }, "set activation only for cell = rnn");
+        check(&|c| {
+            c.optim.kind = OptimKind::Adam;
+            c.optim.momentum = 0.9;
+        }, "momentum applies to sgd only");
+    }
+
+    #[test]
+    fn words_parse_case_insensitively_and_list_alternatives() {
+        assert_eq!("LSTM".parse::<CellKind>().unwrap(), CellKind::Lstm);
+        let e = "lstmm".parse::<CellKind>().unwrap_err();
+        assert!(e.contains("allowed: rnn, lstm, gru"), "{e}");
+        assert_eq!("epoch".parse::<EvalEvery>().unwrap(), EvalEvery::Epoch);
+        assert_eq!("500".parse::<EvalEvery>().unwrap(), EvalEvery::Iterations(500));
+        assert!("0".parse::<EvalEvery>().is_err());
+    }
+
+    #[test]
+    fn config_round_trips_through_json_and_rejects_unknown_keys() {
+        let c = preset("lstm_h64").unwrap();
+        let j = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<TrainConfig>(&j).unwrap(), c);
+        let bad = j.replace("\"seed\"", "\"sead\"");
+        assert!(serde_json::from_str::<TrainConfig>(&bad).is_err());
+    }
+}

@@ -1,0 +1,216 @@
+//! The recurrent cells against (1) a naive f64 implementation of PyTorch's equations and
+//! (2) finite differences of the loss, for every cell type with 1 and 2 layers.
+
+use dfdx::prelude::*;
+use rnnsweep::trainer::config::{Activation, CellKind, ModelConfig};
+use rnnsweep::trainer::model::Model;
+
+const T: usize = 28;
+const F: usize = 28;
+
+fn configs() -> Vec<ModelConfig> {
+    let mut v = vec![];
+    for layers in [1, 2] {
+        for (cell, act) in [
+            (CellKind::Rnn, Some(Activation::Relu)),
+            (CellKind::Rnn, Some(Activation::Tanh)),
+            (CellKind::Lstm, None),
+            (CellKind::Gru, None),
+        ] {
+            v.push(ModelConfig { cell, hidden: 4, layers, activation: act });
+        }
+    }
+    v
+}
+
+/// Deterministic pseudo-random inputs in [0, 1), batch-major: x[b][t][f].
+fn inputs(batch: usize) -> Vec<Vec<Vec<f64>>> {
+    let mut s = 12345u64;
+    let mut next = || {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    };
+    (0..batch).map(|_| (0..T).map(|_| (0..F).map(|_| next()).collect()).collect()).collect()
+}
+
+fn time_major(x: &[Vec<Vec<f64>>]) -> Vec<f64> {
+    let b = x.len();
+    let mut v = vec![0.0; T * b * F];
+    for (bi, seq) in x.iter().enumerate() {
+        for t in 0..T {
+            v[(t * b + bi) * F..(t * b + bi + 1) * F].copy_from_slice(&seq[t]);
+        }
+    }
+    v
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// y = W x + b for W stored row-major [out, in].
+fn affine(w: &[f64], b: &[f64], x: &[f64]) -> Vec<f64> {
+    let n_in = x.len();
+    (0..b.len()).map(|o| b[o] + (0..n_in).map(|i| w[o * n_in + i] * x[i]).sum::<f64>()).collect()
+}
+
+/// PyTorch's equations, written out per sample with plain loops.
+fn naive_logits(cfg: &ModelConfig, p: &[Vec<f64>], seq: &[Vec<f64>]) -> Vec<f64> {
+    let h = cfg.hidden;
+    let mut layer_in: Vec<Vec<f64>> = seq.to_vec();
+    for l in 0..cfg.layers {
+        let (wih, whh, bih, bhh) = (&p[4 * l], &p[4 * l + 1], &p[4 * l + 2], &p[4 * l + 3]);
+        let mut hs = vec![0.0; h];
+        let mut cs = vec![0.0; h];
+        let mut outs = vec![];
+        for x in &layer_in {
+            let gi = affine(wih, bih, x);
+            let gh = affine(whh, bhh, &hs);
+            match cfg.cell {
+                CellKind::Rnn => {
+                    hs = (0..h)
+                        .map(|j| {
+                            let v = gi[j] + gh[j];
+                            match cfg.activation.unwrap() {
+                                Activation::Relu => v.max(0.0),
+                                Activation::Tanh => v.tanh(),
+                            }
+                        })
+                        .collect();
+                }
+                CellKind::Lstm => {
+                    for j in 0..h {
+                        let i = sigmoid(gi[j] + gh[j]);
+                        let f = sigmoid(gi[h + j] + gh[h + j]);
+                        let g = (gi[2 * h + j] + gh[2 * h + j]).tanh();
+                        let o = sigmoid(gi[3 * h + j] + gh[3 * h + j]);
+                        cs[j] = f * cs[j] + i * g;
+                        hs[j] = o * cs[j].tanh();
+                    }
+                }
+                CellKind::Gru => {
+                    let mut hn = vec![0.0; h];
+                    for j in 0..h {
+                        let r = sigmoid(gi[j] + gh[j]);
+                        let z = sigmoid(gi[h + j] + gh[h + j]);
+                        let n = (gi[2 * h + j] + r * gh[2 * h + j]).tanh();
+                        hn[j] = (1.0 - z) * n + z * hs[j];
+                    }
+                    hs = hn;
+                }
+            }
+            outs.push(hs.clone());
+        }
+        layer_in = outs;
+    }
+    let n = p.len();
+    affine(&p[n - 2], &p[n - 1], layer_in.last().unwrap())
+}
+
+fn model(cfg: &ModelConfig, seed: u64) -> (Cpu, Model<f64, Cpu>) {
+    let dev = Cpu::default();
+    let m = Model::<f64, Cpu>::init(cfg, seed, &dev);
+    (dev, m)
+}
+
+#[test]
+fn forward_matches_naive_pytorch_equations() {
+    let batch = 3;
+    let x = inputs(batch);
+    for cfg in configs() {
+        let (dev, m) = model(&cfg, 7);
+        let xt = dev.tensor_from_vec(time_major(&x), (T * batch, F));
+        let (logits, _) = m.forward(xt, batch, NoneTape);
+        let got = logits.as_vec();
+        let p = m.values();
+        for (b, seq) in x.iter().enumerate() {
+            let want = naive_logits(&cfg, &p, seq);
+            for k in 0..10 {
+                let (g, w) = (got[b * 10 + k], want[k]);
+                assert!((g - w).abs() < 1e-10, "{}: sample {b} logit {k}: {g} vs {w}", cfg.label());
+            }
+        }
+    }
+}
+
+fn loss_of(m: &Model<f64, Cpu>, dev: &Cpu, x: &[f64], batch: usize, targets: &Tensor<(usize, usize), f64, Cpu>) -> f64 {
+    let (logits, _) = m.forward(dev.tensor_from_vec(x.to_vec(), (T * batch, F)), batch, NoneTape);
+    cross_entropy_with_logits_loss(logits, targets.clone()).array()
+}
+
+#[test]
+fn gradients_match_finite_differences() {
+    let batch = 2;
+    let x = time_major(&inputs(batch));
+    for cfg in configs() {
+        let (dev, m) = model(&cfg, 11);
+        let mut onehot = vec![0.0; batch * 10];
+        onehot[3] = 1.0;
+        onehot[10 + 8] = 1.0;
+        let targets = dev.tensor_from_vec(onehot, (batch, 10));
+        let (logits, tape) = m.forward(dev.tensor_from_vec(x.clone(), (T * batch, F)), batch, OwnedTape::default());
+        let loss = cross_entropy_with_logits_loss(logits.put_tape(tape), targets.clone());
+        let grads = loss.backward();
+        let values = m.values();
+        let eps = 1e-6;
+        let mut checked = 0;
+        for (pi, info) in m.layout.iter().enumerate() {
+            let analytic = grads.get(&m.params[pi]).as_vec();
+            assert!(analytic.iter().any(|g| *g != 0.0), "{}: {} has an all-zero gradient", cfg.label(), info.name);
+            for k in 0..info.numel() {
+                let mut plus = values.clone();
+                plus[pi][k] += eps;
+                let mut minus = values.clone();
+                minus[pi][k] -= eps;
+                let lp = loss_of(&Model::from_values(&cfg, &plus, &dev).unwrap(), &dev, &x, batch, &targets);
+                let lm = loss_of(&Model::from_values(&cfg, &minus, &dev).unwrap(), &dev, &x, batch, &targets);
+                let numeric = (lp - lm) / (2.0 * eps);
+                let a = analytic[k];
+                let tol = 1e-6 + 1e-4 * a.abs().max(numeric.abs());
+                assert!(
+                    (a - numeric).abs() <= tol,
+                    "{}: d loss / d {}[{k}]: backward {a:e}, finite difference {numeric:e}",
+                    cfg.label(),
+                    info.name
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, rnnsweep::trainer::model::param_count(&cfg));
+    }
+}
+
+#[test]
+fn parameter_layout_matches_pytorch() {
+    use rnnsweep::trainer::model::{param_count, param_layout};
+    let cfg = ModelConfig { cell: CellKind::Rnn, hidden: 100, layers: 2, activation: Some(Activation::Relu) };
+    let shapes: Vec<Vec<usize>> = param_layout(&cfg).into_iter().map(|p| p.shape).collect();
+    let want: Vec<Vec<usize>> = vec![
+        vec![100, 28], vec![100, 100], vec![100], vec![100],
+        vec![100, 100], vec![100, 100], vec![100], vec![100],
+        vec![10, 100], vec![10],
+    ];
+    assert_eq!(shapes, want);
+    assert_eq!(param_count(&cfg), 34_210);
+    let lstm = ModelConfig { cell: CellKind::Lstm, hidden: 64, layers: 1, activation: None };
+    // 4*64*28 + 4*64*64 + 2*4*64 + 64*10 + 10
+    assert_eq!(param_count(&lstm), 7168 + 16384 + 512 + 650);
+    let gru = ModelConfig { cell: CellKind::Gru, hidden: 20, layers: 1, activation: None };
+    assert_eq!(param_layout(&gru)[0].shape, vec![60, 28]);
+}
+
+#[test]
+fn init_is_pytorch_uniform_and_seeded() {
+    let cfg = ModelConfig { cell: CellKind::Lstm, hidden: 64, layers: 1, activation: None };
+    let (_, a) = model(&cfg, 5);
+    let (_, b) = model(&cfg, 5);
+    let (_, c) = model(&cfg, 6);
+    assert_eq!(a.values(), b.values());
+    assert_ne!(a.values(), c.values());
+    let k = 1.0 / 8.0;
+    for v in a.values() {
+        assert!(v.iter().all(|x| x.abs() < k));
+        let max = v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        assert!(max > 0.8 * k || v.len() < 20, "values should fill U(-k, k)");
+    }
+}
