@@ -284,6 +284,30 @@ impl TrainConfig {
         }
     }
 
+    /// A file-name-safe summary of the config, e.g. `rnn-relu-h100-l1-sgd-lr0.1-b100-it3000-s0`.
+    pub fn slug(&self) -> String {
+        let m = &self.model;
+        let cell = match m.cell {
+            CellKind::Rnn => format!("rnn-{}", m.rnn_activation()),
+            c => c.to_string(),
+        };
+        let budget = match self.budget {
+            Budget::Epochs(e) => format!("ep{e}"),
+            Budget::Iterations(n) => format!("it{n}"),
+        };
+        let mut s = format!(
+            "{cell}-h{}-l{}-{}-lr{}-b{}-{budget}-s{}",
+            m.hidden, m.layers, self.optim.kind, self.optim.lr, self.batch_size, self.seed
+        );
+        if self.optim.momentum != 0.0 {
+            s.push_str(&format!("-m{}", self.optim.momentum));
+        }
+        if let Some(n) = self.train_limit {
+            s.push_str(&format!("-n{n}"));
+        }
+        s
+    }
+
     /// Number of (possibly partial) epochs the run touches.
     pub fn total_epochs(&self) -> u64 {
         self.total_iterations().div_ceil(self.batches_per_epoch())

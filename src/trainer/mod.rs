@@ -1,5 +1,10 @@
-//! Training one network on MNIST with dfdx: configuration, model, optimizers and the fit loop.
-//! Knows nothing of sweeps, stores or reports; it takes a `TrainConfig` and returns a `RunRecord`.
+//! Training one network on MNIST with dfdx: configuration, model, optimizers, the fit loop and
+//! device selection. Knows nothing of sweeps, stores or reports: it takes a `TrainConfig` and
+//! returns a `RunRecord`.
 
 pub mod config;
+pub mod device;
+pub mod fit;
 pub mod model;
+pub mod optim;
+pub mod record;

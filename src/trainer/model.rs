@@ -219,23 +219,19 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
         let cfg = &self.config;
         let (h, g) = (cfg.hidden, cfg.cell.gates() * cfg.hidden);
         let base = 4 * l;
-        let w_ih_t = self.mat_t(base);
         let w_hh_t = self.mat_t(base + 1);
         let b_ih = self.params[base + 2].clone();
         let b_hh = self.params[base + 3].clone();
-        // The input projection of all 28 steps in one matmul: (28·batch, gates·hidden).
-        // RNN and LSTM add both biases here; the GRU keeps b_hh inside the reset gate.
         let gru = cfg.cell == CellKind::Gru;
-        let xw = tp.run(input, |x| {
-            let out = x.matmul(w_ih_t);
-            let shape = *out.shape();
-            let out = out + b_ih.broadcast_like::<_, Axis<0>>(&shape);
-            if gru {
-                out
-            } else {
-                out + b_hh.clone().broadcast_like::<_, Axis<0>>(&shape)
-            }
+        let bias = tp.run(b_ih, |b| {
+            let b = if gru { b } else { b + b_hh.clone() };
+            b.reshape_like(&(g, 1))
         });
+        let w_ih = self.mat(base);
+        let w_aug = tp.run(w_ih, |w| (w, bias).concat_along(Axis::<1>).permute::<_, Axes2<1, 0>>());
+        let rows = input.shape().0;
+        let ones: Mat<E, D> = input.device().ones_like(&(rows, 1));
+        let xw = tp.run(input, |x| (x, ones).concat_along(Axis::<1>).matmul(w_aug));
         let step_input = |t: usize, tp: &mut TapeThread<T>| {
             tp.run(xw.clone(), |x| x.slice((t * batch..(t + 1) * batch, ..)))
         };

@@ -1,0 +1,330 @@
+//! The command line (the only module that sees clap): flags are parsed into the library's typed
+//! options, validated there, and dispatched to `rnnsweep::commands`.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use rnnsweep::commands::{self, bench, data, describe, train, Outcome};
+use rnnsweep::data as mnist;
+use rnnsweep::trainer::config::*;
+use rnnsweep::trainer::device::DeviceRequest;
+
+#[derive(Parser, Debug)]
+#[command(name = "rnnsweep", version, about = "Hyperparameter sweeps of RNN/LSTM/GRU classifiers on sequence-MNIST")]
+pub struct Cli {
+    /// Folder with the four MNIST files [default: $RNNSWEEP_DATA, else the per-user cache dir]
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// No progress bars or tables (results and errors are still printed)
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train one network and record its metrics
+    Train(TrainArgs),
+    /// Print a network's structure and parameter tensors
+    Describe(DescribeArgs),
+    /// Fetch, verify or look at the MNIST data
+    #[command(subcommand)]
+    Data(DataCmd),
+    /// Measure single-thread training throughput of the tutorial recipes
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct ModelArgs {
+    /// Recurrent cell: rnn, lstm or gru
+    #[arg(long)]
+    cell: Option<CellKind>,
+    /// RNN nonlinearity: relu or tanh (rnn only; default tanh)
+    #[arg(long)]
+    activation: Option<Activation>,
+    /// Hidden units per layer
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Stacked recurrent layers
+    #[arg(long)]
+    layers: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    /// Start from a tutorial recipe (rnnimc, model_a, model_b, model_c, lstm_h20, lstm_h64); flags override it
+    #[arg(long)]
+    preset: Option<String>,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Optimizer: sgd, adam or rmsprop (PyTorch semantics)
+    #[arg(long)]
+    optimizer: Option<OptimKind>,
+    /// Learning rate [default: 0.1 for sgd, 0.001 for adam, 0.01 for rmsprop]
+    #[arg(long)]
+    lr: Option<f64>,
+    /// SGD momentum
+    #[arg(long)]
+    momentum: Option<f64>,
+    /// Mini-batch size
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Train this many epochs [default: 1]
+    #[arg(long, conflicts_with = "iterations")]
+    epochs: Option<u32>,
+    /// Train this many optimizer steps instead of whole epochs
+    #[arg(long)]
+    iterations: Option<u64>,
+    /// Seed for initialisation and shuffling
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Train on the first N training images only
+    #[arg(long, value_name = "N")]
+    train_limit: Option<usize>,
+    /// Evaluate on the first N test images only
+    #[arg(long, value_name = "N")]
+    test_limit: Option<usize>,
+    /// Evaluate every epoch, or every K steps: `epoch` or a number
+    #[arg(long, value_name = "epoch|K")]
+    eval_every: Option<EvalEvery>,
+    /// Also evaluate the untrained model (epoch 0)
+    #[arg(long)]
+    eval_before: bool,
+    /// auto (CUDA if built with it and a GPU answers, else CPU), cpu or cuda
+    #[arg(long, default_value = "auto")]
+    device: DeviceRequest,
+    /// CPU threads for matrix products
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Output folder [default: results/train/<config slug>]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Print the final record as JSON on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct DescribeArgs {
+    /// Describe a tutorial recipe's model
+    #[arg(long)]
+    preset: Option<String>,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum DataCmd {
+    /// Download the missing MNIST files and verify all four (SHA-256)
+    Fetch {
+        /// Mirror base URL to try (repeatable) [default: $RNNSWEEP_MNIST_MIRRORS, else built-in mirrors]
+        #[arg(long)]
+        mirror: Vec<String>,
+    },
+    /// Check the four files' checksums and structure
+    Verify,
+    /// Print an image as its 28 rows (time steps) with its label
+    Show {
+        /// Image index
+        index: usize,
+        /// From the training set instead of the test set
+        #[arg(long)]
+        train: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Recipes to measure (repeatable) [default: all six]
+    #[arg(long = "recipe")]
+    recipes: Vec<String>,
+    /// Untimed steps before measuring
+    #[arg(long, default_value_t = 20)]
+    warmup: usize,
+    /// Timed steps per window
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+    /// Timed windows (the median is reported)
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Threads for matrix products (the recipes' targets are single-thread)
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+impl ModelArgs {
+    /// Applies the flags to `m` (a preset's model or the default).
+    fn apply(&self, mut m: ModelConfig) -> ModelConfig {
+        if let Some(c) = self.cell {
+            if c != m.cell {
+                m.activation = None; // a preset's rnn activation does not carry over to lstm/gru
+            }
+            m.cell = c;
+        }
+        if let Some(a) = self.activation {
+            m.activation = Some(a);
+        }
+        if let Some(h) = self.hidden {
+            m.hidden = h;
+        }
+        if let Some(l) = self.layers {
+            m.layers = l;
+        }
+        m
+    }
+}
+
+fn default_config() -> TrainConfig {
+    TrainConfig {
+        model: ModelConfig { cell: CellKind::Rnn, hidden: 128, layers: 1, activation: None },
+        optim: OptimConfig { kind: OptimKind::Adam, lr: 1e-3, momentum: 0.0 },
+        batch_size: 64,
+        budget: Budget::Epochs(1),
+        seed: 0,
+        train_limit: None,
+        eval: EvalConfig { every: EvalEvery::Epoch, before_training: false, test_limit: None },
+    }
+}
+
+fn default_lr(kind: OptimKind) -> f64 {
+    match kind {
+        OptimKind::Sgd => 0.1,
+        OptimKind::Adam => 1e-3,
+        OptimKind::Rmsprop => 1e-2,
+    }
+}
+
+impl TrainArgs {
+    fn config(&self) -> anyhow::Result<TrainConfig> {
+        let mut c = match &self.preset {
+            Some(p) => preset(p)?,
+            None => default_config(),
+        };
+        c.model = self.model.apply(c.model);
+        if let Some(k) = self.optimizer {
+            if k != c.optim.kind && self.lr.is_none() {
+                c.optim.lr = default_lr(k);
+            }
+            c.optim.kind = k;
+        }
+        if let Some(lr) = self.lr {
+            c.optim.lr = lr;
+        }
+        if let Some(m) = self.momentum {
+            c.optim.momentum = m;
+        }
+        if let Some(b) = self.batch {
+            c.batch_size = b;
+        }
+        if let Some(e) = self.epochs {
+            c.budget = Budget::Epochs(e);
+        }
+        if let Some(n) = self.iterations {
+            c.budget = Budget::Iterations(n);
+        }
+        if let Some(s) = self.seed {
+            c.seed = s;
+        }
+        if self.train_limit.is_some() {
+            c.train_limit = self.train_limit;
+        }
+        if self.test_limit.is_some() {
+            c.eval.test_limit = self.test_limit;
+        }
+        if let Some(e) = self.eval_every {
+            c.eval.every = e;
+        }
+        if self.eval_before {
+            c.eval.before_training = true;
+        }
+        c.validate().context("check the training flags (rnnsweep train --help)")?;
+        Ok(c)
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
+    let data_dir = || mnist::resolve_dir(cli.data_dir.as_deref());
+    match cli.command {
+        Command::Train(a) => {
+            if a.threads == 0 {
+                anyhow::bail!("--threads must be at least 1");
+            }
+            let opts = train::TrainOptions {
+                config: a.config()?,
+                device: a.device,
+                threads: a.threads,
+                data_dir: data_dir()?,
+                out_dir: a.out.clone(),
+                json: a.json,
+                quiet: cli.quiet,
+            };
+            train::train_cmd(&opts, stop)
+        }
+        Command::Describe(a) => {
+            let base = match &a.preset {
+                Some(p) => preset(p)?.model,
+                None => ModelConfig { cell: CellKind::Rnn, hidden: 128, layers: 1, activation: None },
+            };
+            let m = a.model.apply(base);
+            m.validate()?;
+            let d = describe::describe(&m);
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                print!("{}", d.text());
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Data(cmd) => {
+            let dir = data_dir()?;
+            let text = match cmd {
+                DataCmd::Fetch { mirror } => data::fetch_cmd(&dir, &mirror, cli.quiet)?,
+                DataCmd::Verify => data::verify_cmd(&dir)?,
+                DataCmd::Show { index, train } => data::show_cmd(&dir, index, train, cli.quiet)?,
+            };
+            print!("{text}");
+            Ok(Outcome::Ok)
+        }
+        Command::Bench(a) => {
+            if a.threads == 0 || a.steps == 0 || a.repeats == 0 {
+                anyhow::bail!("--threads, --steps and --repeats must be at least 1");
+            }
+            for r in &a.recipes {
+                preset(r)?;
+            }
+            let data = data::load(&data_dir()?, cli.quiet)?;
+            let opts = bench::BenchOptions { recipes: a.recipes, warmup: a.warmup, steps: a.steps, repeats: a.repeats };
+            if !a.json && !cli.quiet {
+                eprintln!(
+                    "training throughput, {} thread(s), {} timed steps x {} windows after {} warm-up steps",
+                    a.threads, a.steps, a.repeats, a.warmup
+                );
+            }
+            let json = a.json;
+            let rows = commands::with_threads(a.threads, || {
+                bench::run(&opts, &data, |r| {
+                    if !json {
+                        eprintln!("  {}: {:.0} samples/s", r.recipe, r.samples_per_sec);
+                    }
+                })
+            })??;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", bench::table(&rows));
+            }
+            Ok(Outcome::Ok)
+        }
+    }
+}

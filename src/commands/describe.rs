@@ -1,0 +1,73 @@
+//! `rnnsweep describe`: the network as PyTorch would print it, with every parameter tensor's
+//! name, shape and size, as text or JSON.
+
+use serde::Serialize;
+
+use crate::trainer::config::ModelConfig;
+use crate::trainer::model::{param_count, param_layout, torch_repr, ParamInfo};
+
+#[derive(Serialize)]
+pub struct Description {
+    pub model: ModelConfig,
+    pub repr: String,
+    pub tensors: Vec<ParamInfo>,
+    pub total_parameters: usize,
+}
+
+pub fn describe(cfg: &ModelConfig) -> Description {
+    let cfg = cfg.clone().normalized();
+    Description {
+        repr: torch_repr(&cfg),
+        tensors: param_layout(&cfg),
+        total_parameters: param_count(&cfg),
+        model: cfg,
+    }
+}
+
+/// Groups digits in threes: 34210 → "34,210".
+pub fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Description {
+    pub fn text(&self) -> String {
+        let mut out = format!("{}\n\n", self.repr);
+        let w = self.tensors.iter().map(|t| t.name.len()).max().unwrap_or(4).max(9);
+        out.push_str(&format!("{:<w$}  {:<12}  {:>10}\n", "parameter", "shape", "count"));
+        for t in &self.tensors {
+            let shape = format!("{:?}", t.shape);
+            out.push_str(&format!("{:<w$}  {:<12}  {:>10}\n", t.name, shape, thousands(t.numel())));
+        }
+        out.push_str(&format!(
+            "total: {} parameter tensors, {} parameters\n",
+            self.tensors.len(),
+            thousands(self.total_parameters)
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trainer::config::{Activation, CellKind};
+
+    #[test]
+    fn describes_model_b_like_pytorch() {
+        let d = describe(&ModelConfig { cell: CellKind::Rnn, hidden: 100, layers: 2, activation: Some(Activation::Relu) });
+        let t = d.text();
+        assert!(t.contains("RNN(28, 100, num_layers=2, nonlinearity='relu', batch_first=True)"), "{t}");
+        assert!(t.contains("rnn.weight_hh_l1   [100, 100]        10,000"), "{t}");
+        assert!(t.ends_with("total: 10 parameter tensors, 34,210 parameters\n"), "{t}");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(999), "999");
+    }
+}

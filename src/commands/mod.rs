@@ -1,0 +1,38 @@
+//! The program's commands as library functions taking typed options (parsed by `cli.rs`, the
+//! only module that sees clap). Each returns an [`Outcome`] that `main` maps to an exit code.
+
+pub mod bench;
+pub mod data;
+pub mod describe;
+pub mod progress;
+pub mod train;
+
+/// How a command ended, as far as the exit code is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Ok,
+    /// Exit 1: the command ran, but a run did not complete (diverged).
+    RunFailed,
+    /// Exit 130: stopped by Ctrl-C after saving what was done.
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Ok => 0,
+            Outcome::RunFailed => 1,
+            Outcome::Interrupted => 130,
+        }
+    }
+}
+
+/// Runs `f` with dfdx's CPU matmul limited to `threads` threads (dfdx uses the current rayon pool).
+pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> anyhow::Result<R> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start a pool of {threads} threads: {e}"))?;
+    Ok(pool.install(f))
+}

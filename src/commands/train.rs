@@ -1,0 +1,184 @@
+//! `rnnsweep train`: one training run with a progress bar, a metrics table as it goes, and its
+//! files in an output directory: `config.json` (first), `metrics.csv` (rewritten atomically after
+//! every evaluation, so a crash loses at most the current window), `result.json` (last).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
+
+use anyhow::Context;
+use dfdx::prelude::Device;
+use indicatif::ProgressBar;
+
+use super::{progress, with_threads, Outcome};
+use crate::data::Mnist;
+use crate::fsutil::write_atomic;
+use crate::trainer::config::TrainConfig;
+use crate::trainer::device::{dispatch, DeviceJob, DeviceRequest};
+use crate::trainer::fit::{fit, Observer, StepInfo};
+use crate::trainer::record::{MetricRow, MetricSplit, RunRecord, RunStatus};
+
+/// Everything `rnnsweep train` needs, already parsed and resolved.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub config: TrainConfig,
+    pub device: DeviceRequest,
+    pub threads: usize,
+    pub data_dir: PathBuf,
+    /// Output directory (default `results/train/<config slug>`).
+    pub out_dir: Option<PathBuf>,
+    /// Print the final record as JSON on stdout (tables go to stderr).
+    pub json: bool,
+    pub quiet: bool,
+}
+
+/// Progress bar + metric table + incremental CSV.
+struct TrainObserver {
+    bar: ProgressBar,
+    rows: Mutex<Vec<MetricRow>>,
+    csv: PathBuf,
+    json: bool,
+    quiet: bool,
+    csv_error: Mutex<Option<String>>,
+}
+
+const HEADER: &str = "epoch      iter  train loss  train acc   test loss   test acc   samples/s";
+
+impl TrainObserver {
+    fn print(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        if self.json {
+            progress::line(&self.bar, text);
+        } else {
+            self.bar.suspend(|| println!("{text}"));
+        }
+    }
+}
+
+fn fmt_opt(v: Option<f64>, prec: usize) -> String {
+    v.map_or("-".into(), |x| format!("{x:.prec$}"))
+}
+
+impl Observer for TrainObserver {
+    fn step(&self, info: &StepInfo) {
+        self.bar.set_position(info.iteration);
+        if info.batch_in_epoch == 1 || info.iteration % 20 == 0 {
+            self.bar.set_message(format!("epoch {} loss {:.4}", info.epoch, info.loss));
+        }
+    }
+
+    fn eval(&self, rows: &[MetricRow]) {
+        let train = rows.iter().find(|r| r.split == MetricSplit::Train);
+        let test = rows.iter().find(|r| r.split == MetricSplit::Test);
+        let any = train.or(test).expect("an evaluation point has rows");
+        self.print(&format!(
+            "{:>5} {:>9} {:>11} {:>10} {:>11} {:>10} {:>11}",
+            any.epoch,
+            any.iteration,
+            fmt_opt(train.map(|r| r.loss), 4),
+            fmt_opt(train.map(|r| r.acc), 4),
+            fmt_opt(test.map(|r| r.loss), 4),
+            fmt_opt(test.map(|r| r.acc), 4),
+            fmt_opt(train.and_then(|r| r.samples_per_sec), 0),
+        ));
+        let mut all = self.rows.lock().expect("rows lock");
+        all.extend_from_slice(rows);
+        if let Err(e) = write_atomic(&self.csv, &RunRecord::metrics_csv(&all)) {
+            *self.csv_error.lock().expect("lock") = Some(format!("cannot write {}: {e}", self.csv.display()));
+        }
+    }
+}
+
+struct TrainJob<'a> {
+    cfg: &'a TrainConfig,
+    data: &'a Mnist,
+    obs: &'a TrainObserver,
+    stop: &'a AtomicBool,
+}
+
+impl DeviceJob for TrainJob<'_> {
+    type Output = RunRecord;
+    fn run<D: Device<f32>>(self, dev: D, name: &str, note: Option<&str>) -> RunRecord {
+        if let Some(n) = note {
+            progress::line(&self.obs.bar, n);
+        }
+        let (rec, _model) =
+            fit(&dev, name, self.cfg, self.data, self.obs, self.stop).expect("config validated before dispatch");
+        rec
+    }
+}
+
+/// Runs `rnnsweep train`. `stop` is set by the Ctrl-C handler.
+pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outcome> {
+    let cfg = &opts.config;
+    cfg.validate()?;
+    let data = super::data::load(&opts.data_dir, opts.quiet)?;
+    let out = opts
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| Path::new("results").join("train").join(cfg.slug()));
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create output directory {}", out.display()))?;
+    let config_path = out.join("config.json");
+    write_atomic(&config_path, &serde_json::to_vec_pretty(cfg)?)
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
+
+    let obs = TrainObserver {
+        bar: progress::step_bar(cfg.total_iterations(), opts.quiet),
+        rows: Mutex::new(Vec::new()),
+        csv: out.join("metrics.csv"),
+        json: opts.json,
+        quiet: opts.quiet,
+        csv_error: Mutex::new(None),
+    };
+    obs.print(&format!(
+        "training {} with {} lr {} batch {} for {} steps ({} per epoch), seed {}",
+        cfg.model.label(),
+        cfg.optim.kind,
+        cfg.optim.lr,
+        cfg.batch_size,
+        cfg.total_iterations(),
+        cfg.batches_per_epoch(),
+        cfg.seed
+    ));
+    obs.print(HEADER);
+    let job = TrainJob { cfg, data: &data, obs: &obs, stop };
+    let record = with_threads(opts.threads, || dispatch(opts.device, job))??;
+    obs.bar.finish_and_clear();
+    if let Some(e) = obs.csv_error.lock().expect("lock").take() {
+        anyhow::bail!(e);
+    }
+    // Final files: the CSV again (it may hold no rows yet, e.g. interrupted before any eval),
+    // then the result record last.
+    write_atomic(&obs.csv, &RunRecord::metrics_csv(&record.metrics))
+        .with_context(|| format!("cannot write {}", obs.csv.display()))?;
+    let result_path = out.join("result.json");
+    write_atomic(&result_path, &serde_json::to_vec_pretty(&record)?)
+        .with_context(|| format!("cannot write {}", result_path.display()))?;
+
+    let summary = format!(
+        "{} after {} steps on {}: final test accuracy {}, {:.0} samples/s, {:.1}s training\nwrote {}",
+        record.status.name(),
+        record.iterations,
+        record.device,
+        fmt_opt(record.final_test_acc, 4),
+        record.samples_per_sec,
+        record.train_seconds,
+        out.display()
+    );
+    if opts.json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    }
+    if !opts.quiet {
+        eprintln!("{summary}");
+    }
+    Ok(match record.status {
+        RunStatus::Completed => Outcome::Ok,
+        RunStatus::Diverged { epoch, iteration } => {
+            eprintln!("the loss became NaN/inf at epoch {epoch}, step {iteration}: the run diverged");
+            Outcome::RunFailed
+        }
+        RunStatus::Interrupted { .. } => Outcome::Interrupted,
+    })
+}

@@ -1,0 +1,298 @@
+//! The training loop: seeded per-epoch shuffling, mini-batches (the last one may be smaller),
+//! cross-entropy, backward, optimizer step; evaluation on the schedule; divergence and
+//! cancellation detection. Reports progress through the `Observer` hooks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use dfdx::prelude::*;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::config::{EvalEvery, TrainConfig};
+use super::model::{param_count, Model};
+use super::optim::Optimizer;
+use super::record::{EpochStats, MetricRow, MetricSplit, RunRecord, RunStatus, FORMAT_VERSION};
+use crate::data::{Mnist, Split, CLASSES, PIXELS, SIDE};
+use crate::error::ConfigError;
+
+/// Test images evaluated per forward pass.
+pub const EVAL_CHUNK: usize = 1000;
+
+/// Where training is, after each optimizer step.
+#[derive(Clone, Copy, Debug)]
+pub struct StepInfo {
+    pub epoch: u64,
+    pub iteration: u64,
+    pub total_iterations: u64,
+    pub batch_in_epoch: u64,
+    pub batches_per_epoch: u64,
+    pub loss: f64,
+}
+
+/// Hooks called by the loop; all default to nothing.
+pub trait Observer {
+    fn step(&self, _info: &StepInfo) {}
+    /// Rows of one evaluation point (train window and/or test).
+    fn eval(&self, _rows: &[MetricRow]) {}
+    fn epoch_done(&self, _stats: &EpochStats) {}
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// Builds a time-major batch (28·n, 28) of pixels scaled to [0, 1] and its one-hot targets.
+pub fn make_batch(split: &Split, idx: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    let n = idx.len();
+    let mut x = vec![0f32; SIDE * n * SIDE];
+    let mut y = vec![0f32; n * CLASSES];
+    for (b, &i) in idx.iter().enumerate() {
+        let img = &split.images[i * PIXELS..(i + 1) * PIXELS];
+        for t in 0..SIDE {
+            let dst = &mut x[(t * n + b) * SIDE..(t * n + b + 1) * SIDE];
+            for (d, &p) in dst.iter_mut().zip(&img[t * SIDE..(t + 1) * SIDE]) {
+                *d = p as f32 / 255.0;
+            }
+        }
+        y[b * CLASSES + split.labels[i] as usize] = 1.0;
+    }
+    (x, y)
+}
+
+/// Per-sample (correct?, cross-entropy) from logits, computed in f64 on the host.
+fn score(logits: &[f32], labels: impl Iterator<Item = u8>) -> (f64, u64) {
+    let mut loss = 0.0;
+    let mut correct = 0;
+    for (row, label) in logits.chunks(CLASSES).zip(labels) {
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+        let lse = max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+        loss += lse - row[label as usize] as f64;
+        let argmax = row
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) })
+            .0;
+        correct += (argmax == label as usize) as u64;
+    }
+    (loss, correct)
+}
+
+/// Mean loss and accuracy of `model` on the first `n` images of `split`.
+pub fn evaluate<D: Device<f32>>(model: &Model<f32, D>, dev: &D, split: &Split, n: usize) -> (f64, f64) {
+    let n = n.min(split.len());
+    let (mut loss, mut correct) = (0.0, 0);
+    let mut start = 0;
+    while start < n {
+        let end = (start + EVAL_CHUNK).min(n);
+        let idx: Vec<usize> = (start..end).collect();
+        let (x, _) = make_batch(split, &idx);
+        let xt = dev.tensor_from_vec(x, (SIDE * idx.len(), SIDE));
+        let (logits, _) = model.forward(xt, idx.len(), NoneTape);
+        let (l, c) = score(&logits.as_vec(), split.labels[start..end].iter().copied());
+        loss += l;
+        correct += c;
+        start = end;
+    }
+    (loss / n as f64, correct as f64 / n as f64)
+}
+
+/// Predicted class of each of the first `n` images of `split`.
+pub fn predict<D: Device<f32>>(model: &Model<f32, D>, dev: &D, split: &Split, n: usize) -> Vec<usize> {
+    let idx: Vec<usize> = (0..n.min(split.len())).collect();
+    let (x, _) = make_batch(split, &idx);
+    let (logits, _) = model.forward(dev.tensor_from_vec(x, (SIDE * idx.len(), SIDE)), idx.len(), NoneTape);
+    logits
+        .as_vec()
+        .chunks(CLASSES)
+        .map(|r| r.iter().enumerate().fold((0, f32::NEG_INFINITY), |a, (i, &v)| if v > a.1 { (i, v) } else { a }).0)
+        .collect()
+}
+
+/// One optimizer step on the images `idx` of `split`: forward, cross-entropy (batch mean),
+/// backward, update. Returns the batch loss and the number of correct predictions. When the loss
+/// is not finite the parameters are left untouched.
+pub fn train_step<D: Device<f32>>(
+    model: &mut Model<f32, D>,
+    opt: &mut Optimizer<f32, D>,
+    dev: &D,
+    split: &Split,
+    idx: &[usize],
+) -> (f64, u64) {
+    let (x, y) = make_batch(split, idx);
+    let n = idx.len();
+    let xt = dev.tensor_from_vec(x, (SIDE * n, SIDE));
+    let yt = dev.tensor_from_vec(y, (n, CLASSES));
+    let (logits, tape) = model.forward(xt, n, OwnedTape::default());
+    let host_logits = logits.as_vec();
+    let loss = cross_entropy_with_logits_loss(logits.put_tape(tape), yt);
+    let loss_value = loss.as_vec()[0] as f64;
+    let (_, correct) = score(&host_logits, idx.iter().map(|&i| split.labels[i]));
+    if loss_value.is_finite() {
+        let grads = loss.backward();
+        opt.update(&mut model.params, &grads);
+    }
+    (loss_value, correct)
+}
+
+/// Running sums of the training metrics since the last evaluation point.
+#[derive(Default)]
+struct Window {
+    loss: f64,
+    correct: u64,
+    samples: u64,
+    seconds: f64,
+}
+
+/// Trains a fresh model as `cfg` says, on `dev`. Returns the record (whatever the outcome) and
+/// the trained model. `stop` is polled after every step (set it from a Ctrl-C handler).
+pub fn fit<D: Device<f32>>(
+    dev: &D,
+    device_name: &str,
+    cfg: &TrainConfig,
+    data: &Mnist,
+    obs: &dyn Observer,
+    stop: &AtomicBool,
+) -> Result<(RunRecord, Model<f32, D>), ConfigError> {
+    cfg.validate()?;
+    let train = &data.train;
+    let n_train = cfg.train_size().min(train.len());
+    let n_test = cfg.eval.test_limit.unwrap_or(data.test.len()).min(data.test.len());
+    let mut model = Model::<f32, D>::init(&cfg.model, cfg.seed, dev);
+    let mut opt = Optimizer::<f32, D>::new(&cfg.optim, model.params.len());
+    let mut shuffle_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    shuffle_rng.set_stream(1);
+
+    let total = cfg.total_iterations();
+    let per_epoch = cfg.batches_per_epoch();
+    let mut metrics: Vec<MetricRow> = Vec::new();
+    let mut epochs: Vec<EpochStats> = Vec::new();
+    let mut train_seconds = 0.0;
+    let mut eval_seconds = 0.0;
+    let mut window = Window::default();
+    let mut iteration = 0u64;
+    let mut status = RunStatus::Completed;
+    let mut last_eval_iteration = None;
+
+    // Evaluates the test split and closes the current training window.
+    let eval_point = |epoch: u64,
+                          iteration: u64,
+                          window: &mut Window,
+                          model: &Model<f32, D>,
+                          train_seconds: f64,
+                          metrics: &mut Vec<MetricRow>,
+                          eval_seconds: &mut f64| {
+        let t0 = Instant::now();
+        let (loss, acc) = evaluate(model, dev, &data.test, n_test);
+        *eval_seconds += t0.elapsed().as_secs_f64();
+        let mut rows = Vec::with_capacity(2);
+        if window.samples > 0 {
+            rows.push(MetricRow {
+                epoch,
+                iteration,
+                split: MetricSplit::Train,
+                loss: window.loss / window.samples as f64,
+                acc: window.correct as f64 / window.samples as f64,
+                samples: window.samples,
+                seconds: train_seconds,
+                samples_per_sec: Some(window.samples as f64 / window.seconds.max(1e-12)),
+            });
+        }
+        rows.push(MetricRow {
+            epoch,
+            iteration,
+            split: MetricSplit::Test,
+            loss,
+            acc,
+            samples: n_test as u64,
+            seconds: train_seconds,
+            samples_per_sec: None,
+        });
+        *window = Window::default();
+        obs.eval(&rows);
+        metrics.extend(rows);
+    };
+
+    if cfg.eval.before_training {
+        eval_point(0, 0, &mut window, &model, 0.0, &mut metrics, &mut eval_seconds);
+        last_eval_iteration = Some(0);
+    }
+
+    let mut order: Vec<usize> = (0..n_train).collect();
+    'epochs: for epoch in 1..=cfg.total_epochs() {
+        order.shuffle(&mut shuffle_rng);
+        let mut ep = EpochStats { epoch, iterations: 0, samples: 0, seconds: 0.0, samples_per_sec: 0.0 };
+        for (b, idx) in order.chunks(cfg.batch_size).enumerate() {
+            if stop.load(Ordering::Relaxed) {
+                status = RunStatus::Interrupted { epoch, iteration };
+                epochs.push(ep);
+                break 'epochs;
+            }
+            let t0 = Instant::now();
+            let (loss_value, correct) = train_step(&mut model, &mut opt, dev, train, idx);
+            let n = idx.len();
+            iteration += 1;
+            if !loss_value.is_finite() {
+                status = RunStatus::Diverged { epoch, iteration };
+                epochs.push(ep);
+                break 'epochs;
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            train_seconds += secs;
+            window.loss += loss_value * n as f64;
+            window.correct += correct;
+            window.samples += n as u64;
+            window.seconds += secs;
+            ep.iterations += 1;
+            ep.samples += n as u64;
+            ep.seconds += secs;
+            obs.step(&StepInfo {
+                epoch,
+                iteration,
+                total_iterations: total,
+                batch_in_epoch: b as u64 + 1,
+                batches_per_epoch: per_epoch,
+                loss: loss_value,
+            });
+            if let EvalEvery::Iterations(k) = cfg.eval.every {
+                if iteration % k == 0 {
+                    eval_point(epoch, iteration, &mut window, &model, train_seconds, &mut metrics, &mut eval_seconds);
+                    last_eval_iteration = Some(iteration);
+                }
+            }
+            if iteration == total {
+                break;
+            }
+        }
+        ep.samples_per_sec = ep.samples as f64 / ep.seconds.max(1e-12);
+        obs.epoch_done(&ep);
+        epochs.push(ep);
+        if cfg.eval.every == EvalEvery::Epoch && last_eval_iteration != Some(iteration) {
+            eval_point(epoch, iteration, &mut window, &model, train_seconds, &mut metrics, &mut eval_seconds);
+            last_eval_iteration = Some(iteration);
+        }
+    }
+    if status == RunStatus::Completed && last_eval_iteration != Some(iteration) {
+        let epoch = epochs.last().map_or(0, |e| e.epoch);
+        eval_point(epoch, iteration, &mut window, &model, train_seconds, &mut metrics, &mut eval_seconds);
+    }
+    let last_test = metrics.iter().rev().find(|r| r.split == MetricSplit::Test);
+    let samples: u64 = epochs.iter().map(|e| e.samples).sum();
+    let record = RunRecord {
+        format_version: FORMAT_VERSION,
+        config: TrainConfig { model: cfg.model.clone().normalized(), ..cfg.clone() },
+        status,
+        device: device_name.to_string(),
+        parameters: param_count(&cfg.model),
+        iterations: iteration,
+        train_seconds,
+        eval_seconds,
+        samples_per_sec: samples as f64 / train_seconds.max(1e-12),
+        final_test_acc: last_test.map(|r| r.acc),
+        final_test_loss: last_test.map(|r| r.loss),
+        metrics,
+        epochs,
+    };
+    Ok((record, model))
+}
