@@ -65,7 +65,7 @@ mod tests {
         let d = describe(&ModelConfig { cell: CellKind::Rnn, hidden: 100, layers: 2, activation: Some(Activation::Relu) });
         let t = d.text();
         assert!(t.contains("RNN(28, 100, num_layers=2, nonlinearity='relu', batch_first=True)"), "{t}");
-        assert!(t.contains("rnn.weight_hh_l1   [100, 100]        10,000"), "{t}");
+        assert!(t.contains("rnn.weight_hh_l1  [100, 100]        10,000\n"), "{t}");
         assert!(t.ends_with("total: 10 parameter tensors, 34,210 parameters\n"), "{t}");
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(thousands(999), "999");
