@@ -13,7 +13,11 @@ use rnnsweep::trainer::config::*;
 use rnnsweep::trainer::device::DeviceRequest;
 
 #[derive(Parser, Debug)]
-#[command(name = "rnnsweep", version, about = "Hyperparameter sweeps of RNN/LSTM/GRU classifiers on sequence-MNIST")]
+#[command(
+    name = "rnnsweep",
+    version,
+    about = "Hyperparameter sweeps of RNN/LSTM/GRU classifiers on sequence-MNIST"
+)]
 pub struct Cli {
     /// Folder with the four MNIST files [default: $RNNSWEEP_DATA, else the per-user cache dir]
     #[arg(long, global = true, value_name = "DIR")]
@@ -65,10 +69,10 @@ struct TrainArgs {
     #[arg(long)]
     optimizer: Option<OptimKind>,
     /// Learning rate [default: 0.1 for sgd, 0.001 for adam, 0.01 for rmsprop]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// SGD momentum
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     momentum: Option<f64>,
     /// Mini-batch size
     #[arg(long)]
@@ -186,13 +190,26 @@ impl ModelArgs {
 
 fn default_config() -> TrainConfig {
     TrainConfig {
-        model: ModelConfig { cell: CellKind::Rnn, hidden: 128, layers: 1, activation: None },
-        optim: OptimConfig { kind: OptimKind::Adam, lr: 1e-3, momentum: 0.0 },
+        model: ModelConfig {
+            cell: CellKind::Rnn,
+            hidden: 128,
+            layers: 1,
+            activation: None,
+        },
+        optim: OptimConfig {
+            kind: OptimKind::Adam,
+            lr: 1e-3,
+            momentum: 0.0,
+        },
         batch_size: 64,
         budget: Budget::Epochs(1),
         seed: 0,
         train_limit: None,
-        eval: EvalConfig { every: EvalEvery::Epoch, before_training: false, test_limit: None },
+        eval: EvalConfig {
+            every: EvalEvery::Epoch,
+            before_training: false,
+            test_limit: None,
+        },
     }
 }
 
@@ -247,7 +264,8 @@ impl TrainArgs {
         if self.eval_before {
             c.eval.before_training = true;
         }
-        c.validate().context("check the training flags (rnnsweep train --help)")?;
+        c.validate()
+            .context("check the training flags (rnnsweep train --help)")?;
         Ok(c)
     }
 }
@@ -274,7 +292,12 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
         Command::Describe(a) => {
             let base = match &a.preset {
                 Some(p) => preset(p)?.model,
-                None => ModelConfig { cell: CellKind::Rnn, hidden: 128, layers: 1, activation: None },
+                None => ModelConfig {
+                    cell: CellKind::Rnn,
+                    hidden: 128,
+                    layers: 1,
+                    activation: None,
+                },
             };
             let m = a.model.apply(base);
             m.validate()?;
@@ -304,22 +327,27 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
                 preset(r)?;
             }
             let data = data::load(&data_dir()?, cli.quiet)?;
-            let opts = bench::BenchOptions { recipes: a.recipes, warmup: a.warmup, steps: a.steps, repeats: a.repeats };
+            let opts = bench::BenchOptions {
+                recipes: a.recipes,
+                warmup: a.warmup,
+                steps: a.steps,
+                repeats: a.repeats,
+            };
             if !a.json && !cli.quiet {
                 eprintln!(
                     "training throughput, {} thread(s), {} timed steps x {} windows after {} warm-up steps",
                     a.threads, a.steps, a.repeats, a.warmup
                 );
             }
-            let json = a.json;
+            let verbose = !a.json && !cli.quiet;
             let rows = commands::with_threads(a.threads, || {
                 bench::run(&opts, &data, |r| {
-                    if !json {
+                    if verbose {
                         eprintln!("  {}: {:.0} samples/s", r.recipe, r.samples_per_sec);
                     }
                 })
             })??;
-            if json {
+            if a.json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 print!("{}", bench::table(&rows));

@@ -17,7 +17,12 @@ fn configs() -> Vec<ModelConfig> {
             (CellKind::Lstm, None),
             (CellKind::Gru, None),
         ] {
-            v.push(ModelConfig { cell, hidden: 4, layers, activation: act });
+            v.push(ModelConfig {
+                cell,
+                hidden: 4,
+                layers,
+                activation: act,
+            });
         }
     }
     v
@@ -27,10 +32,14 @@ fn configs() -> Vec<ModelConfig> {
 fn inputs(batch: usize) -> Vec<Vec<Vec<f64>>> {
     let mut s = 12345u64;
     let mut next = || {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (s >> 11) as f64 / (1u64 << 53) as f64
     };
-    (0..batch).map(|_| (0..T).map(|_| (0..F).map(|_| next()).collect()).collect()).collect()
+    (0..batch)
+        .map(|_| (0..T).map(|_| (0..F).map(|_| next()).collect()).collect())
+        .collect()
 }
 
 fn time_major(x: &[Vec<Vec<f64>>]) -> Vec<f64> {
@@ -51,7 +60,9 @@ fn sigmoid(x: f64) -> f64 {
 /// y = W x + b for W stored row-major [out, in].
 fn affine(w: &[f64], b: &[f64], x: &[f64]) -> Vec<f64> {
     let n_in = x.len();
-    (0..b.len()).map(|o| b[o] + (0..n_in).map(|i| w[o * n_in + i] * x[i]).sum::<f64>()).collect()
+    (0..b.len())
+        .map(|o| b[o] + (0..n_in).map(|i| w[o * n_in + i] * x[i]).sum::<f64>())
+        .collect()
 }
 
 /// PyTorch's equations, written out per sample with plain loops.
@@ -127,14 +138,28 @@ fn forward_matches_naive_pytorch_equations() {
             let want = naive_logits(&cfg, &p, seq);
             for k in 0..10 {
                 let (g, w) = (got[b * 10 + k], want[k]);
-                assert!((g - w).abs() < 1e-10, "{}: sample {b} logit {k}: {g} vs {w}", cfg.label());
+                assert!(
+                    (g - w).abs() < 1e-10,
+                    "{}: sample {b} logit {k}: {g} vs {w}",
+                    cfg.label()
+                );
             }
         }
     }
 }
 
-fn loss_of(m: &Model<f64, Cpu>, dev: &Cpu, x: &[f64], batch: usize, targets: &Tensor<(usize, usize), f64, Cpu>) -> f64 {
-    let (logits, _) = m.forward(dev.tensor_from_vec(x.to_vec(), (T * batch, F)), batch, NoneTape);
+fn loss_of(
+    m: &Model<f64, Cpu>,
+    dev: &Cpu,
+    x: &[f64],
+    batch: usize,
+    targets: &Tensor<(usize, usize), f64, Cpu>,
+) -> f64 {
+    let (logits, _) = m.forward(
+        dev.tensor_from_vec(x.to_vec(), (T * batch, F)),
+        batch,
+        NoneTape,
+    );
     cross_entropy_with_logits_loss(logits, targets.clone()).array()
 }
 
@@ -148,7 +173,11 @@ fn gradients_match_finite_differences() {
         onehot[3] = 1.0;
         onehot[10 + 8] = 1.0;
         let targets = dev.tensor_from_vec(onehot, (batch, 10));
-        let (logits, tape) = m.forward(dev.tensor_from_vec(x.clone(), (T * batch, F)), batch, OwnedTape::default());
+        let (logits, tape) = m.forward(
+            dev.tensor_from_vec(x.clone(), (T * batch, F)),
+            batch,
+            OwnedTape::default(),
+        );
         let loss = cross_entropy_with_logits_loss(logits.put_tape(tape), targets.clone());
         let grads = loss.backward();
         let values = m.values();
@@ -156,14 +185,31 @@ fn gradients_match_finite_differences() {
         let mut checked = 0;
         for (pi, info) in m.layout.iter().enumerate() {
             let analytic = grads.get(&m.params[pi]).as_vec();
-            assert!(analytic.iter().any(|g| *g != 0.0), "{}: {} has an all-zero gradient", cfg.label(), info.name);
+            assert!(
+                analytic.iter().any(|g| *g != 0.0),
+                "{}: {} has an all-zero gradient",
+                cfg.label(),
+                info.name
+            );
             for k in 0..info.numel() {
                 let mut plus = values.clone();
                 plus[pi][k] += eps;
                 let mut minus = values.clone();
                 minus[pi][k] -= eps;
-                let lp = loss_of(&Model::from_values(&cfg, &plus, &dev).unwrap(), &dev, &x, batch, &targets);
-                let lm = loss_of(&Model::from_values(&cfg, &minus, &dev).unwrap(), &dev, &x, batch, &targets);
+                let lp = loss_of(
+                    &Model::from_values(&cfg, &plus, &dev).unwrap(),
+                    &dev,
+                    &x,
+                    batch,
+                    &targets,
+                );
+                let lm = loss_of(
+                    &Model::from_values(&cfg, &minus, &dev).unwrap(),
+                    &dev,
+                    &x,
+                    batch,
+                    &targets,
+                );
                 let numeric = (lp - lm) / (2.0 * eps);
                 let a = analytic[k];
                 let tol = 1e-6 + 1e-4 * a.abs().max(numeric.abs());
@@ -183,25 +229,52 @@ fn gradients_match_finite_differences() {
 #[test]
 fn parameter_layout_matches_pytorch() {
     use rnnsweep::trainer::model::{param_count, param_layout};
-    let cfg = ModelConfig { cell: CellKind::Rnn, hidden: 100, layers: 2, activation: Some(Activation::Relu) };
+    let cfg = ModelConfig {
+        cell: CellKind::Rnn,
+        hidden: 100,
+        layers: 2,
+        activation: Some(Activation::Relu),
+    };
     let shapes: Vec<Vec<usize>> = param_layout(&cfg).into_iter().map(|p| p.shape).collect();
     let want: Vec<Vec<usize>> = vec![
-        vec![100, 28], vec![100, 100], vec![100], vec![100],
-        vec![100, 100], vec![100, 100], vec![100], vec![100],
-        vec![10, 100], vec![10],
+        vec![100, 28],
+        vec![100, 100],
+        vec![100],
+        vec![100],
+        vec![100, 100],
+        vec![100, 100],
+        vec![100],
+        vec![100],
+        vec![10, 100],
+        vec![10],
     ];
     assert_eq!(shapes, want);
     assert_eq!(param_count(&cfg), 34_210);
-    let lstm = ModelConfig { cell: CellKind::Lstm, hidden: 64, layers: 1, activation: None };
+    let lstm = ModelConfig {
+        cell: CellKind::Lstm,
+        hidden: 64,
+        layers: 1,
+        activation: None,
+    };
     // 4*64*28 + 4*64*64 + 2*4*64 + 64*10 + 10
     assert_eq!(param_count(&lstm), 7168 + 16384 + 512 + 650);
-    let gru = ModelConfig { cell: CellKind::Gru, hidden: 20, layers: 1, activation: None };
+    let gru = ModelConfig {
+        cell: CellKind::Gru,
+        hidden: 20,
+        layers: 1,
+        activation: None,
+    };
     assert_eq!(param_layout(&gru)[0].shape, vec![60, 28]);
 }
 
 #[test]
 fn init_is_pytorch_uniform_and_seeded() {
-    let cfg = ModelConfig { cell: CellKind::Lstm, hidden: 64, layers: 1, activation: None };
+    let cfg = ModelConfig {
+        cell: CellKind::Lstm,
+        hidden: 64,
+        layers: 1,
+        activation: None,
+    };
     let (_, a) = model(&cfg, 5);
     let (_, b) = model(&cfg, 5);
     let (_, c) = model(&cfg, 6);

@@ -19,7 +19,11 @@ fn lstm_h64(epochs: u32) -> TrainConfig {
     c.batch_size = 32;
     c.budget = Budget::Epochs(epochs);
     c.train_limit = Some(6000);
-    c.eval = EvalConfig { every: EvalEvery::Epoch, before_training: false, test_limit: Some(1000) };
+    c.eval = EvalConfig {
+        every: EvalEvery::Epoch,
+        before_training: false,
+        test_limit: Some(1000),
+    };
     c
 }
 
@@ -27,15 +31,30 @@ fn lstm_h64(epochs: u32) -> TrainConfig {
 fn lstm_h64_adam_learns_mnist_subset() {
     let data = common::mnist();
     let cfg = lstm_h64(2);
-    let (rec, _) = fit(&Cpu::default(), "cpu", &cfg, data, &Silent, &AtomicBool::new(false)).unwrap();
+    let (rec, _) = fit(
+        &Cpu::default(),
+        "cpu",
+        &cfg,
+        data,
+        &Silent,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
     assert_eq!(rec.status, RunStatus::Completed);
     assert_eq!(rec.iterations, 2 * 188); // 6000 / 32 = 187.5 → 188 batches per epoch
     let acc = rec.final_test_acc.unwrap();
     assert!(acc >= 0.85, "LSTM h64 Adam 0.01, 2 epochs on 6000 images (batch 32) reached only {acc:.4} on 1000 test images");
-    let train_rows: Vec<_> = rec.metrics.iter().filter(|r| r.split == MetricSplit::Train).collect();
+    let train_rows: Vec<_> = rec
+        .metrics
+        .iter()
+        .filter(|r| r.split == MetricSplit::Train)
+        .collect();
     assert_eq!(train_rows.len(), 2);
     assert_eq!(train_rows[0].samples, 6000);
-    assert!(train_rows[1].loss < train_rows[0].loss, "train loss should fall");
+    assert!(
+        train_rows[1].loss < train_rows[0].loss,
+        "train loss should fall"
+    );
 }
 
 #[test]
@@ -48,11 +67,23 @@ fn same_seed_gives_bit_identical_metrics_and_other_seeds_differ() {
     let run = |seed| {
         let mut c = cfg.clone();
         c.seed = seed;
-        fit(&Cpu::default(), "cpu", &c, data, &Silent, &AtomicBool::new(false)).unwrap().0
+        fit(
+            &Cpu::default(),
+            "cpu",
+            &c,
+            data,
+            &Silent,
+            &AtomicBool::new(false),
+        )
+        .unwrap()
+        .0
     };
     let (a, b, c) = (run(3), run(3), run(4));
     let key = |r: &rnnsweep::trainer::record::RunRecord| {
-        r.metrics.iter().map(|m| (m.loss.to_bits(), m.acc.to_bits())).collect::<Vec<_>>()
+        r.metrics
+            .iter()
+            .map(|m| (m.loss.to_bits(), m.acc.to_bits()))
+            .collect::<Vec<_>>()
     };
     assert_eq!(key(&a), key(&b));
     assert_ne!(key(&a), key(&c));
@@ -66,10 +97,18 @@ fn divergence_is_recorded_not_panicked() {
     cfg.budget = Budget::Iterations(200);
     cfg.train_limit = Some(2000);
     cfg.eval.test_limit = Some(100);
-    let (rec, _) = fit(&Cpu::default(), "cpu", &cfg, data, &Silent, &AtomicBool::new(false)).unwrap();
+    let (rec, _) = fit(
+        &Cpu::default(),
+        "cpu",
+        &cfg,
+        data,
+        &Silent,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
     match rec.status {
         RunStatus::Diverged { epoch, iteration } => {
-            assert!(iteration >= 1 && iteration <= 200);
+            assert!((1..=200).contains(&iteration));
             assert!(epoch >= 1);
         }
         other => panic!("expected divergence, got {other:?}"),
@@ -80,8 +119,22 @@ fn divergence_is_recorded_not_panicked() {
 fn a_set_stop_flag_interrupts_before_the_first_step() {
     let data = common::mnist();
     let cfg = lstm_h64(1);
-    let (rec, _) = fit(&Cpu::default(), "cpu", &cfg, data, &Silent, &AtomicBool::new(true)).unwrap();
-    assert_eq!(rec.status, RunStatus::Interrupted { epoch: 1, iteration: 0 });
+    let (rec, _) = fit(
+        &Cpu::default(),
+        "cpu",
+        &cfg,
+        data,
+        &Silent,
+        &AtomicBool::new(true),
+    )
+    .unwrap();
+    assert_eq!(
+        rec.status,
+        RunStatus::Interrupted {
+            epoch: 1,
+            iteration: 0
+        }
+    );
     assert!(rec.metrics.is_empty());
 }
 
@@ -93,14 +146,34 @@ fn iteration_schedule_with_eval_before_training() {
     cfg.batch_size = 10;
     cfg.train_limit = Some(100);
     cfg.budget = Budget::Iterations(25); // 2.5 epochs of 10 batches
-    cfg.eval = EvalConfig { every: EvalEvery::Iterations(10), before_training: true, test_limit: Some(50) };
-    let (rec, _) = fit(&Cpu::default(), "cpu", &cfg, data, &Silent, &AtomicBool::new(false)).unwrap();
-    let test_points: Vec<(u64, u64)> =
-        rec.metrics.iter().filter(|r| r.split == MetricSplit::Test).map(|r| (r.epoch, r.iteration)).collect();
+    cfg.eval = EvalConfig {
+        every: EvalEvery::Iterations(10),
+        before_training: true,
+        test_limit: Some(50),
+    };
+    let (rec, _) = fit(
+        &Cpu::default(),
+        "cpu",
+        &cfg,
+        data,
+        &Silent,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let test_points: Vec<(u64, u64)> = rec
+        .metrics
+        .iter()
+        .filter(|r| r.split == MetricSplit::Test)
+        .map(|r| (r.epoch, r.iteration))
+        .collect();
     assert_eq!(test_points, vec![(0, 0), (1, 10), (2, 20), (3, 25)]);
     let before = &rec.metrics[0];
     assert_eq!(before.samples, 50);
-    assert!((0.0..=0.4).contains(&before.acc), "untrained accuracy should be near chance: {}", before.acc);
+    assert!(
+        (0.0..=0.4).contains(&before.acc),
+        "untrained accuracy should be near chance: {}",
+        before.acc
+    );
     assert_eq!(rec.epochs.len(), 3);
     assert_eq!(rec.epochs[2].iterations, 5);
 }

@@ -36,7 +36,11 @@ pub struct BenchRow {
 }
 
 /// Benchmarks each recipe on the CPU in the current rayon pool (run it in a 1-thread pool).
-pub fn run(opts: &BenchOptions, data: &Mnist, mut report: impl FnMut(&BenchRow)) -> anyhow::Result<Vec<BenchRow>> {
+pub fn run(
+    opts: &BenchOptions,
+    data: &Mnist,
+    mut report: impl FnMut(&BenchRow),
+) -> anyhow::Result<Vec<BenchRow>> {
     let ids: Vec<String> = if opts.recipes.is_empty() {
         PRESETS.iter().map(|s| s.to_string()).collect()
     } else {
@@ -92,7 +96,10 @@ fn bench_one(id: &str, cfg: &TrainConfig, data: &Mnist, opts: &BenchOptions) -> 
 
 /// A fixed-width table of the rows.
 pub fn table(rows: &[BenchRow]) -> String {
-    let mut s = format!("{:<10} {:<18} {:<14} {:>5} {:>12} {:>18}\n", "recipe", "model", "optimizer", "batch", "samples/s", "min..max");
+    let mut s = format!(
+        "{:<10} {:<18} {:<14} {:>5} {:>12} {:>18}\n",
+        "recipe", "model", "optimizer", "batch", "samples/s", "min..max"
+    );
     for r in rows {
         s.push_str(&format!(
             "{:<10} {:<18} {:<14} {:>5} {:>12.0} {:>18}\n",

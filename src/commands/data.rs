@@ -44,13 +44,20 @@ pub fn verify_cmd(dir: &Path) -> Result<String, DataError> {
 }
 
 fn list(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p| format!("  {}\n", p.display())).collect()
+    paths
+        .iter()
+        .map(|p| format!("  {}\n", p.display()))
+        .collect()
 }
 
 /// Image `index` of the test (or training) set as 28 rows, with its label.
 pub fn show_cmd(dir: &Path, index: usize, train: bool, quiet: bool) -> Result<String, DataError> {
     let m = load(dir, quiet)?;
-    let (split, name) = if train { (&m.train, "training") } else { (&m.test, "test") };
+    let (split, name) = if train {
+        (&m.train, "training")
+    } else {
+        (&m.test, "test")
+    };
     if index >= split.len() {
         return Err(DataError::IndexOutOfRange {
             index,

@@ -40,11 +40,25 @@ pub fn thousands(n: usize) -> String {
 impl Description {
     pub fn text(&self) -> String {
         let mut out = format!("{}\n\n", self.repr);
-        let w = self.tensors.iter().map(|t| t.name.len()).max().unwrap_or(4).max(9);
-        out.push_str(&format!("{:<w$}  {:<12}  {:>10}\n", "parameter", "shape", "count"));
+        let w = self
+            .tensors
+            .iter()
+            .map(|t| t.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(9);
+        out.push_str(&format!(
+            "{:<w$}  {:<12}  {:>10}\n",
+            "parameter", "shape", "count"
+        ));
         for t in &self.tensors {
             let shape = format!("{:?}", t.shape);
-            out.push_str(&format!("{:<w$}  {:<12}  {:>10}\n", t.name, shape, thousands(t.numel())));
+            out.push_str(&format!(
+                "{:<w$}  {:<12}  {:>10}\n",
+                t.name,
+                shape,
+                thousands(t.numel())
+            ));
         }
         out.push_str(&format!(
             "total: {} parameter tensors, {} parameters\n",
@@ -62,11 +76,25 @@ mod tests {
 
     #[test]
     fn describes_model_b_like_pytorch() {
-        let d = describe(&ModelConfig { cell: CellKind::Rnn, hidden: 100, layers: 2, activation: Some(Activation::Relu) });
+        let d = describe(&ModelConfig {
+            cell: CellKind::Rnn,
+            hidden: 100,
+            layers: 2,
+            activation: Some(Activation::Relu),
+        });
         let t = d.text();
-        assert!(t.contains("RNN(28, 100, num_layers=2, nonlinearity='relu', batch_first=True)"), "{t}");
-        assert!(t.contains("rnn.weight_hh_l1  [100, 100]        10,000\n"), "{t}");
-        assert!(t.ends_with("total: 10 parameter tensors, 34,210 parameters\n"), "{t}");
+        assert!(
+            t.contains("RNN(28, 100, num_layers=2, nonlinearity='relu', batch_first=True)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("rnn.weight_hh_l1  [100, 100]        10,000\n"),
+            "{t}"
+        );
+        assert!(
+            t.ends_with("total: 10 parameter tensors, 34,210 parameters\n"),
+            "{t}"
+        );
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(thousands(999), "999");
     }

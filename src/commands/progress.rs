@@ -15,9 +15,11 @@ pub fn step_bar(total: u64, quiet: bool) -> ProgressBar {
     }
     let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(5));
     pb.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps ({per_sec}, eta {eta}) {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps ({per_sec}, eta {eta}) {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     pb.enable_steady_tick(Duration::from_millis(200));
     pb
@@ -55,15 +57,18 @@ impl FetchProgress {
                 if let Some(t) = total {
                     self.bar.set_length(t);
                 }
-                self.bar.set_message(format!("downloading {file} from {url}"));
+                self.bar
+                    .set_message(format!("downloading {file} from {url}"));
             }
             FetchEvent::Progress { done, .. } => self.bar.set_position(done),
-            FetchEvent::Failed { file, url, error } => {
-                line(&self.bar, &format!("warning: {file} from {url} failed: {error}"))
-            }
-            FetchEvent::Done { file, path } => {
-                line(&self.bar, &format!("fetched {file} -> {} (SHA-256 verified)", path.display()))
-            }
+            FetchEvent::Failed { file, url, error } => line(
+                &self.bar,
+                &format!("warning: {file} from {url} failed: {error}"),
+            ),
+            FetchEvent::Done { file, path } => line(
+                &self.bar,
+                &format!("fetched {file} -> {} (SHA-256 verified)", path.display()),
+            ),
         }
     }
 

@@ -65,7 +65,8 @@ impl Observer for TrainObserver {
     fn step(&self, info: &StepInfo) {
         self.bar.set_position(info.iteration);
         if info.batch_in_epoch == 1 || info.iteration % 20 == 0 {
-            self.bar.set_message(format!("epoch {} loss {:.4}", info.epoch, info.loss));
+            self.bar
+                .set_message(format!("epoch {} loss {:.4}", info.epoch, info.loss));
         }
     }
 
@@ -86,7 +87,8 @@ impl Observer for TrainObserver {
         let mut all = self.rows.lock().expect("rows lock");
         all.extend_from_slice(rows);
         if let Err(e) = write_atomic(&self.csv, &RunRecord::metrics_csv(&all)) {
-            *self.csv_error.lock().expect("lock") = Some(format!("cannot write {}: {e}", self.csv.display()));
+            *self.csv_error.lock().expect("lock") =
+                Some(format!("cannot write {}: {e}", self.csv.display()));
         }
     }
 }
@@ -104,8 +106,8 @@ impl DeviceJob for TrainJob<'_> {
         if let Some(n) = note {
             progress::line(&self.obs.bar, n);
         }
-        let (rec, _model) =
-            fit(&dev, name, self.cfg, self.data, self.obs, self.stop).expect("config validated before dispatch");
+        let (rec, _model) = fit(&dev, name, self.cfg, self.data, self.obs, self.stop)
+            .expect("config validated before dispatch");
         rec
     }
 }
@@ -119,7 +121,8 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         .out_dir
         .clone()
         .unwrap_or_else(|| Path::new("results").join("train").join(cfg.slug()));
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create output directory {}", out.display()))?;
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("cannot create output directory {}", out.display()))?;
     let config_path = out.join("config.json");
     write_atomic(&config_path, &serde_json::to_vec_pretty(cfg)?)
         .with_context(|| format!("cannot write {}", config_path.display()))?;
@@ -143,7 +146,12 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         cfg.seed
     ));
     obs.print(HEADER);
-    let job = TrainJob { cfg, data: &data, obs: &obs, stop };
+    let job = TrainJob {
+        cfg,
+        data: &data,
+        obs: &obs,
+        stop,
+    };
     let record = with_threads(opts.threads, || dispatch(opts.device, job))??;
     obs.bar.finish_and_clear();
     if let Some(e) = obs.csv_error.lock().expect("lock").take() {
@@ -176,7 +184,9 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     Ok(match record.status {
         RunStatus::Completed => Outcome::Ok,
         RunStatus::Diverged { epoch, iteration } => {
-            eprintln!("the loss became NaN/inf at epoch {epoch}, step {iteration}: the run diverged");
+            eprintln!(
+                "the loss became NaN/inf at epoch {epoch}, step {iteration}: the run diverged"
+            );
             Outcome::RunFailed
         }
         RunStatus::Interrupted { .. } => Outcome::Interrupted,

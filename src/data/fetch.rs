@@ -45,10 +45,24 @@ pub fn mirrors(explicit: &[String]) -> Vec<String> {
 /// What the download is doing, for a progress display.
 #[derive(Debug, Clone)]
 pub enum FetchEvent {
-    Start { file: String, url: String, total: Option<u64> },
-    Progress { file: String, done: u64 },
-    Failed { file: String, url: String, error: String },
-    Done { file: String, path: PathBuf },
+    Start {
+        file: String,
+        url: String,
+        total: Option<u64>,
+    },
+    Progress {
+        file: String,
+        done: u64,
+    },
+    Failed {
+        file: String,
+        url: String,
+        error: String,
+    },
+    Done {
+        file: String,
+        path: PathBuf,
+    },
 }
 
 /// Downloads every missing file into `dir` (created if needed). Present files are left alone
@@ -138,13 +152,16 @@ fn download_verified(
     });
     let tmp = fsutil::temp_path_for(target);
     let result = (|| -> Result<(), String> {
-        let mut out = File::create(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+        let mut out =
+            File::create(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
         let mut reader = resp.into_reader();
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 16];
         let mut done = 0u64;
         loop {
-            let n = reader.read(&mut buf).map_err(|e| format!("read failed after {done} bytes: {e}"))?;
+            let n = reader
+                .read(&mut buf)
+                .map_err(|e| format!("read failed after {done} bytes: {e}"))?;
             if n == 0 {
                 break;
             }
@@ -169,9 +186,11 @@ fn download_verified(
                 file.gz_sha256
             ));
         }
-        out.sync_all().map_err(|e| format!("cannot sync {}: {e}", tmp.display()))?;
+        out.sync_all()
+            .map_err(|e| format!("cannot sync {}: {e}", tmp.display()))?;
         drop(out);
-        fsutil::persist(&tmp, target).map_err(|e| format!("cannot rename into {}: {e}", target.display()))
+        fsutil::persist(&tmp, target)
+            .map_err(|e| format!("cannot rename into {}: {e}", target.display()))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

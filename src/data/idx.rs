@@ -76,7 +76,11 @@ pub fn parse(
         return Err(err(format!(
             "magic number is {magic}, expected {}{}",
             kind.magic(),
-            if magic == 2049 || magic == 2051 { other } else { "" }
+            if magic == 2049 || magic == 2051 {
+                other
+            } else {
+                ""
+            }
         )));
     }
     let dims: Vec<usize> = (1..=kind.ndims()).map(|i| word(i) as usize).collect();
@@ -136,13 +140,43 @@ mod tests {
     #[test]
     fn rejects_bad_files_with_specific_reasons() {
         let cases: Vec<(Vec<u8>, IdxKind, usize, &str)> = vec![
-            (vec![0, 0], IdxKind::Labels, 1, "shorter than the 8-byte header"),
-            (idx(2051, &[1, 28, 28], &[0; 784]), IdxKind::Labels, 1, "swapped"),
-            (idx(1234, &[1], &[0]), IdxKind::Labels, 1, "magic number is 1234"),
-            (idx(2049, &[2], &[0, 1]), IdxKind::Labels, 3, "holds 2 items, expected 3"),
+            (
+                vec![0, 0],
+                IdxKind::Labels,
+                1,
+                "shorter than the 8-byte header",
+            ),
+            (
+                idx(2051, &[1, 28, 28], &[0; 784]),
+                IdxKind::Labels,
+                1,
+                "swapped",
+            ),
+            (
+                idx(1234, &[1], &[0]),
+                IdxKind::Labels,
+                1,
+                "magic number is 1234",
+            ),
+            (
+                idx(2049, &[2], &[0, 1]),
+                IdxKind::Labels,
+                3,
+                "holds 2 items, expected 3",
+            ),
             (idx(2049, &[2], &[0]), IdxKind::Labels, 2, "truncated"),
-            (idx(2049, &[2], &[0, 10]), IdxKind::Labels, 2, "label 1 is 10"),
-            (idx(2051, &[1, 27, 28], &[0; 756]), IdxKind::Images, 1, "27x28"),
+            (
+                idx(2049, &[2], &[0, 10]),
+                IdxKind::Labels,
+                2,
+                "label 1 is 10",
+            ),
+            (
+                idx(2051, &[1, 27, 28], &[0; 756]),
+                IdxKind::Images,
+                1,
+                "27x28",
+            ),
         ];
         for (bytes, kind, n, want) in cases {
             let e = parse(p(), &bytes, kind, n).unwrap_err().to_string();
@@ -161,6 +195,9 @@ mod tests {
         assert_eq!(maybe_gunzip(p(), gz.clone()).unwrap(), raw);
         assert_eq!(maybe_gunzip(p(), raw.clone()).unwrap(), raw);
         let broken = gz[..gz.len() / 2].to_vec();
-        assert!(maybe_gunzip(p(), broken).unwrap_err().to_string().contains("broken gzip"));
+        assert!(maybe_gunzip(p(), broken)
+            .unwrap_err()
+            .to_string()
+            .contains("broken gzip"));
     }
 }

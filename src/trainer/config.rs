@@ -1,5 +1,5 @@
-//! The typed description of one training run (`TrainConfig` = model + optimizer + budget + data
-//! + evaluation schedule + seed), its validation, and the six tutorial recipes as presets.
+//! The typed description of one training run (`TrainConfig`: model, optimizer, budget, data,
+//! evaluation schedule and seed), its validation, and the six tutorial recipes as presets.
 //! Everything downstream (plan, store, report) serializes exactly this.
 
 use std::fmt;
@@ -94,16 +94,27 @@ impl ModelConfig {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.hidden == 0 || self.hidden > MAX_HIDDEN {
-            return Err(ConfigError::new("hidden", self.hidden, format!("hidden size must be 1..={MAX_HIDDEN}")));
+            return Err(ConfigError::new(
+                "hidden",
+                self.hidden,
+                format!("hidden size must be 1..={MAX_HIDDEN}"),
+            ));
         }
         if self.layers == 0 || self.layers > MAX_LAYERS {
-            return Err(ConfigError::new("layers", self.layers, format!("layers must be 1..={MAX_LAYERS}")));
+            return Err(ConfigError::new(
+                "layers",
+                self.layers,
+                format!("layers must be 1..={MAX_LAYERS}"),
+            ));
         }
         if let (CellKind::Lstm | CellKind::Gru, Some(a)) = (self.cell, self.activation) {
             return Err(ConfigError::new(
                 "activation",
                 a,
-                format!("{} cells have fixed gate functions; set activation only for cell = rnn", self.cell),
+                format!(
+                    "{} cells have fixed gate functions; set activation only for cell = rnn",
+                    self.cell
+                ),
             ));
         }
         Ok(())
@@ -142,10 +153,18 @@ impl OptimConfig {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 100.0) {
-            return Err(ConfigError::new("lr", self.lr, "the learning rate must be a number in (0, 100]"));
+            return Err(ConfigError::new(
+                "lr",
+                self.lr,
+                "the learning rate must be a number in (0, 100]",
+            ));
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            return Err(ConfigError::new("momentum", self.momentum, "momentum must be in [0, 1)"));
+            return Err(ConfigError::new(
+                "momentum",
+                self.momentum,
+                "momentum must be in [0, 1)",
+            ));
         }
         if self.momentum != 0.0 && self.kind != OptimKind::Sgd {
             return Err(ConfigError::new(
@@ -184,7 +203,9 @@ impl FromStr for EvalEvery {
         }
         match s.parse::<u64>() {
             Ok(k) if k > 0 => Ok(EvalEvery::Iterations(k)),
-            _ => Err(format!("expected `epoch` or a number of iterations ≥ 1, got {s:?}")),
+            _ => Err(format!(
+                "expected `epoch` or a number of iterations ≥ 1, got {s:?}"
+            )),
         }
     }
 }
@@ -231,12 +252,22 @@ impl TrainConfig {
         self.model.validate()?;
         self.optim.validate()?;
         if self.batch_size == 0 || self.batch_size > 60_000 {
-            return Err(ConfigError::new("batch", self.batch_size, "batch size must be 1..=60000"));
+            return Err(ConfigError::new(
+                "batch",
+                self.batch_size,
+                "batch size must be 1..=60000",
+            ));
         }
         match self.budget {
-            Budget::Epochs(0) => return Err(ConfigError::new("epochs", 0, "train for at least 1 epoch")),
+            Budget::Epochs(0) => {
+                return Err(ConfigError::new("epochs", 0, "train for at least 1 epoch"))
+            }
             Budget::Iterations(0) => {
-                return Err(ConfigError::new("iterations", 0, "train for at least 1 iteration"))
+                return Err(ConfigError::new(
+                    "iterations",
+                    0,
+                    "train for at least 1 iteration",
+                ))
             }
             Budget::Epochs(e) if e > 10_000 => {
                 return Err(ConfigError::new("epochs", e, "at most 10000 epochs"))
@@ -244,11 +275,19 @@ impl TrainConfig {
             _ => {}
         }
         if let EvalEvery::Iterations(0) = self.eval.every {
-            return Err(ConfigError::new("eval_every", 0, "evaluate every ≥ 1 iterations, or every epoch"));
+            return Err(ConfigError::new(
+                "eval_every",
+                0,
+                "evaluate every ≥ 1 iterations, or every epoch",
+            ));
         }
         if let Some(n) = self.train_limit {
             if n == 0 || n > 60_000 {
-                return Err(ConfigError::new("train_limit", n, "the training subset must hold 1..=60000 images"));
+                return Err(ConfigError::new(
+                    "train_limit",
+                    n,
+                    "the training subset must hold 1..=60000 images",
+                ));
             }
             if self.batch_size > n {
                 return Err(ConfigError::new(
@@ -260,7 +299,11 @@ impl TrainConfig {
         }
         if let Some(n) = self.eval.test_limit {
             if n == 0 || n > 10_000 {
-                return Err(ConfigError::new("test_limit", n, "the test subset must hold 1..=10000 images"));
+                return Err(ConfigError::new(
+                    "test_limit",
+                    n,
+                    "the test subset must hold 1..=10000 images",
+                ));
             }
         }
         Ok(())
@@ -315,7 +358,9 @@ impl TrainConfig {
 }
 
 /// The six tutorial recipes of RECIPES.md, by id.
-pub const PRESETS: &[&str] = &["rnnimc", "model_a", "model_b", "model_c", "lstm_h20", "lstm_h64"];
+pub const PRESETS: &[&str] = &[
+    "rnnimc", "model_a", "model_b", "model_c", "lstm_h20", "lstm_h64",
+];
 
 /// The training config of a tutorial recipe (seed 0).
 pub fn preset(id: &str) -> Result<TrainConfig, ConfigError> {
@@ -331,7 +376,11 @@ pub fn preset(id: &str) -> Result<TrainConfig, ConfigError> {
         layers: 1,
         activation: None,
     };
-    let opt = |kind, lr| OptimConfig { kind, lr, momentum: 0.0 };
+    let opt = |kind, lr| OptimConfig {
+        kind,
+        lr,
+        momentum: 0.0,
+    };
     let eval = |every, before_training, test_limit| EvalConfig {
         every,
         before_training,
@@ -378,7 +427,11 @@ pub fn preset(id: &str) -> Result<TrainConfig, ConfigError> {
             eval: eval(EvalEvery::Iterations(50), false, Some(2000)),
         },
         other => {
-            return Err(ConfigError::new("preset", other, format!("known presets: {}", PRESETS.join(", "))))
+            return Err(ConfigError::new(
+                "preset",
+                other,
+                format!("known presets: {}", PRESETS.join(", ")),
+            ))
         }
     })
 }
@@ -397,7 +450,10 @@ mod tests {
         assert_eq!(a.total_epochs(), 5);
         let imc = preset("rnnimc").unwrap();
         assert_eq!(imc.batches_per_epoch(), 938); // 60000/64 = 937.5, last batch has 32
-        assert!(preset("model_d").unwrap_err().to_string().contains("known presets"));
+        assert!(preset("model_d")
+            .unwrap_err()
+            .to_string()
+            .contains("known presets"));
     }
 
     #[test]
@@ -416,16 +472,25 @@ mod tests {
         check(&|c| c.batch_size = 0, "invalid batch = 0");
         check(&|c| c.budget = Budget::Epochs(0), "invalid epochs = 0");
         check(&|c| c.eval.test_limit = Some(20_000), "invalid test_limit");
-        check(&|c| {
-            c.train_limit = Some(50);
-        }, "must not exceed the 50 training images");
-        check(&|c| {
-            c.model.cell = CellKind::Lstm;
-        }, "set activation only for cell = rnn");
-        check(&|c| {
-            c.optim.kind = OptimKind::Adam;
-            c.optim.momentum = 0.9;
-        }, "momentum applies to sgd only");
+        check(
+            &|c| {
+                c.train_limit = Some(50);
+            },
+            "must not exceed the 50 training images",
+        );
+        check(
+            &|c| {
+                c.model.cell = CellKind::Lstm;
+            },
+            "set activation only for cell = rnn",
+        );
+        check(
+            &|c| {
+                c.optim.kind = OptimKind::Adam;
+                c.optim.momentum = 0.9;
+            },
+            "momentum applies to sgd only",
+        );
     }
 
     #[test]
@@ -434,7 +499,10 @@ mod tests {
         let e = "lstmm".parse::<CellKind>().unwrap_err();
         assert!(e.contains("allowed: rnn, lstm, gru"), "{e}");
         assert_eq!("epoch".parse::<EvalEvery>().unwrap(), EvalEvery::Epoch);
-        assert_eq!("500".parse::<EvalEvery>().unwrap(), EvalEvery::Iterations(500));
+        assert_eq!(
+            "500".parse::<EvalEvery>().unwrap(),
+            EvalEvery::Iterations(500)
+        );
         assert!("0".parse::<EvalEvery>().is_err());
     }
 

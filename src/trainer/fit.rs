@@ -67,12 +67,23 @@ fn score(logits: &[f32], labels: impl Iterator<Item = u8>) -> (f64, u64) {
     let mut correct = 0;
     for (row, label) in logits.chunks(CLASSES).zip(labels) {
         let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-        let lse = max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+        let lse = max
+            + row
+                .iter()
+                .map(|&v| (v as f64 - max).exp())
+                .sum::<f64>()
+                .ln();
         loss += lse - row[label as usize] as f64;
         let argmax = row
             .iter()
             .enumerate()
-            .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) })
+            .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                if v > bv {
+                    (i, v)
+                } else {
+                    (bi, bv)
+                }
+            })
             .0;
         correct += (argmax == label as usize) as u64;
     }
@@ -80,7 +91,12 @@ fn score(logits: &[f32], labels: impl Iterator<Item = u8>) -> (f64, u64) {
 }
 
 /// Mean loss and accuracy of `model` on the first `n` images of `split`.
-pub fn evaluate<D: Device<f32>>(model: &Model<f32, D>, dev: &D, split: &Split, n: usize) -> (f64, f64) {
+pub fn evaluate<D: Device<f32>>(
+    model: &Model<f32, D>,
+    dev: &D,
+    split: &Split,
+    n: usize,
+) -> (f64, f64) {
     let n = n.min(split.len());
     let (mut loss, mut correct) = (0.0, 0);
     let mut start = 0;
@@ -99,14 +115,31 @@ pub fn evaluate<D: Device<f32>>(model: &Model<f32, D>, dev: &D, split: &Split, n
 }
 
 /// Predicted class of each of the first `n` images of `split`.
-pub fn predict<D: Device<f32>>(model: &Model<f32, D>, dev: &D, split: &Split, n: usize) -> Vec<usize> {
+pub fn predict<D: Device<f32>>(
+    model: &Model<f32, D>,
+    dev: &D,
+    split: &Split,
+    n: usize,
+) -> Vec<usize> {
     let idx: Vec<usize> = (0..n.min(split.len())).collect();
     let (x, _) = make_batch(split, &idx);
-    let (logits, _) = model.forward(dev.tensor_from_vec(x, (SIDE * idx.len(), SIDE)), idx.len(), NoneTape);
+    let (logits, _) = model.forward(
+        dev.tensor_from_vec(x, (SIDE * idx.len(), SIDE)),
+        idx.len(),
+        NoneTape,
+    );
     logits
         .as_vec()
         .chunks(CLASSES)
-        .map(|r| r.iter().enumerate().fold((0, f32::NEG_INFINITY), |a, (i, &v)| if v > a.1 { (i, v) } else { a }).0)
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |a, (i, &v)| if v > a.1 { (i, v) } else { a },
+                )
+                .0
+        })
         .collect()
 }
 
@@ -158,7 +191,11 @@ pub fn fit<D: Device<f32>>(
     cfg.validate()?;
     let train = &data.train;
     let n_train = cfg.train_size().min(train.len());
-    let n_test = cfg.eval.test_limit.unwrap_or(data.test.len()).min(data.test.len());
+    let n_test = cfg
+        .eval
+        .test_limit
+        .unwrap_or(data.test.len())
+        .min(data.test.len());
     let mut model = Model::<f32, D>::init(&cfg.model, cfg.seed, dev);
     let mut opt = Optimizer::<f32, D>::new(&cfg.optim, model.params.len());
     let mut shuffle_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -177,12 +214,12 @@ pub fn fit<D: Device<f32>>(
 
     // Evaluates the test split and closes the current training window.
     let eval_point = |epoch: u64,
-                          iteration: u64,
-                          window: &mut Window,
-                          model: &Model<f32, D>,
-                          train_seconds: f64,
-                          metrics: &mut Vec<MetricRow>,
-                          eval_seconds: &mut f64| {
+                      iteration: u64,
+                      window: &mut Window,
+                      model: &Model<f32, D>,
+                      train_seconds: f64,
+                      metrics: &mut Vec<MetricRow>,
+                      eval_seconds: &mut f64| {
         let t0 = Instant::now();
         let (loss, acc) = evaluate(model, dev, &data.test, n_test);
         *eval_seconds += t0.elapsed().as_secs_f64();
@@ -215,14 +252,28 @@ pub fn fit<D: Device<f32>>(
     };
 
     if cfg.eval.before_training {
-        eval_point(0, 0, &mut window, &model, 0.0, &mut metrics, &mut eval_seconds);
+        eval_point(
+            0,
+            0,
+            &mut window,
+            &model,
+            0.0,
+            &mut metrics,
+            &mut eval_seconds,
+        );
         last_eval_iteration = Some(0);
     }
 
     let mut order: Vec<usize> = (0..n_train).collect();
     'epochs: for epoch in 1..=cfg.total_epochs() {
         order.shuffle(&mut shuffle_rng);
-        let mut ep = EpochStats { epoch, iterations: 0, samples: 0, seconds: 0.0, samples_per_sec: 0.0 };
+        let mut ep = EpochStats {
+            epoch,
+            iterations: 0,
+            samples: 0,
+            seconds: 0.0,
+            samples_per_sec: 0.0,
+        };
         for (b, idx) in order.chunks(cfg.batch_size).enumerate() {
             if stop.load(Ordering::Relaxed) {
                 status = RunStatus::Interrupted { epoch, iteration };
@@ -257,7 +308,15 @@ pub fn fit<D: Device<f32>>(
             });
             if let EvalEvery::Iterations(k) = cfg.eval.every {
                 if iteration % k == 0 {
-                    eval_point(epoch, iteration, &mut window, &model, train_seconds, &mut metrics, &mut eval_seconds);
+                    eval_point(
+                        epoch,
+                        iteration,
+                        &mut window,
+                        &model,
+                        train_seconds,
+                        &mut metrics,
+                        &mut eval_seconds,
+                    );
                     last_eval_iteration = Some(iteration);
                 }
             }
@@ -269,19 +328,38 @@ pub fn fit<D: Device<f32>>(
         obs.epoch_done(&ep);
         epochs.push(ep);
         if cfg.eval.every == EvalEvery::Epoch && last_eval_iteration != Some(iteration) {
-            eval_point(epoch, iteration, &mut window, &model, train_seconds, &mut metrics, &mut eval_seconds);
+            eval_point(
+                epoch,
+                iteration,
+                &mut window,
+                &model,
+                train_seconds,
+                &mut metrics,
+                &mut eval_seconds,
+            );
             last_eval_iteration = Some(iteration);
         }
     }
     if status == RunStatus::Completed && last_eval_iteration != Some(iteration) {
         let epoch = epochs.last().map_or(0, |e| e.epoch);
-        eval_point(epoch, iteration, &mut window, &model, train_seconds, &mut metrics, &mut eval_seconds);
+        eval_point(
+            epoch,
+            iteration,
+            &mut window,
+            &model,
+            train_seconds,
+            &mut metrics,
+            &mut eval_seconds,
+        );
     }
     let last_test = metrics.iter().rev().find(|r| r.split == MetricSplit::Test);
     let samples: u64 = epochs.iter().map(|e| e.samples).sum();
     let record = RunRecord {
         format_version: FORMAT_VERSION,
-        config: TrainConfig { model: cfg.model.clone().normalized(), ..cfg.clone() },
+        config: TrainConfig {
+            model: cfg.model.clone().normalized(),
+            ..cfg.clone()
+        },
         status,
         device: device_name.to_string(),
         parameters: param_count(&cfg.model),

@@ -147,12 +147,21 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
         let config = config.clone().normalized();
         let layout = param_layout(&config);
         if values.len() != layout.len() {
-            return Err(format!("expected {} parameter tensors, got {}", layout.len(), values.len()));
+            return Err(format!(
+                "expected {} parameter tensors, got {}",
+                layout.len(),
+                values.len()
+            ));
         }
         let mut params = Vec::with_capacity(layout.len());
         for (p, v) in layout.iter().zip(values) {
             if v.len() != p.numel() {
-                return Err(format!("{} has {} values, expected {}", p.name, v.len(), p.numel()));
+                return Err(format!(
+                    "{} has {} values, expected {}",
+                    p.name,
+                    v.len(),
+                    p.numel()
+                ));
             }
             params.push(dev.tensor_from_vec(v.clone(), (v.len(),)));
         }
@@ -196,7 +205,10 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
             let outs = self.layer(l, input, batch, &mut tp);
             input = stack_steps(outs, batch, self.config.hidden, &mut tp);
         }
-        let h = self.layer(top, input, batch, &mut tp).pop().expect("28 steps");
+        let h = self
+            .layer(top, input, batch, &mut tp)
+            .pop()
+            .expect("28 steps");
         let n = self.layout.len();
         let w = self.mat_t(n - 2);
         let b = self.params[n - 1].clone();
@@ -228,7 +240,11 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
             b.reshape_like(&(g, 1))
         });
         let w_ih = self.mat(base);
-        let w_aug = tp.run(w_ih, |w| (w, bias).concat_along(Axis::<1>).permute::<_, Axes2<1, 0>>());
+        let w_aug = tp.run(w_ih, |w| {
+            (w, bias)
+                .concat_along(Axis::<1>)
+                .permute::<_, Axes2<1, 0>>()
+        });
         let rows = input.shape().0;
         let ones: Mat<E, D> = input.device().ones_like(&(rows, 1));
         let xw = tp.run(input, |x| (x, ones).concat_along(Axis::<1>).matmul(w_aug));
@@ -317,7 +333,8 @@ fn stack_steps<E: Dtype, D: Device<E>, T: Tape<E, D> + Merge<NoneTape>>(
     tp: &mut TapeThread<T>,
 ) -> Mat<E, D> {
     let first = outs[0].clone();
-    let rest: Vec<Tensor<(usize, usize), E, D, T>> = outs[1..].iter().map(|o| o.retaped::<T>()).collect();
+    let rest: Vec<Tensor<(usize, usize), E, D, T>> =
+        outs[1..].iter().map(|o| o.retaped::<T>()).collect();
     tp.run(first, move |first| {
         let mut all = Vec::with_capacity(rest.len() + 1);
         all.push(first);

@@ -66,7 +66,10 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
                     let (b1, b2) = OptimConfig::ADAM_BETAS;
                     let (m, v) = match std::mem::replace(slot, Slot::Empty) {
                         Slot::Adam { m, v } => (m, v),
-                        _ => (g.device().zeros_like(g.shape()), g.device().zeros_like(g.shape())),
+                        _ => (
+                            g.device().zeros_like(g.shape()),
+                            g.device().zeros_like(g.shape()),
+                        ),
                     };
                     let m = m * e(b1) + g.clone() * e(1.0 - b1);
                     let v = v * e(b2) + g.square() * e(1.0 - b2);
@@ -125,14 +128,22 @@ mod tests {
 
     #[test]
     fn sgd_plain() {
-        let got = run(cfg(OptimKind::Sgd, 0.1, 0.0), [1.0, -2.0], &[[0.5, -1.0], [0.5, -1.0]]);
+        let got = run(
+            cfg(OptimKind::Sgd, 0.1, 0.0),
+            [1.0, -2.0],
+            &[[0.5, -1.0], [0.5, -1.0]],
+        );
         close(&got, &[1.0 - 0.1, -2.0 + 0.2]);
     }
 
     #[test]
     fn sgd_momentum_starts_buffer_at_first_gradient() {
         // buf1 = g = 1; p = 1 - 0.1 = 0.9. buf2 = 0.9*1 + 2 = 2.9; p = 0.9 - 0.29 = 0.61.
-        let got = run(cfg(OptimKind::Sgd, 0.1, 0.9), [1.0, 0.0], &[[1.0, 0.0], [2.0, 0.0]]);
+        let got = run(
+            cfg(OptimKind::Sgd, 0.1, 0.9),
+            [1.0, 0.0],
+            &[[1.0, 0.0], [2.0, 0.0]],
+        );
         close(&got, &[0.61, 0.0]);
     }
 
@@ -144,7 +155,11 @@ mod tests {
         let u1 = 0.01 * -2.0 / (2.0 + 1e-8);
         close(&got, &[1.0 - u0, 1.0 - u1]);
         // Step 2 with g1 = 1, g2 = 3 on one coordinate, written out.
-        let got = run(cfg(OptimKind::Adam, 0.01, 0.0), [0.0, 0.0], &[[1.0, 0.0], [3.0, 0.0]]);
+        let got = run(
+            cfg(OptimKind::Adam, 0.01, 0.0),
+            [0.0, 0.0],
+            &[[1.0, 0.0], [3.0, 0.0]],
+        );
         let p1 = -0.01 * 1.0 / (1.0 + 1e-8);
         let m2: f64 = 0.9 * 0.1 * 1.0 + 0.1 * 3.0; // m1 = 0.1
         let v2: f64 = 0.999 * 0.001 * 1.0 + 0.001 * 9.0; // v1 = 0.001
@@ -156,10 +171,21 @@ mod tests {
     #[test]
     fn rmsprop_is_pytorch_not_dfdx() {
         // v1 = 0.01·g² (starts at 0), update = lr·g/(√v1 + ε) = lr·g/(0.1|g| + ε) ≈ 10·lr·sign(g).
-        let got = run(cfg(OptimKind::Rmsprop, 3e-4, 0.0), [0.0, 0.0], &[[2.0, -0.5]]);
-        close(&got, &[-3e-4 * 2.0 / (0.2 + 1e-8), 3e-4 * 0.5 / (0.05 + 1e-8)]);
+        let got = run(
+            cfg(OptimKind::Rmsprop, 3e-4, 0.0),
+            [0.0, 0.0],
+            &[[2.0, -0.5]],
+        );
+        close(
+            &got,
+            &[-3e-4 * 2.0 / (0.2 + 1e-8), 3e-4 * 0.5 / (0.05 + 1e-8)],
+        );
         // Second step: v2 = 0.99·v1 + 0.01·g2².
-        let got = run(cfg(OptimKind::Rmsprop, 1e-3, 0.0), [0.0, 0.0], &[[1.0, 0.0], [2.0, 0.0]]);
+        let got = run(
+            cfg(OptimKind::Rmsprop, 1e-3, 0.0),
+            [0.0, 0.0],
+            &[[1.0, 0.0], [2.0, 0.0]],
+        );
         let p1 = -1e-3 / (0.1 + 1e-8);
         let v2: f64 = 0.99 * 0.01 + 0.01 * 4.0;
         close(&got, &[p1 - 1e-3 * 2.0 / (v2.sqrt() + 1e-8), 0.0]);

@@ -1,17 +1,25 @@
-//! Shared test helpers: where the MNIST files are for tests (RNNSWEEP_DATA, else the project's
-//! ../shared/data/mnist), loaded once per test binary.
+//! Shared test helpers: where the MNIST files are for tests, loaded once per test binary.
+//! Order: RNNSWEEP_DATA; the project's ../shared/data/mnist; else the per-user cache directory,
+//! downloading the files there on first use (a developer's machine with internet).
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use rnnsweep::data::Mnist;
+use rnnsweep::data::{self, fetch, Mnist};
 
 pub fn data_dir() -> PathBuf {
-    if let Some(p) = std::env::var_os("RNNSWEEP_DATA").filter(|v| !v.is_empty()) {
+    if let Some(p) = std::env::var_os(data::DATA_ENV).filter(|v| !v.is_empty()) {
         return PathBuf::from(p);
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist")
+    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist");
+    if shared.is_dir() {
+        return shared;
+    }
+    let dir = data::resolve_dir(None).expect("a per-user cache directory for the MNIST files");
+    fetch::fetch_missing(&dir, &fetch::mirrors(&[]), &|_| {})
+        .unwrap_or_else(|e| panic!("tests need the MNIST files and could not download them: {e}"));
+    dir
 }
 
 pub fn mnist() -> &'static Mnist {
@@ -19,7 +27,10 @@ pub fn mnist() -> &'static Mnist {
     DATA.get_or_init(|| {
         let dir = data_dir();
         Mnist::load(&dir).unwrap_or_else(|e| {
-            panic!("tests need the MNIST files: set RNNSWEEP_DATA or provide {}: {e}", dir.display())
+            panic!(
+                "tests need the MNIST files: set RNNSWEEP_DATA or provide {}: {e}",
+                dir.display()
+            )
         })
     })
 }

@@ -1,0 +1,28 @@
+# rnnsweep tasks. `just` lists them. Data: --data-dir, $RNNSWEEP_DATA, or the per-user cache
+# (downloaded and verified on first use).
+
+default:
+    @just --list
+
+# Train one network, e.g. `just train --preset model_c` or `just train --cell lstm --hidden 64`
+train *ARGS:
+    cargo run --release -- train {{ARGS}}
+
+# The whole test suite (what CI runs)
+test:
+    cargo test
+
+# Formatting, lints, tests, and the CUDA code path type-checked without a CUDA toolkit
+check:
+    cargo fmt --check
+    cargo clippy --all-targets -- -D warnings
+    cargo test
+    cargo check --features cuda,ci-check
+
+# Single-thread training throughput of the six tutorial recipes
+bench *ARGS:
+    cargo run --release -- bench {{ARGS}}
+
+# Fetch and verify the MNIST files (`just data verify`, `just data show 0`)
+data *ARGS="fetch":
+    cargo run --release -- data {{ARGS}}

@@ -1,0 +1,248 @@
+//! The `rnnsweep` binary end to end: outputs a person and a program can read, clear errors for
+//! bad input (exit 2), a diverged run (exit 1), Ctrl-C (exit 130 with the files written).
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+use rnnsweep::trainer::record::{RunRecord, RunStatus};
+
+fn rnnsweep(args: &[&str]) -> Output {
+    Command::cargo_bin("rnnsweep")
+        .unwrap()
+        .args(args)
+        .env("RNNSWEEP_DATA", common::data_dir())
+        .env("RNNSWEEP_MNIST_MIRRORS", "http://127.0.0.1:9/")
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn describe_prints_pytorch_shapes_and_totals() {
+    let o = rnnsweep(&[
+        "describe", "--cell", "rnn", "--hidden", "100", "--layers", "2",
+    ]);
+    assert!(o.status.success());
+    let s = stdout(&o);
+    assert!(
+        s.contains("total: 10 parameter tensors, 34,210 parameters"),
+        "{s}"
+    );
+    assert!(
+        s.contains("RNN(28, 100, num_layers=2, nonlinearity='tanh', batch_first=True)"),
+        "{s}"
+    );
+    let o = rnnsweep(&["describe", "--preset", "lstm_h20", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // 4*20*28 + 4*20*20 + 2*4*20 + 10*20 + 10
+    assert_eq!(v["total_parameters"], 2240 + 1600 + 160 + 210);
+    assert_eq!(v["tensors"].as_array().unwrap().len(), 6);
+}
+
+#[test]
+fn bad_input_is_a_clear_error_with_exit_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["train", "--cell", "lsmt"], "allowed: rnn, lstm, gru"),
+        (
+            &["train", "--hidden", "0"],
+            "invalid hidden = 0: hidden size must be",
+        ),
+        (
+            &["train", "--cell", "lstm", "--activation", "relu"],
+            "set activation only for cell = rnn",
+        ),
+        (&["train", "--lr", "-1"], "invalid lr = -1"),
+        (
+            &["train", "--optimizer", "adam", "--momentum", "0.9"],
+            "momentum applies to sgd only",
+        ),
+        (
+            &["train", "--epochs", "1", "--iterations", "5"],
+            "cannot be used with",
+        ),
+        (
+            &["train", "--eval-every", "sometimes"],
+            "expected `epoch` or a number",
+        ),
+        (&["train", "--preset", "model_d"], "known presets: rnnimc"),
+        (&["train", "--device", "tpu"], "allowed: auto, cpu, cuda"),
+        (
+            &["train", "--batch", "500", "--train-limit", "100"],
+            "must not exceed the 100 training images",
+        ),
+        (
+            &["data", "show", "10000"],
+            "out of range: the test set has 10000 images",
+        ),
+        (&["bench", "--recipe", "nope"], "known presets"),
+    ];
+    for (args, want) in cases {
+        let o = rnnsweep(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(want),
+            "{args:?}: {:?} lacks {want:?}",
+            stderr(&o)
+        );
+        assert!(!stderr(&o).contains("panicked"), "{args:?} panicked");
+    }
+}
+
+#[test]
+fn missing_data_without_network_names_the_file_and_the_mirrors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    let o = rnnsweep(&["train", "--iterations", "1", "--data-dir", dir, "-q"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("could not download train-images-idx3-ubyte.gz from any mirror"),
+        "{e}"
+    );
+    assert!(e.contains("http://127.0.0.1:9/"), "{e}");
+}
+
+fn read_record(dir: &Path) -> RunRecord {
+    serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn train_writes_config_metrics_and_result_and_prints_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = rnnsweep(&[
+        "train",
+        "--cell",
+        "gru",
+        "--hidden",
+        "8",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--batch",
+        "20",
+        "--iterations",
+        "30",
+        "--train-limit",
+        "200",
+        "--test-limit",
+        "100",
+        "--eval-every",
+        "10",
+        "--eval-before",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rec: RunRecord =
+        serde_json::from_slice(&o.stdout).expect("stdout is exactly the JSON record");
+    assert_eq!(rec.status, RunStatus::Completed);
+    assert_eq!(rec.iterations, 30);
+    assert_eq!(rec, read_record(&out));
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "epoch,iteration,split,loss,acc,samples,seconds,samples_per_sec"
+    );
+    // before training: test only; then 3 points with train + test rows.
+    assert_eq!(lines.len(), 1 + 1 + 3 * 2);
+    assert!(lines[1].starts_with("0,0,test,"));
+    assert!(out.join("config.json").is_file());
+    // The human table went to stderr, leaving stdout parseable.
+    assert!(stderr(&o).contains("train loss"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_diverged_run_exits_1_and_records_where() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = rnnsweep(&[
+        "train",
+        "--preset",
+        "model_a",
+        "--lr",
+        "50",
+        "--iterations",
+        "100",
+        "--train-limit",
+        "1000",
+        "--test-limit",
+        "100",
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("diverged"), "{}", stderr(&o));
+    assert!(matches!(
+        read_record(&out).status,
+        RunStatus::Diverged { .. }
+    ));
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_cleanly_with_files_written() {
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let bin = assert_cmd::cargo::cargo_bin("rnnsweep");
+    let mut child = std::process::Command::new(bin)
+        .args([
+            "train",
+            "--preset",
+            "lstm_h64",
+            "--epochs",
+            "50",
+            "--eval-every",
+            "20",
+            "--test-limit",
+            "100",
+            "-q",
+            "--out",
+        ])
+        .arg(&out)
+        .env("RNNSWEEP_DATA", common::data_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until training has produced its first metrics, then interrupt.
+    let t0 = Instant::now();
+    while !out.join("metrics.csv").exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no metrics written"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let t1 = Instant::now();
+    let code = child.wait().unwrap().code();
+    assert!(
+        t1.elapsed() < Duration::from_secs(10),
+        "took {:?} to stop",
+        t1.elapsed()
+    );
+    assert_eq!(code, Some(130));
+    let rec = read_record(&out);
+    assert!(matches!(rec.status, RunStatus::Interrupted { iteration, .. } if iteration >= 20));
+    assert!(!rec.metrics.is_empty());
+}
