@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use dfdx::prelude::Cpu;
 use rnnsweep::trainer::config::*;
 use rnnsweep::trainer::fit::{fit, Silent};
-use rnnsweep::trainer::record::{MetricSplit, RunStatus};
+use rnnsweep::trainer::record::{MetricSplit, RunRecord, RunStatus};
 
 /// The lstm_h64 recipe (Adam 0.01) on the first 6,000 images with batch 32. Measured over seeds
 /// 0–5 after 2 epochs (376 steps): 0.842–0.881 on the first 1,000 test images (seed 0: 0.872).
@@ -27,19 +27,24 @@ fn lstm_h64(epochs: u32) -> TrainConfig {
     c
 }
 
-#[test]
-fn lstm_h64_adam_learns_mnist_subset() {
-    let data = common::mnist();
-    let cfg = lstm_h64(2);
-    let (rec, _) = fit(
+/// Trains `cfg` on the CPU; `stopped` starts with the stop flag already set.
+fn run(cfg: &TrainConfig, stopped: bool) -> RunRecord {
+    fit(
         &Cpu::default(),
         "cpu",
-        &cfg,
-        data,
+        cfg,
+        common::mnist(),
         &Silent,
-        &AtomicBool::new(false),
+        &AtomicBool::new(stopped),
     )
-    .unwrap();
+    .unwrap()
+    .0
+}
+
+#[test]
+fn lstm_h64_adam_learns_mnist_subset() {
+    let cfg = lstm_h64(2);
+    let rec = run(&cfg, false);
     assert_eq!(rec.status, RunStatus::Completed);
     assert_eq!(rec.iterations, 2 * 188); // 6000 / 32 = 187.5 → 188 batches per epoch
     let acc = rec.final_test_acc.unwrap();
@@ -59,27 +64,17 @@ fn lstm_h64_adam_learns_mnist_subset() {
 
 #[test]
 fn same_seed_gives_bit_identical_metrics_and_other_seeds_differ() {
-    let data = common::mnist();
     let mut cfg = lstm_h64(1);
     cfg.train_limit = Some(640);
     cfg.eval.test_limit = Some(200);
     cfg.model.hidden = 16;
-    let run = |seed| {
+    let seeded = |seed| {
         let mut c = cfg.clone();
         c.seed = seed;
-        fit(
-            &Cpu::default(),
-            "cpu",
-            &c,
-            data,
-            &Silent,
-            &AtomicBool::new(false),
-        )
-        .unwrap()
-        .0
+        run(&c, false)
     };
-    let (a, b, c) = (run(3), run(3), run(4));
-    let key = |r: &rnnsweep::trainer::record::RunRecord| {
+    let (a, b, c) = (seeded(3), seeded(3), seeded(4));
+    let key = |r: &RunRecord| {
         r.metrics
             .iter()
             .map(|m| (m.loss.to_bits(), m.acc.to_bits()))
@@ -91,21 +86,12 @@ fn same_seed_gives_bit_identical_metrics_and_other_seeds_differ() {
 
 #[test]
 fn divergence_is_recorded_not_panicked() {
-    let data = common::mnist();
     let mut cfg = preset("model_a").unwrap();
     cfg.optim.lr = 50.0; // certain to blow up
     cfg.budget = Budget::Iterations(200);
     cfg.train_limit = Some(2000);
     cfg.eval.test_limit = Some(100);
-    let (rec, _) = fit(
-        &Cpu::default(),
-        "cpu",
-        &cfg,
-        data,
-        &Silent,
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    let rec = run(&cfg, false);
     match rec.status {
         RunStatus::Diverged { epoch, iteration } => {
             assert!((1..=200).contains(&iteration));
@@ -117,17 +103,8 @@ fn divergence_is_recorded_not_panicked() {
 
 #[test]
 fn a_set_stop_flag_interrupts_before_the_first_step() {
-    let data = common::mnist();
     let cfg = lstm_h64(1);
-    let (rec, _) = fit(
-        &Cpu::default(),
-        "cpu",
-        &cfg,
-        data,
-        &Silent,
-        &AtomicBool::new(true),
-    )
-    .unwrap();
+    let rec = run(&cfg, true);
     assert_eq!(
         rec.status,
         RunStatus::Interrupted {
@@ -140,7 +117,6 @@ fn a_set_stop_flag_interrupts_before_the_first_step() {
 
 #[test]
 fn iteration_schedule_with_eval_before_training() {
-    let data = common::mnist();
     let mut cfg = preset("model_c").unwrap();
     cfg.model.hidden = 8;
     cfg.batch_size = 10;
@@ -151,15 +127,7 @@ fn iteration_schedule_with_eval_before_training() {
         before_training: true,
         test_limit: Some(50),
     };
-    let (rec, _) = fit(
-        &Cpu::default(),
-        "cpu",
-        &cfg,
-        data,
-        &Silent,
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    let rec = run(&cfg, false);
     let test_points: Vec<(u64, u64)> = rec
         .metrics
         .iter()

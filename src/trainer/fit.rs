@@ -178,8 +178,71 @@ struct Window {
     seconds: f64,
 }
 
+impl Window {
+    fn add(&mut self, batch_loss: f64, correct: u64, n: usize, seconds: f64) {
+        self.loss += batch_loss * n as f64;
+        self.correct += correct;
+        self.samples += n as u64;
+        self.seconds += seconds;
+    }
+}
+
+/// Collects the metric rows: the training window since the last evaluation, and test evaluations.
+struct Recorder<'a, D: Device<f32>> {
+    dev: &'a D,
+    test: &'a Split,
+    n_test: usize,
+    obs: &'a dyn Observer,
+    metrics: Vec<MetricRow>,
+    window: Window,
+    eval_seconds: f64,
+    last_eval_iteration: Option<u64>,
+}
+
+impl<D: Device<f32>> Recorder<'_, D> {
+    /// Evaluates the test split, closes the current training window, and reports both rows.
+    fn eval_point(
+        &mut self,
+        epoch: u64,
+        iteration: u64,
+        model: &Model<f32, D>,
+        train_seconds: f64,
+    ) {
+        let t0 = Instant::now();
+        let (loss, acc) = evaluate(model, self.dev, self.test, self.n_test);
+        self.eval_seconds += t0.elapsed().as_secs_f64();
+        let w = std::mem::take(&mut self.window);
+        let mut rows = Vec::with_capacity(2);
+        if w.samples > 0 {
+            rows.push(MetricRow {
+                epoch,
+                iteration,
+                split: MetricSplit::Train,
+                loss: w.loss / w.samples as f64,
+                acc: w.correct as f64 / w.samples as f64,
+                samples: w.samples,
+                seconds: train_seconds,
+                samples_per_sec: Some(w.samples as f64 / w.seconds.max(1e-12)),
+            });
+        }
+        rows.push(MetricRow {
+            epoch,
+            iteration,
+            split: MetricSplit::Test,
+            loss,
+            acc,
+            samples: self.n_test as u64,
+            seconds: train_seconds,
+            samples_per_sec: None,
+        });
+        self.obs.eval(&rows);
+        self.metrics.extend(rows);
+        self.last_eval_iteration = Some(iteration);
+    }
+}
+
 /// Trains a fresh model as `cfg` says, on `dev`. Returns the record (whatever the outcome) and
-/// the trained model. `stop` is polled after every step (set it from a Ctrl-C handler).
+/// the trained model. `stop` is polled before every step (set it from a Ctrl-C handler).
 pub fn fit<D: Device<f32>>(
     dev: &D,
     device_name: &str,
@@ -203,65 +266,22 @@ pub fn fit<D: Device<f32>>(
 
     let total = cfg.total_iterations();
     let per_epoch = cfg.batches_per_epoch();
-    let mut metrics: Vec<MetricRow> = Vec::new();
     let mut epochs: Vec<EpochStats> = Vec::new();
     let mut train_seconds = 0.0;
-    let mut eval_seconds = 0.0;
-    let mut window = Window::default();
     let mut iteration = 0u64;
     let mut status = RunStatus::Completed;
-    let mut last_eval_iteration = None;
-
-    // Evaluates the test split and closes the current training window.
-    let eval_point = |epoch: u64,
-                      iteration: u64,
-                      window: &mut Window,
-                      model: &Model<f32, D>,
-                      train_seconds: f64,
-                      metrics: &mut Vec<MetricRow>,
-                      eval_seconds: &mut f64| {
-        let t0 = Instant::now();
-        let (loss, acc) = evaluate(model, dev, &data.test, n_test);
-        *eval_seconds += t0.elapsed().as_secs_f64();
-        let mut rows = Vec::with_capacity(2);
-        if window.samples > 0 {
-            rows.push(MetricRow {
-                epoch,
-                iteration,
-                split: MetricSplit::Train,
-                loss: window.loss / window.samples as f64,
-                acc: window.correct as f64 / window.samples as f64,
-                samples: window.samples,
-                seconds: train_seconds,
-                samples_per_sec: Some(window.samples as f64 / window.seconds.max(1e-12)),
-            });
-        }
-        rows.push(MetricRow {
-            epoch,
-            iteration,
-            split: MetricSplit::Test,
-            loss,
-            acc,
-            samples: n_test as u64,
-            seconds: train_seconds,
-            samples_per_sec: None,
-        });
-        *window = Window::default();
-        obs.eval(&rows);
-        metrics.extend(rows);
+    let mut rec = Recorder {
+        dev,
+        test: &data.test,
+        n_test,
+        obs,
+        metrics: Vec::new(),
+        window: Window::default(),
+        eval_seconds: 0.0,
+        last_eval_iteration: None,
     };
-
     if cfg.eval.before_training {
-        eval_point(
-            0,
-            0,
-            &mut window,
-            &model,
-            0.0,
-            &mut metrics,
-            &mut eval_seconds,
-        );
-        last_eval_iteration = Some(0);
+        rec.eval_point(0, 0, &model, 0.0);
     }
 
     let mut order: Vec<usize> = (0..n_train).collect();
@@ -282,7 +302,6 @@ pub fn fit<D: Device<f32>>(
             }
             let t0 = Instant::now();
             let (loss_value, correct) = train_step(&mut model, &mut opt, dev, train, idx);
-            let n = idx.len();
             iteration += 1;
             if !loss_value.is_finite() {
                 status = RunStatus::Diverged { epoch, iteration };
@@ -291,12 +310,9 @@ pub fn fit<D: Device<f32>>(
             }
             let secs = t0.elapsed().as_secs_f64();
             train_seconds += secs;
-            window.loss += loss_value * n as f64;
-            window.correct += correct;
-            window.samples += n as u64;
-            window.seconds += secs;
+            rec.window.add(loss_value, correct, idx.len(), secs);
             ep.iterations += 1;
-            ep.samples += n as u64;
+            ep.samples += idx.len() as u64;
             ep.seconds += secs;
             obs.step(&StepInfo {
                 epoch,
@@ -308,16 +324,7 @@ pub fn fit<D: Device<f32>>(
             });
             if let EvalEvery::Iterations(k) = cfg.eval.every {
                 if iteration % k == 0 {
-                    eval_point(
-                        epoch,
-                        iteration,
-                        &mut window,
-                        &model,
-                        train_seconds,
-                        &mut metrics,
-                        &mut eval_seconds,
-                    );
-                    last_eval_iteration = Some(iteration);
+                    rec.eval_point(epoch, iteration, &model, train_seconds);
                 }
             }
             if iteration == total {
@@ -327,32 +334,19 @@ pub fn fit<D: Device<f32>>(
         ep.samples_per_sec = ep.samples as f64 / ep.seconds.max(1e-12);
         obs.epoch_done(&ep);
         epochs.push(ep);
-        if cfg.eval.every == EvalEvery::Epoch && last_eval_iteration != Some(iteration) {
-            eval_point(
-                epoch,
-                iteration,
-                &mut window,
-                &model,
-                train_seconds,
-                &mut metrics,
-                &mut eval_seconds,
-            );
-            last_eval_iteration = Some(iteration);
+        if cfg.eval.every == EvalEvery::Epoch && rec.last_eval_iteration != Some(iteration) {
+            rec.eval_point(epoch, iteration, &model, train_seconds);
         }
     }
-    if status == RunStatus::Completed && last_eval_iteration != Some(iteration) {
+    if status == RunStatus::Completed && rec.last_eval_iteration != Some(iteration) {
         let epoch = epochs.last().map_or(0, |e| e.epoch);
-        eval_point(
-            epoch,
-            iteration,
-            &mut window,
-            &model,
-            train_seconds,
-            &mut metrics,
-            &mut eval_seconds,
-        );
+        rec.eval_point(epoch, iteration, &model, train_seconds);
     }
-    let last_test = metrics.iter().rev().find(|r| r.split == MetricSplit::Test);
+    let last_test = rec
+        .metrics
+        .iter()
+        .rev()
+        .find(|r| r.split == MetricSplit::Test);
     let samples: u64 = epochs.iter().map(|e| e.samples).sum();
     let record = RunRecord {
         format_version: FORMAT_VERSION,
@@ -365,12 +359,12 @@ pub fn fit<D: Device<f32>>(
         parameters: param_count(&cfg.model),
         iterations: iteration,
         train_seconds,
-        eval_seconds,
+        eval_seconds: rec.eval_seconds,
         samples_per_sec: samples as f64 / train_seconds.max(1e-12),
         final_test_acc: last_test.map(|r| r.acc),
         final_test_loss: last_test.map(|r| r.loss),
-        metrics,
         epochs,
+        metrics: rec.metrics,
     };
     Ok((record, model))
 }

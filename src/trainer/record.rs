@@ -25,6 +25,8 @@ pub struct MetricRow {
     /// Optimizer steps taken so far.
     pub iteration: u64,
     pub split: MetricSplit,
+    /// May be NaN or infinite when a model blew up; JSON stores that as null, read back as NaN.
+    #[serde(deserialize_with = "nan_if_null")]
     pub loss: f64,
     pub acc: f64,
     /// Samples the numbers are averaged over.
@@ -35,6 +37,11 @@ pub struct MetricRow {
     /// and null in JSON for test rows, so every CSV row has the same columns).
     #[serde(default)]
     pub samples_per_sec: Option<f64>,
+}
+
+/// JSON has no NaN or infinity (serde_json writes them as null): read null back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// Timing of one (possibly partial) epoch.
@@ -99,5 +106,29 @@ impl RunRecord {
             w.serialize(r).expect("metric rows serialize");
         }
         w.into_inner().expect("writing to memory")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_losses_survive_json_and_csv() {
+        let row = MetricRow {
+            epoch: 1,
+            iteration: 5,
+            split: MetricSplit::Test,
+            loss: f64::INFINITY,
+            acc: 0.1,
+            samples: 10,
+            seconds: 0.5,
+            samples_per_sec: None,
+        };
+        let back: MetricRow = serde_json::from_str(&serde_json::to_string(&row).unwrap()).unwrap();
+        assert!(back.loss.is_nan());
+        assert_eq!(back.acc, 0.1);
+        let csv = String::from_utf8(RunRecord::metrics_csv(&[row])).unwrap();
+        assert_eq!(csv, "epoch,iteration,split,loss,acc,samples,seconds,samples_per_sec\n1,5,test,inf,0.1,10,0.5,\n");
     }
 }
