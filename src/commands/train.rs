@@ -103,9 +103,8 @@ struct TrainJob<'a> {
 impl DeviceJob for TrainJob<'_> {
     type Output = RunRecord;
     fn run<D: Device<f32>>(self, dev: D, name: &str, note: Option<&str>) -> RunRecord {
-        if let Some(n) = note {
-            progress::line(&self.obs.bar, n);
-        }
+        self.obs.print(&format!("device: {name}{}", note.map(|n| format!(" ({n})")).unwrap_or_default()));
+        self.obs.print(HEADER);
         let (rec, _model) = fit(&dev, name, self.cfg, self.data, self.obs, self.stop)
             .expect("config validated before dispatch");
         rec
@@ -145,7 +144,6 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         cfg.batches_per_epoch(),
         cfg.seed
     ));
-    obs.print(HEADER);
     let job = TrainJob {
         cfg,
         data: &data,

@@ -59,9 +59,9 @@ pub fn dispatch<J: DeviceJob>(request: DeviceRequest, job: J) -> Result<J::Outpu
             Err(why) => Err(TrainError::Device(why)),
         },
         DeviceRequest::Auto => match cuda::open() {
-            Ok(dev) => Ok(cuda::run(dev, job, Some("auto: using CUDA device 0"))),
+            Ok(dev) => Ok(cuda::run(dev, job, Some("auto: a CUDA GPU answered"))),
             Err(why) => {
-                let note = format!("auto: using the CPU ({why})");
+                let note = format!("auto: {why}");
                 Ok(job.run(Cpu::default(), "cpu", Some(&note)))
             }
         },
@@ -95,7 +95,7 @@ mod cuda {
     pub enum NoCuda {}
 
     pub fn open() -> Result<NoCuda, String> {
-        Err("this build has no CUDA support; rebuild with `--features cuda`".into())
+        Err("this build has no CUDA support; build with `--features cuda` for GPUs".into())
     }
 
     pub fn run<J: DeviceJob>(dev: NoCuda, _job: J, _note: Option<&str>) -> J::Output {
