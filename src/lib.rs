@@ -14,4 +14,7 @@ pub mod commands;
 pub mod data;
 pub mod error;
 pub mod fsutil;
+pub mod plan;
+pub mod spec;
+pub mod store;
 pub mod trainer;

@@ -287,3 +287,24 @@ fn init_is_pytorch_uniform_and_seeded() {
         assert!(max > 0.8 * k || v.len() < 20, "values should fill U(-k, k)");
     }
 }
+
+#[test]
+fn weights_round_trip_through_safetensors_with_pytorch_names() {
+    let cfg = ModelConfig {
+        cell: CellKind::Gru,
+        hidden: 5,
+        layers: 2,
+        activation: None,
+    };
+    let dev = Cpu::default();
+    let m = Model::<f32, Cpu>::init(&cfg, 3, &dev);
+    let bytes = m.to_safetensors();
+    let back = Model::<f32, Cpu>::from_safetensors(&cfg, &bytes, &dev).unwrap();
+    assert_eq!(back.values(), m.values());
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.tensor("rnn.weight_hh_l1").unwrap().shape(), &[15, 5]);
+    assert_eq!(st.tensor("fc.bias").unwrap().shape(), &[10]);
+    let other = ModelConfig { hidden: 6, ..cfg };
+    let err = Model::<f32, Cpu>::from_safetensors(&other, &bytes, &dev).unwrap_err();
+    assert!(err.contains("rnn.weight_ih_l0"), "{err}");
+}

@@ -103,7 +103,10 @@ struct TrainJob<'a> {
 impl DeviceJob for TrainJob<'_> {
     type Output = RunRecord;
     fn run<D: Device<f32>>(self, dev: D, name: &str, note: Option<&str>) -> RunRecord {
-        self.obs.print(&format!("device: {name}{}", note.map(|n| format!(" ({n})")).unwrap_or_default()));
+        self.obs.print(&format!(
+            "device: {name}{}",
+            note.map(|n| format!(" ({n})")).unwrap_or_default()
+        ));
         self.obs.print(HEADER);
         let (rec, _model) = fit(&dev, name, self.cfg, self.data, self.obs, self.stop)
             .expect("config validated before dispatch");

@@ -131,6 +131,16 @@ pub fn verify_dir(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
         .collect()
 }
 
+/// Identifies the data set (the four files' known checksums); part of every cell id, so that
+/// results are never mixed across data.
+pub fn fingerprint() -> String {
+    let mut h = Sha256::new();
+    for f in &FILES {
+        h.update(f.gz_sha256.as_bytes());
+    }
+    format!("mnist-{}", &hex(&h.finalize())[..16])
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

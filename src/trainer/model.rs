@@ -177,6 +177,65 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
         self.params.iter().map(|p| p.as_vec()).collect()
     }
 
+    /// The parameters as a safetensors file (f32, little-endian) with PyTorch's names and
+    /// shapes, so `model.load_state_dict(safetensors.torch.load_file(...))` accepts it. The model
+    /// config is stored in the metadata under `rnnsweep.model`.
+    pub fn to_safetensors(&self) -> Vec<u8> {
+        let bufs: Vec<Vec<u8>> = self
+            .values()
+            .iter()
+            .map(|v| {
+                v.iter()
+                    .flat_map(|x| (x.to_f32().expect("finite or not, an f32")).to_le_bytes())
+                    .collect()
+            })
+            .collect();
+        let views = self.layout.iter().zip(&bufs).map(|(p, b)| {
+            (
+                p.name.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, p.shape.clone(), b)
+                    .expect("sizes match"),
+            )
+        });
+        let meta = std::collections::HashMap::from([(
+            "rnnsweep.model".to_string(),
+            serde_json::to_string(&self.config).expect("configs serialize"),
+        )]);
+        safetensors::serialize(views, Some(meta)).expect("serializing in memory")
+    }
+
+    /// Reads parameters written by [`Model::to_safetensors`] (or by PyTorch with the same names).
+    pub fn from_safetensors(config: &ModelConfig, bytes: &[u8], dev: &D) -> Result<Self, String> {
+        let st = safetensors::SafeTensors::deserialize(bytes)
+            .map_err(|e| format!("not a safetensors file: {e}"))?;
+        let layout = param_layout(&config.clone().normalized());
+        let mut values = Vec::with_capacity(layout.len());
+        for p in &layout {
+            let t = st
+                .tensor(&p.name)
+                .map_err(|_| format!("missing tensor {}", p.name))?;
+            if t.dtype() != safetensors::Dtype::F32 || t.shape() != p.shape.as_slice() {
+                return Err(format!(
+                    "{} is {:?} {:?}, expected F32 {:?}",
+                    p.name,
+                    t.dtype(),
+                    t.shape(),
+                    p.shape
+                ));
+            }
+            values.push(
+                t.data()
+                    .chunks_exact(4)
+                    .map(|c| {
+                        E::from_f32(f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                            .expect("f32 fits")
+                    })
+                    .collect(),
+            );
+        }
+        Model::from_values(config, &values, dev)
+    }
+
     /// Parameter `i` viewed as a (rows, cols) matrix (no copy, same tensor id).
     fn mat(&self, i: usize) -> Mat<E, D> {
         let s = &self.layout[i].shape;

@@ -1,0 +1,137 @@
+//! The plan: a grid expanded into cells in a fixed order (variants × axes in file order × seeds),
+//! each with a stable id = readable slug + 8 hex digits of blake3 over the canonical config,
+//! the data fingerprint and the result-format version. Renaming a variant or reordering the
+//! file keeps ids; changing any hyperparameter makes a new one.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data;
+use crate::spec::params::{build, Settings};
+use crate::spec::{Spec, SpecError};
+use crate::trainer::config::TrainConfig;
+use crate::trainer::record::FORMAT_VERSION;
+
+/// One run of the sweep.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// Position in plan order (tables sort by it).
+    pub index: usize,
+    pub id: String,
+    pub variant: String,
+    /// The grid axis values and the seed of this cell, as text.
+    pub coords: BTreeMap<String, String>,
+    pub config: TrainConfig,
+}
+
+/// The expanded grid.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub name: String,
+    pub description: String,
+    /// Names of the grid axes, in file order.
+    pub axes: Vec<String>,
+    pub cells: Vec<Cell>,
+}
+
+/// The cell id for a config: slug + hash of (config, data fingerprint, format version).
+pub fn cell_id(cfg: &TrainConfig) -> String {
+    #[derive(Serialize)]
+    struct Identity<'a> {
+        config: &'a TrainConfig,
+        data: &'a str,
+        format_version: u32,
+    }
+    let canonical = serde_json::to_vec(&Identity {
+        config: cfg,
+        data: &data::fingerprint(),
+        format_version: FORMAT_VERSION,
+    })
+    .expect("configs serialize");
+    let hash = blake3::hash(&canonical).to_hex();
+    format!("{}-{}", cfg.slug(), &hash[..8])
+}
+
+impl Plan {
+    /// Expands a checked spec; a cell whose settings do not form a valid config is an error
+    /// located at the setting to blame.
+    pub fn expand(spec: &Spec) -> Result<Plan, SpecError> {
+        let mut cells: Vec<Cell> = Vec::new();
+        let n_combos: usize = spec.axes.iter().map(|a| a.values.len()).product();
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for variant in &spec.variants {
+            for combo in 0..n_combos {
+                // Odometer over the axes: the last axis varies fastest.
+                let mut settings: Settings = spec.defaults.clone();
+                settings.extend(variant.settings.clone());
+                let mut coords = BTreeMap::new();
+                let mut rest = combo;
+                for axis in spec.axes.iter().rev() {
+                    let v = &axis.values[rest % axis.values.len()];
+                    rest /= axis.values.len();
+                    coords.insert(axis.key.to_string(), v.to_string());
+                    settings.insert(
+                        axis.key,
+                        crate::spec::params::Setting {
+                            value: v.clone(),
+                            span: axis.span.clone(),
+                            origin: format!("grid.{}", axis.key),
+                        },
+                    );
+                }
+                for &seed in &spec.seeds {
+                    let config = build(&settings, seed).map_err(|e| {
+                        let (span, key) = match &e.blame {
+                            Some(s) => (Some(s.span.clone()), s.origin.clone()),
+                            None => (Some(variant.span.clone()), String::new()),
+                        };
+                        let mut at = format!("variant {:?}", variant.name);
+                        if !coords.is_empty() {
+                            at.push_str(&format!(
+                                " with {}",
+                                coords
+                                    .iter()
+                                    .map(|(k, v)| format!("{k} = {v}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ));
+                        }
+                        SpecError::at(
+                            &spec.path,
+                            &spec.text,
+                            span,
+                            key,
+                            format!("{}: {}", at, e.message),
+                        )
+                    })?;
+                    let id = cell_id(&config);
+                    let index = cells.len();
+                    if let Some(&other) = seen.get(&id) {
+                        let o = &cells[other];
+                        return Err(SpecError::at(&spec.path, &spec.text, Some(variant.span.clone()), "", format!(
+                            "cell {index} (variant {:?}) has the same configuration as cell {other} (variant {:?}); remove the duplicate",
+                            variant.name, o.variant
+                        )));
+                    }
+                    seen.insert(id.clone(), index);
+                    let mut coords = coords.clone();
+                    coords.insert("seed".into(), seed.to_string());
+                    cells.push(Cell {
+                        index,
+                        id,
+                        variant: variant.name.clone(),
+                        coords,
+                        config,
+                    });
+                }
+            }
+        }
+        Ok(Plan {
+            name: spec.name.clone(),
+            description: spec.description.clone(),
+            axes: spec.axes.iter().map(|a| a.key.to_string()).collect(),
+            cells,
+        })
+    }
+}

@@ -1,0 +1,132 @@
+//! Errors in a grid file, located by file, line and column, with the key path and the offending
+//! source line underlined.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// A problem in a grid file: where, which key, what is wrong and what is allowed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecError {
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted key path, e.g. `grid.lr` or `variant[2].hidden` (empty for file-level problems).
+    pub key: String,
+    pub message: String,
+    /// The source line and a caret marker under the span.
+    pub snippet: Option<String>,
+}
+
+impl SpecError {
+    /// An error at byte range `span` of `text`.
+    pub fn at(
+        path: &Path,
+        text: &str,
+        span: Option<Range<usize>>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        let (line, column, snippet) = match span {
+            Some(span) => locate(text, span),
+            None => (1, 1, None),
+        };
+        SpecError {
+            path: path.to_owned(),
+            line,
+            column,
+            key: key.into(),
+            message: message.into(),
+            snippet,
+        }
+    }
+}
+
+/// 1-based line and column of `span.start`, and the line with `^^^` under the span.
+fn locate(text: &str, span: Range<usize>) -> (usize, usize, Option<String>) {
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let line = text[..start].matches('\n').count() + 1;
+    let column = text[line_start..start].chars().count() + 1;
+    let src = &text[line_start..line_end];
+    let width = text[start..span.end.min(line_end).max(start)]
+        .chars()
+        .count()
+        .max(1);
+    let gutter = line.to_string().len();
+    let snippet = format!(
+        "{:gutter$} |\n{line} | {src}\n{:gutter$} | {}{}",
+        "",
+        "",
+        " ".repeat(column - 1),
+        "^".repeat(width)
+    );
+    (line, column, Some(snippet))
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: ", self.path.display())?;
+        } else {
+            write!(f, "{}:{}:{}: ", self.path.display(), self.line, self.column)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(s) = &self.snippet {
+            write!(f, "\n{s}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+/// " (did you mean `x`?)" when a known word is close to `word`, else "".
+pub fn did_you_mean(word: &str, known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(word, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4) && *d < k.len())
+        .min()
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locates_line_and_column_and_draws_the_span() {
+        let text = "[sweep]\nname = \"x\"\nlr = 0.1\n";
+        let e = SpecError::at(
+            Path::new("g.toml"),
+            text,
+            Some(24..27),
+            "defaults.lr",
+            "bad",
+        );
+        assert_eq!((e.line, e.column), (3, 6));
+        assert_eq!(
+            e.to_string(),
+            "g.toml:3:6: defaults.lr: bad\n  |\n3 | lr = 0.1\n  |      ^^^"
+        );
+    }
+
+    #[test]
+    fn suggests_close_words_only() {
+        assert_eq!(
+            did_you_mean("hiden", &["hidden", "layers"]),
+            " (did you mean `hidden`?)"
+        );
+        assert_eq!(
+            did_you_mean("lsmt", &["rnn", "lstm", "gru"]),
+            " (did you mean `lstm`?)"
+        );
+        assert_eq!(did_you_mean("banana", &["rnn", "lstm", "gru"]), "");
+    }
+}

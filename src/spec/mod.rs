@@ -1,0 +1,334 @@
+//! Grid files (TOML): the serde mirror of the file, checked key by key into a `Spec` with every
+//! value's location, so that each problem is reported as `file:line:column: key: what is wrong,
+//! what is allowed`. Nothing downstream sees raw TOML.
+//!
+//! ```toml
+//! [sweep]
+//! name = "activation"            # results go to results/<name>/
+//! description = "relu vs tanh vs gates"
+//! seeds = 3                      # or a list: [0, 1, 2]
+//!
+//! [defaults]                     # any hyperparameter key (see `params::KEYS`)
+//! optimizer = "sgd"
+//! lr = 0.1
+//!
+//! [[variant]]                    # named settings; each is crossed with the grid
+//! name = "Model A"
+//! cell = "rnn"
+//! activation = "relu"
+//!
+//! [grid]                         # axes: lists or ranges, crossed with each other
+//! hidden = [64, 128]
+//! lr = { start = 1e-3, stop = 1e-1, num = 3, scale = "log" }
+//! ```
+
+pub mod axis;
+pub mod error;
+pub mod params;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use error::did_you_mean;
+pub use error::SpecError;
+use params::{check, key_names, kind_of, Setting, Settings, Value};
+
+/// Largest number of cells a grid may expand to.
+pub const MAX_CELLS: usize = 10_000;
+
+type SpannedTable = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
+
+/// The serde mirror of a grid file; tables keep each key's and value's span.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    sweep: Option<Spanned<SpannedTable>>,
+    defaults: Option<Spanned<SpannedTable>>,
+    #[serde(default)]
+    variant: Vec<Spanned<SpannedTable>>,
+    grid: Option<Spanned<SpannedTable>>,
+}
+
+/// A named set of settings.
+#[derive(Clone, Debug)]
+pub struct Variant {
+    pub name: String,
+    pub settings: Settings,
+    pub span: Range<usize>,
+}
+
+/// One grid axis, in file order.
+#[derive(Clone, Debug)]
+pub struct Axis {
+    pub key: &'static str,
+    pub values: Vec<Value>,
+    pub span: Range<usize>,
+}
+
+/// A checked grid file.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub path: PathBuf,
+    pub text: String,
+    pub name: String,
+    pub description: String,
+    pub seeds: Vec<u64>,
+    pub defaults: Settings,
+    /// At least one (an implicit `default` variant when the file has none).
+    pub variants: Vec<Variant>,
+    pub axes: Vec<Axis>,
+}
+
+impl Spec {
+    /// Reads and checks a grid file.
+    pub fn load(path: &Path) -> Result<Spec, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+            path: path.to_owned(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!("cannot read the grid file: {e}"),
+            snippet: None,
+        })?;
+        Spec::parse(path, &text)
+    }
+
+    /// Checks grid `text` (`path` is used in messages).
+    pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
+        let err = |span: Option<Range<usize>>, key: &str, msg: String| {
+            SpecError::at(path, text, span, key, msg)
+        };
+        let raw: RawSpec = toml::from_str(text).map_err(|e| {
+            let mut msg = e.message().trim().to_string();
+            if let Some(field) = msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+                msg = format!(
+                    "unknown table [{field}]{}; a grid file has [sweep], [defaults], [[variant]] and [grid]",
+                    did_you_mean(field, &["sweep", "defaults", "variant", "grid"])
+                );
+            }
+            err(e.span(), "", msg)
+        })?;
+
+        // [sweep]
+        let sweep = raw.sweep.ok_or_else(|| {
+            err(
+                Some(0..0),
+                "sweep",
+                "missing [sweep] table with at least `name = \"...\"`".into(),
+            )
+        })?;
+        let mut name = None;
+        let mut description = String::new();
+        let mut seeds = vec![0];
+        for (k, v) in sweep.get_ref() {
+            let key = format!("sweep.{}", k.get_ref());
+            match (k.get_ref().as_str(), v.get_ref()) {
+                ("name", toml::Value::String(s)) => {
+                    let ok = !s.is_empty()
+                        && s.len() <= 64
+                        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                        && !s.starts_with('.');
+                    if !ok {
+                        return Err(err(Some(v.span()), &key, format!(
+                            "{s:?} cannot name a results folder; use 1-64 letters, digits, '-', '_' or '.'"
+                        )));
+                    }
+                    name = Some(s.clone());
+                }
+                ("description", toml::Value::String(s)) => description = s.clone(),
+                ("seeds", toml::Value::Integer(n)) if (1..=1000).contains(n) => seeds = (0..*n as u64).collect(),
+                ("seeds", toml::Value::Array(a)) if !a.is_empty() => {
+                    seeds = Vec::with_capacity(a.len());
+                    for s in a {
+                        match s {
+                            toml::Value::Integer(i) if *i >= 0 && !seeds.contains(&(*i as u64)) => seeds.push(*i as u64),
+                            other => {
+                                return Err(err(Some(v.span()), &key, format!(
+                                    "seeds must be distinct integers ≥ 0; {other} is not allowed"
+                                )))
+                            }
+                        }
+                    }
+                }
+                ("name" | "description", other) => {
+                    return Err(err(Some(v.span()), &key, format!("expected a string, got {other}")))
+                }
+                ("seeds", other) => {
+                    return Err(err(Some(v.span()), &key, format!(
+                        "expected a count 1..=1000 (seeds 0..n) or a non-empty list of seeds, got {other}"
+                    )))
+                }
+                (other, _) => {
+                    return Err(err(Some(k.span()), &key, format!(
+                        "unknown key `{other}`{}; [sweep] takes name, description and seeds",
+                        did_you_mean(other, &["name", "description", "seeds"])
+                    )))
+                }
+            }
+        }
+        let name = name.ok_or_else(|| {
+            err(
+                Some(sweep.span()),
+                "sweep.name",
+                "missing `name = \"...\"` (the results folder)".into(),
+            )
+        })?;
+
+        // [grid]
+        let mut axes = Vec::new();
+        if let Some(grid) = &raw.grid {
+            for (k, v) in grid.get_ref() {
+                let key = checked_key(path, text, k, "grid")?;
+                let kind = kind_of(key).expect("checked key");
+                let values = axis::expand(kind, v.get_ref())
+                    .map_err(|m| err(Some(v.span()), &format!("grid.{key}"), m))?;
+                axes.push(Axis {
+                    key,
+                    values,
+                    span: v.span(),
+                });
+            }
+            axes.sort_by_key(|a| a.span.start);
+        }
+        let axis_span = |key: &str| axes.iter().find(|a| a.key == key).map(|a| a.span.clone());
+
+        // [defaults] and [[variant]]
+        let settings = |table: &SpannedTable, section: &str| -> Result<Settings, SpecError> {
+            let mut out = Settings::new();
+            for (k, v) in table {
+                if section.starts_with("variant") && k.get_ref() == "name" {
+                    continue;
+                }
+                let key = checked_key(path, text, k, section)?;
+                if let Some(a) = axis_span(key) {
+                    let line = SpecError::at(path, text, Some(a), "", "").line;
+                    return Err(err(
+                        Some(k.span()),
+                        &format!("{section}.{key}"),
+                        format!(
+                            "`{key}` is also a grid axis (line {line}); set it in one place only"
+                        ),
+                    ));
+                }
+                let value = check(kind_of(key).expect("checked key"), v.get_ref())
+                    .map_err(|m| err(Some(v.span()), &format!("{section}.{key}"), m))?;
+                out.insert(
+                    key,
+                    Setting {
+                        value,
+                        span: v.span(),
+                        origin: format!("{section}.{key}"),
+                    },
+                );
+            }
+            Ok(out)
+        };
+        let defaults = match &raw.defaults {
+            Some(d) => settings(d.get_ref(), "defaults")?,
+            None => Settings::new(),
+        };
+        let mut variants: Vec<Variant> = Vec::new();
+        for (i, v) in raw.variant.iter().enumerate() {
+            let section = format!("variant[{i}]");
+            let name_key = v.get_ref().iter().find(|(k, _)| k.get_ref() == "name");
+            let vname = match name_key.map(|(_, val)| val) {
+                Some(val) => match val.get_ref() {
+                    toml::Value::String(s) if !s.trim().is_empty() => s.clone(),
+                    other => {
+                        return Err(err(
+                            Some(val.span()),
+                            &format!("{section}.name"),
+                            format!("expected a non-empty string, got {other}"),
+                        ))
+                    }
+                },
+                None => {
+                    return Err(err(
+                        Some(v.span()),
+                        &section,
+                        "each [[variant]] needs a `name = \"...\"`".into(),
+                    ))
+                }
+            };
+            if variants.iter().any(|o| o.name == vname) {
+                return Err(err(
+                    Some(name_key.expect("has name").1.span()),
+                    &format!("{section}.name"),
+                    format!("the variant name {vname:?} is used twice; names must be unique"),
+                ));
+            }
+            variants.push(Variant {
+                name: vname,
+                settings: settings(v.get_ref(), &section)?,
+                span: v.span(),
+            });
+        }
+        if variants.is_empty() {
+            variants.push(Variant {
+                name: "default".into(),
+                settings: Settings::new(),
+                span: 0..0,
+            });
+        }
+
+        let cells = axes
+            .iter()
+            .fold(variants.len().saturating_mul(seeds.len()), |n, a| {
+                n.saturating_mul(a.values.len())
+            });
+        if cells > MAX_CELLS {
+            let span = raw.grid.as_ref().map(|g| g.span()).or(Some(sweep.span()));
+            return Err(err(span, "grid", format!(
+                "this grid expands to {cells} cells ({} variants × {} seeds × axes {}); at most {MAX_CELLS}: narrow an axis or split the study",
+                variants.len(),
+                seeds.len(),
+                axes.iter().map(|a| format!("{}={}", a.key, a.values.len())).collect::<Vec<_>>().join(" × ")
+            )));
+        }
+        Ok(Spec {
+            path: path.to_owned(),
+            text: text.to_owned(),
+            name,
+            description,
+            seeds,
+            defaults,
+            variants,
+            axes,
+        })
+    }
+}
+
+/// Maps a table key to a known hyperparameter key, or explains the mistake.
+fn checked_key(
+    path: &Path,
+    text: &str,
+    k: &Spanned<String>,
+    section: &str,
+) -> Result<&'static str, SpecError> {
+    let name = k.get_ref().as_str();
+    if let Some(known) = params::KEYS.iter().find(|x| x.0 == name) {
+        return Ok(known.0);
+    }
+    let msg = match name {
+        "seed" | "seeds" => {
+            "seeds are set once, in [sweep]: `seeds = 3` (0, 1, 2) or `seeds = [0, 7]`".to_string()
+        }
+        "name" => "`name` belongs in [sweep] or in a [[variant]]".to_string(),
+        _ => format!(
+            "unknown key `{name}`{}; known keys: {}",
+            did_you_mean(name, &key_names()),
+            key_names().join(", ")
+        ),
+    };
+    Err(SpecError::at(
+        path,
+        text,
+        Some(k.span()),
+        format!("{section}.{name}"),
+        msg,
+    ))
+}

@@ -1,0 +1,329 @@
+//! The hyperparameter keys a grid may set, what values each accepts, and how a cell's settings
+//! become a `TrainConfig`. Every key can appear in `[defaults]`, in a `[[variant]]`, or as a
+//! `[grid]` axis.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+
+use crate::trainer::config::*;
+
+/// The type of values a key takes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    /// One of the listed words.
+    Word(&'static [&'static str]),
+    /// An integer in the inclusive range.
+    Int(u64, u64),
+    /// A number > 0 (`lr`) or in [0, 1) (`momentum`).
+    PositiveFloat,
+    UnitFloat,
+    /// `"epoch"` or an integer ≥ 1.
+    EvalEvery,
+    Bool,
+}
+
+/// Every key, with its kind and a one-line description.
+pub const KEYS: &[(&str, Kind, &str)] = &[
+    ("cell", Kind::Word(CellKind::ALL), "recurrent cell"),
+    (
+        "activation",
+        Kind::Word(Activation::ALL),
+        "rnn nonlinearity (rnn only)",
+    ),
+    (
+        "hidden",
+        Kind::Int(1, MAX_HIDDEN as u64),
+        "hidden units per layer",
+    ),
+    ("layers", Kind::Int(1, MAX_LAYERS as u64), "stacked layers"),
+    (
+        "optimizer",
+        Kind::Word(OptimKind::ALL),
+        "optimizer (PyTorch semantics)",
+    ),
+    ("lr", Kind::PositiveFloat, "learning rate"),
+    ("momentum", Kind::UnitFloat, "sgd momentum"),
+    ("batch", Kind::Int(1, 60_000), "mini-batch size"),
+    ("epochs", Kind::Int(1, 10_000), "epochs to train"),
+    (
+        "iterations",
+        Kind::Int(1, 100_000_000),
+        "optimizer steps to train (instead of epochs)",
+    ),
+    (
+        "train_limit",
+        Kind::Int(1, 60_000),
+        "train on the first N images",
+    ),
+    (
+        "test_limit",
+        Kind::Int(1, 10_000),
+        "evaluate on the first N test images",
+    ),
+    ("eval_every", Kind::EvalEvery, "\"epoch\" or every K steps"),
+    ("eval_before", Kind::Bool, "also evaluate before training"),
+];
+
+/// Names of all keys, for suggestions.
+pub fn key_names() -> Vec<&'static str> {
+    KEYS.iter().map(|k| k.0).collect()
+}
+
+pub fn kind_of(key: &str) -> Option<Kind> {
+    KEYS.iter().find(|k| k.0 == key).map(|k| k.1)
+}
+
+/// A checked value of one key.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Word(String),
+    Int(u64),
+    Float(f64),
+    Bool(bool),
+    Every(EvalEvery),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Word(w) => f.write_str(w),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => write!(f, "{x}"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Every(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+fn describe(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => format!("the string {s:?}"),
+        toml::Value::Integer(i) => format!("the integer {i}"),
+        toml::Value::Float(x) => format!("the number {x}"),
+        toml::Value::Boolean(b) => format!("{b}"),
+        toml::Value::Datetime(d) => format!("the date {d}"),
+        toml::Value::Array(_) => "a list".into(),
+        toml::Value::Table(_) => "a table".into(),
+    }
+}
+
+/// Checks a TOML value against `kind`; the error says what is allowed.
+pub fn check(kind: Kind, v: &toml::Value) -> Result<Value, String> {
+    match (kind, v) {
+        (Kind::Word(words), toml::Value::String(s)) => {
+            let lower = s.to_ascii_lowercase();
+            if words.contains(&lower.as_str()) {
+                Ok(Value::Word(lower))
+            } else {
+                Err(format!(
+                    "{s:?} is not allowed; use one of: {}{}",
+                    words.join(", "),
+                    super::error::did_you_mean(&lower, words)
+                ))
+            }
+        }
+        (Kind::Word(words), other) => Err(format!(
+            "expected one of the words {}, got {}",
+            words.join(", "),
+            describe(other)
+        )),
+        (Kind::Int(lo, hi), toml::Value::Integer(i)) => {
+            if *i >= lo as i64 && (*i as u64) <= hi {
+                Ok(Value::Int(*i as u64))
+            } else {
+                Err(format!("{i} is out of range; allowed: {lo}..={hi}"))
+            }
+        }
+        (Kind::Int(lo, hi), other) => Err(format!(
+            "expected an integer in {lo}..={hi}, got {}",
+            describe(other)
+        )),
+        (Kind::PositiveFloat | Kind::UnitFloat, toml::Value::Integer(i)) => {
+            check(kind, &toml::Value::Float(*i as f64))
+        }
+        (Kind::PositiveFloat, toml::Value::Float(x)) => {
+            if x.is_finite() && *x > 0.0 && *x <= 100.0 {
+                Ok(Value::Float(*x))
+            } else {
+                Err(format!(
+                    "{x} is not allowed; the learning rate must be in (0, 100]"
+                ))
+            }
+        }
+        (Kind::UnitFloat, toml::Value::Float(x)) => {
+            if (0.0..1.0).contains(x) {
+                Ok(Value::Float(*x))
+            } else {
+                Err(format!("{x} is not allowed; momentum must be in [0, 1)"))
+            }
+        }
+        (Kind::PositiveFloat | Kind::UnitFloat, other) => {
+            Err(format!("expected a number, got {}", describe(other)))
+        }
+        (Kind::EvalEvery, toml::Value::String(s)) => s
+            .parse::<EvalEvery>()
+            .map(Value::Every)
+            .map_err(|_| format!("expected \"epoch\" or a number of steps ≥ 1, got {s:?}")),
+        (Kind::EvalEvery, toml::Value::Integer(i)) if *i >= 1 => {
+            Ok(Value::Every(EvalEvery::Iterations(*i as u64)))
+        }
+        (Kind::EvalEvery, other) => Err(format!(
+            "expected \"epoch\" or a number of steps ≥ 1, got {}",
+            describe(other)
+        )),
+        (Kind::Bool, toml::Value::Boolean(b)) => Ok(Value::Bool(*b)),
+        (Kind::Bool, other) => Err(format!("expected true or false, got {}", describe(other))),
+    }
+}
+
+/// One key set somewhere in the file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Setting {
+    pub value: Value,
+    /// Byte range of the value in the file.
+    pub span: Range<usize>,
+    /// Where it was set, e.g. `defaults.lr`, `variant[1].hidden`, `grid.lr`.
+    pub origin: String,
+}
+
+/// The settings of one cell, by key; later layers (variant, axis) replace earlier ones (defaults).
+pub type Settings = BTreeMap<&'static str, Setting>;
+
+/// Why a cell's settings do not make a valid config, and which setting is to blame.
+#[derive(Debug)]
+pub struct BuildError {
+    pub message: String,
+    pub blame: Option<Setting>,
+}
+
+fn word<'a>(s: &'a Settings, k: &str) -> Option<&'a str> {
+    match s.get(k).map(|x| &x.value) {
+        Some(Value::Word(w)) => Some(w),
+        _ => None,
+    }
+}
+fn int(s: &Settings, k: &str) -> Option<u64> {
+    match s.get(k).map(|x| &x.value) {
+        Some(Value::Int(i)) => Some(*i),
+        _ => None,
+    }
+}
+fn float(s: &Settings, k: &str) -> Option<f64> {
+    match s.get(k).map(|x| &x.value) {
+        Some(Value::Float(x)) => Some(*x),
+        _ => None,
+    }
+}
+
+/// Builds and validates the training config of one cell.
+pub fn build(s: &Settings, seed: u64) -> Result<TrainConfig, BuildError> {
+    let missing = |k: &str, hint: &str| {
+        BuildError {
+        message: format!("`{k}` is not set for this cell; set it in [defaults], in the variant, or as a grid axis{hint}"),
+        blame: None,
+    }
+    };
+    let cell: CellKind = word(s, "cell")
+        .ok_or_else(|| missing("cell", " (rnn, lstm or gru)"))?
+        .parse()
+        .expect("checked");
+    let optimizer: OptimKind = word(s, "optimizer")
+        .ok_or_else(|| missing("optimizer", " (sgd, adam or rmsprop)"))?
+        .parse()
+        .expect("checked");
+    let budget = match (int(s, "epochs"), int(s, "iterations")) {
+        (Some(_), Some(_)) => {
+            return Err(BuildError {
+                message: "both `epochs` and `iterations` are set for this cell; keep one".into(),
+                blame: s.get("iterations").cloned(),
+            })
+        }
+        (Some(e), None) => Budget::Epochs(e as u32),
+        (None, Some(n)) => Budget::Iterations(n),
+        (None, None) => return Err(missing("epochs", " (or `iterations`)")),
+    };
+    let cfg = TrainConfig {
+        model: ModelConfig {
+            cell,
+            hidden: int(s, "hidden").ok_or_else(|| missing("hidden", ""))? as usize,
+            layers: int(s, "layers").unwrap_or(1) as usize,
+            activation: word(s, "activation").map(|a| a.parse().expect("checked")),
+        },
+        optim: OptimConfig {
+            kind: optimizer,
+            lr: float(s, "lr").ok_or_else(|| missing("lr", ""))?,
+            momentum: float(s, "momentum").unwrap_or(0.0),
+        },
+        batch_size: int(s, "batch").ok_or_else(|| missing("batch", ""))? as usize,
+        budget,
+        seed,
+        train_limit: int(s, "train_limit").map(|n| n as usize),
+        eval: EvalConfig {
+            every: match s.get("eval_every").map(|x| &x.value) {
+                Some(Value::Every(e)) => *e,
+                _ => EvalEvery::Epoch,
+            },
+            before_training: matches!(
+                s.get("eval_before").map(|x| &x.value),
+                Some(Value::Bool(true))
+            ),
+            test_limit: int(s, "test_limit").map(|n| n as usize),
+        },
+    };
+    cfg.validate().map_err(|e| BuildError {
+        blame: s.get(e.key).cloned(),
+        message: e.to_string(),
+    })?;
+    Ok(TrainConfig {
+        model: cfg.model.normalized(),
+        ..cfg
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> toml::Value {
+        toml::from_str::<toml::Table>(&format!("x = {s}")).unwrap()["x"].clone()
+    }
+
+    #[test]
+    fn checks_each_kind() {
+        assert_eq!(
+            check(Kind::Word(CellKind::ALL), &v("\"LSTM\"")).unwrap(),
+            Value::Word("lstm".into())
+        );
+        assert!(check(Kind::Word(CellKind::ALL), &v("\"lsmt\""))
+            .unwrap_err()
+            .contains("did you mean `lstm`"));
+        assert!(check(Kind::Int(1, 10), &v("0"))
+            .unwrap_err()
+            .contains("out of range; allowed: 1..=10"));
+        assert!(check(Kind::Int(1, 10), &v("2.5"))
+            .unwrap_err()
+            .contains("expected an integer"));
+        assert_eq!(
+            check(Kind::PositiveFloat, &v("1")).unwrap(),
+            Value::Float(1.0)
+        );
+        assert!(check(Kind::PositiveFloat, &v("-0.1"))
+            .unwrap_err()
+            .contains("(0, 100]"));
+        assert!(check(Kind::UnitFloat, &v("1.0"))
+            .unwrap_err()
+            .contains("[0, 1)"));
+        assert_eq!(
+            check(Kind::EvalEvery, &v("500")).unwrap(),
+            Value::Every(EvalEvery::Iterations(500))
+        );
+        assert_eq!(
+            check(Kind::EvalEvery, &v("\"epoch\"")).unwrap(),
+            Value::Every(EvalEvery::Epoch)
+        );
+        assert!(check(Kind::Bool, &v("\"yes\""))
+            .unwrap_err()
+            .contains("expected true or false"));
+    }
+}

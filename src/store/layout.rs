@@ -1,0 +1,63 @@
+//! Every path of a sweep's results directory, in one place:
+//!
+//! ```text
+//! <results>/<sweep name>/
+//!   spec.toml               verbatim copy of the grid file (rewritten on each run)
+//!   plan.json               every cell: index, id, variant, coords, config
+//!   events.jsonl            one line per event (sweep start/end, cell start/done/failed/interrupted)
+//!   runs/<cell id>/
+//!     config.json           written first
+//!     metrics.csv           long format, rewritten atomically after every evaluation
+//!     weights.safetensors   final parameters, PyTorch names and shapes
+//!     result.json           written last and atomically: the "done" marker
+//!     error.txt             only for failed cells
+//! ```
+
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// `results_root/sweep_name`.
+    pub fn new(results_root: &Path, sweep_name: &str) -> Self {
+        Layout {
+            root: results_root.join(sweep_name),
+        }
+    }
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn spec_toml(&self) -> PathBuf {
+        self.root.join("spec.toml")
+    }
+    pub fn plan_json(&self) -> PathBuf {
+        self.root.join("plan.json")
+    }
+    pub fn events(&self) -> PathBuf {
+        self.root.join("events.jsonl")
+    }
+    pub fn runs(&self) -> PathBuf {
+        self.root.join("runs")
+    }
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.runs().join(id)
+    }
+    pub fn config_json(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join("config.json")
+    }
+    pub fn metrics_csv(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join("metrics.csv")
+    }
+    pub fn weights(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join("weights.safetensors")
+    }
+    pub fn result_json(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join("result.json")
+    }
+    pub fn error_txt(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join("error.txt")
+    }
+}

@@ -1,0 +1,241 @@
+//! The results store: one directory per sweep, one per cell (see `layout`). Files are written
+//! atomically; `result.json` is written last and is the only "done" marker, so a crash at any
+//! point leaves either a finished cell or one that runs again. Records carry a format version,
+//! checked on read.
+
+pub mod layout;
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::write_atomic;
+use crate::plan::{Cell, Plan};
+use crate::trainer::record::{MetricRow, RunRecord, RunStatus, FORMAT_VERSION};
+pub use layout::Layout;
+
+/// An I/O or format problem with the store, naming the path.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot {op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid result record: {why}")]
+    Corrupt { path: PathBuf, why: String },
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What `result.json` holds: the cell's identity and its run record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellResult {
+    pub format_version: u32,
+    pub cell_id: String,
+    pub index: usize,
+    pub variant: String,
+    pub coords: std::collections::BTreeMap<String, String>,
+    /// Slurm job/task or host information, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    pub record: RunRecord,
+}
+
+/// Where a cell stands on disk.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CellStatus {
+    /// Nothing written yet.
+    New,
+    /// Started (config written) but not finished: crashed, killed or interrupted.
+    Partial,
+    /// Finished: completed or diverged (both are outcomes).
+    Done(RunStatus),
+    /// Training raised an error; the message is in error.txt.
+    Failed(String),
+    /// result.json exists but cannot be read (it is ignored and the cell runs again).
+    Corrupt(String),
+}
+
+impl CellStatus {
+    pub fn name(&self) -> &'static str {
+        match self {
+            CellStatus::New => "new",
+            CellStatus::Partial => "partial",
+            CellStatus::Done(RunStatus::Diverged { .. }) => "diverged",
+            CellStatus::Done(_) => "done",
+            CellStatus::Failed(_) => "failed",
+            CellStatus::Corrupt(_) => "corrupt",
+        }
+    }
+    /// Whether a sweep should (re)run this cell.
+    pub fn needs_run(&self, rerun_failed: bool) -> bool {
+        match self {
+            CellStatus::New | CellStatus::Partial | CellStatus::Corrupt(_) => true,
+            CellStatus::Failed(_) => rerun_failed,
+            CellStatus::Done(_) => false,
+        }
+    }
+}
+
+/// A sweep's results directory.
+#[derive(Clone, Debug)]
+pub struct RunStore {
+    pub layout: Layout,
+}
+
+impl RunStore {
+    /// Opens (creating if needed) `results_root/<plan name>` without writing anything else.
+    pub fn open(results_root: &Path, plan_name: &str) -> RunStore {
+        RunStore {
+            layout: Layout::new(results_root, plan_name),
+        }
+    }
+
+    /// Creates the directories and writes the grid copy and the plan (atomically).
+    pub fn init(&self, spec_text: &str, plan: &Plan) -> Result<(), StoreError> {
+        let runs = self.layout.runs();
+        fs::create_dir_all(&runs).map_err(io("create", &runs))?;
+        let p = self.layout.spec_toml();
+        write_atomic(&p, spec_text.as_bytes()).map_err(io("write", &p))?;
+        let p = self.layout.plan_json();
+        let json = serde_json::to_vec_pretty(plan).expect("plans serialize");
+        write_atomic(&p, &json).map_err(io("write", &p))
+    }
+
+    /// Reads a finished cell's record, checking the format version.
+    pub fn load_result(&self, id: &str) -> Result<CellResult, StoreError> {
+        let path = self.layout.result_json(id);
+        let bytes = fs::read(&path).map_err(io("read", &path))?;
+        let probe: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+        let version = probe.get("format_version").and_then(|v| v.as_u64());
+        if version != Some(FORMAT_VERSION as u64) {
+            return Err(StoreError::Corrupt {
+                path,
+                why: format!(
+                    "format version {version:?}; this rnnsweep reads version {FORMAT_VERSION}"
+                ),
+            });
+        }
+        serde_json::from_value(probe).map_err(|e| StoreError::Corrupt {
+            path,
+            why: e.to_string(),
+        })
+    }
+
+    pub fn status(&self, cell: &Cell) -> CellStatus {
+        let id = &cell.id;
+        if self.layout.result_json(id).exists() {
+            return match self.load_result(id) {
+                Ok(r) if r.cell_id == *id => CellStatus::Done(r.record.status),
+                Ok(r) => CellStatus::Corrupt(format!("result.json belongs to cell {}", r.cell_id)),
+                Err(e) => CellStatus::Corrupt(e.to_string()),
+            };
+        }
+        if let Ok(msg) = fs::read_to_string(self.layout.error_txt(id)) {
+            return CellStatus::Failed(msg.lines().next().unwrap_or("").to_string());
+        }
+        if self.layout.run_dir(id).exists() {
+            CellStatus::Partial
+        } else {
+            CellStatus::New
+        }
+    }
+
+    /// Starts a cell: clears what an earlier attempt left, writes config.json.
+    pub fn start(&self, cell: &Cell) -> Result<(), StoreError> {
+        let dir = self.layout.run_dir(&cell.id);
+        for p in [
+            self.layout.result_json(&cell.id),
+            self.layout.error_txt(&cell.id),
+            self.layout.metrics_csv(&cell.id),
+        ] {
+            match fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io("remove", &p)(e))
+                }
+                _ => {}
+            }
+        }
+        fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        let p = self.layout.config_json(&cell.id);
+        write_atomic(
+            &p,
+            &serde_json::to_vec_pretty(&cell.config).expect("configs serialize"),
+        )
+        .map_err(io("write", &p))
+    }
+
+    pub fn write_metrics(&self, id: &str, rows: &[MetricRow]) -> Result<(), StoreError> {
+        let p = self.layout.metrics_csv(id);
+        write_atomic(&p, &RunRecord::metrics_csv(rows)).map_err(io("write", &p))
+    }
+
+    pub fn write_weights(&self, id: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let p = self.layout.weights(id);
+        write_atomic(&p, bytes).map_err(io("write", &p))
+    }
+
+    /// Writes result.json: the cell is done from this moment on.
+    pub fn finish(&self, result: &CellResult) -> Result<(), StoreError> {
+        let p = self.layout.result_json(&result.cell_id);
+        write_atomic(
+            &p,
+            &serde_json::to_vec_pretty(result).expect("records serialize"),
+        )
+        .map_err(io("write", &p))
+    }
+
+    pub fn fail(&self, id: &str, message: &str) -> Result<(), StoreError> {
+        let p = self.layout.error_txt(id);
+        write_atomic(&p, message.as_bytes()).map_err(io("write", &p))
+    }
+
+    /// Appends one JSON line to events.jsonl (a single write, so lines from concurrent
+    /// workers do not interleave).
+    pub fn event(
+        &self,
+        event: &str,
+        cell: Option<&Cell>,
+        extra: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let p = self.layout.events();
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let mut line =
+            serde_json::json!({ "time": time, "event": event, "pid": std::process::id() });
+        if let Some(c) = cell {
+            line["cell"] = c.id.clone().into();
+            line["index"] = c.index.into();
+        }
+        if let serde_json::Value::Object(m) = extra {
+            for (k, v) in m {
+                line[k] = v;
+            }
+        }
+        let mut text = line.to_string();
+        text.push('\n');
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .map_err(io("open", &p))?;
+        f.write_all(text.as_bytes()).map_err(io("append to", &p))
+    }
+}
