@@ -7,8 +7,9 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use rnnsweep::commands::{self, bench, data, describe, train, Outcome};
+use rnnsweep::commands::{self, bench, data, describe, sweep, train, Outcome};
 use rnnsweep::data as mnist;
+use rnnsweep::runner::RunOptions;
 use rnnsweep::trainer::config::*;
 use rnnsweep::trainer::device::DeviceRequest;
 
@@ -31,6 +32,10 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run every cell of a grid file that is not done yet (resumable)
+    Sweep(SweepArgs),
+    /// List a grid's cells with their status and a cost estimate
+    Plan(PlanArgs),
     /// Train one network and record its metrics
     Train(TrainArgs),
     /// Print a network's structure and parameter tensors
@@ -40,6 +45,39 @@ enum Command {
     Data(DataCmd),
     /// Measure single-thread training throughput of the tutorial recipes
     Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+struct SweepArgs {
+    /// The grid file (TOML), e.g. experiments/activation.toml
+    grid: PathBuf,
+    /// Cells trained at the same time [default: the number of CPU cores]
+    #[arg(long, short)]
+    jobs: Option<usize>,
+    /// Matmul threads per cell
+    #[arg(long, default_value_t = 1)]
+    threads_per_job: usize,
+    /// Results root; the sweep goes to <DIR>/<sweep name>
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    results: PathBuf,
+    /// Also run cells that failed before
+    #[arg(long)]
+    rerun_failed: bool,
+    /// auto, cpu or cuda
+    #[arg(long, default_value = "auto")]
+    device: DeviceRequest,
+}
+
+#[derive(Args, Debug)]
+struct PlanArgs {
+    /// The grid file (TOML)
+    grid: PathBuf,
+    /// Results root, to show which cells are done
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    results: PathBuf,
+    /// Print JSON (every cell with its full config)
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -274,6 +312,29 @@ impl TrainArgs {
 pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
     let data_dir = || mnist::resolve_dir(cli.data_dir.as_deref());
     match cli.command {
+        Command::Sweep(a) => {
+            let jobs = a
+                .jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            if jobs == 0 || a.threads_per_job == 0 {
+                anyhow::bail!("--jobs and --threads-per-job must be at least 1");
+            }
+            let opts = sweep::SweepOptions {
+                grid: a.grid,
+                results: a.results,
+                data_dir: data_dir()?,
+                run: RunOptions {
+                    jobs,
+                    threads_per_job: a.threads_per_job,
+                    device: a.device,
+                    worker: None,
+                },
+                rerun_failed: a.rerun_failed,
+                quiet: cli.quiet,
+            };
+            sweep::sweep_cmd(&opts, stop)
+        }
+        Command::Plan(a) => sweep::plan_cmd(&a.grid, &a.results, a.json),
         Command::Train(a) => {
             if a.threads == 0 {
                 anyhow::bail!("--threads must be at least 1");

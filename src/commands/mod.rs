@@ -5,6 +5,7 @@ pub mod bench;
 pub mod data;
 pub mod describe;
 pub mod progress;
+pub mod sweep;
 pub mod train;
 
 /// How a command ended, as far as the exit code is concerned.

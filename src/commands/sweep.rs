@@ -1,0 +1,404 @@
+//! `rnnsweep sweep GRID` and `rnnsweep plan GRID`: expand a grid, show what is done, run what
+//! is not (in parallel, with progress), and print the cells in plan order.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use super::Outcome;
+use crate::plan::{Cell, Plan};
+use crate::runner::{self, CellOutcome, RunOptions, SweepObserver};
+use crate::spec::Spec;
+use crate::store::{CellStatus, RunStore};
+use crate::trainer::config::{CellKind, TrainConfig};
+use crate::trainer::fit::StepInfo;
+use crate::trainer::record::{MetricRow, MetricSplit};
+
+/// Options of `rnnsweep sweep`.
+#[derive(Clone, Debug)]
+pub struct SweepOptions {
+    pub grid: PathBuf,
+    pub results: PathBuf,
+    pub data_dir: PathBuf,
+    pub run: RunOptions,
+    pub rerun_failed: bool,
+    pub quiet: bool,
+}
+
+/// Loads the grid and expands it (errors name file:line:column).
+pub fn load_plan(grid: &Path) -> anyhow::Result<(Spec, Plan)> {
+    let spec = Spec::load(grid)?;
+    let plan = Plan::expand(&spec)?;
+    Ok((spec, plan))
+}
+
+/// A rough single-thread time estimate for a cell, in seconds: multiply-adds of the forward and
+/// backward passes at a rate fitted to `rnnsweep bench` on a 2-core x86 machine (≈30 GFLOP/s),
+/// plus the evaluations. Good to a factor of two; for planning only.
+pub fn estimate_seconds(cfg: &TrainConfig) -> f64 {
+    let m = &cfg.model;
+    let g = (m.cell.gates() * m.hidden) as f64;
+    let h = m.hidden as f64;
+    let per_step: f64 = (0..m.layers)
+        .map(|l| g * (if l == 0 { 28.0 } else { h } + h + 1.0))
+        .sum::<f64>();
+    let forward = 2.0 * 28.0 * per_step + 2.0 * 10.0 * h;
+    let samples = (cfg.total_iterations() * cfg.batch_size as u64) as f64;
+    let evals = match cfg.eval.every {
+        crate::trainer::config::EvalEvery::Epoch => cfg.total_epochs() as f64,
+        crate::trainer::config::EvalEvery::Iterations(k) => {
+            (cfg.total_iterations() / k) as f64 + 1.0
+        }
+    } + cfg.eval.before_training as u8 as f64;
+    let test = cfg.eval.test_limit.unwrap_or(10_000) as f64;
+    let overhead = if m.cell == CellKind::Rnn { 1.0 } else { 1.6 };
+    (3.0 * forward * samples + forward * test * evals) * overhead / 30e9
+}
+
+fn human_secs(s: f64) -> String {
+    if s < 90.0 {
+        format!("{s:.0}s")
+    } else if s < 5400.0 {
+        format!("{:.0}m", s / 60.0)
+    } else {
+        format!("{:.1}h", s / 3600.0)
+    }
+}
+
+/// Axis values and seed of a cell, in axis order.
+fn coords_text(plan: &Plan, cell: &Cell) -> String {
+    plan.axes
+        .iter()
+        .chain(std::iter::once(&"seed".to_string()))
+        .filter_map(|k| cell.coords.get(k).map(|v| format!("{k}={v}")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[derive(Serialize)]
+struct PlanRow<'a> {
+    index: usize,
+    id: &'a str,
+    variant: &'a str,
+    coords: &'a std::collections::BTreeMap<String, String>,
+    status: &'static str,
+    iterations: u64,
+    estimated_seconds: f64,
+    config: &'a TrainConfig,
+}
+
+/// `rnnsweep plan`: the cells with their status and a cost estimate.
+pub fn plan_cmd(grid: &Path, results: &Path, json: bool) -> anyhow::Result<Outcome> {
+    let (_, plan) = load_plan(grid)?;
+    let store = RunStore::open(results, &plan.name);
+    let rows: Vec<PlanRow> = plan
+        .cells
+        .iter()
+        .map(|c| PlanRow {
+            index: c.index,
+            id: &c.id,
+            variant: &c.variant,
+            coords: &c.coords,
+            status: store.status(c).name(),
+            iterations: c.config.total_iterations(),
+            estimated_seconds: estimate_seconds(&c.config),
+            config: &c.config,
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(Outcome::Ok);
+    }
+    println!(
+        "sweep {:?}: {} cells -> {}",
+        plan.name,
+        plan.cells.len(),
+        store.layout.root().display()
+    );
+    if !plan.description.is_empty() {
+        println!("{}", plan.description);
+    }
+    println!(
+        "{:>5}  {:<9} {:<18} {:<28} {:>8} {:>6}  id",
+        "index", "status", "variant", "coords", "steps", "≈time"
+    );
+    for (r, c) in rows.iter().zip(&plan.cells) {
+        println!(
+            "{:>5}  {:<9} {:<18} {:<28} {:>8} {:>6}  {}",
+            r.index,
+            r.status,
+            truncate(r.variant, 18),
+            truncate(&coords_text(&plan, c), 28),
+            r.iterations,
+            human_secs(r.estimated_seconds),
+            r.id
+        );
+    }
+    let todo: Vec<&PlanRow> = rows
+        .iter()
+        .filter(|r| matches!(r.status, "new" | "partial" | "corrupt"))
+        .collect();
+    println!("{}", counts_line(rows.iter().map(|r| r.status)));
+    println!(
+        "to run: {} cells, ≈{} on one core (rough estimate)",
+        todo.len(),
+        human_secs(todo.iter().map(|r| r.estimated_seconds).sum())
+    );
+    Ok(Outcome::Ok)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+/// "12 done, 1 diverged, 4 new" in a fixed order.
+fn counts_line<'a>(statuses: impl Iterator<Item = &'a str>) -> String {
+    let all: Vec<&str> = statuses.collect();
+    let parts: Vec<String> = ["done", "diverged", "failed", "partial", "corrupt", "new"]
+        .iter()
+        .filter_map(|s| {
+            let n = all.iter().filter(|x| *x == s).count();
+            (n > 0).then(|| format!("{n} {s}"))
+        })
+        .collect();
+    parts.join(", ")
+}
+
+/// Live display: an overall bar and one line per worker; finished cells are printed above.
+struct SweepProgress {
+    mp: MultiProgress,
+    overall: ProgressBar,
+    lines: Vec<ProgressBar>,
+    last_acc: Mutex<Vec<Option<f64>>>,
+    plan: Plan,
+    quiet: bool,
+}
+
+impl SweepProgress {
+    fn new(plan: &Plan, total: usize, workers: usize, quiet: bool) -> Self {
+        let mp = MultiProgress::with_draw_target(if quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr_with_hz(4)
+        });
+        let overall = mp.add(ProgressBar::new(total as u64));
+        overall.set_style(
+            ProgressStyle::with_template(
+                "[{elapsed_precise}] {bar:30} {pos}/{len} cells (eta {eta}) {msg}",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        let lines = (0..workers)
+            .map(|_| {
+                let pb = mp.add(ProgressBar::new(1));
+                pb.set_style(
+                    ProgressStyle::with_template("  {spinner} {msg} {bar:15} {pos}/{len}")
+                        .expect("template")
+                        .progress_chars("=> "),
+                );
+                pb
+            })
+            .collect();
+        if !quiet {
+            overall.enable_steady_tick(Duration::from_millis(250));
+        }
+        SweepProgress {
+            mp,
+            overall,
+            lines,
+            last_acc: Mutex::new(vec![None; workers]),
+            plan: plan.clone(),
+            quiet,
+        }
+    }
+
+    fn label(&self, cell: &Cell) -> String {
+        format!(
+            "[{}] {} {}",
+            cell.index,
+            cell.variant,
+            coords_text(&self.plan, cell)
+        )
+    }
+}
+
+impl SweepObserver for SweepProgress {
+    fn cell_started(&self, w: usize, cell: &Cell) {
+        self.last_acc.lock().expect("lock")[w] = None;
+        let pb = &self.lines[w];
+        pb.reset();
+        pb.set_length(cell.config.total_iterations());
+        pb.set_message(self.label(cell));
+    }
+    fn cell_step(&self, w: usize, cell: &Cell, info: &StepInfo) {
+        let pb = &self.lines[w];
+        pb.set_position(info.iteration);
+        if info.iteration % 25 == 1 {
+            let acc = self.last_acc.lock().expect("lock")[w];
+            pb.set_message(format!(
+                "{} epoch {}/{} {}",
+                self.label(cell),
+                info.epoch,
+                cell.config.total_epochs(),
+                acc.map(|a| format!("acc {a:.4}")).unwrap_or_default()
+            ));
+        }
+    }
+    fn cell_eval(&self, w: usize, _cell: &Cell, rows: &[MetricRow]) {
+        if let Some(t) = rows.iter().find(|r| r.split == MetricSplit::Test) {
+            self.last_acc.lock().expect("lock")[w] = Some(t.acc);
+        }
+    }
+    fn cell_finished(&self, w: usize, cell: &Cell, outcome: &CellOutcome) {
+        let text = match outcome {
+            CellOutcome::Done(r) => match &r.status {
+                crate::trainer::record::RunStatus::Diverged { epoch, iteration } => {
+                    format!(
+                        "diverged {} at epoch {epoch}, step {iteration}",
+                        self.label(cell)
+                    )
+                }
+                _ => format!(
+                    "done     {}: test acc {} ({:.0}s, {:.0} samples/s)",
+                    self.label(cell),
+                    r.final_test_acc.map_or("-".into(), |a| format!("{a:.4}")),
+                    r.train_seconds,
+                    r.samples_per_sec
+                ),
+            },
+            CellOutcome::Failed(msg) => format!("FAILED   {}: {msg}", self.label(cell)),
+            CellOutcome::Interrupted => {
+                format!("stopped  {} (will run again next time)", self.label(cell))
+            }
+        };
+        if self.mp.is_hidden() {
+            if !self.quiet {
+                eprintln!("{text}");
+            }
+        } else {
+            let _ = self.mp.println(text);
+        }
+        self.lines[w].set_message("idle");
+        self.overall.inc(1);
+    }
+}
+
+/// `rnnsweep sweep`: runs what is not done yet.
+pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outcome> {
+    let (spec, plan) = load_plan(&opts.grid)?;
+    let store = RunStore::open(&opts.results, &plan.name);
+    store.init(&spec.text, &plan)?;
+    let statuses: Vec<CellStatus> = plan.cells.iter().map(|c| store.status(c)).collect();
+    let pending: Vec<&Cell> = plan
+        .cells
+        .iter()
+        .zip(&statuses)
+        .filter(|(_, s)| s.needs_run(opts.rerun_failed))
+        .map(|(c, _)| c)
+        .collect();
+    let failed_kept = statuses
+        .iter()
+        .filter(|s| matches!(s, CellStatus::Failed(_)))
+        .count()
+        * (!opts.rerun_failed) as usize;
+    let done = plan.cells.len() - pending.len() - failed_kept;
+    eprintln!(
+        "sweep {:?}: {} cells, {done} done, {} to run{} -> {}",
+        plan.name,
+        plan.cells.len(),
+        pending.len(),
+        if failed_kept > 0 {
+            format!(", {failed_kept} failed kept (--rerun-failed runs them)")
+        } else {
+            String::new()
+        },
+        store.layout.root().display()
+    );
+    let mut outcomes = Vec::new();
+    if !pending.is_empty() {
+        let data = super::data::load(&opts.data_dir, opts.quiet)?;
+        eprintln!(
+            "running {} cells on {} worker(s), {} matmul thread(s) each",
+            pending.len(),
+            opts.run.jobs.min(pending.len()),
+            opts.run.threads_per_job
+        );
+        let progress = SweepProgress::new(
+            &plan,
+            pending.len(),
+            opts.run.jobs.clamp(1, pending.len()),
+            opts.quiet,
+        );
+        let _ = store.event(
+            "sweep_start",
+            None,
+            serde_json::json!({ "pending": pending.len(), "jobs": opts.run.jobs }),
+        );
+        outcomes = runner::run(&pending, &store, &data, &opts.run, stop, &progress)
+            .map_err(anyhow::Error::msg)?;
+        progress.mp.clear().ok();
+        let _ = store.event(
+            "sweep_end",
+            None,
+            serde_json::json!({ "ran": outcomes.len() }),
+        );
+    }
+    // Final table, in plan order, from the store (what is on disk is the truth).
+    let statuses: Vec<CellStatus> = plan.cells.iter().map(|c| store.status(c)).collect();
+    if !opts.quiet && plan.cells.len() <= 200 {
+        println!(
+            "{:>5}  {:<9} {:<20} {:<30} {:>9}",
+            "index", "status", "variant", "coords", "test acc"
+        );
+        for (c, s) in plan.cells.iter().zip(&statuses) {
+            let acc = match s {
+                CellStatus::Done(_) => store
+                    .load_result(&c.id)
+                    .ok()
+                    .and_then(|r| r.record.final_test_acc)
+                    .map_or("-".into(), |a| format!("{a:.4}")),
+                _ => "-".into(),
+            };
+            println!(
+                "{:>5}  {:<9} {:<20} {:<30} {:>9}",
+                c.index,
+                s.name(),
+                truncate(&c.variant, 20),
+                truncate(&coords_text(&plan, c), 30),
+                acc
+            );
+        }
+    }
+    println!("{}", counts_line(statuses.iter().map(|s| s.name())));
+    let failed = outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, CellOutcome::Failed(_)))
+        .count();
+    let interrupted = outcomes
+        .iter()
+        .any(|(_, o)| matches!(o, CellOutcome::Interrupted))
+        || (stop.load(std::sync::atomic::Ordering::Relaxed)
+            && statuses.iter().any(|s| s.needs_run(false)));
+    if failed > 0 {
+        eprintln!(
+            "{failed} cell(s) failed; see error.txt in their folders under {}",
+            store.layout.runs().display()
+        );
+    }
+    Ok(if interrupted {
+        Outcome::Interrupted
+    } else if failed > 0 || statuses.iter().any(|s| matches!(s, CellStatus::Failed(_))) {
+        Outcome::RunFailed
+    } else {
+        Outcome::Ok
+    })
+}

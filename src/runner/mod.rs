@@ -1,0 +1,230 @@
+//! Running a plan's pending cells in parallel. `jobs` worker threads take cells in plan order;
+//! each trains its cell inside its own rayon pool of `threads_per_job` threads (dfdx's matmul
+//! uses the current rayon pool). A plain outer `par_iter` is avoided on purpose: a rayon worker
+//! blocked in another pool's `install` steals more outer work, which would run more cells at
+//! once than `jobs`. One failing or diverging cell never stops the others; a set stop flag
+//! (Ctrl-C) makes running cells stop at their next step, and they are not marked done.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use dfdx::prelude::Device;
+
+use crate::data::Mnist;
+use crate::plan::Cell;
+use crate::store::{CellResult, RunStore};
+use crate::trainer::device::{dispatch, DeviceJob, DeviceRequest};
+use crate::trainer::fit::{fit, Observer, StepInfo};
+use crate::trainer::record::{MetricRow, RunRecord, RunStatus, FORMAT_VERSION};
+
+/// How to run a sweep.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub jobs: usize,
+    pub threads_per_job: usize,
+    pub device: DeviceRequest,
+    /// Recorded in each result (e.g. a Slurm job/task id or the host).
+    pub worker: Option<String>,
+}
+
+/// How one cell ended in this run.
+#[derive(Clone, Debug)]
+pub enum CellOutcome {
+    /// Trained to the end of its budget, or diverged (both recorded in result.json).
+    Done(Box<RunRecord>),
+    /// An error (message also in error.txt).
+    Failed(String),
+    /// Stopped by the stop flag; nothing marks it done, so the next run starts it again.
+    Interrupted,
+}
+
+/// Hooks for progress display; all default to nothing. Called from worker threads.
+pub trait SweepObserver: Sync {
+    fn cell_started(&self, _worker: usize, _cell: &Cell) {}
+    fn cell_step(&self, _worker: usize, _cell: &Cell, _info: &StepInfo) {}
+    fn cell_eval(&self, _worker: usize, _cell: &Cell, _rows: &[MetricRow]) {}
+    fn cell_finished(&self, _worker: usize, _cell: &Cell, _outcome: &CellOutcome) {}
+}
+
+/// Forwards the trainer's hooks to the sweep observer and keeps metrics.csv current.
+struct CellObserver<'a> {
+    worker: usize,
+    cell: &'a Cell,
+    store: &'a RunStore,
+    sweep: &'a dyn SweepObserver,
+    rows: Mutex<Vec<MetricRow>>,
+    write_error: Mutex<Option<String>>,
+}
+
+impl Observer for CellObserver<'_> {
+    fn step(&self, info: &StepInfo) {
+        self.sweep.cell_step(self.worker, self.cell, info);
+    }
+    fn eval(&self, rows: &[MetricRow]) {
+        let mut all = self.rows.lock().expect("rows lock");
+        all.extend_from_slice(rows);
+        if let Err(e) = self.store.write_metrics(&self.cell.id, &all) {
+            self.write_error
+                .lock()
+                .expect("lock")
+                .get_or_insert(format!("{e:#}"));
+        }
+        self.sweep.cell_eval(self.worker, self.cell, rows);
+    }
+}
+
+struct CellJob<'a> {
+    cell: &'a Cell,
+    data: &'a Mnist,
+    obs: &'a CellObserver<'a>,
+    stop: &'a AtomicBool,
+}
+
+impl DeviceJob for CellJob<'_> {
+    type Output = Result<(RunRecord, Vec<u8>), String>;
+    fn run<D: Device<f32>>(self, dev: D, name: &str, _note: Option<&str>) -> Self::Output {
+        let (record, model) = fit(
+            &dev,
+            name,
+            &self.cell.config,
+            self.data,
+            self.obs,
+            self.stop,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok((record, model.to_safetensors()))
+    }
+}
+
+/// Trains one cell and records it in the store.
+fn run_cell(
+    worker: usize,
+    cell: &Cell,
+    store: &RunStore,
+    data: &Mnist,
+    opts: &RunOptions,
+    stop: &AtomicBool,
+    pool: &rayon::ThreadPool,
+    sweep: &dyn SweepObserver,
+) -> CellOutcome {
+    let fail = |msg: String| {
+        let _ = store.fail(&cell.id, &msg);
+        let _ = store.event("failed", Some(cell), serde_json::json!({ "error": msg }));
+        CellOutcome::Failed(msg)
+    };
+    if let Err(e) = store.start(cell) {
+        return fail(format!("{e:#}"));
+    }
+    let _ = store.event("start", Some(cell), serde_json::json!({}));
+    sweep.cell_started(worker, cell);
+    let obs = CellObserver {
+        worker,
+        cell,
+        store,
+        sweep,
+        rows: Mutex::new(Vec::new()),
+        write_error: Mutex::new(None),
+    };
+    let job = CellJob {
+        cell,
+        data,
+        obs: &obs,
+        stop,
+    };
+    let trained = catch_unwind(AssertUnwindSafe(|| {
+        pool.install(|| dispatch(opts.device, job))
+    }));
+    let (record, weights) = match trained {
+        Ok(Ok(Ok(pair))) => pair,
+        Ok(Ok(Err(msg))) => return fail(msg),
+        Ok(Err(e)) => return fail(e.to_string()),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            return fail(format!("training panicked: {what}"));
+        }
+    };
+    if let Some(e) = obs.write_error.lock().expect("lock").take() {
+        return fail(e);
+    }
+    if let RunStatus::Interrupted { .. } = record.status {
+        let _ = store.event(
+            "interrupted",
+            Some(cell),
+            serde_json::json!({ "iteration": record.iterations }),
+        );
+        return CellOutcome::Interrupted;
+    }
+    let finish = || -> Result<(), crate::store::StoreError> {
+        store.write_metrics(&cell.id, &record.metrics)?;
+        if record.status == RunStatus::Completed {
+            store.write_weights(&cell.id, &weights)?;
+        }
+        store.finish(&CellResult {
+            format_version: FORMAT_VERSION,
+            cell_id: cell.id.clone(),
+            index: cell.index,
+            variant: cell.variant.clone(),
+            coords: cell.coords.clone(),
+            worker: opts.worker.clone(),
+            record: record.clone(),
+        })
+    };
+    if let Err(e) = finish() {
+        return fail(format!("{e:#}"));
+    }
+    let _ = store.event(
+        "done",
+        Some(cell),
+        serde_json::json!({ "status": record.status.name(), "test_acc": record.final_test_acc }),
+    );
+    CellOutcome::Done(Box::new(record))
+}
+
+/// Runs `cells` (already filtered to those that need running) and returns each outcome with
+/// its plan index, sorted by index. Cells not started because of the stop flag are left out.
+pub fn run(
+    cells: &[&Cell],
+    store: &RunStore,
+    data: &Mnist,
+    opts: &RunOptions,
+    stop: &AtomicBool,
+    sweep: &dyn SweepObserver,
+) -> Result<Vec<(usize, CellOutcome)>, String> {
+    let next = AtomicUsize::new(0);
+    let outcomes = Mutex::new(Vec::with_capacity(cells.len()));
+    let workers = opts.jobs.clamp(1, cells.len().max(1));
+    let pools = (0..workers)
+        .map(|_| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(opts.threads_per_job.max(1))
+                .build()
+                .map_err(|e| format!("cannot start a thread pool: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    std::thread::scope(|s| {
+        for (w, pool) in pools.iter().enumerate() {
+            let (next, outcomes) = (&next, &outcomes);
+            s.spawn(move || loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(cell) = cells.get(i) else { break };
+                let outcome = run_cell(w, cell, store, data, opts, stop, pool, sweep);
+                sweep.cell_finished(w, cell, &outcome);
+                outcomes
+                    .lock()
+                    .expect("outcomes lock")
+                    .push((cell.index, outcome));
+            });
+        }
+    });
+    let mut v = outcomes.into_inner().expect("outcomes lock");
+    v.sort_by_key(|(i, _)| *i);
+    Ok(v)
+}
