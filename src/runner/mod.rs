@@ -97,17 +97,24 @@ impl DeviceJob for CellJob<'_> {
     }
 }
 
+/// What every worker shares.
+struct Shared<'a> {
+    store: &'a RunStore,
+    data: &'a Mnist,
+    opts: &'a RunOptions,
+    stop: &'a AtomicBool,
+    sweep: &'a dyn SweepObserver,
+}
+
 /// Trains one cell and records it in the store.
-fn run_cell(
-    worker: usize,
-    cell: &Cell,
-    store: &RunStore,
-    data: &Mnist,
-    opts: &RunOptions,
-    stop: &AtomicBool,
-    pool: &rayon::ThreadPool,
-    sweep: &dyn SweepObserver,
-) -> CellOutcome {
+fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -> CellOutcome {
+    let Shared {
+        store,
+        data,
+        opts,
+        stop,
+        sweep,
+    } = *sh;
     let fail = |msg: String| {
         let _ = store.fail(&cell.id, &msg);
         let _ = store.event("failed", Some(cell), serde_json::json!({ "error": msg }));
@@ -206,16 +213,23 @@ pub fn run(
                 .map_err(|e| format!("cannot start a thread pool: {e}"))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let shared = Shared {
+        store,
+        data,
+        opts,
+        stop,
+        sweep,
+    };
     std::thread::scope(|s| {
         for (w, pool) in pools.iter().enumerate() {
-            let (next, outcomes) = (&next, &outcomes);
+            let (next, outcomes, shared) = (&next, &outcomes, &shared);
             s.spawn(move || loop {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(cell) = cells.get(i) else { break };
-                let outcome = run_cell(w, cell, store, data, opts, stop, pool, sweep);
+                let outcome = run_cell(w, cell, pool, shared);
                 sweep.cell_finished(w, cell, &outcome);
                 outcomes
                     .lock()
