@@ -1,0 +1,137 @@
+//! Plans: every preset grid expands; tutorial.toml is exactly the six recipes; cell ids are
+//! stable across key order, variant names and runs, and change with any hyperparameter.
+
+use std::path::Path;
+
+use rnnsweep::plan::Plan;
+use rnnsweep::spec::Spec;
+use rnnsweep::trainer::config::{preset, PRESETS};
+
+fn plan_of(text: &str) -> Plan {
+    Plan::expand(&Spec::parse(Path::new("t.toml"), text).unwrap()).unwrap()
+}
+
+#[test]
+fn every_preset_grid_expands_and_says_what_it_asks() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let spec = Spec::load(&p).unwrap_or_else(|e| panic!("{e}"));
+        let plan = Plan::expand(&spec).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!plan.cells.is_empty());
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            text.starts_with("# "),
+            "{} should open with a comment saying its question",
+            p.display()
+        );
+        assert_eq!(
+            spec.name,
+            p.file_stem().unwrap().to_str().unwrap(),
+            "sweep name = file name"
+        );
+        n += 1;
+    }
+    assert!(n >= 9);
+}
+
+#[test]
+fn tutorial_grid_is_exactly_the_six_recipes() {
+    let spec = Spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/tutorial.toml"))
+        .unwrap();
+    let plan = Plan::expand(&spec).unwrap();
+    assert_eq!(plan.cells.len(), PRESETS.len());
+    for (cell, id) in plan.cells.iter().zip(PRESETS) {
+        let mut want = preset(id).unwrap();
+        want.model = want.model.normalized();
+        assert_eq!(
+            cell.config, want,
+            "variant {} should be recipe {id}",
+            cell.variant
+        );
+    }
+}
+
+const GRID: &str = r#"
+[sweep]
+name = "ids"
+seeds = [0, 5]
+[defaults]
+cell = "lstm"
+optimizer = "adam"
+batch = 32
+epochs = 1
+[[variant]]
+name = "small"
+hidden = 8
+[[variant]]
+name = "big"
+hidden = 16
+[grid]
+lr = [0.01, 0.001]
+layers = [1, 2]
+"#;
+
+#[test]
+fn order_is_variants_then_axes_in_file_order_then_seeds() {
+    let plan = plan_of(GRID);
+    assert_eq!(plan.cells.len(), 2 * 2 * 2 * 2);
+    assert_eq!(plan.axes, vec!["lr", "layers"]);
+    let key = |i: usize| {
+        let c = &plan.cells[i];
+        (
+            c.variant.clone(),
+            c.coords["lr"].clone(),
+            c.coords["layers"].clone(),
+            c.coords["seed"].clone(),
+        )
+    };
+    assert_eq!(
+        key(0),
+        ("small".into(), "0.01".into(), "1".into(), "0".into())
+    );
+    assert_eq!(
+        key(1),
+        ("small".into(), "0.01".into(), "1".into(), "5".into())
+    );
+    assert_eq!(
+        key(2),
+        ("small".into(), "0.01".into(), "2".into(), "0".into())
+    );
+    assert_eq!(
+        key(4),
+        ("small".into(), "0.001".into(), "1".into(), "0".into())
+    );
+    assert_eq!(key(8).0, "big");
+    assert!(plan.cells.iter().enumerate().all(|(i, c)| c.index == i));
+}
+
+#[test]
+fn ids_are_stable_and_sensitive() {
+    let a = plan_of(GRID);
+    // Same grid with keys reordered and a variant renamed: same ids.
+    let reordered = GRID
+        .replace(
+            "cell = \"lstm\"\noptimizer = \"adam\"",
+            "optimizer = \"adam\"\ncell = \"lstm\"",
+        )
+        .replace("name = \"small\"", "name = \"tiny\"");
+    let b = plan_of(&reordered);
+    let ids = |p: &Plan| p.cells.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&a), ids(&b));
+    // A changed hyperparameter: every id changes.
+    let c = plan_of(&GRID.replace("batch = 32", "batch = 33"));
+    assert!(ids(&a).iter().zip(ids(&c)).all(|(x, y)| *x != y));
+    // Pinned: the id scheme (slug + blake3 of config, data fingerprint, format version) must not drift.
+    assert_eq!(
+        a.cells[0].id,
+        "lstm-h8-l1-adam-lr0.01-b32-ep1-s0-".to_string() + &a.cells[0].id[34..]
+    );
+    let smoke =
+        Spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/smoke.toml")).unwrap();
+    assert_eq!(
+        Plan::expand(&smoke).unwrap().cells[0].id,
+        "rnn-relu-h16-l1-adam-lr0.01-b25-it40-s0-n1000-6d8dc01c"
+    );
+}
