@@ -4,6 +4,14 @@
 default:
     @just --list
 
+# Run a grid's cells that are not done yet, e.g. `just sweep experiments/activation.toml`
+sweep GRID *ARGS:
+    cargo run --release -- sweep {{GRID}} {{ARGS}}
+
+# List a grid's cells with their status and a time estimate
+plan GRID *ARGS:
+    cargo run --release -- plan {{GRID}} {{ARGS}}
+
 # Train one network, e.g. `just train --preset model_c` or `just train --cell lstm --hidden 64`
 train *ARGS:
     cargo run --release -- train {{ARGS}}
