@@ -3,16 +3,35 @@
 
 use std::path::PathBuf;
 
+/// A failed file operation: what was being done, to which path, and the system's reason.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {op} {path}")]
+pub struct IoError {
+    pub op: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl IoError {
+    /// For `map_err`: `fs::read(&p).map_err(IoError::at("read", &p))`.
+    pub fn at<'a>(
+        op: &'static str,
+        path: &'a std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> IoError + 'a {
+        move |source| IoError {
+            op,
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
 /// Errors while locating, downloading, verifying or parsing the MNIST files.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot {op} {path}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("{path}: not a valid IDX file: {why}")]
     Format { path: PathBuf, why: String },
     #[error(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::{hex, locate, MnistFile, FILES};
-use crate::error::DataError;
+use crate::error::{DataError, IoError};
 use crate::fsutil;
 
 /// Environment variable with comma-separated mirror base URLs, tried before the built-in ones.
@@ -76,11 +76,7 @@ pub fn fetch_missing(
     if missing.is_empty() {
         return Ok(vec![]);
     }
-    fs::create_dir_all(dir).map_err(|source| DataError::Io {
-        op: "create data directory",
-        path: dir.to_owned(),
-        source,
-    })?;
+    fs::create_dir_all(dir).map_err(IoError::at("create data directory", dir))?;
     missing
         .into_iter()
         .map(|f| fetch_one(dir, f, mirrors, progress))

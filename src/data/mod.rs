@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::error::DataError;
+use crate::error::{DataError, IoError};
 use idx::IdxKind;
 
 /// Environment variable naming the data directory (overridden by `--data-dir`).
@@ -96,11 +96,7 @@ pub fn locate(dir: &Path, file: &MnistFile) -> Option<PathBuf> {
 
 /// Reads a present file and checks its SHA-256 against the known sums; returns its bytes.
 pub fn read_verified(path: &Path, file: &MnistFile) -> Result<Vec<u8>, DataError> {
-    let bytes = fs::read(path).map_err(|source| DataError::Io {
-        op: "read",
-        path: path.to_owned(),
-        source,
-    })?;
+    let bytes = fs::read(path).map_err(IoError::at("read", path))?;
     let actual = hex(&Sha256::digest(&bytes));
     let expected = if bytes.starts_with(&[0x1f, 0x8b]) {
         file.gz_sha256

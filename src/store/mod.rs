@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::IoError;
 use crate::fsutil::write_atomic;
 use crate::plan::{Cell, Plan};
 use crate::trainer::record::{MetricRow, RunRecord, RunStatus, FORMAT_VERSION};
@@ -19,23 +20,14 @@ pub use layout::Layout;
 /// An I/O or format problem with the store, naming the path.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot {op} {path}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("{path} is not a valid result record: {why}")]
     Corrupt { path: PathBuf, why: String },
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io {
-        op,
-        path: path.to_owned(),
-        source,
-    }
+    move |e| IoError::at(op, path)(e).into()
 }
 
 /// What `result.json` holds: the cell's identity and its run record.
