@@ -360,8 +360,9 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
             "index", "status", "variant", "coords", "test acc"
         );
         for (c, s) in plan.cells.iter().zip(&statuses) {
+            // A diverged cell has no final model; its last accuracy predates the blow-up.
             let acc = match s {
-                CellStatus::Done(_) => store
+                CellStatus::Done(crate::trainer::record::RunStatus::Completed) => store
                     .load_result(&c.id)
                     .ok()
                     .and_then(|r| r.record.final_test_acc)
