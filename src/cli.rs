@@ -7,8 +7,10 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use rnnsweep::commands::{self, bench, data, describe, sweep, train, Outcome};
+use rnnsweep::commands::{self, bench, data, describe, predict, results, sweep, train, Outcome};
 use rnnsweep::data as mnist;
+use rnnsweep::report::export::{Format, Tables};
+use rnnsweep::report::summarize::Metric;
 use rnnsweep::runner::RunOptions;
 use rnnsweep::trainer::config::*;
 use rnnsweep::trainer::device::DeviceRequest;
@@ -38,6 +40,11 @@ enum Command {
     Plan(PlanArgs),
     /// Train one network and record its metrics
     Train(TrainArgs),
+    /// Predict the first test images with a finished run's weights
+    Predict(PredictArgs),
+    /// Tables and comparisons of finished sweeps (read from the results folder)
+    #[command(subcommand)]
+    Results(ResultsCmd),
     /// Print a network's structure and parameter tensors
     Describe(DescribeArgs),
     /// Fetch, verify or look at the MNIST data
@@ -66,6 +73,61 @@ struct SweepArgs {
     /// auto, cpu or cuda
     #[arg(long, default_value = "auto")]
     device: DeviceRequest,
+}
+
+#[derive(Subcommand, Debug)]
+enum ResultsCmd {
+    /// One row per variant (mean ± std over seeds, best, diverged, speed), then the
+    /// metric-vs-epoch table with one column per variant
+    Summarize {
+        /// Sweeps by name (under --results) or folder [default: every sweep under --results]
+        sweeps: Vec<String>,
+        #[arg(long, default_value = "results", value_name = "DIR")]
+        results: PathBuf,
+        /// Group by these columns (comma-separated), e.g. `cell,hidden` [default: sweep, variant, grid axes]
+        #[arg(long, value_delimiter = ',')]
+        by: Option<Vec<String>>,
+        /// Metric of the curve table: test_acc, test_loss, train_acc, train_loss
+        #[arg(long, default_value = "test_acc")]
+        metric: Metric,
+        /// table, markdown, csv or json
+        #[arg(long, default_value = "table")]
+        format: Format,
+        /// summary, curves or both [default: both; summary for csv]
+        #[arg(long)]
+        table: Option<Tables>,
+        /// Write to this file instead of stdout
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Paired difference of two variants' final test accuracy over their shared seeds
+    Compare {
+        /// Variant labels as shown by `summarize` (a unique prefix is enough)
+        a: String,
+        b: String,
+        /// Sweeps by name or folder [default: every sweep under --results]
+        #[arg(long = "sweep")]
+        sweeps: Vec<String>,
+        #[arg(long, default_value = "results", value_name = "DIR")]
+        results: PathBuf,
+        /// Grouping, as for summarize
+        #[arg(long, value_delimiter = ',')]
+        by: Option<Vec<String>>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct PredictArgs {
+    /// A run folder: results/<sweep>/runs/<cell id> or a `train` output folder
+    run: PathBuf,
+    /// How many test images, from the first
+    #[arg(long, short, default_value_t = 10)]
+    n: usize,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -335,6 +397,44 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
             sweep::sweep_cmd(&opts, stop)
         }
         Command::Plan(a) => sweep::plan_cmd(&a.grid, &a.results, a.json),
+        Command::Results(ResultsCmd::Summarize {
+            sweeps,
+            results,
+            by,
+            metric,
+            format,
+            table,
+            out,
+        }) => results::summarize_cmd(&results::SummarizeOptions {
+            results,
+            sweeps,
+            by,
+            metric,
+            format,
+            tables: table,
+            out,
+        }),
+        Command::Results(ResultsCmd::Compare {
+            a,
+            b,
+            sweeps,
+            results,
+            by,
+            json,
+        }) => results::compare_cmd(&results, &sweeps, &a, &b, by.as_deref(), json),
+        Command::Predict(a) => {
+            if a.n == 0 {
+                anyhow::bail!("--n must be at least 1");
+            }
+            let data = data::load(&data_dir()?, cli.quiet)?;
+            let p = predict::predict_cmd(&a.run, &data, a.n)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&p)?);
+            } else {
+                print!("{}", p.text());
+            }
+            Ok(Outcome::Ok)
+        }
         Command::Train(a) => {
             if a.threads == 0 {
                 anyhow::bail!("--threads must be at least 1");

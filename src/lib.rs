@@ -15,6 +15,7 @@ pub mod data;
 pub mod error;
 pub mod fsutil;
 pub mod plan;
+pub mod report;
 pub mod runner;
 pub mod spec;
 pub mod store;

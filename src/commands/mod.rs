@@ -4,7 +4,9 @@
 pub mod bench;
 pub mod data;
 pub mod describe;
+pub mod predict;
 pub mod progress;
+pub mod results;
 pub mod sweep;
 pub mod train;
 

@@ -1,6 +1,7 @@
 //! `rnnsweep train`: one training run with a progress bar, a metrics table as it goes, and its
 //! files in an output directory: `config.json` (first), `metrics.csv` (rewritten atomically after
-//! every evaluation, so a crash loses at most the current window), `result.json` (last).
+//! every evaluation, so a crash loses at most the current window), `weights.safetensors` (for a
+//! completed run) and `result.json` (last).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -101,16 +102,18 @@ struct TrainJob<'a> {
 }
 
 impl DeviceJob for TrainJob<'_> {
-    type Output = RunRecord;
-    fn run<D: Device<f32>>(self, dev: D, name: &str, note: Option<&str>) -> RunRecord {
+    /// The record and, for a completed run, the weights as safetensors bytes.
+    type Output = (RunRecord, Option<Vec<u8>>);
+    fn run<D: Device<f32>>(self, dev: D, name: &str, note: Option<&str>) -> Self::Output {
         self.obs.print(&format!(
             "device: {name}{}",
             note.map(|n| format!(" ({n})")).unwrap_or_default()
         ));
         self.obs.print(HEADER);
-        let (rec, _model) = fit(&dev, name, self.cfg, self.data, self.obs, self.stop)
+        let (rec, model) = fit(&dev, name, self.cfg, self.data, self.obs, self.stop)
             .expect("config validated before dispatch");
-        rec
+        let weights = (rec.status == RunStatus::Completed).then(|| model.to_safetensors());
+        (rec, weights)
     }
 }
 
@@ -153,7 +156,7 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         obs: &obs,
         stop,
     };
-    let record = with_threads(opts.threads, || dispatch(opts.device, job))??;
+    let (record, weights) = with_threads(opts.threads, || dispatch(opts.device, job))??;
     obs.bar.finish_and_clear();
     if let Some(e) = obs.csv_error.lock().expect("lock").take() {
         anyhow::bail!(e);
@@ -162,6 +165,18 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     // then the result record last.
     write_atomic(&obs.csv, &RunRecord::metrics_csv(&record.metrics))
         .with_context(|| format!("cannot write {}", obs.csv.display()))?;
+    let weights_path = out.join("weights.safetensors");
+    match &weights {
+        Some(w) => write_atomic(&weights_path, w)
+            .with_context(|| format!("cannot write {}", weights_path.display()))?,
+        None => match std::fs::remove_file(&weights_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot remove stale {}", weights_path.display())))
+            }
+            _ => {}
+        },
+    }
     let result_path = out.join("result.json");
     write_atomic(&result_path, &serde_json::to_vec_pretty(&record)?)
         .with_context(|| format!("cannot write {}", result_path.display()))?;

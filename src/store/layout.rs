@@ -27,6 +27,12 @@ impl Layout {
             root: results_root.join(sweep_name),
         }
     }
+    /// A sweep directory given directly.
+    pub fn at(dir: &Path) -> Self {
+        Layout {
+            root: dir.to_owned(),
+        }
+    }
     pub fn root(&self) -> &Path {
         &self.root
     }

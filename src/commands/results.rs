@@ -1,0 +1,171 @@
+//! `rnnsweep results summarize | compare`: tables over one or more sweeps, read from disk only.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+use super::Outcome;
+use crate::fsutil::write_atomic;
+use crate::report::export::{exporter_for, Format, Tables};
+use crate::report::load::{load, sweeps_in, Loaded};
+use crate::report::summarize::{check_by, compare, default_by, summarize, Metric, Summary};
+
+/// Sweep folders from names or paths (none = every sweep under `results`).
+pub fn resolve_sweeps(results: &Path, names: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+    if names.is_empty() {
+        return Ok(sweeps_in(results)?);
+    }
+    names
+        .iter()
+        .map(|n| {
+            let p = PathBuf::from(n);
+            if p.join("plan.json").is_file() {
+                return Ok(p);
+            }
+            let q = results.join(n);
+            if q.join("plan.json").is_file() {
+                return Ok(q);
+            }
+            let known = sweeps_in(results).map(|v| {
+                v.iter()
+                    .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
+            bail!(
+                "no sweep {n:?}: neither {} nor {} holds a plan.json{}",
+                p.display(),
+                q.display(),
+                known
+                    .map(|k| format!(" (sweeps in {}: {k})", results.display()))
+                    .unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// Loads and summarizes.
+pub fn build_summary(
+    dirs: &[PathBuf],
+    by: Option<&[String]>,
+    metric: Metric,
+) -> anyhow::Result<(Loaded, Summary)> {
+    let loaded = load(dirs)?;
+    let by = match by {
+        Some(b) => check_by(&loaded, b).map_err(anyhow::Error::msg)?,
+        None => default_by(&loaded),
+    };
+    let s = summarize(&loaded, &by, metric).context("summarizing")?;
+    Ok((loaded, s))
+}
+
+#[derive(Clone, Debug)]
+pub struct SummarizeOptions {
+    pub results: PathBuf,
+    pub sweeps: Vec<String>,
+    pub by: Option<Vec<String>>,
+    pub metric: Metric,
+    pub format: Format,
+    pub tables: Option<Tables>,
+    pub out: Option<PathBuf>,
+}
+
+pub fn summarize_cmd(o: &SummarizeOptions) -> anyhow::Result<Outcome> {
+    let dirs = resolve_sweeps(&o.results, &o.sweeps)?;
+    let (_, s) = build_summary(&dirs, o.by.as_deref(), o.metric)?;
+    let tables = o.tables.unwrap_or(if o.format == Format::Csv {
+        Tables::Summary
+    } else {
+        Tables::Both
+    });
+    let bytes = exporter_for(o.format)
+        .render(&s, tables)
+        .map_err(anyhow::Error::msg)?;
+    match &o.out {
+        Some(p) => {
+            write_atomic(p, &bytes).with_context(|| format!("cannot write {}", p.display()))?;
+            eprintln!("{}; wrote {}", s.counts.line(), p.display());
+        }
+        None => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&bytes)
+                .context("writing to stdout")?;
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Finds a group by label: exact, else a unique case-insensitive prefix.
+fn find<'a>(s: &'a Summary, name: &str) -> anyhow::Result<&'a crate::report::summarize::GroupRow> {
+    if let Some(g) = s.groups.iter().find(|g| g.label == name) {
+        return Ok(g);
+    }
+    let lower = name.to_lowercase();
+    let hits: Vec<_> = s
+        .groups
+        .iter()
+        .filter(|g| g.label.to_lowercase().starts_with(&lower))
+        .collect();
+    match hits.as_slice() {
+        [g] => Ok(g),
+        [] => bail!(
+            "no variant {name:?}; variants: {}",
+            s.groups
+                .iter()
+                .map(|g| format!("{:?}", g.label))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        many => bail!(
+            "{name:?} matches several variants: {}",
+            many.iter()
+                .map(|g| format!("{:?}", g.label))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// `results compare A B`: paired difference of final test accuracy on shared seeds.
+pub fn compare_cmd(
+    results: &Path,
+    sweeps: &[String],
+    a: &str,
+    b: &str,
+    by: Option<&[String]>,
+    json: bool,
+) -> anyhow::Result<Outcome> {
+    let dirs = resolve_sweeps(results, sweeps)?;
+    let (_, s) = build_summary(&dirs, by, Metric::TestAcc)?;
+    let (ga, gb) = (find(&s, a)?, find(&s, b)?);
+    let d = compare(ga, gb);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "a": ga.label, "b": gb.label, "diff": d })
+        );
+        return Ok(Outcome::Ok);
+    }
+    println!("{}", s.counts.line());
+    match d {
+        Some(d) => println!(
+            "{} − {}: {:+.2} pp final test accuracy (95% paired bootstrap CI {:+.2} .. {:+.2} pp, {} shared seeds){}",
+            ga.label,
+            gb.label,
+            100.0 * d.mean_diff,
+            100.0 * d.low,
+            100.0 * d.high,
+            d.n,
+            if d.n < 3 { "; with fewer than 3 seeds the interval means little" } else { "" }
+        ),
+        None => println!(
+            "{} and {} share no seed with a completed run (seeds: {:?} vs {:?}); nothing to compare",
+            ga.label,
+            gb.label,
+            ga.by_seed.keys().collect::<Vec<_>>(),
+            gb.by_seed.keys().collect::<Vec<_>>()
+        ),
+    }
+    Ok(Outcome::Ok)
+}

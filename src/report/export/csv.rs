@@ -1,0 +1,90 @@
+//! CSV, one table per output: the summary (one row per group, grouping columns included) or the
+//! curves (long format: group, epoch, iteration, value), so any tool can read it.
+
+use super::{Exporter, Tables};
+use crate::report::summarize::Summary;
+
+pub struct CsvExport;
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or(String::new(), |x| x.to_string())
+}
+
+impl Exporter for CsvExport {
+    fn render(&self, s: &Summary, tables: Tables) -> Result<Vec<u8>, String> {
+        let mut w = ::csv::Writer::from_writer(Vec::new());
+        let err = |e: ::csv::Error| e.to_string();
+        match tables {
+            Tables::Both => {
+                return Err("CSV holds one table: choose --table summary or --table curves".into())
+            }
+            Tables::Summary => {
+                let mut header: Vec<String> =
+                    s.by.iter()
+                        .map(|b| b.trim_start_matches("axis_").to_string())
+                        .collect();
+                header.extend(
+                    [
+                        "label",
+                        "runs",
+                        "diverged",
+                        "test_acc_mean",
+                        "test_acc_std",
+                        "best",
+                        "best_epoch",
+                        "best_iteration",
+                        "train_acc_mean",
+                        "parameters",
+                        "seconds_per_epoch",
+                        "samples_per_sec",
+                        "vs_best_diff",
+                        "vs_best_low",
+                        "vs_best_high",
+                    ]
+                    .map(String::from),
+                );
+                w.write_record(&header).map_err(err)?;
+                for g in &s.groups {
+                    let mut rec: Vec<String> = s.by.iter().map(|b| g.key[b].clone()).collect();
+                    rec.extend([
+                        g.label.clone(),
+                        g.runs.to_string(),
+                        g.diverged.to_string(),
+                        opt(g.test_acc_mean),
+                        opt(g.test_acc_std),
+                        opt(g.best),
+                        g.best_epoch.map_or(String::new(), |x| x.to_string()),
+                        g.best_iteration.map_or(String::new(), |x| x.to_string()),
+                        opt(g.train_acc_mean),
+                        g.parameters.to_string(),
+                        g.seconds_per_epoch.to_string(),
+                        g.samples_per_sec.to_string(),
+                        opt(g.vs_best.as_ref().map(|d| d.mean_diff)),
+                        opt(g.vs_best.as_ref().map(|d| d.low)),
+                        opt(g.vs_best.as_ref().map(|d| d.high)),
+                    ]);
+                    w.write_record(&rec).map_err(err)?;
+                }
+            }
+            Tables::Curves => {
+                w.write_record(["label", "epoch", "iteration", s.metric.name()])
+                    .map_err(err)?;
+                let c = &s.curves;
+                for (j, l) in c.labels.iter().enumerate() {
+                    for (r, (e, it)) in c.points.iter().enumerate() {
+                        if let Some(v) = c.values[r][j] {
+                            w.write_record([
+                                l.clone(),
+                                e.to_string(),
+                                it.to_string(),
+                                v.to_string(),
+                            ])
+                            .map_err(err)?;
+                        }
+                    }
+                }
+            }
+        }
+        w.into_inner().map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,24 @@
+//! The whole summary as JSON (counts, groups with their keys, curves).
+
+use super::{Exporter, Tables};
+use crate::report::summarize::Summary;
+
+pub struct JsonExport;
+
+impl Exporter for JsonExport {
+    fn render(&self, s: &Summary, tables: Tables) -> Result<Vec<u8>, String> {
+        let mut v = serde_json::to_value(s).map_err(|e| e.to_string())?;
+        match tables {
+            Tables::Summary => {
+                v.as_object_mut().expect("object").remove("curves");
+            }
+            Tables::Curves => {
+                v.as_object_mut().expect("object").remove("groups");
+            }
+            Tables::Both => {}
+        }
+        let mut out = serde_json::to_vec_pretty(&v).map_err(|e| e.to_string())?;
+        out.push(b'\n');
+        Ok(out)
+    }
+}
