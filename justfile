@@ -8,6 +8,10 @@ default:
 sweep GRID *ARGS:
     cargo run --release -- sweep {{GRID}} {{ARGS}}
 
+# Tables of every sweep under results/ (or name some: `just summarize activation --format markdown`)
+summarize *ARGS:
+    cargo run --release -- results summarize {{ARGS}}
+
 # List a grid's cells with their status and a time estimate
 plan GRID *ARGS:
     cargo run --release -- plan {{GRID}} {{ARGS}}

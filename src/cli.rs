@@ -264,6 +264,10 @@ struct BenchArgs {
     /// Print JSON
     #[arg(long)]
     json: bool,
+    /// Instead of training: time `results summarize` on a synthetic sweep of this many runs
+    /// (30 epochs each), written to a temporary folder
+    #[arg(long, value_name = "RUNS")]
+    report: Option<usize>,
 }
 
 impl ModelArgs {
@@ -426,8 +430,9 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
             if a.n == 0 {
                 anyhow::bail!("--n must be at least 1");
             }
+            let run = predict::load_run(&a.run)?;
             let data = data::load(&data_dir()?, cli.quiet)?;
-            let p = predict::predict_cmd(&a.run, &data, a.n)?;
+            let p = predict::predict_cmd(&run, &data, a.n);
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&p)?);
             } else {
@@ -483,6 +488,26 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
         Command::Bench(a) => {
             if a.threads == 0 || a.steps == 0 || a.repeats == 0 {
                 anyhow::bail!("--threads, --steps and --repeats must be at least 1");
+            }
+            if let Some(runs) = a.report {
+                if runs == 0 {
+                    anyhow::bail!("--report needs at least 1 run");
+                }
+                let tmp = std::env::temp_dir()
+                    .join(format!("rnnsweep-report-bench-{}", std::process::id()));
+                let r = bench::report_bench(&tmp, runs, 30);
+                let _ = std::fs::remove_dir_all(&tmp);
+                let r = r?;
+                if a.json {
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                } else {
+                    println!(
+                        "results summarize on {} runs x {} epochs ({} metric rows): load {:.2}s, summarize {:.2}s, render {:.3}s, total {:.2}s (writing the synthetic sweep took {:.1}s)",
+                        r.runs, r.epochs, r.metric_rows, r.load_seconds, r.summarize_seconds, r.render_seconds,
+                        r.load_seconds + r.summarize_seconds + r.render_seconds, r.write_seconds
+                    );
+                }
+                return Ok(Outcome::Ok);
             }
             for r in &a.recipes {
                 preset(r)?;

@@ -21,8 +21,15 @@ pub struct Predictions {
     pub correct: usize,
 }
 
-/// Predicts the first `n` test images with the weights in `run_dir`.
-pub fn predict_cmd(run_dir: &Path, data: &Mnist, n: usize) -> anyhow::Result<Predictions> {
+/// A run folder's config and weights, read and checked before any data is loaded.
+pub struct SavedRun {
+    pub dir: std::path::PathBuf,
+    pub config: TrainConfig,
+    pub model: Model<f32, Cpu>,
+}
+
+/// Reads `run_dir/config.json` and `run_dir/weights.safetensors` and checks they match.
+pub fn load_run(run_dir: &Path) -> anyhow::Result<SavedRun> {
     let cfg_path = run_dir.join("config.json");
     let cfg: TrainConfig =
         serde_json::from_slice(&std::fs::read(&cfg_path).with_context(|| {
@@ -37,25 +44,33 @@ pub fn predict_cmd(run_dir: &Path, data: &Mnist, n: usize) -> anyhow::Result<Pre
     let bytes = std::fs::read(&w_path).with_context(|| {
         format!("cannot read {}: only completed runs save weights (a diverged or unfinished run has none)", w_path.display())
     })?;
-    let dev = Cpu::default();
-    let model = Model::<f32, Cpu>::from_safetensors(&cfg.model, &bytes, &dev)
+    let model = Model::<f32, Cpu>::from_safetensors(&cfg.model, &bytes, &Cpu::default())
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{} does not match {}", w_path.display(), cfg_path.display()))?;
+    Ok(SavedRun {
+        dir: run_dir.to_owned(),
+        config: cfg,
+        model,
+    })
+}
+
+/// Predicts the first `n` test images with a saved run.
+pub fn predict_cmd(run: &SavedRun, data: &Mnist, n: usize) -> Predictions {
     let n = n.clamp(1, data.test.len());
-    let predicted = predict(&model, &dev, &data.test, n);
+    let predicted = predict(&run.model, &Cpu::default(), &data.test, n);
     let labels = data.test.labels[..n].to_vec();
     let correct = predicted
         .iter()
         .zip(&labels)
         .filter(|(p, l)| **p == **l as usize)
         .count();
-    Ok(Predictions {
-        run: run_dir.display().to_string(),
-        model: cfg.model.label(),
+    Predictions {
+        run: run.dir.display().to_string(),
+        model: run.config.model.label(),
         labels,
         predicted,
         correct,
-    })
+    }
 }
 
 impl Predictions {

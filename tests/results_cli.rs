@@ -1,0 +1,145 @@
+//! `rnnsweep results …` and `rnnsweep predict` through the binary, on a real tiny sweep.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run(args: &[&str], results: &Path) -> Output {
+    Command::new(assert_cmd::cargo::cargo_bin("rnnsweep"))
+        .args(args)
+        .arg("--results")
+        .arg(results)
+        .env("RNNSWEEP_DATA", common::data_dir())
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn summarize_compare_and_predict_a_real_sweep() {
+    let tmp = tempfile::tempdir().unwrap();
+    let grid = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grids/tiny.toml");
+    let o = run(&["sweep", grid.to_str().unwrap(), "-q"], tmp.path());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+
+    let o = run(
+        &["results", "summarize", "tiny", "--format", "json"],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["counts"]["completed"].as_u64().unwrap() + v["counts"]["diverged"].as_u64().unwrap(),
+        6
+    );
+    let groups = v["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 3);
+    assert!(groups.iter().all(|g| g["runs"] == 2));
+    assert_eq!(
+        v["curves"]["points"].as_array().unwrap().len(),
+        3,
+        "evaluations at steps 10, 20, 30"
+    );
+
+    // The default table, every sweep under --results.
+    let o = run(&["results", "summarize"], tmp.path());
+    let t = text(&o.stdout);
+    assert!(t.starts_with("6/6 runs loaded"), "{t}");
+    assert!(t.contains("test_acc (mean over seeds)"), "{t}");
+    assert!(t.lines().all(|l| l.chars().count() <= 100));
+
+    let o = run(
+        &[
+            "results",
+            "summarize",
+            "--by",
+            "cell",
+            "--format",
+            "csv",
+            "--out",
+            tmp.path().join("s.csv").to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let csv = std::fs::read_to_string(tmp.path().join("s.csv")).unwrap();
+    assert!(csv.starts_with("cell,label,runs,"), "{csv}");
+    assert_eq!(csv.lines().count(), 4);
+
+    let o = run(&["results", "compare", "LSTM", "GRU"], tmp.path());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("2 shared seeds"),
+        "{}",
+        text(&o.stdout)
+    );
+
+    // predict on one finished cell
+    let runs = tmp.path().join("tiny/runs");
+    let first = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let o = Command::new(assert_cmd::cargo::cargo_bin("rnnsweep"))
+        .args(["predict", first.to_str().unwrap(), "--n", "10", "--json"])
+        .env("RNNSWEEP_DATA", common::data_dir())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        p["labels"],
+        serde_json::json!([7, 2, 1, 0, 4, 1, 4, 9, 5, 9])
+    );
+    assert_eq!(p["predicted"].as_array().unwrap().len(), 10);
+}
+
+#[test]
+fn results_errors_name_what_exists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(&["results", "summarize"], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("no sweeps found in"),
+        "{}",
+        text(&o.stderr)
+    );
+    let grid = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grids/tiny.toml");
+    run(&["sweep", grid.to_str().unwrap(), "-q"], tmp.path());
+    let o = run(&["results", "summarize", "tinny"], tmp.path());
+    assert!(
+        text(&o.stderr).contains("no sweep \"tinny\"") && text(&o.stderr).contains("sweeps in"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = run(&["results", "summarize", "--by", "colour"], tmp.path());
+    assert!(
+        text(&o.stderr).contains("cannot group by \"colour\"; allowed:"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = run(&["results", "compare", "LSTM", "Transformer"], tmp.path());
+    assert!(
+        text(&o.stderr).contains("no variant \"Transformer\"; variants:"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = Command::new(assert_cmd::cargo::cargo_bin("rnnsweep"))
+        .args(["predict", tmp.path().to_str().unwrap()])
+        .env("RNNSWEEP_DATA", common::data_dir())
+        .env("RNNSWEEP_MNIST_MIRRORS", "http://127.0.0.1:9/")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("a run folder?") && text(&o.stderr).contains("config.json"),
+        "{}",
+        text(&o.stderr)
+    );
+}
