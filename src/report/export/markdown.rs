@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{num, point, vs_best, Exporter, Tables};
+use super::{mean_std, num, point, vs_best, Exporter, Tables};
 use crate::report::summarize::Summary;
 
 pub struct MarkdownExport;
@@ -20,10 +20,7 @@ impl Exporter for MarkdownExport {
             out.push_str("\n| variant | runs | diverged | test acc (mean ± std) | best | at | train acc | parameters | s/epoch | samples/s | vs best (pp, 95% CI) |\n");
             out.push_str("|---|---:|---:|---|---:|---|---:|---:|---:|---:|---|\n");
             for (i, g) in s.groups.iter().enumerate() {
-                let acc = match (g.test_acc_mean, g.test_acc_std) {
-                    (Some(m), Some(sd)) => format!("{m:.4} ± {sd:.4}"),
-                    _ => "-".into(),
-                };
+                let acc = mean_std(g, " ± ");
                 writeln!(
                     out,
                     "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.0} | {} |",

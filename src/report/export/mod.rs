@@ -76,6 +76,14 @@ pub(crate) fn num(v: Option<f64>, prec: usize) -> String {
         .map_or("-".into(), |x| format!("{x:.prec$}"))
 }
 
+/// A group's final test accuracy as "mean{sep}std", or "-" when no seed completed.
+pub(crate) fn mean_std(g: &super::summarize::GroupRow, sep: &str) -> String {
+    match (g.test_acc_mean, g.test_acc_std) {
+        (Some(m), Some(sd)) => format!("{m:.4}{sep}{sd:.4}"),
+        _ => "-".into(),
+    }
+}
+
 /// The evaluation point as text: "e5" for a whole-epoch schedule, else "e2 it1000".
 pub(crate) fn point(epoch: Option<i64>, iteration: Option<i64>) -> String {
     match (epoch, iteration) {

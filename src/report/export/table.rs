@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{num, point, vs_best, Exporter, Tables};
+use super::{mean_std, num, point, vs_best, Exporter, Tables};
 use crate::report::summarize::Summary;
 
 pub struct TableExport;
@@ -41,10 +41,7 @@ impl Exporter for TableExport {
             )
             .unwrap();
             for (i, g) in s.groups.iter().enumerate() {
-                let acc = match (g.test_acc_mean, g.test_acc_std) {
-                    (Some(m), Some(sd)) => format!("{m:.4}±{sd:.4}"),
-                    _ => "-".into(),
-                };
+                let acc = mean_std(g, "±");
                 writeln!(
                     out,
                     "{:<16} {:>4} {:>3} {:<13} {:>6} {:<10} {:>6} {:>7} {:>5.1} {:>19}",
