@@ -6,13 +6,16 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-/// A temporary sibling of `target` (same directory, so the final rename is atomic).
+/// A temporary sibling of `target` (same directory, so the final rename is atomic), unique per
+/// process and call, so concurrent writers of the same target never share a temp file.
 pub fn temp_path_for(target: &Path) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".into());
-    let tmp = format!(".{name}.{}.partial", std::process::id());
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = format!(".{name}.{}-{n}.partial", std::process::id());
     target.with_file_name(tmp)
 }
 
@@ -69,6 +72,33 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("a.txt")]);
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_target_never_tear_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("shared.bin");
+        std::thread::scope(|s| {
+            for t in 0..8u8 {
+                let p = &p;
+                s.spawn(move || {
+                    for _ in 0..50 {
+                        write_atomic(p, &[t; 4096]).unwrap();
+                    }
+                });
+            }
+        });
+        let bytes = fs::read(&p).unwrap();
+        assert_eq!(bytes.len(), 4096);
+        assert!(
+            bytes.iter().all(|b| *b == bytes[0]),
+            "a torn file mixes writers"
+        );
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp files left"
+        );
     }
 
     #[test]
