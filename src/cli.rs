@@ -393,7 +393,6 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
                     jobs,
                     threads_per_job: a.threads_per_job,
                     device: a.device,
-                    worker: None,
                 },
                 rerun_failed: a.rerun_failed,
                 quiet: cli.quiet,

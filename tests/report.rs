@@ -123,7 +123,6 @@ fn fixture(root: &Path) -> std::path::PathBuf {
                 index: cell.index,
                 variant: cell.variant.clone(),
                 coords: cell.coords.clone(),
-                worker: None,
                 record,
             })
             .unwrap();

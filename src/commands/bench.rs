@@ -214,7 +214,6 @@ pub fn report_bench(
             index: i,
             variant: cell.variant.clone(),
             coords: cell.coords.clone(),
-            worker: None,
             record,
         };
         std::fs::write(

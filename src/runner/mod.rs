@@ -24,8 +24,6 @@ pub struct RunOptions {
     pub jobs: usize,
     pub threads_per_job: usize,
     pub device: DeviceRequest,
-    /// Recorded in each result (e.g. a Slurm job/task id or the host).
-    pub worker: Option<String>,
 }
 
 /// How one cell ended in this run.
@@ -177,7 +175,6 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
             index: cell.index,
             variant: cell.variant.clone(),
             coords: cell.coords.clone(),
-            worker: opts.worker.clone(),
             record: record.clone(),
         })
     };

@@ -38,9 +38,6 @@ pub struct CellResult {
     pub index: usize,
     pub variant: String,
     pub coords: std::collections::BTreeMap<String, String>,
-    /// Slurm job/task or host information, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub worker: Option<String>,
     pub record: RunRecord,
 }
 
