@@ -13,7 +13,7 @@ use super::Outcome;
 use crate::plan::{Cell, Plan};
 use crate::runner::{self, CellOutcome, RunOptions, SweepObserver};
 use crate::spec::Spec;
-use crate::store::{CellStatus, RunStore};
+use crate::store::{CellResult, CellStatus, RunStore};
 use crate::trainer::config::{CellKind, TrainConfig};
 use crate::trainer::fit::StepInfo;
 use crate::trainer::record::{MetricRow, MetricSplit};
@@ -353,19 +353,20 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         );
     }
     // Final table, in plan order, from the store (what is on disk is the truth).
-    let statuses: Vec<CellStatus> = plan.cells.iter().map(|c| store.status(c)).collect();
+    let inspected: Vec<(CellStatus, Option<CellResult>)> =
+        plan.cells.iter().map(|c| store.inspect(c)).collect();
+    let statuses: Vec<&CellStatus> = inspected.iter().map(|(s, _)| s).collect();
     if !opts.quiet && plan.cells.len() <= 200 {
         println!(
             "{:>5}  {:<9} {:<20} {:<30} {:>9}",
             "index", "status", "variant", "coords", "test acc"
         );
-        for (c, s) in plan.cells.iter().zip(&statuses) {
+        for (c, (s, result)) in plan.cells.iter().zip(&inspected) {
             // A diverged cell has no final model; its last accuracy predates the blow-up.
-            let acc = match s {
-                CellStatus::Done(crate::trainer::record::RunStatus::Completed) => store
-                    .load_result(&c.id)
-                    .ok()
-                    .and_then(|r| r.record.final_test_acc)
+            let acc = match (s, result) {
+                (CellStatus::Done(crate::trainer::record::RunStatus::Completed), Some(r)) => r
+                    .record
+                    .final_test_acc
                     .map_or("-".into(), |a| format!("{a:.4}")),
                 _ => "-".into(),
             };

@@ -11,7 +11,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::plan::Plan;
-use crate::store::{Layout, RunStore};
+use crate::store::{CellStatus, Layout, RunStore};
 use crate::trainer::config::Budget;
 use crate::trainer::record::{MetricSplit, RunStatus};
 
@@ -171,23 +171,20 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
             layout: Layout::at(dir),
         };
         counts.cells += plan.cells.len();
-        let results: Vec<_> = plan
+        let inspected: Vec<_> = plan
             .cells
             .par_iter()
-            .map(|cell| store.load_result(&cell.id))
+            .map(|cell| store.inspect(cell))
             .collect();
-        for (cell, result) in plan.cells.iter().zip(results) {
-            let result = match result {
-                Ok(r) if r.cell_id == cell.id => r,
+        for (cell, (status, result)) in plan.cells.iter().zip(inspected) {
+            let result = match (status, result) {
+                (CellStatus::Done(_), Some(r)) => r,
+                (CellStatus::Failed(msg), _) => {
+                    counts.failed.push((plan.name.clone(), cell.index, msg));
+                    continue;
+                }
                 _ => {
-                    match std::fs::read_to_string(store.layout.error_txt(&cell.id)) {
-                        Ok(msg) => counts.failed.push((
-                            plan.name.clone(),
-                            cell.index,
-                            msg.lines().next().unwrap_or("").to_string(),
-                        )),
-                        Err(_) => counts.missing += 1,
-                    }
+                    counts.missing += 1;
                     continue;
                 }
             };

@@ -127,22 +127,30 @@ impl RunStore {
     }
 
     pub fn status(&self, cell: &Cell) -> CellStatus {
+        self.inspect(cell).0
+    }
+
+    /// The cell's status and, when it is done, its record (read once).
+    pub fn inspect(&self, cell: &Cell) -> (CellStatus, Option<CellResult>) {
         let id = &cell.id;
         if self.layout.result_json(id).exists() {
             return match self.load_result(id) {
-                Ok(r) if r.cell_id == *id => CellStatus::Done(r.record.status),
-                Ok(r) => CellStatus::Corrupt(format!("result.json belongs to cell {}", r.cell_id)),
-                Err(e) => CellStatus::Corrupt(e.to_string()),
+                Ok(r) if r.cell_id == *id => (CellStatus::Done(r.record.status.clone()), Some(r)),
+                Ok(r) => (
+                    CellStatus::Corrupt(format!("result.json belongs to cell {}", r.cell_id)),
+                    None,
+                ),
+                Err(e) => (CellStatus::Corrupt(e.to_string()), None),
             };
         }
-        if let Ok(msg) = fs::read_to_string(self.layout.error_txt(id)) {
-            return CellStatus::Failed(msg.lines().next().unwrap_or("").to_string());
-        }
-        if self.layout.run_dir(id).exists() {
+        let status = if let Ok(msg) = fs::read_to_string(self.layout.error_txt(id)) {
+            CellStatus::Failed(msg.lines().next().unwrap_or("").to_string())
+        } else if self.layout.run_dir(id).exists() {
             CellStatus::Partial
         } else {
             CellStatus::New
-        }
+        };
+        (status, None)
     }
 
     /// Starts a cell: clears what an earlier attempt left, writes config.json.
