@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::Outcome;
 use crate::plan::{Cell, Plan};
+use crate::report::export::cut;
 use crate::runner::{self, CellOutcome, RunOptions, SweepObserver};
 use crate::spec::Spec;
 use crate::store::{CellResult, CellStatus, RunStore};
@@ -131,8 +132,8 @@ pub fn plan_cmd(grid: &Path, results: &Path, json: bool) -> anyhow::Result<Outco
             "{:>5}  {:<9} {:<18} {:<28} {:>8} {:>6}  {}",
             r.index,
             r.status,
-            truncate(r.variant, 18),
-            truncate(&coords_text(&plan, c), 28),
+            cut(r.variant, 18),
+            cut(&coords_text(&plan, c), 28),
             r.iterations,
             human_secs(r.estimated_seconds),
             r.id
@@ -149,14 +150,6 @@ pub fn plan_cmd(grid: &Path, results: &Path, json: bool) -> anyhow::Result<Outco
         human_secs(todo.iter().map(|r| r.estimated_seconds).sum())
     );
     Ok(Outcome::Ok)
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(n - 1).collect::<String>())
-    }
 }
 
 /// "12 done, 1 diverged, 4 new" in a fixed order.
@@ -374,8 +367,8 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
                 "{:>5}  {:<9} {:<20} {:<30} {:>9}",
                 c.index,
                 s.name(),
-                truncate(&c.variant, 20),
-                truncate(&coords_text(&plan, c), 30),
+                cut(&c.variant, 20),
+                cut(&coords_text(&plan, c), 30),
                 acc
             );
         }

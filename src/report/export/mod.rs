@@ -70,6 +70,15 @@ pub fn exporter_for(f: Format) -> Box<dyn Exporter> {
     }
 }
 
+/// `s` shortened to `n` characters, ending in "…" when cut.
+pub fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
 /// "0.9579" or "-".
 pub(crate) fn num(v: Option<f64>, prec: usize) -> String {
     v.filter(|x| x.is_finite())

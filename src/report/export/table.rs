@@ -2,20 +2,12 @@
 
 use std::fmt::Write;
 
-use super::{mean_std, num, point, vs_best, Exporter, Tables};
+use super::{cut, mean_std, num, point, vs_best, Exporter, Tables};
 use crate::report::summarize::Summary;
 
 pub struct TableExport;
 
 const WIDTH: usize = 100;
-
-fn cut(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(n - 1).collect::<String>())
-    }
-}
 
 impl Exporter for TableExport {
     fn render(&self, s: &Summary, tables: Tables) -> Result<Vec<u8>, String> {
