@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::Mutex;
 
 use anyhow::Context;
 use dfdx::prelude::Device;
@@ -14,6 +13,7 @@ use indicatif::ProgressBar;
 use super::{progress, with_threads, Outcome};
 use crate::data::Mnist;
 use crate::fsutil::write_atomic;
+use crate::store::MetricsLog;
 use crate::trainer::config::TrainConfig;
 use crate::trainer::device::{dispatch, DeviceJob, DeviceRequest};
 use crate::trainer::fit::{fit, Observer, StepInfo};
@@ -36,11 +36,9 @@ pub struct TrainOptions {
 /// Progress bar + metric table + incremental CSV.
 struct TrainObserver {
     bar: ProgressBar,
-    rows: Mutex<Vec<MetricRow>>,
-    csv: PathBuf,
+    metrics: MetricsLog,
     json: bool,
     quiet: bool,
-    csv_error: Mutex<Option<String>>,
 }
 
 const HEADER: &str = "epoch      iter  train loss  train acc   test loss   test acc   samples/s";
@@ -85,12 +83,7 @@ impl Observer for TrainObserver {
             fmt_opt(test.map(|r| r.acc), 4),
             fmt_opt(train.and_then(|r| r.samples_per_sec), 0),
         ));
-        let mut all = self.rows.lock().expect("rows lock");
-        all.extend_from_slice(rows);
-        if let Err(e) = write_atomic(&self.csv, &RunRecord::metrics_csv(&all)) {
-            *self.csv_error.lock().expect("lock") =
-                Some(format!("cannot write {}: {e}", self.csv.display()));
-        }
+        self.metrics.append(rows);
     }
 }
 
@@ -134,11 +127,9 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
 
     let obs = TrainObserver {
         bar: progress::step_bar(cfg.total_iterations(), opts.quiet),
-        rows: Mutex::new(Vec::new()),
-        csv: out.join("metrics.csv"),
+        metrics: MetricsLog::new(out.join("metrics.csv")),
         json: opts.json,
         quiet: opts.quiet,
-        csv_error: Mutex::new(None),
     };
     obs.print(&format!(
         "training {} with {} lr {} batch {} for {} steps ({} per epoch), seed {}",
@@ -158,13 +149,16 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     };
     let (record, weights) = with_threads(opts.threads, || dispatch(opts.device, job))??;
     obs.bar.finish_and_clear();
-    if let Some(e) = obs.csv_error.lock().expect("lock").take() {
+    if let Some(e) = obs.metrics.take_error() {
         anyhow::bail!(e);
     }
     // Final files: the CSV again (it may hold no rows yet, e.g. interrupted before any eval),
     // then the result record last.
-    write_atomic(&obs.csv, &RunRecord::metrics_csv(&record.metrics))
-        .with_context(|| format!("cannot write {}", obs.csv.display()))?;
+    write_atomic(
+        obs.metrics.path(),
+        &RunRecord::metrics_csv(&record.metrics),
+    )
+    .with_context(|| format!("cannot write {}", obs.metrics.path().display()))?;
     let weights_path = out.join("weights.safetensors");
     match &weights {
         Some(w) => write_atomic(&weights_path, w)

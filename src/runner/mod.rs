@@ -13,7 +13,7 @@ use dfdx::prelude::Device;
 
 use crate::data::Mnist;
 use crate::plan::Cell;
-use crate::store::{CellResult, RunStore};
+use crate::store::{CellResult, MetricsLog, RunStore};
 use crate::trainer::device::{dispatch, DeviceJob, DeviceRequest};
 use crate::trainer::fit::{fit, Observer, StepInfo};
 use crate::trainer::record::{MetricRow, RunRecord, RunStatus, FORMAT_VERSION};
@@ -49,10 +49,8 @@ pub trait SweepObserver: Sync {
 struct CellObserver<'a> {
     worker: usize,
     cell: &'a Cell,
-    store: &'a RunStore,
     sweep: &'a dyn SweepObserver,
-    rows: Mutex<Vec<MetricRow>>,
-    write_error: Mutex<Option<String>>,
+    metrics: MetricsLog,
 }
 
 impl Observer for CellObserver<'_> {
@@ -60,14 +58,7 @@ impl Observer for CellObserver<'_> {
         self.sweep.cell_step(self.worker, self.cell, info);
     }
     fn eval(&self, rows: &[MetricRow]) {
-        let mut all = self.rows.lock().expect("rows lock");
-        all.extend_from_slice(rows);
-        if let Err(e) = self.store.write_metrics(&self.cell.id, &all) {
-            self.write_error
-                .lock()
-                .expect("lock")
-                .get_or_insert(format!("{e:#}"));
-        }
+        self.metrics.append(rows);
         self.sweep.cell_eval(self.worker, self.cell, rows);
     }
 }
@@ -126,10 +117,8 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
     let obs = CellObserver {
         worker,
         cell,
-        store,
         sweep,
-        rows: Mutex::new(Vec::new()),
-        write_error: Mutex::new(None),
+        metrics: MetricsLog::new(store.layout.metrics_csv(&cell.id)),
     };
     let job = CellJob {
         cell,
@@ -153,7 +142,7 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
             return fail(format!("training panicked: {what}"));
         }
     };
-    if let Some(e) = obs.write_error.lock().expect("lock").take() {
+    if let Some(e) = obs.metrics.take_error() {
         return fail(e);
     }
     if let RunStatus::Interrupted { .. } = record.status {

@@ -77,6 +77,47 @@ impl CellStatus {
     }
 }
 
+/// A run's `metrics.csv`, kept current while it trains: rows accumulate and the file is
+/// rewritten atomically after every evaluation. A failed write does not stop training; the
+/// first error is kept for the end of the run.
+#[derive(Debug)]
+pub struct MetricsLog {
+    path: PathBuf,
+    rows: std::sync::Mutex<Vec<MetricRow>>,
+    error: std::sync::Mutex<Option<String>>,
+}
+
+impl MetricsLog {
+    pub fn new(path: PathBuf) -> Self {
+        MetricsLog {
+            path,
+            rows: Default::default(),
+            error: Default::default(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Adds the rows of one evaluation point and rewrites the file.
+    pub fn append(&self, rows: &[MetricRow]) {
+        let mut all = self.rows.lock().expect("metrics lock");
+        all.extend_from_slice(rows);
+        if let Err(e) = write_atomic(&self.path, &RunRecord::metrics_csv(&all)) {
+            self.error
+                .lock()
+                .expect("error lock")
+                .get_or_insert(format!("cannot write {}: {e}", self.path.display()));
+        }
+    }
+
+    /// The first write error, if any.
+    pub fn take_error(&self) -> Option<String> {
+        self.error.lock().expect("error lock").take()
+    }
+}
+
 /// A sweep's results directory.
 #[derive(Clone, Debug)]
 pub struct RunStore {
