@@ -457,12 +457,7 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
         Command::Describe(a) => {
             let base = match &a.preset {
                 Some(p) => preset(p)?.model,
-                None => ModelConfig {
-                    cell: CellKind::Rnn,
-                    hidden: 128,
-                    layers: 1,
-                    activation: None,
-                },
+                None => default_config().model,
             };
             let m = a.model.apply(base);
             m.validate()?;

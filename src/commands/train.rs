@@ -154,11 +154,8 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     }
     // Final files: the CSV again (it may hold no rows yet, e.g. interrupted before any eval),
     // then the result record last.
-    write_atomic(
-        obs.metrics.path(),
-        &RunRecord::metrics_csv(&record.metrics),
-    )
-    .with_context(|| format!("cannot write {}", obs.metrics.path().display()))?;
+    write_atomic(obs.metrics.path(), &RunRecord::metrics_csv(&record.metrics))
+        .with_context(|| format!("cannot write {}", obs.metrics.path().display()))?;
     let weights_path = out.join("weights.safetensors");
     match &weights {
         Some(w) => write_atomic(&weights_path, w)
