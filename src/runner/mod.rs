@@ -71,7 +71,8 @@ struct CellJob<'a> {
 }
 
 impl DeviceJob for CellJob<'_> {
-    type Output = Result<(RunRecord, Vec<u8>), String>;
+    /// The record and, for a completed run, its weights as safetensors bytes.
+    type Output = Result<(RunRecord, Option<Vec<u8>>), String>;
     fn run<D: Device<f32>>(self, dev: D, name: &str, _note: Option<&str>) -> Self::Output {
         let (record, model) = fit(
             &dev,
@@ -82,7 +83,8 @@ impl DeviceJob for CellJob<'_> {
             self.stop,
         )
         .map_err(|e| e.to_string())?;
-        Ok((record, model.to_safetensors()))
+        let weights = (record.status == RunStatus::Completed).then(|| model.to_safetensors());
+        Ok((record, weights))
     }
 }
 
@@ -155,8 +157,8 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
     }
     let finish = || -> Result<(), crate::store::StoreError> {
         store.write_metrics(&cell.id, &record.metrics)?;
-        if record.status == RunStatus::Completed {
-            store.write_weights(&cell.id, &weights)?;
+        if let Some(w) = &weights {
+            store.write_weights(&cell.id, w)?;
         }
         store.finish(&CellResult {
             format_version: FORMAT_VERSION,
