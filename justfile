@@ -12,6 +12,14 @@ sweep GRID *ARGS:
 summarize *ARGS:
     cargo run --release -- results summarize {{ARGS}}
 
+# Charts (SVG + PNG) of accuracy and loss vs epoch, e.g. `just curves activation`
+curves *ARGS:
+    cargo run --release -- results curves {{ARGS}}
+
+# One offline HTML page with the tables and charts, e.g. `just report activation --out report.html`
+report *ARGS:
+    cargo run --release -- results report {{ARGS}}
+
 # List a grid's cells with their status and a time estimate
 plan GRID *ARGS:
     cargo run --release -- plan {{GRID}} {{ARGS}}

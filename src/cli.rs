@@ -116,6 +116,36 @@ enum ResultsCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Charts of test/train accuracy and loss vs epoch (one line per variant, seed band), as
+    /// SVG and PNG files
+    Curves {
+        /// Sweeps by name (under --results) or folder [default: every sweep under --results]
+        sweeps: Vec<String>,
+        #[arg(long, default_value = "results", value_name = "DIR")]
+        results: PathBuf,
+        /// Grouping, as for summarize
+        #[arg(long, value_delimiter = ',')]
+        by: Option<Vec<String>>,
+        /// Folder for the charts [default: <results>/<sweep>/curves, or <results>/curves for several sweeps]
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// svg, png or both
+        #[arg(long, default_value = "both", value_parser = ["svg", "png", "both"])]
+        format: String,
+    },
+    /// One self-contained offline HTML page: counts, variant table, charts, curve table
+    Report {
+        /// Sweeps by name (under --results) or folder [default: every sweep under --results]
+        sweeps: Vec<String>,
+        #[arg(long, default_value = "results", value_name = "DIR")]
+        results: PathBuf,
+        /// Grouping, as for summarize
+        #[arg(long, value_delimiter = ',')]
+        by: Option<Vec<String>>,
+        /// The HTML file to write
+        #[arg(long, value_name = "FILE", default_value = "report.html")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -425,6 +455,26 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
             by,
             json,
         }) => results::compare_cmd(&results, &sweeps, &a, &b, by.as_deref(), json),
+        Command::Results(ResultsCmd::Curves {
+            sweeps,
+            results,
+            by,
+            out,
+            format,
+        }) => results::curves_cmd(
+            &results,
+            &sweeps,
+            by.as_deref(),
+            out.as_deref(),
+            format != "png",
+            format != "svg",
+        ),
+        Command::Results(ResultsCmd::Report {
+            sweeps,
+            results,
+            by,
+            out,
+        }) => results::report_cmd(&results, &sweeps, by.as_deref(), &out),
         Command::Predict(a) => {
             if a.n == 0 {
                 anyhow::bail!("--n must be at least 1");

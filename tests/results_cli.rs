@@ -78,6 +78,52 @@ fn summarize_compare_and_predict_a_real_sweep() {
         text(&o.stdout)
     );
 
+    // Charts: four metrics, SVG and PNG, in the sweep's folder by default.
+    let o = run(&["results", "curves", "tiny"], tmp.path());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let listed: Vec<String> = text(&o.stdout).lines().map(str::to_string).collect();
+    assert_eq!(listed.len(), 8, "{listed:?}");
+    for m in ["test_acc", "train_acc", "test_loss", "train_loss"] {
+        let svg = std::fs::read_to_string(tmp.path().join(format!("tiny/curves/{m}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("epoch"), "{m}");
+        assert_eq!(
+            svg.matches("<polygon").count(),
+            3,
+            "{m}: one seed band per variant"
+        );
+        let png = std::fs::read(tmp.path().join(format!("tiny/curves/{m}.png"))).unwrap();
+        assert_eq!(&png[..4], b"\x89PNG", "{m}");
+    }
+    let out = tmp.path().join("charts");
+    let o = run(
+        &[
+            "results",
+            "curves",
+            "--format",
+            "svg",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 4, "svg only");
+
+    // The HTML report: self-contained, with the charts inline.
+    let page = tmp.path().join("r.html");
+    let o = run(
+        &["results", "report", "--out", page.to_str().unwrap()],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(html.matches("<svg").count(), 4);
+    assert!(html.contains("Content-Security-Policy"));
+    assert!(
+        !html.contains("src=") && !html.contains("href="),
+        "nothing to fetch"
+    );
+
     // predict on one finished cell
     let runs = tmp.path().join("tiny/runs");
     let first = std::fs::read_dir(&runs)

@@ -1,4 +1,5 @@
-//! `rnnsweep results summarize | compare`: tables over one or more sweeps, read from disk only.
+//! `rnnsweep results summarize | compare | curves | report`: tables, charts and the HTML report
+//! over one or more sweeps, read from disk only.
 
 use std::path::{Path, PathBuf};
 
@@ -6,8 +7,11 @@ use anyhow::{bail, Context};
 
 use super::Outcome;
 use crate::fsutil::write_atomic;
+use crate::report::chart::{self, metric_title};
 use crate::report::export::{exporter_for, Format, Tables};
+use crate::report::html::{self, Figure};
 use crate::report::load::{load, sweeps_in, Loaded};
+use crate::report::series::{panel, Panel};
 use crate::report::summarize::{check_by, compare, default_by, summarize, Metric, Summary};
 
 /// Sweep folders from names or paths (none = every sweep under `results`).
@@ -167,5 +171,116 @@ pub fn compare_cmd(
             gb.by_seed.keys().collect::<Vec<_>>()
         ),
     }
+    Ok(Outcome::Ok)
+}
+
+/// The four charts, in reading order.
+const CHART_METRICS: [Metric; 4] = [
+    Metric::TestAcc,
+    Metric::TrainAcc,
+    Metric::TestLoss,
+    Metric::TrainLoss,
+];
+
+/// "activation" or "activation + lr" for titles and default folders.
+fn sweeps_title(dirs: &[PathBuf]) -> String {
+    dirs.iter()
+        .map(|d| {
+            d.file_name().map_or_else(
+                || d.display().to_string(),
+                |f| f.to_string_lossy().into_owned(),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+/// Loads, summarizes, and computes the panel of every chart metric.
+fn panels(
+    dirs: &[PathBuf],
+    by: Option<&[String]>,
+) -> anyhow::Result<(Summary, Vec<(Metric, Panel)>)> {
+    let (loaded, s) = build_summary(dirs, by, Metric::TestAcc)?;
+    let panels = CHART_METRICS
+        .iter()
+        .map(|&m| Ok((m, panel(&loaded, &s, m).context("computing chart series")?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((s, panels))
+}
+
+/// `results curves`: one SVG and/or PNG per metric.
+pub fn curves_cmd(
+    results: &Path,
+    sweeps: &[String],
+    by: Option<&[String]>,
+    out: Option<&Path>,
+    svg: bool,
+    png: bool,
+) -> anyhow::Result<Outcome> {
+    let dirs = resolve_sweeps(results, sweeps)?;
+    let (s, panels) = panels(&dirs, by)?;
+    let name = sweeps_title(&dirs);
+    let out = match out {
+        Some(o) => o.to_path_buf(),
+        None if dirs.len() == 1 => dirs[0].join("curves"),
+        None => results.join("curves"),
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut written = Vec::new();
+    for (m, p) in &panels {
+        let title = format!("{} — {name}", metric_title(*m));
+        let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+        if svg {
+            files.push((
+                out.join(format!("{}.svg", m.name())),
+                chart::svg(p, &title)
+                    .map_err(anyhow::Error::msg)?
+                    .into_bytes(),
+            ));
+        }
+        if png {
+            files.push((
+                out.join(format!("{}.png", m.name())),
+                chart::png(p, &title).map_err(anyhow::Error::msg)?,
+            ));
+        }
+        for (path, bytes) in files {
+            write_atomic(&path, &bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            written.push(path);
+        }
+    }
+    eprintln!("{}", s.counts.line());
+    for p in written {
+        println!("{}", p.display());
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `results report`: the self-contained HTML page.
+pub fn report_cmd(
+    results: &Path,
+    sweeps: &[String],
+    by: Option<&[String]>,
+    out: &Path,
+) -> anyhow::Result<Outcome> {
+    let dirs = resolve_sweeps(results, sweeps)?;
+    let (s, panels) = panels(&dirs, by)?;
+    let name = sweeps_title(&dirs);
+    let figures = panels
+        .iter()
+        .map(|(m, p)| {
+            let title = format!("{} — {name}", metric_title(*m));
+            Ok(Figure {
+                svg: chart::svg(p, &title).map_err(anyhow::Error::msg)?,
+                title,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let names: Vec<String> = name.split(" + ").map(str::to_string).collect();
+    let page = html::page(&format!("rnnsweep report: {name}"), &names, &s, &figures);
+    write_atomic(out, page.as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!("{}; wrote {}", s.counts.line(), out.display());
     Ok(Outcome::Ok)
 }

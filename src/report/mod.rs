@@ -1,8 +1,12 @@
 //! Reports, read only from the disk: loading sweeps into polars frames (`load`), summarizing
-//! them (`summarize`, pure frame → values), statistics (`stats`), and exporters that turn a
-//! summary into bytes (`export`).
+//! them (`summarize`, pure frame → values), statistics (`stats`), exporters that turn a summary
+//! into bytes (`export`), chart series (`series`, pure), drawing them (`chart`, SVG/PNG), and
+//! the self-contained HTML report (`html`).
 
+pub mod chart;
 pub mod export;
+pub mod html;
 pub mod load;
+pub mod series;
 pub mod stats;
 pub mod summarize;

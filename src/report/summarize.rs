@@ -41,13 +41,13 @@ impl std::str::FromStr for Metric {
 }
 
 impl Metric {
-    fn split(self) -> &'static str {
+    pub(crate) fn split(self) -> &'static str {
         match self {
             Metric::TestAcc | Metric::TestLoss => "test",
             Metric::TrainAcc | Metric::TrainLoss => "train",
         }
     }
-    fn column(self) -> &'static str {
+    pub(crate) fn column(self) -> &'static str {
         match self {
             Metric::TestAcc | Metric::TrainAcc => "acc",
             Metric::TestLoss | Metric::TrainLoss => "loss",
@@ -170,7 +170,7 @@ pub fn check_by(loaded: &Loaded, by: &[String]) -> Result<Vec<String>, String> {
         .collect()
 }
 
-fn text_of(v: AnyValue) -> String {
+pub(crate) fn text_of(v: AnyValue) -> String {
     match v {
         AnyValue::Null => "-".into(),
         AnyValue::String(s) => s.to_string(),

@@ -1,0 +1,249 @@
+//! Drawing a `series::Panel` with plotters, as SVG text or PNG bytes (no file I/O). One chart:
+//! a line per group (mean over seeds) with a shaded band (min–max over seeds), epochs on x, the
+//! metric on y, a title, axis labels and a legend panel on the right. Text is laid out with the
+//! embedded DejaVu Sans, so the output does not depend on the fonts installed.
+
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::{register_font, FontStyle, Palette, Palette99};
+
+use super::export::cut;
+use super::series::Panel;
+use super::summarize::Metric;
+
+/// Chart size in pixels.
+pub const SIZE: (u32, u32) = (960, 540);
+const LEGEND_WIDTH: u32 = 270;
+const FONT: &str = "sans-serif";
+
+fn fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Both are valid TrueType fonts shipped inside the dejavu crate.
+        let _ = register_font(FONT, FontStyle::Normal, dejavu::sans::regular());
+        let _ = register_font(FONT, FontStyle::Bold, dejavu::sans::bold());
+    });
+}
+
+/// "Test accuracy", "Train loss", ...
+pub fn metric_title(m: Metric) -> &'static str {
+    match m {
+        Metric::TestAcc => "Test accuracy",
+        Metric::TestLoss => "Test loss",
+        Metric::TrainAcc => "Train accuracy",
+        Metric::TrainLoss => "Train loss",
+    }
+}
+
+/// Tableau 10: distinct, readable on white, and kind to colour-blind readers.
+const TABLEAU10: [(u8, u8, u8); 10] = [
+    (78, 121, 167),
+    (242, 142, 43),
+    (225, 87, 89),
+    (118, 183, 178),
+    (89, 161, 79),
+    (237, 201, 72),
+    (176, 122, 161),
+    (255, 157, 167),
+    (156, 117, 95),
+    (186, 176, 172),
+];
+
+/// The colour of the i-th group, shared by the line, its band and its legend entry: Tableau 10,
+/// then plotters' 99-colour palette for larger sweeps.
+pub fn color(i: usize) -> RGBColor {
+    let (r, g, b) = match TABLEAU10.get(i) {
+        Some(&c) => c,
+        None => Palette99::COLORS[(i - TABLEAU10.len()) % Palette99::COLORS.len()],
+    };
+    RGBColor(r, g, b)
+}
+
+/// The chart as an SVG document.
+pub fn svg(panel: &Panel, title: &str) -> Result<String, String> {
+    fonts();
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
+        draw(&root, panel, title).map_err(|e| format!("drawing {title:?}: {e}"))?;
+    }
+    Ok(out)
+}
+
+/// The chart as a PNG image.
+pub fn png(panel: &Panel, title: &str) -> Result<Vec<u8>, String> {
+    fonts();
+    let (w, h) = SIZE;
+    let mut rgb = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
+        draw(&root, panel, title).map_err(|e| format!("drawing {title:?}: {e}"))?;
+    }
+    let mut bytes = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut bytes)
+        .write_image(&rgb, w, h, image::ColorType::Rgb8)
+        .map_err(|e| format!("encoding {title:?} as PNG: {e}"))?;
+    Ok(bytes)
+}
+
+use image::ImageEncoder;
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    p: &Panel,
+    title: &str,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    let (w, _) = root.dim_in_pixel();
+    let (plot, legend) = root.split_horizontally(w - LEGEND_WIDTH);
+    let (x0, x1) = p.x_range();
+    let (y0, y1) = p.y;
+    let clamp = |v: f64| v.clamp(y0, y1);
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(title, (FONT, 20).into_font().style(FontStyle::Bold))
+        .margin(14)
+        .x_label_area_size(44)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, y0..y1)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(metric_title(p.metric))
+        .axis_desc_style((FONT, 15))
+        .label_style((FONT, 13))
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(225, 225, 225))
+        .x_label_formatter(&|x| trim_float(*x))
+        .y_label_formatter(&|y| trim_float(*y))
+        .draw()?;
+    for (i, s) in p.series.iter().enumerate() {
+        let c = color(i);
+        if s.points.iter().any(|q| q.n > 1) {
+            let mut band: Vec<(f64, f64)> = s.points.iter().map(|q| (q.x, clamp(q.hi))).collect();
+            band.extend(s.points.iter().rev().map(|q| (q.x, clamp(q.lo))));
+            chart.draw_series(std::iter::once(Polygon::new(band, c.mix(0.18).filled())))?;
+        }
+        chart.draw_series(LineSeries::new(
+            s.points.iter().map(|q| (q.x, clamp(q.mean))),
+            c.stroke_width(2),
+        ))?;
+        chart.draw_series(
+            s.points
+                .iter()
+                .map(|q| Circle::new((q.x, clamp(q.mean)), 2, c.filled())),
+        )?;
+    }
+
+    // Legend: how to read the chart, then one swatch and label per group.
+    let small = (FONT, 13).into_font();
+    let mut y = 44;
+    legend.draw(&Text::new("line: mean over seeds", (8, y), small.clone()))?;
+    y += 17;
+    legend.draw(&Text::new(
+        "band: min–max over seeds",
+        (8, y),
+        small.clone(),
+    ))?;
+    y += 17;
+    if p.clipped {
+        legend.draw(&Text::new(
+            format!("loss cut at {y1:.2}"),
+            (8, y),
+            small.clone(),
+        ))?;
+        y += 17;
+    }
+    y += 10;
+    let (_, h) = legend.dim_in_pixel();
+    let room = ((h as i32 - y - 20) / 18).max(1) as usize;
+    for (i, s) in p.series.iter().enumerate() {
+        if i + 1 == room && p.series.len() > room {
+            legend.draw(&Text::new(
+                format!("… and {} more", p.series.len() - i),
+                (8, y),
+                small.clone(),
+            ))?;
+            break;
+        }
+        let c = color(i);
+        legend.draw(&Rectangle::new([(8, y + 2), (26, y + 12)], c.filled()))?;
+        legend.draw(&Text::new(cut(&s.label, 30), (32, y), small.clone()))?;
+        y += 18;
+    }
+    root.present()
+}
+
+/// 0.5 → "0.5", 2 → "2", 0.30000000000000004 → "0.3".
+fn trim_float(x: f64) -> String {
+    let s = format!("{x:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::series::{aggregate, Obs};
+
+    fn panel() -> Panel {
+        let labels = vec!["Model A".to_string(), "LSTM h64".to_string()];
+        let obs: Vec<Obs> = (0..3)
+            .flat_map(|seed| {
+                (0..=4).flat_map(move |e| {
+                    (0..2).map(move |g| Obs {
+                        group: g,
+                        iteration: e * 100,
+                        x: e as f64,
+                        value: 0.1 + 0.2 * e as f64 * (0.8 + 0.1 * g as f64) + 0.01 * seed as f64,
+                    })
+                })
+            })
+            .collect();
+        aggregate(Metric::TestAcc, &labels, &obs)
+    }
+
+    #[test]
+    fn svg_has_title_axes_legend_and_a_path_per_series() {
+        let s = svg(&panel(), "Test accuracy — demo").unwrap();
+        assert!(s.starts_with("<svg"), "{}", &s[..60]);
+        for text in [
+            "Test accuracy — demo",
+            "epoch",
+            "Model A",
+            "LSTM h64",
+            "min–max",
+        ] {
+            assert!(s.contains(text), "missing {text:?}");
+        }
+        // Two bands (polygons) and two lines (polylines).
+        assert_eq!(s.matches("<polygon").count(), 2);
+        assert!(s.matches("<polyline").count() >= 2);
+    }
+
+    #[test]
+    fn png_is_a_png_of_the_chart_size_with_ink() {
+        let b = png(&panel(), "demo").unwrap();
+        assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n");
+        let img = image::load_from_memory(&b).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), SIZE);
+        let coloured = img
+            .pixels()
+            .filter(|p| p.0.iter().max().unwrap() - p.0.iter().min().unwrap() > 60)
+            .count();
+        assert!(coloured > 500, "only {coloured} coloured pixels");
+    }
+
+    #[test]
+    fn trims_axis_numbers() {
+        assert_eq!(trim_float(0.5), "0.5");
+        assert_eq!(trim_float(2.0), "2");
+        assert_eq!(trim_float(0.1 + 0.2), "0.3");
+        assert_eq!(trim_float(-0.0001), "0");
+    }
+}

@@ -1,0 +1,159 @@
+//! The offline HTML report: one self-contained page (inline CSS, inline SVG charts, no scripts,
+//! no links to fetch) with the counts, the variant table, the charts and the curve table. A
+//! Content-Security-Policy forbids every request, so the page cannot reach out even by mistake.
+
+use std::fmt::Write;
+
+use super::export::{mean_std, num, point, vs_best};
+use super::summarize::Summary;
+
+/// A chart to embed: its title and its SVG document.
+pub struct Figure {
+    pub title: String,
+    pub svg: String,
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; padding: 0 1rem; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0; }
+th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; }
+th { background: #f4f4f4; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1rem 0; } figure svg { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: 0.85rem; color: #555; }
+.failed { color: #a00; } .scroll { overflow-x: auto; }
+";
+
+/// The whole page.
+pub fn page(title: &str, sweeps: &[String], s: &Summary, figures: &[Figure]) -> String {
+    let mut o = String::new();
+    let t = escape(title);
+    write!(
+        o,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta name=\"generator\" content=\"rnnsweep {}\">\n<title>{t}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{t}</h1>\n",
+        env!("CARGO_PKG_VERSION")
+    )
+    .unwrap();
+    writeln!(
+        o,
+        "<p>Sweeps: {}. <span id=\"counts\">{}</span>. Grouped by {}; accuracies are on the test set.</p>",
+        escape(&sweeps.join(", ")),
+        escape(&s.counts.line()),
+        escape(&s.by.join(", "))
+    )
+    .unwrap();
+    let failures = s.counts.failure_lines();
+    if !failures.is_empty() {
+        o.push_str("<ul class=\"failed\">\n");
+        for f in failures {
+            writeln!(o, "<li>{}</li>", escape(&f)).unwrap();
+        }
+        o.push_str("</ul>\n");
+    }
+
+    o.push_str("<h2>Variants</h2>\n<div class=\"scroll\"><table id=\"summary\">\n<thead><tr>");
+    for h in [
+        "variant",
+        "runs",
+        "diverged",
+        "final test acc (mean ± std)",
+        "best (seed mean)",
+        "at",
+        "final train acc",
+        "parameters",
+        "s/epoch",
+        "samples/s",
+        "vs best (pp, 95% paired bootstrap)",
+    ] {
+        write!(o, "<th>{}</th>", escape(h)).unwrap();
+    }
+    o.push_str("</tr></thead>\n<tbody>\n");
+    for (i, g) in s.groups.iter().enumerate() {
+        writeln!(
+            o,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{:.1}</td><td class=\"n\">{:.0}</td><td class=\"n\">{}</td></tr>",
+            escape(&g.label),
+            g.runs,
+            g.diverged,
+            escape(&mean_std(g, " ± ")),
+            num(g.best, 4),
+            point(g.best_epoch, g.best_iteration),
+            num(g.train_acc_mean, 4),
+            g.parameters,
+            g.seconds_per_epoch,
+            g.samples_per_sec,
+            escape(&vs_best(g, i == 0, 2)),
+        )
+        .unwrap();
+    }
+    o.push_str("</tbody>\n</table></div>\n");
+
+    o.push_str("<h2>Curves</h2>\n");
+    for f in figures {
+        writeln!(
+            o,
+            "<figure class=\"chart\">\n{}\n<figcaption>{}: mean over seeds (line), min–max over seeds (band).</figcaption>\n</figure>",
+            f.svg,
+            escape(&f.title)
+        )
+        .unwrap();
+    }
+
+    let c = &s.curves;
+    if !c.labels.is_empty() {
+        writeln!(
+            o,
+            "<h2>{} by evaluation point (mean over seeds)</h2>\n<div class=\"scroll\"><table id=\"curves\">\n<thead><tr><th>epoch</th><th>iteration</th>",
+            escape(c.metric.name())
+        )
+        .unwrap();
+        for l in &c.labels {
+            write!(o, "<th>{}</th>", escape(l)).unwrap();
+        }
+        o.push_str("</tr></thead>\n<tbody>\n");
+        for (r, (e, it)) in c.points.iter().enumerate() {
+            write!(o, "<tr><td class=\"n\">{e}</td><td class=\"n\">{it}</td>").unwrap();
+            for v in &c.values[r] {
+                write!(o, "<td class=\"n\">{}</td>", num(*v, 4)).unwrap();
+            }
+            o.push_str("</tr>\n");
+        }
+        o.push_str("</tbody>\n</table></div>\n");
+    }
+    o.push_str("</body>\n</html>\n");
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            escape("<a href=\"x\">A&B's</a>"),
+            "&lt;a href=&quot;x&quot;&gt;A&amp;B&#39;s&lt;/a&gt;"
+        );
+    }
+}
