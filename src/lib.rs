@@ -10,6 +10,7 @@
 //!
 //! Only `cli.rs` (in the binary) sees clap; the library modules take typed values.
 
+pub mod cluster;
 pub mod commands;
 pub mod data;
 pub mod error;

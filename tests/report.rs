@@ -115,6 +115,7 @@ fn fixture(root: &Path) -> std::path::PathBuf {
                     samples_per_sec: 6000.0,
                 })
                 .collect(),
+            origin: None,
         };
         store
             .finish(&CellResult {

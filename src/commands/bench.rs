@@ -207,6 +207,7 @@ pub fn report_bench(
                     samples_per_sec: 6000.0,
                 })
                 .collect(),
+            origin: None,
         };
         let result = CellResult {
             format_version: FORMAT_VERSION,

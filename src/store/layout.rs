@@ -5,6 +5,8 @@
 //!   spec.toml               verbatim copy of the grid file (rewritten on each run)
 //!   plan.json               every cell: index, id, variant, coords, config
 //!   events.jsonl            one line per event (sweep start/end, cell start/done/failed/interrupted)
+//!   leases/<cell id>.json   who is training the cell now (owner, heartbeat); see `lease`
+//!   slurm/                  sbatch script and task logs, when `rnnsweep slurm` wrote them
 //!   runs/<cell id>/
 //!     config.json           written first
 //!     metrics.csv           long format, rewritten atomically after every evaluation
@@ -47,6 +49,12 @@ impl Layout {
     }
     pub fn runs(&self) -> PathBuf {
         self.root.join("runs")
+    }
+    pub fn leases(&self) -> PathBuf {
+        self.root.join("leases")
+    }
+    pub fn slurm(&self) -> PathBuf {
+        self.root.join("slurm")
     }
     pub fn run_dir(&self, id: &str) -> PathBuf {
         self.runs().join(id)

@@ -4,6 +4,7 @@
 //! checked on read.
 
 pub mod layout;
+pub mod lease;
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;

@@ -365,6 +365,7 @@ pub fn fit<D: Device<f32>>(
         final_test_loss: last_test.map(|r| r.loss),
         epochs,
         metrics: rec.metrics,
+        origin: None,
     };
     Ok((record, model))
 }

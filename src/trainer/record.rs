@@ -96,6 +96,10 @@ pub struct RunRecord {
     pub final_test_loss: Option<f64>,
     pub metrics: Vec<MetricRow>,
     pub epochs: Vec<EpochStats>,
+    /// The process that trained it (host, pid, Slurm job and array task); set by the sweep
+    /// runner, absent for `train` and in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<crate::cluster::Origin>,
 }
 
 impl RunRecord {
