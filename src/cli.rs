@@ -7,11 +7,15 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use rnnsweep::commands::{self, bench, data, describe, predict, results, sweep, train, Outcome};
+use rnnsweep::cluster::Shard;
+use rnnsweep::commands::{
+    self, bench, data, describe, predict, results, slurm, status, sweep, train, Outcome,
+};
 use rnnsweep::data as mnist;
 use rnnsweep::report::export::{Format, Tables};
 use rnnsweep::report::summarize::Metric;
 use rnnsweep::runner::RunOptions;
+use rnnsweep::store::lease::ttl_from_env;
 use rnnsweep::trainer::config::*;
 use rnnsweep::trainer::device::DeviceRequest;
 
@@ -52,6 +56,55 @@ enum Command {
     Data(DataCmd),
     /// Measure single-thread training throughput of the tutorial recipes
     Bench(BenchArgs),
+    /// Where each cell of a sweep stands: done, running (lease age, owner), stale, failed, new
+    Status(StatusArgs),
+    /// Write an sbatch script running a sweep as a Slurm job array
+    Slurm(SlurmArgs),
+}
+
+#[derive(Args, Debug)]
+struct StatusArgs {
+    /// Sweeps by name (under --results) or folder [default: every sweep under --results]
+    sweeps: Vec<String>,
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    results: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct SlurmArgs {
+    /// The grid file (TOML)
+    grid: PathBuf,
+    /// Results root (shared by all nodes, e.g. on NFS)
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    results: PathBuf,
+    /// Array tasks, each running one shard [default: one per cell, at most 1000]
+    #[arg(long)]
+    tasks: Option<usize>,
+    /// At most M tasks at once (the array's %M)
+    #[arg(long, value_name = "M")]
+    array_parallelism: Option<usize>,
+    /// Time limit per task, as sbatch takes it (e.g. 02:00:00)
+    #[arg(long)]
+    time: Option<String>,
+    #[arg(long)]
+    partition: Option<String>,
+    /// CPUs per task; each task trains this many cells at once
+    #[arg(long, default_value_t = 2)]
+    cpus_per_task: usize,
+    /// Generic resources, e.g. gpu:1
+    #[arg(long)]
+    gres: Option<String>,
+    /// Seconds before the time limit at which Slurm sends SIGUSR1 (the task stops and requeues)
+    #[arg(long, default_value_t = 120)]
+    signal_seconds: u32,
+    /// Also run cells that failed before
+    #[arg(long)]
+    rerun_failed: bool,
+    /// Where to write the script [default: <results>/<sweep>/slurm/sweep.sbatch]
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -73,6 +126,10 @@ struct SweepArgs {
     /// auto, cpu or cuda
     #[arg(long, default_value = "auto")]
     device: DeviceRequest,
+    /// Run only cells whose index ≡ I (mod N), 0 <= I < N [default: from SLURM_ARRAY_TASK_ID
+    /// and SLURM_ARRAY_TASK_COUNT (or _MIN/_MAX) when set, else every cell]
+    #[arg(long, value_name = "I/N")]
+    shard: Option<Shard>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -415,6 +472,12 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
             if jobs == 0 || a.threads_per_job == 0 {
                 anyhow::bail!("--jobs and --threads-per-job must be at least 1");
             }
+            let shard = match a.shard {
+                Some(s) => Some(s),
+                None => {
+                    Shard::from_slurm_env(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?
+                }
+            };
             let opts = sweep::SweepOptions {
                 grid: a.grid,
                 results: a.results,
@@ -423,13 +486,36 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
                     jobs,
                     threads_per_job: a.threads_per_job,
                     device: a.device,
+                    lease_ttl: ttl_from_env().map_err(anyhow::Error::msg)?,
+                    rerun_failed: a.rerun_failed,
                 },
-                rerun_failed: a.rerun_failed,
+                shard,
                 quiet: cli.quiet,
             };
             sweep::sweep_cmd(&opts, stop)
         }
         Command::Plan(a) => sweep::plan_cmd(&a.grid, &a.results, a.json),
+        Command::Status(a) => status::status_cmd(
+            &a.results,
+            &a.sweeps,
+            ttl_from_env().map_err(anyhow::Error::msg)?,
+            a.json,
+        ),
+        Command::Slurm(a) => slurm::slurm_cmd(&slurm::SlurmOptions {
+            grid: a.grid,
+            results: a.results,
+            data_dir: data_dir()?,
+            tasks: a.tasks,
+            array_parallelism: a.array_parallelism,
+            time: a.time,
+            partition: a.partition,
+            cpus_per_task: a.cpus_per_task,
+            gres: a.gres,
+            signal_seconds: a.signal_seconds,
+            rerun_failed: a.rerun_failed,
+            out: a.out,
+            quiet: cli.quiet,
+        }),
         Command::Results(ResultsCmd::Summarize {
             sweeps,
             results,

@@ -4,56 +4,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use rnnsweep::plan::Plan;
-use rnnsweep::spec::Spec;
-use rnnsweep::store::{CellStatus, RunStore};
+use rnnsweep::store::CellStatus;
 
-fn grid(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/grids")
-        .join(name)
-}
-
-fn cmd(grid: &Path, results: &Path, extra: &[&str]) -> Command {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("rnnsweep"));
-    c.arg("sweep")
-        .arg(grid)
-        .arg("--results")
-        .arg(results)
-        .args(extra)
-        .env("RNNSWEEP_DATA", common::data_dir());
-    c
-}
-
-fn sweep(grid: &Path, results: &Path, extra: &[&str]) -> Output {
-    cmd(grid, results, extra).output().unwrap()
-}
-
-fn plan_and_store(grid: &Path, results: &Path) -> (Plan, RunStore) {
-    let plan = Plan::expand(&Spec::load(grid).unwrap()).unwrap();
-    let store = RunStore::open(results, &plan.name);
-    (plan, store)
-}
-
-/// Events of one kind per cell id, from events.jsonl.
-fn event_counts(store: &RunStore, kind: &str) -> BTreeMap<String, usize> {
-    let text = std::fs::read_to_string(store.layout.events()).unwrap_or_default();
-    let mut m = BTreeMap::new();
-    for line in text.lines() {
-        let v: serde_json::Value =
-            serde_json::from_str(line).expect("every event line is complete JSON");
-        if v["event"] == kind {
-            *m.entry(v["cell"].as_str().unwrap().to_string())
-                .or_default() += 1;
-        }
-    }
-    m
-}
+use common::{cmd, event_counts, grid, plan_and_store, sweep};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

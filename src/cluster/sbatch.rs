@@ -91,9 +91,9 @@ pub fn script(o: &ScriptOptions) -> String {
     s.push_str(&format!("#SBATCH --signal=B:USR1@{}\n", o.signal_seconds));
     s.push_str("#SBATCH --requeue\n\n");
     s.push_str("set -u\n");
-    s.push_str(&format!(
-        "echo \"rnnsweep task ${{SLURM_ARRAY_JOB_ID:-?}}_${{SLURM_ARRAY_TASK_ID:-?}} on $(hostname) at $(date -Is)\"\n"
-    ));
+    s.push_str(
+        "echo \"rnnsweep task ${SLURM_ARRAY_JOB_ID:-?}_${SLURM_ARRAY_TASK_ID:-?} on $(hostname) at $(date -Is)\"\n",
+    );
     let mut cmd = vec![
         q(o.binary),
         "sweep".into(),

@@ -7,6 +7,8 @@ pub mod describe;
 pub mod predict;
 pub mod progress;
 pub mod results;
+pub mod slurm;
+pub mod status;
 pub mod sweep;
 pub mod train;
 

@@ -10,10 +10,12 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::Outcome;
+use crate::cluster::Shard;
 use crate::plan::{Cell, Plan};
 use crate::report::export::cut;
 use crate::runner::{self, CellOutcome, RunOptions, SweepObserver};
 use crate::spec::Spec;
+use crate::store::lease::{Leases, Liveness};
 use crate::store::{CellResult, CellStatus, RunStore};
 use crate::trainer::config::{CellKind, TrainConfig};
 use crate::trainer::fit::StepInfo;
@@ -26,7 +28,8 @@ pub struct SweepOptions {
     pub results: PathBuf,
     pub data_dir: PathBuf,
     pub run: RunOptions,
-    pub rerun_failed: bool,
+    /// Only this slice of the plan (None: every cell).
+    pub shard: Option<Shard>,
     pub quiet: bool,
 }
 
@@ -155,13 +158,15 @@ pub fn plan_cmd(grid: &Path, results: &Path, json: bool) -> anyhow::Result<Outco
 /// "12 done, 1 diverged, 4 new" in a fixed order.
 fn counts_line<'a>(statuses: impl Iterator<Item = &'a str>) -> String {
     let all: Vec<&str> = statuses.collect();
-    let parts: Vec<String> = ["done", "diverged", "failed", "partial", "corrupt", "new"]
-        .iter()
-        .filter_map(|s| {
-            let n = all.iter().filter(|x| *x == s).count();
-            (n > 0).then(|| format!("{n} {s}"))
-        })
-        .collect();
+    let parts: Vec<String> = [
+        "done", "diverged", "running", "failed", "partial", "corrupt", "new",
+    ]
+    .iter()
+    .filter_map(|s| {
+        let n = all.iter().filter(|x| *x == s).count();
+        (n > 0).then(|| format!("{n} {s}"))
+    })
+    .collect();
     parts.join(", ")
 }
 
@@ -272,6 +277,7 @@ impl SweepObserver for SweepProgress {
             CellOutcome::Interrupted => {
                 format!("stopped  {} (will run again next time)", self.label(cell))
             }
+            CellOutcome::Skipped(why) => format!("skipped  {}: {why}", self.label(cell)),
         };
         if self.mp.is_hidden() {
             if !self.quiet {
@@ -290,24 +296,32 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     let (spec, plan) = load_plan(&opts.grid)?;
     let store = RunStore::open(&opts.results, &plan.name);
     store.init(&spec.text, &plan)?;
-    let statuses: Vec<CellStatus> = plan.cells.iter().map(|c| store.status(c)).collect();
-    let pending: Vec<&Cell> = plan
+    let rerun_failed = opts.run.rerun_failed;
+    let mine: Vec<&Cell> = plan
         .cells
         .iter()
+        .filter(|c| opts.shard.is_none_or(|s| s.contains(c.index)))
+        .collect();
+    let statuses: Vec<CellStatus> = mine.iter().map(|c| store.status(c)).collect();
+    let pending: Vec<&Cell> = mine
+        .iter()
         .zip(&statuses)
-        .filter(|(_, s)| s.needs_run(opts.rerun_failed))
-        .map(|(c, _)| c)
+        .filter(|(_, s)| s.needs_run(rerun_failed))
+        .map(|(c, _)| *c)
         .collect();
     let failed_kept = statuses
         .iter()
         .filter(|s| matches!(s, CellStatus::Failed(_)))
         .count()
-        * (!opts.rerun_failed) as usize;
-    let done = plan.cells.len() - pending.len() - failed_kept;
+        * (!rerun_failed) as usize;
+    let done = mine.len() - pending.len() - failed_kept;
     eprintln!(
-        "sweep {:?}: {} cells, {done} done, {} to run{} -> {}",
+        "sweep {:?}{}: {} cells, {done} done, {} to run{} -> {}",
         plan.name,
-        plan.cells.len(),
+        opts.shard
+            .map(|s| format!(" shard {s} ({} of {} cells)", mine.len(), plan.cells.len()))
+            .unwrap_or_default(),
+        mine.len(),
         pending.len(),
         if failed_kept > 0 {
             format!(", {failed_kept} failed kept (--rerun-failed runs them)")
@@ -347,14 +361,27 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     }
     // Final table, in plan order, from the store (what is on disk is the truth).
     let inspected: Vec<(CellStatus, Option<CellResult>)> =
-        plan.cells.iter().map(|c| store.inspect(c)).collect();
+        mine.iter().map(|c| store.inspect(c)).collect();
     let statuses: Vec<&CellStatus> = inspected.iter().map(|(s, _)| s).collect();
-    if !opts.quiet && plan.cells.len() <= 200 {
+    // A cell another process is training shows as "running" rather than "partial" or "new".
+    let leases = Leases::new(store.layout.leases(), opts.run.lease_ttl);
+    let names: Vec<&str> = mine
+        .iter()
+        .zip(&statuses)
+        .map(|(c, s)| match s {
+            CellStatus::Done(_) | CellStatus::Failed(_) => s.name(),
+            _ => match leases.inspect(&c.id) {
+                Some((_, Liveness::Live)) => "running",
+                _ => s.name(),
+            },
+        })
+        .collect();
+    if !opts.quiet && mine.len() <= 200 {
         println!(
             "{:>5}  {:<9} {:<20} {:<30} {:>9}",
             "index", "status", "variant", "coords", "test acc"
         );
-        for (c, (s, result)) in plan.cells.iter().zip(&inspected) {
+        for ((c, (s, result)), name) in mine.iter().zip(&inspected).zip(&names) {
             // A diverged cell has no final model; its last accuracy predates the blow-up.
             let acc = match (s, result) {
                 (CellStatus::Done(crate::trainer::record::RunStatus::Completed), Some(r)) => r
@@ -366,14 +393,28 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
             println!(
                 "{:>5}  {:<9} {:<20} {:<30} {:>9}",
                 c.index,
-                s.name(),
+                name,
                 cut(&c.variant, 20),
                 cut(&coords_text(&plan, c), 30),
                 acc
             );
         }
     }
-    println!("{}", counts_line(statuses.iter().map(|s| s.name())));
+    println!("{}", counts_line(names.iter().copied()));
+    let skipped: Vec<String> = outcomes
+        .iter()
+        .filter_map(|(i, o)| match o {
+            CellOutcome::Skipped(why) => Some(format!("[{i}] {why}")),
+            _ => None,
+        })
+        .collect();
+    if !skipped.is_empty() {
+        eprintln!(
+            "{} cell(s) left to other workers: {}",
+            skipped.len(),
+            cut(&skipped.join(", "), 300)
+        );
+    }
     let failed = outcomes
         .iter()
         .filter(|(_, o)| matches!(o, CellOutcome::Failed(_)))

@@ -3,7 +3,9 @@
 //! uses the current rayon pool). A plain outer `par_iter` is avoided on purpose: a rayon worker
 //! blocked in another pool's `install` steals more outer work, which would run more cells at
 //! once than `jobs`. One failing or diverging cell never stops the others; a set stop flag
-//! (Ctrl-C) makes running cells stop at their next step, and they are not marked done.
+//! (Ctrl-C, SIGTERM, SIGUSR1) makes running cells stop at their next step, and they are not
+//! marked done. Before training a cell a worker claims its lease (see `store::lease`), so other
+//! processes on the same results folder skip it; a stale lease is taken over.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,8 +13,10 @@ use std::sync::Mutex;
 
 use dfdx::prelude::Device;
 
+use crate::cluster::Origin;
 use crate::data::Mnist;
 use crate::plan::Cell;
+use crate::store::lease::{Claim, Leases};
 use crate::store::{CellResult, MetricsLog, RunStore};
 use crate::trainer::device::{dispatch, DeviceJob, DeviceRequest};
 use crate::trainer::fit::{fit, Observer, StepInfo};
@@ -24,6 +28,9 @@ pub struct RunOptions {
     pub jobs: usize,
     pub threads_per_job: usize,
     pub device: DeviceRequest,
+    /// A lease whose heartbeat is older than this is stale (see `store::lease`).
+    pub lease_ttl: std::time::Duration,
+    pub rerun_failed: bool,
 }
 
 /// How one cell ended in this run.
@@ -35,6 +42,8 @@ pub enum CellOutcome {
     Failed(String),
     /// Stopped by the stop flag; nothing marks it done, so the next run starts it again.
     Interrupted,
+    /// Not run here: another process holds its lease, or finished it meanwhile.
+    Skipped(String),
 }
 
 /// Hooks for progress display; all default to nothing. Called from worker threads.
@@ -91,10 +100,42 @@ impl DeviceJob for CellJob<'_> {
 /// What every worker shares.
 struct Shared<'a> {
     store: &'a RunStore,
+    leases: Leases,
+    origin: Origin,
     data: &'a Mnist,
     opts: &'a RunOptions,
     stop: &'a AtomicBool,
     sweep: &'a dyn SweepObserver,
+}
+
+/// Claims a cell's lease, then trains it if it still needs it.
+fn claim_and_run(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -> CellOutcome {
+    let store = sh.store;
+    let _lease = match sh.leases.claim(&cell.id, &sh.origin) {
+        Err(e) => {
+            let msg = format!("cannot claim the cell: {e}");
+            let _ = store.event("failed", Some(cell), serde_json::json!({ "error": msg }));
+            return CellOutcome::Failed(msg);
+        }
+        Ok(Claim::Held(info)) => {
+            return CellOutcome::Skipped(format!("leased by {}", info.owner.describe()))
+        }
+        Ok(Claim::Acquired(lease)) => lease,
+        Ok(Claim::TookOver(lease, old, why)) => {
+            let _ = store.event(
+                "takeover",
+                Some(cell),
+                serde_json::json!({ "previous_owner": old.owner, "why": why }),
+            );
+            lease
+        }
+    };
+    // The lease is ours; the cell may have been finished since the plan was read.
+    let status = store.status(cell);
+    if !status.needs_run(sh.opts.rerun_failed) {
+        return CellOutcome::Skipped(format!("{} meanwhile", status.name()));
+    }
+    run_cell(worker, cell, pool, sh)
 }
 
 /// Trains one cell and records it in the store.
@@ -105,6 +146,7 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
         opts,
         stop,
         sweep,
+        ..
     } = *sh;
     let fail = |msg: String| {
         let _ = store.fail(&cell.id, &msg);
@@ -131,7 +173,7 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
     let trained = catch_unwind(AssertUnwindSafe(|| {
         pool.install(|| dispatch(opts.device, job))
     }));
-    let (record, weights) = match trained {
+    let (mut record, weights) = match trained {
         Ok(Ok(Ok(pair))) => pair,
         Ok(Ok(Err(msg))) => return fail(msg),
         Ok(Err(e)) => return fail(e.to_string()),
@@ -155,6 +197,7 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
         );
         return CellOutcome::Interrupted;
     }
+    record.origin = Some(sh.origin.clone());
     let finish = || -> Result<(), crate::store::StoreError> {
         store.write_metrics(&cell.id, &record.metrics)?;
         if let Some(w) = &weights {
@@ -203,6 +246,8 @@ pub fn run(
         .collect::<Result<Vec<_>, _>>()?;
     let shared = Shared {
         store,
+        leases: Leases::new(store.layout.leases(), opts.lease_ttl),
+        origin: Origin::current(),
         data,
         opts,
         stop,
@@ -217,7 +262,7 @@ pub fn run(
                 }
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(cell) = cells.get(i) else { break };
-                let outcome = run_cell(w, cell, pool, shared);
+                let outcome = claim_and_run(w, cell, pool, shared);
                 sweep.cell_finished(w, cell, &outcome);
                 outcomes
                     .lock()

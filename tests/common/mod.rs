@@ -3,10 +3,15 @@
 //! downloading the files there on first use (a developer's machine with internet).
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use rnnsweep::data::{self, fetch, Mnist};
+use rnnsweep::plan::Plan;
+use rnnsweep::spec::Spec;
+use rnnsweep::store::RunStore;
 
 pub fn data_dir() -> PathBuf {
     // Once per test binary: tests run in parallel threads and must not download side by side.
@@ -39,4 +44,48 @@ pub fn mnist() -> &'static Mnist {
             )
         })
     })
+}
+
+/// A grid file under tests/grids.
+pub fn grid(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/grids")
+        .join(name)
+}
+
+/// `rnnsweep sweep GRID --results RESULTS EXTRA…` with the test data.
+pub fn cmd(grid: &Path, results: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("rnnsweep"));
+    c.arg("sweep")
+        .arg(grid)
+        .arg("--results")
+        .arg(results)
+        .args(extra)
+        .env("RNNSWEEP_DATA", data_dir());
+    c
+}
+
+pub fn sweep(grid: &Path, results: &Path, extra: &[&str]) -> Output {
+    cmd(grid, results, extra).output().unwrap()
+}
+
+pub fn plan_and_store(grid: &Path, results: &Path) -> (Plan, RunStore) {
+    let plan = Plan::expand(&Spec::load(grid).unwrap()).unwrap();
+    let store = RunStore::open(results, &plan.name);
+    (plan, store)
+}
+
+/// Events of one kind per cell id, from events.jsonl.
+pub fn event_counts(store: &RunStore, kind: &str) -> BTreeMap<String, usize> {
+    let text = std::fs::read_to_string(store.layout.events()).unwrap_or_default();
+    let mut m = BTreeMap::new();
+    for line in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).expect("every event line is complete JSON");
+        if v["event"] == kind {
+            *m.entry(v["cell"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    m
 }

@@ -1,0 +1,107 @@
+//! `rnnsweep slurm GRID`: checks the grid and the data, writes the plan into the results folder
+//! (so `status` works at once), creates the log folder Slurm needs, and writes the sbatch script
+//! for a job array over the plan (see `cluster::sbatch`). Submitting is left to `sbatch`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::sweep::load_plan;
+use super::Outcome;
+use crate::cluster::sbatch::{script, shell_quote, ScriptOptions};
+use crate::fsutil::write_atomic;
+use crate::store::RunStore;
+
+/// Slurm's default MaxArraySize is 1001 (task ids 0..=1000).
+pub const MAX_TASKS: usize = 1000;
+
+#[derive(Clone, Debug)]
+pub struct SlurmOptions {
+    pub grid: PathBuf,
+    pub results: PathBuf,
+    pub data_dir: PathBuf,
+    /// Array tasks [default: one per cell, at most `MAX_TASKS`].
+    pub tasks: Option<usize>,
+    pub array_parallelism: Option<usize>,
+    pub time: Option<String>,
+    pub partition: Option<String>,
+    pub cpus_per_task: usize,
+    pub gres: Option<String>,
+    pub signal_seconds: u32,
+    pub rerun_failed: bool,
+    /// Script path [default: <results>/<sweep>/slurm/sweep.sbatch].
+    pub out: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(p).with_context(|| format!("cannot make {} absolute", p.display()))
+}
+
+pub fn slurm_cmd(o: &SlurmOptions) -> anyhow::Result<Outcome> {
+    let (spec, plan) = load_plan(&o.grid)?;
+    anyhow::ensure!(o.cpus_per_task >= 1, "--cpus-per-task must be at least 1");
+    let tasks = o.tasks.unwrap_or(plan.cells.len().min(MAX_TASKS));
+    anyhow::ensure!(
+        (1..=plan.cells.len().max(1)).contains(&tasks),
+        "--tasks {tasks}: must be between 1 and the plan's {} cells",
+        plan.cells.len()
+    );
+    // Compute nodes often have no internet: make sure the data is here before submitting.
+    super::data::load(&o.data_dir, o.quiet)
+        .with_context(|| format!("MNIST in {}", o.data_dir.display()))?;
+    let results = absolute(&o.results)?;
+    let store = RunStore::open(&results, &plan.name);
+    store.init(&spec.text, &plan)?;
+    let logs = store.layout.slurm();
+    std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+    let binary = std::env::current_exe().context("cannot find the rnnsweep binary")?;
+    let (grid, data_dir) = (absolute(&o.grid)?, absolute(&o.data_dir)?);
+    let extra: Vec<String> = if o.rerun_failed {
+        vec!["--rerun-failed".into()]
+    } else {
+        vec![]
+    };
+    let text = script(&ScriptOptions {
+        sweep: &plan.name,
+        binary: &binary,
+        grid: &grid,
+        results: &results,
+        data_dir: &data_dir,
+        tasks,
+        array_parallelism: o.array_parallelism,
+        time: o.time.as_deref(),
+        partition: o.partition.as_deref(),
+        cpus_per_task: o.cpus_per_task,
+        gres: o.gres.as_deref(),
+        signal_seconds: o.signal_seconds,
+        extra: &extra,
+    });
+    let out = match &o.out {
+        Some(p) => p.clone(),
+        None => logs.join("sweep.sbatch"),
+    };
+    write_atomic(&out, text.as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755));
+    }
+    eprintln!(
+        "sweep {:?}: {} cells in {tasks} array task(s), {} CPU(s) each; logs in {}",
+        plan.name,
+        plan.cells.len(),
+        o.cpus_per_task,
+        logs.display()
+    );
+    println!("{}", out.display());
+    eprintln!(
+        "submit with: sbatch {}\nwatch with:  {} status {} --results {}",
+        shell_quote(&out.display().to_string()),
+        shell_quote(&binary.display().to_string()),
+        shell_quote(&plan.name),
+        shell_quote(&results.display().to_string())
+    );
+    Ok(Outcome::Ok)
+}
