@@ -32,6 +32,12 @@ train *ARGS:
 test:
     cargo test
 
+# The real-Slurm test: a one-node Slurm cluster on this machine (root; installs slurm-wlm and
+# munge when missing), an array job over a tiny grid, and a SIGUSR1 stop + requeue (≈3 min).
+# CI runs the same through tests/slurm.rs (RNNSWEEP_SLURM_TESTS=require).
+test-slurm:
+    scripts/test-slurm.sh
+
 # Formatting, lints, tests, and the CUDA code path type-checked without a CUDA toolkit
 check:
     cargo fmt --check
