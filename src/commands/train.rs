@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
-use dfdx::prelude::Device;
+use crate::trainer::fused::LayerKernel;
 use indicatif::ProgressBar;
 
 use super::{progress, with_threads, Outcome};
@@ -97,7 +97,7 @@ struct TrainJob<'a> {
 impl DeviceJob for TrainJob<'_> {
     /// The record and, for a completed run, the weights as safetensors bytes.
     type Output = (RunRecord, Option<Vec<u8>>);
-    fn run<D: Device<f32>>(self, dev: D, name: &str, note: Option<&str>) -> Self::Output {
+    fn run<D: LayerKernel<f32>>(self, dev: D, name: &str, note: Option<&str>) -> Self::Output {
         self.obs.print(&format!(
             "device: {name}{}",
             note.map(|n| format!(" ({n})")).unwrap_or_default()

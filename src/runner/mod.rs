@@ -11,7 +11,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use dfdx::prelude::Device;
+use crate::trainer::fused::LayerKernel;
 
 use crate::cluster::Origin;
 use crate::data::Mnist;
@@ -82,7 +82,7 @@ struct CellJob<'a> {
 impl DeviceJob for CellJob<'_> {
     /// The record and, for a completed run, its weights as safetensors bytes.
     type Output = Result<(RunRecord, Option<Vec<u8>>), String>;
-    fn run<D: Device<f32>>(self, dev: D, name: &str, _note: Option<&str>) -> Self::Output {
+    fn run<D: LayerKernel<f32>>(self, dev: D, name: &str, _note: Option<&str>) -> Self::Output {
         let (record, model) = fit(
             &dev,
             name,

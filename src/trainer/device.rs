@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use dfdx::prelude::*;
 
+use super::fused::LayerKernel;
 use crate::error::TrainError;
 
 /// The device requested on the command line.
@@ -44,7 +45,7 @@ impl fmt::Display for DeviceRequest {
 pub trait DeviceJob {
     type Output;
     /// `name` is `cpu` or `cuda:0`; `note` explains the choice (e.g. a fallback).
-    fn run<D: Device<f32>>(self, dev: D, name: &str, note: Option<&str>) -> Self::Output;
+    fn run<D: LayerKernel<f32>>(self, dev: D, name: &str, note: Option<&str>) -> Self::Output;
 }
 
 /// Whether this binary was built with CUDA support.

@@ -11,6 +11,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::config::{EvalEvery, TrainConfig};
+use super::fused::LayerKernel;
 use super::model::{param_count, Model};
 use super::optim::Optimizer;
 use super::record::{EpochStats, MetricRow, MetricSplit, RunRecord, RunStatus, FORMAT_VERSION};
@@ -91,7 +92,7 @@ fn score(logits: &[f32], labels: impl Iterator<Item = u8>) -> (f64, u64) {
 }
 
 /// Mean loss and accuracy of `model` on the first `n` images of `split`.
-pub fn evaluate<D: Device<f32>>(
+pub fn evaluate<D: LayerKernel<f32>>(
     model: &Model<f32, D>,
     dev: &D,
     split: &Split,
@@ -115,7 +116,7 @@ pub fn evaluate<D: Device<f32>>(
 }
 
 /// Predicted class of each of the first `n` images of `split`.
-pub fn predict<D: Device<f32>>(
+pub fn predict<D: LayerKernel<f32>>(
     model: &Model<f32, D>,
     dev: &D,
     split: &Split,
@@ -146,7 +147,7 @@ pub fn predict<D: Device<f32>>(
 /// One optimizer step on the images `idx` of `split`: forward, cross-entropy (batch mean),
 /// backward, update. Returns the batch loss and the number of correct predictions. When the loss
 /// is not finite the parameters are left untouched.
-pub fn train_step<D: Device<f32>>(
+pub fn train_step<D: LayerKernel<f32>>(
     model: &mut Model<f32, D>,
     opt: &mut Optimizer<f32, D>,
     dev: &D,
@@ -188,7 +189,7 @@ impl Window {
 }
 
 /// Collects the metric rows: the training window since the last evaluation, and test evaluations.
-struct Recorder<'a, D: Device<f32>> {
+struct Recorder<'a, D: LayerKernel<f32>> {
     dev: &'a D,
     test: &'a Split,
     n_test: usize,
@@ -199,7 +200,7 @@ struct Recorder<'a, D: Device<f32>> {
     last_eval_iteration: Option<u64>,
 }
 
-impl<D: Device<f32>> Recorder<'_, D> {
+impl<D: LayerKernel<f32>> Recorder<'_, D> {
     /// Evaluates the test split, closes the current training window, and reports both rows.
     fn eval_point(
         &mut self,
@@ -243,7 +244,7 @@ impl<D: Device<f32>> Recorder<'_, D> {
 
 /// Trains a fresh model as `cfg` says, on `dev`. Returns the record (whatever the outcome) and
 /// the trained model. `stop` is polled before every step (set it from a Ctrl-C handler).
-pub fn fit<D: Device<f32>>(
+pub fn fit<D: LayerKernel<f32>>(
     dev: &D,
     device_name: &str,
     cfg: &TrainConfig,

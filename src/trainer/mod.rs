@@ -5,6 +5,7 @@
 pub mod config;
 pub mod device;
 pub mod fit;
+pub mod fused;
 pub mod model;
 pub mod optim;
 pub mod record;

@@ -17,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::config::{Activation, CellKind, ModelConfig};
+use super::fused::LayerKernel;
 use crate::data::{CLASSES, SIDE};
 
 /// A 2-D tensor with runtime sizes and no tape.
@@ -90,6 +91,10 @@ impl<T> TapeThread<T> {
     }
     pub fn into_tape(self) -> T {
         self.0
+    }
+    /// The tape itself, for ops that record their own backward pass (see `fused`).
+    pub fn tape_mut(&mut self) -> &mut T {
+        &mut self.0
     }
     /// Puts the tape on `t`, applies `f`, and takes the tape back from the result.
     pub fn run<S1: Shape, S2: Shape, E: Dtype, D: Device<E>>(
@@ -247,10 +252,10 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
         self.mat(i).permute::<_, Axes2<1, 0>>()
     }
 
-    /// Logits for a batch. `x` is time-major: rows `t*batch .. (t+1)*batch` hold time step `t`
-    /// (image row t) of every sample, 28 features each, so `x` is (28·batch, 28).
-    /// Returns (batch, 10) logits and the tape (with every op recorded when `T` is `OwnedTape`).
-    pub fn forward<T: Tape<E, D> + Merge<NoneTape>>(
+    /// Logits for a batch computed with dfdx tensor ops only (one op per gate and step). Every
+    /// device can run it; the CPU uses the fused layers of [`Model::forward`] instead, and the
+    /// tests check that both agree. Arguments and result as for `forward`.
+    pub fn forward_ops<T: Tape<E, D> + Merge<NoneTape>>(
         &self,
         x: Mat<E, D>,
         batch: usize,
@@ -261,22 +266,42 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
         let top = self.config.layers - 1;
         let mut input = x;
         for l in 0..top {
-            let outs = self.layer(l, input, batch, &mut tp);
-            input = stack_steps(outs, batch, self.config.hidden, &mut tp);
+            input = self.layer_ops_stacked(l, input, batch, &mut tp);
         }
         let h = self
             .layer(top, input, batch, &mut tp)
             .pop()
             .expect("28 steps");
+        let logits = self.head(h, &mut tp);
+        (logits, tp.into_tape())
+    }
+
+    /// The linear head on the top layer's last hidden state, (batch, hidden) -> (batch, 10).
+    fn head<T: Tape<E, D> + Merge<NoneTape>>(
+        &self,
+        h: Mat<E, D>,
+        tp: &mut TapeThread<T>,
+    ) -> Mat<E, D> {
         let n = self.layout.len();
         let w = self.mat_t(n - 2);
         let b = self.params[n - 1].clone();
-        let logits = tp.run(h, |h| {
+        tp.run(h, |h| {
             let out = h.matmul(w);
             let shape = *out.shape();
             out + b.broadcast_like::<_, Axis<0>>(&shape)
-        });
-        (logits, tp.into_tape())
+        })
+    }
+
+    /// Layer `l` with dfdx ops, its step outputs stacked time-major, (28·batch, hidden).
+    pub(crate) fn layer_ops_stacked<T: Tape<E, D> + Merge<NoneTape>>(
+        &self,
+        l: usize,
+        input: Mat<E, D>,
+        batch: usize,
+        tp: &mut TapeThread<T>,
+    ) -> Mat<E, D> {
+        let outs = self.layer(l, input, batch, tp);
+        stack_steps(outs, batch, self.config.hidden, tp)
     }
 
     /// Runs layer `l` over all 28 steps; returns the hidden state after each step, (batch, hidden).
@@ -381,6 +406,30 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
             }
         }
         outs
+    }
+}
+
+impl<E: Dtype, D: LayerKernel<E>> Model<E, D> {
+    /// Logits for a batch. `x` is time-major: rows `t*batch .. (t+1)*batch` hold time step `t`
+    /// (image row t) of every sample, 28 features each, so `x` is (28·batch, 28).
+    /// Returns (batch, 10) logits and the tape (with every op recorded when `T` is `OwnedTape`).
+    /// Each layer runs as one op of the device's [`LayerKernel`] (fused on the CPU).
+    pub fn forward<T: Tape<E, D> + Merge<NoneTape>>(
+        &self,
+        x: Mat<E, D>,
+        batch: usize,
+        tape: T,
+    ) -> (Mat<E, D>, T) {
+        assert_eq!(x.shape().0, SIDE * batch, "input must be (28*batch, 28)");
+        let mut tp = TapeThread::new(tape);
+        let mut input = x;
+        for l in 0..self.config.layers {
+            input = D::recurrent_layer(self, l, input, batch, &mut tp);
+        }
+        let rows = input.shape().0;
+        let last = tp.run(input, |hs| hs.slice((rows - batch..rows, ..)));
+        let logits = self.head(last, &mut tp);
+        (logits, tp.into_tape())
     }
 }
 
