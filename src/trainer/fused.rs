@@ -287,8 +287,26 @@ fn matmul<E: Real>(c: &mut [E], cv: View, accumulate: bool, a: &[E], av: View, b
     }
 }
 
-/// Runs the layer forward and keeps what backward needs.
+/// Runs the layer forward and keeps what backward needs. On x86-64 CPUs with AVX2 and FMA the
+/// gate loops are compiled for them (8 lanes instead of SSE2's 4); the results are the same,
+/// as the elementwise math is the same IEEE operations either way.
 fn forward<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E>) -> Saved<E> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU was just checked to support AVX2 and FMA.
+        return unsafe { forward_avx2(kind, d, p, x) };
+    }
+    forward_impl(kind, d, p, x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn forward_avx2<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E>) -> Saved<E> {
+    forward_impl(kind, d, p, x)
+}
+
+#[inline(always)]
+fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E>) -> Saved<E> {
     let Dims { n, b, i, h, g } = d;
     let steps = n / b;
     // Input projection of every step at once: xw = x · W_ihᵀ + bias.
@@ -446,8 +464,38 @@ struct Grads<E> {
     x: Option<Vec<E>>,
 }
 
-/// Backpropagation through time, given the gradient of every hidden state.
+/// Backpropagation through time, given the gradient of every hidden state (AVX2 as `forward`).
 fn backward<E: Real>(kind: Kind, d: Dims, p: &Params<E>, s: &Saved<E>, dhs: &[E], need_dx: bool) -> Grads<E> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU was just checked to support AVX2 and FMA.
+        return unsafe { backward_avx2(kind, d, p, s, dhs, need_dx) };
+    }
+    backward_impl(kind, d, p, s, dhs, need_dx)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn backward_avx2<E: Real>(
+    kind: Kind,
+    d: Dims,
+    p: &Params<E>,
+    s: &Saved<E>,
+    dhs: &[E],
+    need_dx: bool,
+) -> Grads<E> {
+    backward_impl(kind, d, p, s, dhs, need_dx)
+}
+
+#[inline(always)]
+fn backward_impl<E: Real>(
+    kind: Kind,
+    d: Dims,
+    p: &Params<E>,
+    s: &Saved<E>,
+    dhs: &[E],
+    need_dx: bool,
+) -> Grads<E> {
     let Dims { n, b, i, h, g } = d;
     let steps = n / b;
     let one = E::one();
