@@ -114,9 +114,10 @@ struct SweepArgs {
     /// Cells trained at the same time [default: the number of CPU cores]
     #[arg(long, short)]
     jobs: Option<usize>,
-    /// Matmul threads per cell
-    #[arg(long, default_value_t = 1)]
-    threads_per_job: usize,
+    /// Matmul threads per cell [default: 1 when there are at least as many cells as cores,
+    /// else the cores shared out between the cells]
+    #[arg(long)]
+    threads_per_job: Option<usize>,
     /// Results root; the sweep goes to <DIR>/<sweep name>
     #[arg(long, default_value = "results", value_name = "DIR")]
     results: PathBuf,
@@ -355,6 +356,12 @@ struct BenchArgs {
     /// (30 epochs each), written to a temporary folder
     #[arg(long, value_name = "RUNS")]
     report: Option<usize>,
+    /// Also write the rows as JSON to FILE (a baseline for --compare)
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
+    /// Print the rows against a baseline saved with --save (regressions are marked SLOWER)
+    #[arg(long, value_name = "FILE")]
+    compare: Option<PathBuf>,
 }
 
 impl ModelArgs {
@@ -466,10 +473,9 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
     let data_dir = || mnist::resolve_dir(cli.data_dir.as_deref());
     match cli.command {
         Command::Sweep(a) => {
-            let jobs = a
-                .jobs
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            if jobs == 0 || a.threads_per_job == 0 {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let jobs = a.jobs.unwrap_or(cores);
+            if jobs == 0 || a.threads_per_job == Some(0) {
                 anyhow::bail!("--jobs and --threads-per-job must be at least 1");
             }
             let shard = match a.shard {
@@ -484,12 +490,13 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
                 data_dir: data_dir()?,
                 run: RunOptions {
                     jobs,
-                    threads_per_job: a.threads_per_job,
+                    threads_per_job: a.threads_per_job.unwrap_or(1),
                     device: a.device,
                     lease_ttl: ttl_from_env().map_err(anyhow::Error::msg)?,
                     rerun_failed: a.rerun_failed,
                 },
                 shard,
+                spare_cores: a.threads_per_job.is_none().then_some(cores),
                 quiet: cli.quiet,
             };
             sweep::sweep_cmd(&opts, stop)
@@ -642,6 +649,8 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
             for r in &a.recipes {
                 preset(r)?;
             }
+            // Read the baseline first: a bad file should not cost a benchmark run.
+            let baseline = a.compare.as_deref().map(bench::load_baseline).transpose()?;
             let data = data::load(&data_dir()?, cli.quiet)?;
             let opts = bench::BenchOptions {
                 recipes: a.recipes,
@@ -663,10 +672,21 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
                     }
                 })
             })??;
+            if let Some(path) = &a.save {
+                rnnsweep::fsutil::write_atomic(
+                    path,
+                    serde_json::to_string_pretty(&rows)?.as_bytes(),
+                )
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            }
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 print!("{}", bench::table(&rows));
+                if let Some(base) = &baseline {
+                    println!();
+                    print!("{}", bench::compare_table(&rows, base));
+                }
             }
             Ok(Outcome::Ok)
         }

@@ -226,6 +226,57 @@ fn gradients_match_finite_differences() {
     }
 }
 
+/// The CPU's fused layers (`forward`) and the dfdx-ops path other devices use (`forward_ops`)
+/// give the same logits and the same gradient for every parameter, in f64 and in f32 (where the
+/// fused path uses a fast tanh, so agreement is to f32 precision).
+#[test]
+fn fused_layers_match_the_dfdx_ops_path() {
+    fn check<E: Dtype + Into<f64>>(tol: f64)
+    where
+        Cpu: rnnsweep::trainer::fused::LayerKernel<E>,
+    {
+        let batch = 3;
+        let x: Vec<E> = time_major(&inputs(batch))
+            .into_iter()
+            .map(|v| E::from_f64(v).unwrap())
+            .collect();
+        for cfg in configs() {
+            let dev = Cpu::seed_from_u64(0);
+            let m: Model<E, Cpu> = Model::init(&cfg, 5, &dev);
+            let mut onehot = vec![E::default(); batch * 10];
+            for (r, class) in [1usize, 7, 4].iter().enumerate() {
+                onehot[r * 10 + class] = E::from_f64(1.0).unwrap();
+            }
+            let targets = dev.tensor_from_vec(onehot, (batch, 10));
+            let xt = || dev.tensor_from_vec(x.clone(), (T * batch, F));
+            let (lf, tf) = m.forward(xt(), batch, OwnedTape::default());
+            let (lo, to) = m.forward_ops(xt(), batch, OwnedTape::default());
+            let close = |a: &[E], b: &[E], what: &str| {
+                for (k, (a, b)) in a.iter().zip(b).enumerate() {
+                    let (a, b): (f64, f64) = ((*a).into(), (*b).into());
+                    assert!(
+                        (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs())),
+                        "{}: {what}[{k}]: fused {a:e}, ops {b:e}",
+                        cfg.label()
+                    );
+                }
+            };
+            close(&lf.as_vec(), &lo.as_vec(), "logits");
+            let gf = cross_entropy_with_logits_loss(lf.put_tape(tf), targets.clone()).backward();
+            let go = cross_entropy_with_logits_loss(lo.put_tape(to), targets.clone()).backward();
+            for (pi, info) in m.layout.iter().enumerate() {
+                close(
+                    &gf.get(&m.params[pi]).as_vec(),
+                    &go.get(&m.params[pi]).as_vec(),
+                    &info.name,
+                );
+            }
+        }
+    }
+    check::<f64>(1e-12);
+    check::<f32>(2e-5);
+}
+
 #[test]
 fn parameter_layout_matches_pytorch() {
     use rnnsweep::trainer::model::{param_count, param_layout};

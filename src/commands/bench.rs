@@ -1,7 +1,8 @@
 //! `rnnsweep bench`: single-thread training throughput (samples/s) of the six tutorial recipes'
 //! model configs on real MNIST. Each recipe trains `warmup` steps untimed, then `steps` timed
 //! steps (forward, backward, optimizer update, as in `fit`). The median over `repeats`
-//! timed windows is reported.
+//! timed windows is reported, beside PyTorch's figure for the same recipe. `--save FILE` keeps
+//! the rows as JSON and `--compare FILE` prints them against such a saved baseline.
 
 use std::time::Instant;
 
@@ -94,21 +95,88 @@ fn bench_one(id: &str, cfg: &TrainConfig, data: &Mnist, opts: &BenchOptions) -> 
     }
 }
 
-/// A fixed-width table of the rows.
+/// PyTorch 2.15 (CPU wheel, one thread) training samples/s on real MNIST for each recipe, as
+/// measured on this machine class and given in the speed issue. A reference, not a measurement
+/// of this program.
+pub const PYTORCH: [(&str, f64); 6] = [
+    ("rnnimc", 14_600.0),
+    ("model_a", 21_900.0),
+    ("model_b", 9_400.0),
+    ("model_c", 8_000.0),
+    ("lstm_h20", 45_100.0),
+    ("lstm_h64", 14_700.0),
+];
+
+fn pytorch(recipe: &str) -> Option<f64> {
+    PYTORCH.iter().find(|(r, _)| *r == recipe).map(|(_, v)| *v)
+}
+
+/// A fixed-width table of the rows, with PyTorch's figure and the ratio to it.
 pub fn table(rows: &[BenchRow]) -> String {
     let mut s = format!(
-        "{:<10} {:<18} {:<14} {:>5} {:>12} {:>18}\n",
-        "recipe", "model", "optimizer", "batch", "samples/s", "min..max"
+        "{:<10} {:<18} {:<14} {:>5} {:>10} {:>14} {:>8} {:>7}\n",
+        "recipe", "model", "optimizer", "batch", "samples/s", "min..max", "PyTorch", "ratio"
     );
     for r in rows {
+        let torch = pytorch(&r.recipe);
         s.push_str(&format!(
-            "{:<10} {:<18} {:<14} {:>5} {:>12.0} {:>18}\n",
+            "{:<10} {:<18} {:<14} {:>5} {:>10.0} {:>14} {:>8} {:>7}\n",
             r.recipe,
             r.model,
             r.optimizer,
             r.batch,
             r.samples_per_sec,
-            format!("{:.0}..{:.0}", r.min_samples_per_sec, r.max_samples_per_sec)
+            format!("{:.0}..{:.0}", r.min_samples_per_sec, r.max_samples_per_sec),
+            torch.map_or("-".into(), |t| format!("{t:.0}")),
+            torch.map_or("-".into(), |t| format!("{:.2}x", r.samples_per_sec / t)),
+        ));
+    }
+    s.push_str("PyTorch: 2.15 CPU wheel, one thread, same recipes (reference figures, not measured here)\n");
+    s
+}
+
+/// Reads rows saved by `bench --save` (or printed by `bench --json`).
+pub fn load_baseline(path: &std::path::Path) -> anyhow::Result<Vec<BenchRow>> {
+    use anyhow::Context;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read baseline {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{} is not a bench baseline (write one with `rnnsweep bench --save FILE`)",
+            path.display()
+        )
+    })
+}
+
+/// Current rows against a baseline: the change of the median, and a verdict. Runs whose
+/// min..max ranges overlap are "within noise"; otherwise "faster" or "SLOWER".
+pub fn compare_table(now: &[BenchRow], base: &[BenchRow]) -> String {
+    let mut s = format!(
+        "{:<10} {:>14} {:>10} {:>8}  {}\n",
+        "recipe", "baseline", "now", "change", "verdict"
+    );
+    for r in now {
+        let Some(b) = base.iter().find(|b| b.recipe == r.recipe) else {
+            s.push_str(&format!(
+                "{:<10} {:>14} {:>10.0} {:>8}  not in the baseline\n",
+                r.recipe, "-", r.samples_per_sec, "-"
+            ));
+            continue;
+        };
+        let change = r.samples_per_sec / b.samples_per_sec - 1.0;
+        let verdict = if r.min_samples_per_sec > b.max_samples_per_sec {
+            "faster"
+        } else if r.max_samples_per_sec < b.min_samples_per_sec {
+            "SLOWER"
+        } else {
+            "within noise"
+        };
+        s.push_str(&format!(
+            "{:<10} {:>14.0} {:>10.0} {:>+7.1}%  {verdict}\n",
+            r.recipe,
+            b.samples_per_sec,
+            r.samples_per_sec,
+            100.0 * change
         ));
     }
     s
@@ -251,4 +319,55 @@ pub fn report_bench(
         summarize_seconds,
         render_seconds,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(recipe: &str, median: f64, spread: f64) -> BenchRow {
+        BenchRow {
+            recipe: recipe.into(),
+            model: "m".into(),
+            optimizer: "sgd 0.1".into(),
+            batch: 64,
+            steps: 100,
+            samples_per_sec: median,
+            min_samples_per_sec: median - spread,
+            max_samples_per_sec: median + spread,
+        }
+    }
+
+    #[test]
+    fn comparison_names_regressions_and_noise() {
+        let base = [
+            row("a", 1000.0, 10.0),
+            row("b", 1000.0, 10.0),
+            row("c", 1000.0, 10.0),
+        ];
+        let now = [
+            row("a", 1500.0, 10.0),
+            row("b", 800.0, 10.0),
+            row("c", 1005.0, 10.0),
+            row("d", 1.0, 0.0),
+        ];
+        let t = compare_table(&now, &base);
+        let line = |r: &str| t.lines().find(|l| l.starts_with(r)).unwrap().to_string();
+        assert!(
+            line("a").contains("+50.0%") && line("a").ends_with("faster"),
+            "{t}"
+        );
+        assert!(
+            line("b").contains("-20.0%") && line("b").ends_with("SLOWER"),
+            "{t}"
+        );
+        assert!(line("c").ends_with("within noise"), "{t}");
+        assert!(line("d").ends_with("not in the baseline"), "{t}");
+    }
+
+    #[test]
+    fn table_shows_the_ratio_to_pytorch() {
+        let t = table(&[row("lstm_h64", 22_050.0, 5.0)]);
+        assert!(t.contains("14700") && t.contains("1.50x"), "{t}");
+    }
 }

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use anyhow::Context;
 use crate::trainer::fused::LayerKernel;
+use anyhow::Context;
 use indicatif::ProgressBar;
 
 use super::{progress, with_threads, Outcome};

@@ -43,7 +43,7 @@ impl Real for f32 {
         const C: f32 = 7.905_311;
         let x = self.clamp(-C, C);
         let x2 = x * x;
-        let mut p = x2 * -2.760_768_5e-16 + 2.000_187_9e-13;
+        let mut p = x2 * -2.760_768_5e-16 + 2.000_188e-13;
         p = x2 * p + -8.604_672e-11;
         p = x2 * p + 5.122_297e-8;
         p = x2 * p + 1.485_722_4e-5;
@@ -238,7 +238,10 @@ impl View {
 
 /// c (m×n) = [c +] a (m×k) · b (k×n), bounds-checked, on the current rayon pool's threads.
 fn matmul<E: Real>(c: &mut [E], cv: View, accumulate: bool, a: &[E], av: View, b: &[E], bv: View) {
-    assert!(av.rows == cv.rows && bv.cols == cv.cols && av.cols == bv.rows, "matmul shapes");
+    assert!(
+        av.rows == cv.rows && bv.cols == cv.cols && av.cols == bv.rows,
+        "matmul shapes"
+    );
     assert!(cv.extent() <= c.len() && av.extent() <= a.len() && bv.extent() <= b.len());
     if cv.rows == 0 || cv.cols == 0 {
         return;
@@ -345,7 +348,15 @@ fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E>) -> Saved
                 let pre = &mut xw[t * b * g..(t + 1) * b * g];
                 if t > 0 {
                     let prev = &done[(t - 1) * b * h..];
-                    matmul(pre, View::row_major(b, g), true, prev, View::row_major(b, h), &p.w_hh, w_hh_t);
+                    matmul(
+                        pre,
+                        View::row_major(b, g),
+                        true,
+                        prev,
+                        View::row_major(b, h),
+                        &p.w_hh,
+                        w_hh_t,
+                    );
                 }
                 let out = &mut rest[..b * h];
                 if kind == Kind::Relu {
@@ -367,7 +378,15 @@ fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E>) -> Saved
                 let gates = &mut xw[t * b * g..(t + 1) * b * g];
                 if t > 0 {
                     let prev = &done[(t - 1) * b * h..];
-                    matmul(gates, View::row_major(b, g), true, prev, View::row_major(b, h), &p.w_hh, w_hh_t);
+                    matmul(
+                        gates,
+                        View::row_major(b, g),
+                        true,
+                        prev,
+                        View::row_major(b, h),
+                        &p.w_hh,
+                        w_hh_t,
+                    );
                 }
                 for gr in gates.chunks_exact_mut(g) {
                     let (ifg, o) = gr.split_at_mut(3 * h);
@@ -388,9 +407,14 @@ fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E>) -> Saved
                 let tct = &mut tc[t * b * h..(t + 1) * b * h];
                 for r in 0..b {
                     let gr = &gates[r * g..(r + 1) * g];
-                    let (ig, fg, gg, og) = (&gr[..h], &gr[h..2 * h], &gr[2 * h..3 * h], &gr[3 * h..]);
+                    let (ig, fg, gg, og) =
+                        (&gr[..h], &gr[h..2 * h], &gr[2 * h..3 * h], &gr[3 * h..]);
                     let row = r * h..(r + 1) * h;
-                    let (cr, tr, hr) = (&mut ct[row.clone()], &mut tct[row.clone()], &mut out[row.clone()]);
+                    let (cr, tr, hr) = (
+                        &mut ct[row.clone()],
+                        &mut tct[row.clone()],
+                        &mut out[row.clone()],
+                    );
                     if t > 0 {
                         let cp = &c_done[(t - 1) * b * h + r * h..(t - 1) * b * h + (r + 1) * h];
                         for k in 0..h {
@@ -423,7 +447,15 @@ fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E>) -> Saved
                 }
                 if t > 0 {
                     let prev = &done[(t - 1) * b * h..];
-                    matmul(&mut gh, View::row_major(b, g), true, prev, View::row_major(b, h), &p.w_hh, w_hh_t);
+                    matmul(
+                        &mut gh,
+                        View::row_major(b, g),
+                        true,
+                        prev,
+                        View::row_major(b, h),
+                        &p.w_hh,
+                        w_hh_t,
+                    );
                 }
                 let out = &mut rest[..b * h];
                 let ghn_t = &mut ghn[t * b * h..(t + 1) * b * h];
@@ -441,7 +473,11 @@ fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E>) -> Saved
                     }
                     let hr = &mut out[r * h..(r + 1) * h];
                     for k in 0..h {
-                        let hp = if t > 0 { done[(t - 1) * b * h + r * h + k] } else { E::zero() };
+                        let hp = if t > 0 {
+                            done[(t - 1) * b * h + r * h + k]
+                        } else {
+                            E::zero()
+                        };
                         let z = rz[h + k];
                         hr[k] = nn[k] + z * (hp - nn[k]);
                     }
@@ -465,7 +501,14 @@ struct Grads<E> {
 }
 
 /// Backpropagation through time, given the gradient of every hidden state (AVX2 as `forward`).
-fn backward<E: Real>(kind: Kind, d: Dims, p: &Params<E>, s: &Saved<E>, dhs: &[E], need_dx: bool) -> Grads<E> {
+fn backward<E: Real>(
+    kind: Kind,
+    d: Dims,
+    p: &Params<E>,
+    s: &Saved<E>,
+    dhs: &[E],
+    need_dx: bool,
+) -> Grads<E> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU was just checked to support AVX2 and FMA.
@@ -501,7 +544,11 @@ fn backward_impl<E: Real>(
     let one = E::one();
     // Gradient of each step's gate pre-activations (= of xw), and for the GRU of gh.
     let mut dxw = vec![E::zero(); n * g];
-    let mut dgh = if kind == Kind::Gru { vec![E::zero(); n * g] } else { Vec::new() };
+    let mut dgh = if kind == Kind::Gru {
+        vec![E::zero(); n * g]
+    } else {
+        Vec::new()
+    };
     let mut dh = vec![E::zero(); b * h]; // from step t+1
     let mut dc = vec![E::zero(); b * h]; // LSTM: cell gradient from step t+1
     let w_hh = View::row_major(g, h);
@@ -527,7 +574,8 @@ fn backward_impl<E: Real>(
             Kind::Lstm => {
                 for r in 0..b {
                     let gr = &s.act[t * b * g + r * g..t * b * g + (r + 1) * g];
-                    let (ig, fg, gg, og) = (&gr[..h], &gr[h..2 * h], &gr[2 * h..3 * h], &gr[3 * h..]);
+                    let (ig, fg, gg, og) =
+                        (&gr[..h], &gr[h..2 * h], &gr[2 * h..3 * h], &gr[3 * h..]);
                     let off = t * b * h + r * h;
                     let tc = &s.tc[off..off + h];
                     let dr = &mut dpre[r * g..(r + 1) * g];
@@ -535,7 +583,11 @@ fn backward_impl<E: Real>(
                     let dcr = &mut dc[r * h..(r + 1) * h];
                     for k in 0..h {
                         let c = dcr[k] + dhr[k] * og[k] * (one - tc[k] * tc[k]);
-                        let cp = if t > 0 { s.c[off - b * h + k] } else { E::zero() };
+                        let cp = if t > 0 {
+                            s.c[off - b * h + k]
+                        } else {
+                            E::zero()
+                        };
                         dr[k] = c * gg[k] * ig[k] * (one - ig[k]);
                         dr[h + k] = c * cp * fg[k] * (one - fg[k]);
                         dr[2 * h + k] = c * ig[k] * (one - gg[k] * gg[k]);
@@ -555,7 +607,11 @@ fn backward_impl<E: Real>(
                     let dgr = &mut dghs[r * g..(r + 1) * g];
                     let dhr = &mut dh[r * h..(r + 1) * h];
                     for k in 0..h {
-                        let hp = if t > 0 { s.hs[off - b * h + k] } else { E::zero() };
+                        let hp = if t > 0 {
+                            s.hs[off - b * h + k]
+                        } else {
+                            E::zero()
+                        };
                         let dn = dhr[k] * (one - zg[k]) * (one - ng[k] * ng[k]);
                         let dz = dhr[k] * (hp - ng[k]) * zg[k] * (one - zg[k]);
                         let drr = dn * ghn[k] * rg[k] * (one - rg[k]);
@@ -566,7 +622,7 @@ fn backward_impl<E: Real>(
                         dgr[h + k] = dz;
                         dgr[2 * h + k] = dn * rg[k];
                         // What reaches h_prev directly (h' = n + z ⊙ (h_prev − n)).
-                        dhr[k] = dhr[k] * zg[k];
+                        dhr[k] *= zg[k];
                     }
                 }
             }
@@ -579,7 +635,15 @@ fn backward_impl<E: Real>(
                 &dxw[t * b * g..(t + 1) * b * g]
             };
             let accumulate = kind == Kind::Gru;
-            matmul(&mut dh, View::row_major(b, h), accumulate, src, View::row_major(b, g), &p.w_hh, w_hh);
+            matmul(
+                &mut dh,
+                View::row_major(b, h),
+                accumulate,
+                src,
+                View::row_major(b, g),
+                &p.w_hh,
+                w_hh,
+            );
         }
     }
     // Weight gradients as single large matmuls over all steps.
@@ -615,7 +679,11 @@ fn backward_impl<E: Real>(
         acc
     };
     let b_ih = colsum(&dxw);
-    let b_hh = if kind == Kind::Gru { colsum(&dgh) } else { b_ih.clone() };
+    let b_hh = if kind == Kind::Gru {
+        colsum(&dgh)
+    } else {
+        b_ih.clone()
+    };
     let x = need_dx.then(|| {
         let mut dx = vec![E::zero(); n * i];
         matmul(
@@ -662,7 +730,15 @@ mod tests {
         let a: Vec<f64> = (0..8).map(|v| v as f64).collect();
         let b: Vec<f64> = (0..12).map(|v| (v as f64) * 0.5 - 1.0).collect();
         let mut c = vec![1.0; 6];
-        matmul(&mut c, View::row_major(2, 3), true, &a, View::row_major(2, 4), &b, View::row_major(3, 4).t());
+        matmul(
+            &mut c,
+            View::row_major(2, 3),
+            true,
+            &a,
+            View::row_major(2, 4),
+            &b,
+            View::row_major(3, 4).t(),
+        );
         for r in 0..2 {
             for col in 0..3 {
                 let want: f64 = 1.0 + (0..4).map(|k| a[r * 4 + k] * b[col * 4 + k]).sum::<f64>();
