@@ -290,6 +290,29 @@ fn matmul<E: Real>(c: &mut [E], cv: View, accumulate: bool, a: &[E], av: View, b
     }
 }
 
+/// A sample's state at step t−1 (`h` values from `at`), or zeros before the first step. Sliced
+/// outside the element loops, so they have no branch and vectorize.
+fn previous<'a, E>(states: &'a [E], t: usize, at: usize, h: usize, zeros: &'a [E]) -> &'a [E] {
+    if t > 0 {
+        &states[at..at + h]
+    } else {
+        &zeros[..h]
+    }
+}
+
+/// dst (b×g) += h_prev (b×h) · W_hhᵀ: the recurrent term of one step.
+fn add_recurrent<E: Real>(dst: &mut [E], h_prev: &[E], w_hh: &[E], d: Dims) {
+    matmul(
+        dst,
+        View::row_major(d.b, d.g),
+        true,
+        h_prev,
+        View::row_major(d.b, d.h),
+        w_hh,
+        View::row_major(d.g, d.h).t(),
+    );
+}
+
 /// Runs the layer forward and keeps what backward needs. On x86-64 CPUs with AVX2 and FMA the
 /// gate loops are compiled for them (8 lanes instead of SSE2's 4); the results are the same,
 /// as the elementwise math is the same IEEE operations either way.
@@ -331,7 +354,6 @@ fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E>) -> Saved
     for row in xw.chunks_exact_mut(g) {
         add_into(row, &bias);
     }
-    let w_hh_t = View::row_major(g, h).t();
     let mut hs = vec![E::zero(); n * h];
     let mut saved = Saved {
         x,
@@ -347,16 +369,7 @@ fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E>) -> Saved
                 let (done, rest) = hs.split_at_mut(t * b * h);
                 let pre = &mut xw[t * b * g..(t + 1) * b * g];
                 if t > 0 {
-                    let prev = &done[(t - 1) * b * h..];
-                    matmul(
-                        pre,
-                        View::row_major(b, g),
-                        true,
-                        prev,
-                        View::row_major(b, h),
-                        &p.w_hh,
-                        w_hh_t,
-                    );
+                    add_recurrent(pre, &done[(t - 1) * b * h..t * b * h], &p.w_hh, d);
                 }
                 let out = &mut rest[..b * h];
                 if kind == Kind::Relu {
@@ -377,16 +390,7 @@ fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E>) -> Saved
                 let (done, rest) = hs.split_at_mut(t * b * h);
                 let gates = &mut xw[t * b * g..(t + 1) * b * g];
                 if t > 0 {
-                    let prev = &done[(t - 1) * b * h..];
-                    matmul(
-                        gates,
-                        View::row_major(b, g),
-                        true,
-                        prev,
-                        View::row_major(b, h),
-                        &p.w_hh,
-                        w_hh_t,
-                    );
+                    add_recurrent(gates, &done[(t - 1) * b * h..t * b * h], &p.w_hh, d);
                 }
                 for gr in gates.chunks_exact_mut(g) {
                     let (ifg, o) = gr.split_at_mut(3 * h);
@@ -438,6 +442,7 @@ fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E>) -> Saved
         Kind::Gru => {
             let mut ghn = vec![E::zero(); n * h];
             let mut gh = vec![E::zero(); b * g];
+            let zeros = vec![E::zero(); h]; // h before the first step
             for t in 0..steps {
                 let (done, rest) = hs.split_at_mut(t * b * h);
                 let xs = &mut xw[t * b * g..(t + 1) * b * g];
@@ -446,16 +451,7 @@ fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E>) -> Saved
                     row.copy_from_slice(&p.b_hh);
                 }
                 if t > 0 {
-                    let prev = &done[(t - 1) * b * h..];
-                    matmul(
-                        &mut gh,
-                        View::row_major(b, g),
-                        true,
-                        prev,
-                        View::row_major(b, h),
-                        &p.w_hh,
-                        w_hh_t,
-                    );
+                    add_recurrent(&mut gh, &done[(t - 1) * b * h..t * b * h], &p.w_hh, d);
                 }
                 let out = &mut rest[..b * h];
                 let ghn_t = &mut ghn[t * b * h..(t + 1) * b * h];
@@ -472,14 +468,14 @@ fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E>) -> Saved
                         nn[k] = (nn[k] + rz[k] * hn[k]).tanh_();
                     }
                     let hr = &mut out[r * h..(r + 1) * h];
+                    let hp: &[E] = if t > 0 {
+                        &done[(t - 1) * b * h + r * h..(t - 1) * b * h + (r + 1) * h]
+                    } else {
+                        &zeros[..h]
+                    };
+                    let z = &rz[h..];
                     for k in 0..h {
-                        let hp = if t > 0 {
-                            done[(t - 1) * b * h + r * h + k]
-                        } else {
-                            E::zero()
-                        };
-                        let z = rz[h + k];
-                        hr[k] = nn[k] + z * (hp - nn[k]);
+                        hr[k] = nn[k] + z[k] * (hp[k] - nn[k]);
                     }
                 }
             }
@@ -551,6 +547,7 @@ fn backward_impl<E: Real>(
     };
     let mut dh = vec![E::zero(); b * h]; // from step t+1
     let mut dc = vec![E::zero(); b * h]; // LSTM: cell gradient from step t+1
+    let zeros = vec![E::zero(); h]; // the state before the first step
     let w_hh = View::row_major(g, h);
     for t in (0..steps).rev() {
         let rows = t * b * h..(t + 1) * b * h;
@@ -581,17 +578,16 @@ fn backward_impl<E: Real>(
                     let dr = &mut dpre[r * g..(r + 1) * g];
                     let dhr = &dh[r * h..(r + 1) * h];
                     let dcr = &mut dc[r * h..(r + 1) * h];
+                    let cp = previous(&s.c, t, off.saturating_sub(b * h), h, &zeros);
+                    let (di, rest) = dr.split_at_mut(h);
+                    let (df, rest) = rest.split_at_mut(h);
+                    let (dg, do_) = rest.split_at_mut(h);
                     for k in 0..h {
                         let c = dcr[k] + dhr[k] * og[k] * (one - tc[k] * tc[k]);
-                        let cp = if t > 0 {
-                            s.c[off - b * h + k]
-                        } else {
-                            E::zero()
-                        };
-                        dr[k] = c * gg[k] * ig[k] * (one - ig[k]);
-                        dr[h + k] = c * cp * fg[k] * (one - fg[k]);
-                        dr[2 * h + k] = c * ig[k] * (one - gg[k] * gg[k]);
-                        dr[3 * h + k] = dhr[k] * tc[k] * og[k] * (one - og[k]);
+                        di[k] = c * gg[k] * ig[k] * (one - ig[k]);
+                        df[k] = c * cp[k] * fg[k] * (one - fg[k]);
+                        dg[k] = c * ig[k] * (one - gg[k] * gg[k]);
+                        do_[k] = dhr[k] * tc[k] * og[k] * (one - og[k]);
                         dcr[k] = c * fg[k];
                     }
                 }
@@ -606,21 +602,21 @@ fn backward_impl<E: Real>(
                     let dr = &mut dpre[r * g..(r + 1) * g];
                     let dgr = &mut dghs[r * g..(r + 1) * g];
                     let dhr = &mut dh[r * h..(r + 1) * h];
+                    let hp = previous(&s.hs, t, off.saturating_sub(b * h), h, &zeros);
+                    let (dxr, rest) = dr.split_at_mut(h);
+                    let (dxz, dxn) = rest.split_at_mut(h);
+                    let (dhr_, rest) = dgr.split_at_mut(h);
+                    let (dhz, dhn) = rest.split_at_mut(h);
                     for k in 0..h {
-                        let hp = if t > 0 {
-                            s.hs[off - b * h + k]
-                        } else {
-                            E::zero()
-                        };
                         let dn = dhr[k] * (one - zg[k]) * (one - ng[k] * ng[k]);
-                        let dz = dhr[k] * (hp - ng[k]) * zg[k] * (one - zg[k]);
+                        let dz = dhr[k] * (hp[k] - ng[k]) * zg[k] * (one - zg[k]);
                         let drr = dn * ghn[k] * rg[k] * (one - rg[k]);
-                        dr[k] = drr;
-                        dr[h + k] = dz;
-                        dr[2 * h + k] = dn;
-                        dgr[k] = drr;
-                        dgr[h + k] = dz;
-                        dgr[2 * h + k] = dn * rg[k];
+                        dxr[k] = drr;
+                        dxz[k] = dz;
+                        dxn[k] = dn;
+                        dhr_[k] = drr;
+                        dhz[k] = dz;
+                        dhn[k] = dn * rg[k];
                         // What reaches h_prev directly (h' = n + z ⊙ (h_prev − n)).
                         dhr[k] *= zg[k];
                     }
