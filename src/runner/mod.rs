@@ -111,7 +111,7 @@ struct Shared<'a> {
 /// Claims a cell's lease, then trains it if it still needs it.
 fn claim_and_run(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -> CellOutcome {
     let store = sh.store;
-    let _lease = match sh.leases.claim(&cell.id, &sh.origin) {
+    let lease = match sh.leases.claim(&cell.id, &sh.origin) {
         Err(e) => {
             let msg = format!("cannot claim the cell: {e}");
             let _ = store.event("failed", Some(cell), serde_json::json!({ "error": msg }));
@@ -135,7 +135,17 @@ fn claim_and_run(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shar
     if !status.needs_run(sh.opts.rerun_failed) {
         return CellOutcome::Skipped(format!("{} meanwhile", status.name()));
     }
-    run_cell(worker, cell, pool, sh)
+    let outcome = run_cell(worker, cell, pool, sh);
+    if lease.lost() {
+        // Our heartbeat stalled past the time-to-live and another worker took the cell over;
+        // both may have finished it, and result.json (written atomically) holds one of them.
+        let _ = store.event(
+            "lease_lost",
+            Some(cell),
+            serde_json::json!({ "ttl_seconds": sh.leases.ttl.as_secs_f64() }),
+        );
+    }
+    outcome
 }
 
 /// Trains one cell and records it in the store.

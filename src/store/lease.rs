@@ -457,6 +457,26 @@ mod tests {
     }
 
     #[test]
+    fn a_lease_taken_over_is_noticed_and_not_removed_by_its_old_holder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut leases = Leases::new(tmp.path().join("leases"), Duration::from_secs(60));
+        leases.interval = Duration::from_millis(30);
+        let Claim::Acquired(lease) = leases.claim("c", &Origin::current()).unwrap() else {
+            panic!()
+        };
+        fs::write(
+            leases.path("c"),
+            serde_json::to_vec(&foreign("c", 0.0)).unwrap(),
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(lease.lost());
+        drop(lease);
+        let (info, _) = leases.inspect("c").expect("the new holder's lease stays");
+        assert_eq!(info.unwrap().token, "t0");
+    }
+
+    #[test]
     fn liveness_follows_heartbeat_age_for_other_hosts() {
         let ttl = Duration::from_secs(5);
         assert_eq!(
