@@ -6,6 +6,10 @@
 //! - SGD: buf = g (first step), buf = μ·buf + g afterwards; p -= lr·buf (buf = g when μ = 0).
 //! - Adam: m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²; p -= (lr / (1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε).
 //! - RMSprop: v = α·v + (1−α)·g² (v starts at 0); p -= lr · g / (√v + ε).
+//!
+//! On the CPU the update runs as one loop per parameter over host copies (state kept in f64),
+//! instead of about ten tensor ops per parameter and step; other devices use the tensor ops.
+//! The tests run both paths and check they agree.
 
 use dfdx::prelude::*;
 
@@ -17,8 +21,14 @@ use super::model::Flat;
 enum Slot<E: Dtype, D: Device<E>> {
     Empty,
     Momentum(Flat<E, D>),
-    Adam { m: Flat<E, D>, v: Flat<E, D> },
+    Adam {
+        m: Flat<E, D>,
+        v: Flat<E, D>,
+    },
     Square(Flat<E, D>),
+    /// Host-side state: momentum buffer / first moment / square average, and Adam's second
+    /// moment (empty for the others).
+    Host(Vec<f64>, Vec<f64>),
 }
 
 /// An optimizer over a list of flat parameter tensors.
@@ -43,8 +53,83 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
         self.step
     }
 
-    /// Applies one update to every parameter from its gradient in `grads`.
-    pub fn update(&mut self, params: &mut [Flat<E, D>], grads: &Gradients<E, D>) {
+    /// Applies one update to every parameter from its gradient in `grads`: on host copies for
+    /// the CPU, with tensor ops elsewhere.
+    pub fn update(&mut self, params: &mut [Flat<E, D>], grads: &Gradients<E, D>)
+    where
+        D: 'static,
+    {
+        if std::any::TypeId::of::<D>() == std::any::TypeId::of::<Cpu>() {
+            self.update_host(params, grads)
+        } else {
+            self.update_tensors(params, grads)
+        }
+    }
+
+    /// The update as one loop per parameter over host copies (any device; used for the CPU).
+    pub fn update_host(&mut self, params: &mut [Flat<E, D>], grads: &Gradients<E, D>) {
+        assert_eq!(params.len(), self.slots.len());
+        self.step += 1;
+        let (lr, mu, t) = (self.cfg.lr, self.cfg.momentum, self.step as i32);
+        let f = |x: E| x.to_f64().expect("an f64");
+        for (p, slot) in params.iter_mut().zip(self.slots.iter_mut()) {
+            let g: Vec<f64> = grads.get(&*p).as_vec().into_iter().map(f).collect();
+            let mut pv: Vec<f64> = p.as_vec().into_iter().map(f).collect();
+            let n = pv.len();
+            if !matches!(slot, Slot::Host(..)) {
+                let second = if self.cfg.kind == OptimKind::Adam {
+                    n
+                } else {
+                    0
+                };
+                *slot = Slot::Host(vec![0.0; n], vec![0.0; second]);
+            }
+            let Slot::Host(a, b) = slot else {
+                unreachable!("set just above")
+            };
+            match self.cfg.kind {
+                OptimKind::Sgd if mu == 0.0 => {
+                    for (p, g) in pv.iter_mut().zip(&g) {
+                        *p -= lr * g;
+                    }
+                }
+                OptimKind::Sgd => {
+                    for ((p, g), buf) in pv.iter_mut().zip(&g).zip(a.iter_mut()) {
+                        *buf = if t == 1 { *g } else { mu * *buf + g };
+                        *p -= lr * *buf;
+                    }
+                }
+                OptimKind::Adam => {
+                    let (b1, b2) = OptimConfig::ADAM_BETAS;
+                    let bc1 = 1.0 - b1.powi(t);
+                    let bc2_sqrt = (1.0 - b2.powi(t)).sqrt();
+                    for (((p, g), m), v) in
+                        pv.iter_mut().zip(&g).zip(a.iter_mut()).zip(b.iter_mut())
+                    {
+                        *m = *m * b1 + g * (1.0 - b1);
+                        *v = *v * b2 + g * g * (1.0 - b2);
+                        let denom = v.sqrt() / bc2_sqrt + OptimConfig::ADAM_EPS;
+                        *p -= *m / denom * (lr / bc1);
+                    }
+                }
+                OptimKind::Rmsprop => {
+                    let alpha = OptimConfig::RMSPROP_ALPHA;
+                    for ((p, g), v) in pv.iter_mut().zip(&g).zip(a.iter_mut()) {
+                        *v = *v * alpha + g * g * (1.0 - alpha);
+                        *p -= g / (v.sqrt() + OptimConfig::RMSPROP_EPS) * lr;
+                    }
+                }
+            }
+            let back: Vec<E> = pv
+                .into_iter()
+                .map(|x| E::from_f64(x).expect("fits the element type"))
+                .collect();
+            p.copy_from(&back);
+        }
+    }
+
+    /// The update with tensor ops (every device).
+    pub fn update_tensors(&mut self, params: &mut [Flat<E, D>], grads: &Gradients<E, D>) {
         assert_eq!(params.len(), self.slots.len());
         self.step += 1;
         let e = |x: f64| E::from_f64(x).expect("scalar fits the element type");
@@ -101,19 +186,29 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
 mod tests {
     use super::*;
 
-    /// Runs `steps` updates of a 2-element parameter under fixed gradients, returns its values.
+    /// Runs `steps` updates of a 2-element parameter under fixed gradients with both update
+    /// paths, checks they agree, and returns the values.
     fn run(cfg: OptimConfig, init: [f64; 2], grads_seq: &[[f64; 2]]) -> Vec<f64> {
         let dev = Cpu::default();
-        let mut params = vec![dev.tensor_from_vec(init.to_vec(), (2,))];
-        let mut opt = Optimizer::<f64, Cpu>::new(&cfg, 1);
-        for g in grads_seq {
-            // loss = sum(p * g) has gradient g.
-            let gt = dev.tensor_from_vec(g.to_vec(), (2,));
-            let loss = (params[0].leaky_trace() * gt).sum();
-            let grads = loss.backward();
-            opt.update(&mut params, &grads);
+        let mut out = Vec::new();
+        for host in [true, false] {
+            let mut params = vec![dev.tensor_from_vec(init.to_vec(), (2,))];
+            let mut opt = Optimizer::<f64, Cpu>::new(&cfg, 1);
+            for g in grads_seq {
+                // loss = sum(p * g) has gradient g.
+                let gt = dev.tensor_from_vec(g.to_vec(), (2,));
+                let loss = (params[0].leaky_trace() * gt).sum();
+                let grads = loss.backward();
+                if host {
+                    opt.update_host(&mut params, &grads);
+                } else {
+                    opt.update_tensors(&mut params, &grads);
+                }
+            }
+            out.push(params[0].as_vec());
         }
-        params[0].as_vec()
+        close(&out[0], &out[1]);
+        out.swap_remove(0)
     }
 
     fn close(a: &[f64], b: &[f64]) {
