@@ -6,14 +6,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context;
 use serde::Serialize;
 
 use super::results::resolve_sweeps;
 use super::Outcome;
-use crate::plan::Plan;
 use crate::report::export::cut;
-use crate::store::lease::{now, LeaseInfo, Leases, Liveness};
+use crate::store::lease::{now, Leases, Liveness};
 use crate::store::{CellStatus, Layout, RunStore};
 
 /// One cell's state as `status` reports it.
@@ -54,15 +52,10 @@ pub const STATES: [&str; 8] = [
 
 /// Reads a sweep folder's state.
 pub fn sweep_state(dir: &Path, ttl: Duration) -> anyhow::Result<SweepState> {
-    let plan_path = dir.join("plan.json");
-    let plan: Plan = serde_json::from_slice(
-        &std::fs::read(&plan_path)
-            .with_context(|| format!("cannot read {}", plan_path.display()))?,
-    )
-    .with_context(|| format!("{} is not a plan", plan_path.display()))?;
     let store = RunStore {
         layout: Layout::at(dir),
     };
+    let plan = store.load_plan()?;
     let leases = Leases::new(store.layout.leases(), ttl);
     let t = now();
     let mut detail = Vec::with_capacity(plan.cells.len());
@@ -83,7 +76,6 @@ pub fn sweep_state(dir: &Path, ttl: Duration) -> anyhow::Result<SweepState> {
             CellStatus::Failed(msg) => c.note = Some(msg.clone()),
             _ => {
                 if let Some((info, live)) = leases.inspect(&cell.id) {
-                    let info: Option<LeaseInfo> = info;
                     c.owner = info.as_ref().map(|i| i.owner.describe());
                     c.lease_age = info.as_ref().map(|i| t - i.acquired);
                     c.heartbeat_age = info.as_ref().map(|i| t - i.heartbeat);

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use crate::plan::Plan;
 use crate::store::{CellStatus, Layout, RunStore};
 use crate::trainer::config::Budget;
 use crate::trainer::record::{MetricSplit, RunStatus};
@@ -78,6 +77,8 @@ pub enum LoadError {
     Read { path: PathBuf, why: String },
     #[error("no sweeps found in {0}")]
     NoSweeps(PathBuf),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Polars(#[from] PolarsError),
 }
@@ -149,27 +150,19 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
     let mut sweeps = Vec::new();
     let mut mc = MetricCols::default();
     for dir in dirs {
-        let plan_path = dir.join("plan.json");
-        if !plan_path.is_file() {
+        let store = RunStore {
+            layout: Layout::at(dir),
+        };
+        if !store.layout.plan_json().is_file() {
             return Err(LoadError::NotASweep(dir.clone()));
         }
-        let bytes = std::fs::read(&plan_path).map_err(|e| LoadError::Read {
-            path: plan_path.clone(),
-            why: e.to_string(),
-        })?;
-        let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| LoadError::Read {
-            path: plan_path.clone(),
-            why: e.to_string(),
-        })?;
+        let plan = store.load_plan()?;
         for a in &plan.axes {
             if !axes.contains(a) {
                 axes.push(a.clone());
             }
         }
         sweeps.push(plan.name.clone());
-        let store = RunStore {
-            layout: Layout::at(dir),
-        };
         counts.cells += plan.cells.len();
         let inspected: Vec<_> = plan
             .cells

@@ -23,8 +23,13 @@ pub use layout::Layout;
 pub enum StoreError {
     #[error(transparent)]
     Io(#[from] IoError),
-    #[error("{path} is not a valid result record: {why}")]
-    Corrupt { path: PathBuf, why: String },
+    #[error("{path} is not a valid {what}: {why}")]
+    Corrupt {
+        path: PathBuf,
+        /// "result record", "plan".
+        what: &'static str,
+        why: String,
+    },
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
@@ -144,18 +149,31 @@ impl RunStore {
         write_atomic(&p, &json).map_err(io("write", &p))
     }
 
+    /// Reads the plan that `init` wrote.
+    pub fn load_plan(&self) -> Result<Plan, StoreError> {
+        let path = self.layout.plan_json();
+        let bytes = fs::read(&path).map_err(io("read", &path))?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+            path,
+            what: "plan",
+            why: e.to_string(),
+        })
+    }
+
     /// Reads a finished cell's record, checking the format version.
     pub fn load_result(&self, id: &str) -> Result<CellResult, StoreError> {
         let path = self.layout.result_json(id);
         let bytes = fs::read(&path).map_err(io("read", &path))?;
         let probe: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                what: "result record",
                 path: path.clone(),
                 why: e.to_string(),
             })?;
         let version = probe.get("format_version").and_then(|v| v.as_u64());
         if version != Some(FORMAT_VERSION as u64) {
             return Err(StoreError::Corrupt {
+                what: "result record",
                 path,
                 why: format!(
                     "format version {version:?}; this rnnsweep reads version {FORMAT_VERSION}"
@@ -163,6 +181,7 @@ impl RunStore {
             });
         }
         serde_json::from_value(probe).map_err(|e| StoreError::Corrupt {
+            what: "result record",
             path,
             why: e.to_string(),
         })
