@@ -182,8 +182,8 @@ const CHART_METRICS: [Metric; 4] = [
     Metric::TrainLoss,
 ];
 
-/// "activation" or "activation + lr" for titles and default folders.
-fn sweeps_title(dirs: &[PathBuf]) -> String {
+/// The sweeps' folder names, e.g. ["activation", "lr"], for titles.
+fn sweep_names(dirs: &[PathBuf]) -> Vec<String> {
     dirs.iter()
         .map(|d| {
             d.file_name().map_or_else(
@@ -191,8 +191,7 @@ fn sweeps_title(dirs: &[PathBuf]) -> String {
                 |f| f.to_string_lossy().into_owned(),
             )
         })
-        .collect::<Vec<_>>()
-        .join(" + ")
+        .collect()
 }
 
 /// Loads, summarizes, and computes the panel of every chart metric.
@@ -219,7 +218,7 @@ pub fn curves_cmd(
 ) -> anyhow::Result<Outcome> {
     let dirs = resolve_sweeps(results, sweeps)?;
     let (s, panels) = panels(&dirs, by)?;
-    let name = sweeps_title(&dirs);
+    let name = sweep_names(&dirs).join(" + ");
     let out = match out {
         Some(o) => o.to_path_buf(),
         None if dirs.len() == 1 => dirs[0].join("curves"),
@@ -266,7 +265,8 @@ pub fn report_cmd(
 ) -> anyhow::Result<Outcome> {
     let dirs = resolve_sweeps(results, sweeps)?;
     let (s, panels) = panels(&dirs, by)?;
-    let name = sweeps_title(&dirs);
+    let names = sweep_names(&dirs);
+    let name = names.join(" + ");
     let figures = panels
         .iter()
         .map(|(m, p)| {
@@ -277,7 +277,6 @@ pub fn report_cmd(
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let names: Vec<String> = name.split(" + ").map(str::to_string).collect();
     let page = html::page(&format!("rnnsweep report: {name}"), &names, &s, &figures);
     write_atomic(out, page.as_bytes())
         .with_context(|| format!("cannot write {}", out.display()))?;

@@ -9,7 +9,7 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use super::load::Loaded;
-use super::summarize::{text_of, Metric, Summary};
+use super::summarize::{group_key, Metric, Summary};
 
 /// Images in an MNIST training set when no `train_limit` is set.
 pub const MNIST_TRAIN: u64 = 60_000;
@@ -145,11 +145,7 @@ pub fn panel(loaded: &Loaded, summary: &Summary, metric: Metric) -> PolarsResult
     let (batch, limit) = (batch.u64()?, limit.u64()?);
     let mut run_info: BTreeMap<String, (usize, f64)> = BTreeMap::new();
     for r in 0..runs.height() {
-        let key: BTreeMap<String, String> = summary
-            .by
-            .iter()
-            .map(|b| Ok((b.clone(), text_of(runs.column(b)?.get(r)?))))
-            .collect::<PolarsResult<_>>()?;
+        let key = group_key(runs, &summary.by, r)?;
         let (Some(id), Some(&g)) = (ids.get(r), group_of.get(&key)) else {
             continue;
         };

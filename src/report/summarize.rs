@@ -170,7 +170,18 @@ pub fn check_by(loaded: &Loaded, by: &[String]) -> Result<Vec<String>, String> {
         .collect()
 }
 
-pub(crate) fn text_of(v: AnyValue) -> String {
+/// Row `i`'s values of the grouping columns `by`, as text: the key that names its group.
+pub(crate) fn group_key(
+    df: &DataFrame,
+    by: &[String],
+    i: usize,
+) -> PolarsResult<BTreeMap<String, String>> {
+    by.iter()
+        .map(|b| Ok((b.clone(), text_of(df.column(b)?.get(i)?))))
+        .collect()
+}
+
+fn text_of(v: AnyValue) -> String {
     match v {
         AnyValue::Null => "-".into(),
         AnyValue::String(s) => s.to_string(),
@@ -259,11 +270,7 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
 
     // Per-seed final accuracies for the paired comparisons.
     let mut groups: Vec<GroupRow> = Vec::with_capacity(agg.height());
-    let key_of = |df: &DataFrame, i: usize| -> PolarsResult<BTreeMap<String, String>> {
-        by.iter()
-            .map(|b| Ok((b.clone(), text_of(df.column(b)?.get(i)?))))
-            .collect()
-    };
+    let key_of = |df: &DataFrame, i: usize| group_key(df, by, i);
     let f = |name: &str, i: usize| -> PolarsResult<Option<f64>> {
         Ok(
             match agg.column(name)?.cast(&DataType::Float64)?.f64()?.get(i) {
@@ -304,10 +311,7 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
         runs.column("status")?.str()?,
     );
     for r in 0..runs.height() {
-        let key: BTreeMap<String, String> = by
-            .iter()
-            .map(|b| Ok((b.clone(), text_of(runs.column(b)?.get(r)?))))
-            .collect::<PolarsResult<_>>()?;
+        let key = group_key(runs, by, r)?;
         if let (Some(g), Some("completed"), Some(seed), Some(acc)) = (
             index_of.get(&key),
             statuses.get(r),
