@@ -5,6 +5,7 @@
 
 use std::sync::Once;
 
+use image::ImageEncoder;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle, Palette, Palette99};
@@ -87,8 +88,6 @@ pub fn png(panel: &Panel, title: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("encoding {title:?} as PNG: {e}"))?;
     Ok(bytes)
 }
-
-use image::ImageEncoder;
 
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
