@@ -63,7 +63,7 @@ fn fmt_opt(v: Option<f64>, prec: usize) -> String {
 impl Observer for TrainObserver {
     fn step(&self, info: &StepInfo) {
         self.bar.set_position(info.iteration);
-        if info.batch_in_epoch == 1 || info.iteration % 20 == 0 {
+        if info.batch_in_epoch == 1 || info.iteration.is_multiple_of(20) {
             self.bar
                 .set_message(format!("epoch {} loss {:.4}", info.epoch, info.loss));
         }

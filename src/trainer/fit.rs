@@ -324,7 +324,7 @@ pub fn fit<D: LayerKernel<f32>>(
                 loss: loss_value,
             });
             if let EvalEvery::Iterations(k) = cfg.eval.every {
-                if iteration % k == 0 {
+                if iteration.is_multiple_of(k) {
                     rec.eval_point(epoch, iteration, &model, train_seconds);
                 }
             }
