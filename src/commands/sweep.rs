@@ -175,7 +175,7 @@ fn counts_line<'a>(statuses: impl Iterator<Item = &'a str>) -> String {
 
 /// Matmul threads per cell when the user did not choose: one cell per core is fastest
 /// (measured with `bench/identical.toml` on 2 cores: 2 cells side by side at 1 thread finish
-/// 1.89× faster than one after the other, while 2 threads speed one cell up only 1.38×), so
+/// 1.88–1.92× faster than one after the other, while 2 threads speed one cell up only 1.22×), so
 /// threads only get the cores that cells would leave idle.
 pub fn threads_per_job(cores: usize, jobs: usize, pending: usize) -> usize {
     let running = jobs.min(pending).max(1);
