@@ -2,7 +2,9 @@
 //! time step. The forward pass runs all 28 steps on host buffers (one input-projection matmul
 //! for every step, one `h·W_hhᵀ` matmul per step accumulated in place, gates in tight loops);
 //! the backward pass is hand-written backpropagation through time with the weight gradients as
-//! two large matmuls after the loop. Matmuls go to the `gemm` crate, the one dfdx uses.
+//! two large matmuls after the loop. Matmuls go to the `gemm` crate (a newer version than
+//! dfdx's, for its AVX-512 kernels); the gate loops are compiled for the widest instruction set
+//! that helps (`Isa`).
 //!
 //! The math is PyTorch's (see `model.rs`); `tests/model_correctness.rs` checks this path
 //! against the naive equations, against finite differences and against the dfdx-ops path
