@@ -806,12 +806,13 @@ mod tests {
             };
             // Sizes that leave remainders at every vector width.
             let (b, i, h, steps) = (5, 7, 37, 4);
-            for kind in [Kind::Relu, Kind::Tanh, Kind::Lstm, Kind::Gru] {
-                let gates = match kind {
-                    Kind::Relu | Kind::Tanh => 1,
-                    Kind::Lstm => 4,
-                    Kind::Gru => 3,
-                };
+            for (cell, act) in [
+                (CellKind::Rnn, Activation::Relu),
+                (CellKind::Rnn, Activation::Tanh),
+                (CellKind::Lstm, Activation::Tanh),
+                (CellKind::Gru, Activation::Tanh),
+            ] {
+                let (kind, gates) = (Kind::of(cell, act), cell.gates());
                 let d = Dims {
                     n: steps * b,
                     b,
