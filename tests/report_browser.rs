@@ -1,40 +1,26 @@
 //! The HTML report in a real browser: headless Chromium loads the page written by
 //! `rnnsweep results report` for a real tiny sweep, and the test checks that it renders (the DOM
-//! has the tables and the four inline SVG charts, a screenshot has ink in the charts' colours)
-//! and that it makes no request: Chromium is sent through a recording proxy on 127.0.0.1, and a
-//! control page with one external image proves the proxy would have seen a request. Chromium
-//! itself still contacts a few Google hosts at start whatever the flags (`BROWSER_OWN`); those
-//! are the browser's, not the page's, and are the only requests allowed.
+//! has the tables and the four inline SVG charts, a screenshot has ink in the first series'
+//! colour) and that the page makes no request.
+//!
+//! Chromium is driven through the DevTools protocol (`common/cdp.rs`): the test opens one page
+//! target and records the `Network.requestWillBeSent` events of that page's session only. What
+//! the browser fetches on its own (update checks, safe browsing…) belongs to no page, so it is
+//! never counted, whatever hosts a Chromium version contacts. A control page with one external
+//! image shows that a page's request is seen. Every request the browser makes goes to a local
+//! proxy that answers 404, so nothing leaves the machine and failed fetches end at once.
 //!
 //! Chromium comes from Debian's `chromium` package (`.ci/run` installs it) or from
 //! `RNNSWEEP_CHROMIUM`. Without one the test says so and passes, unless
 //! `RNNSWEEP_BROWSER_TESTS=require` (set by `.ci/run`), which makes a missing browser a failure.
 
 mod common;
+#[path = "common/cdp.rs"]
+mod cdp;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::Duration;
-
-/// Hosts headless Chromium 147/148 contacts at start on its own, even with background
-/// networking disabled (seen through the proxy with an empty page).
-const BROWSER_OWN: [&str; 3] = [
-    "accounts.google.com",
-    "www.google.com",
-    "clients2.google.com",
-];
-
-/// The host a proxied request goes to: "CONNECT host:443" or "GET http://host/path".
-fn host_of(request: &str) -> &str {
-    let target = request.split_whitespace().nth(1).unwrap_or("");
-    let target = target
-        .strip_prefix("http://")
-        .or_else(|| target.strip_prefix("https://"))
-        .unwrap_or(target);
-    let host_port = target.split('/').next().unwrap_or("");
-    host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
-}
 
 fn chromium() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("RNNSWEEP_CHROMIUM") {
@@ -50,63 +36,30 @@ fn chromium() -> Option<PathBuf> {
     .find(|p| p.is_file())
 }
 
-/// A proxy that answers 404 to everything and remembers what was asked.
-struct Recorder {
-    port: u16,
-    seen: Arc<Mutex<Vec<String>>>,
-}
-
-fn recorder() -> Recorder {
+/// A local proxy that answers 404 to everything, so the browser reaches nothing outside.
+fn sink_proxy() -> u16 {
     let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
     let port = server.server_addr().to_ip().unwrap().port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
     std::thread::spawn(move || {
         for req in server.incoming_requests() {
-            log.lock()
-                .unwrap()
-                .push(format!("{} {}", req.method(), req.url()));
             let _ = req.respond(tiny_http::Response::empty(404));
         }
     });
-    Recorder { port, seen }
+    port
 }
 
-/// Runs headless Chromium on a local file through the recording proxy.
-fn browse(chrome: &Path, page: &Path, proxy: u16, extra: &[String]) -> Output {
-    let profile = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(chrome);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        "--no-default-browser-check",
-        "--disable-extensions",
-        "--disable-default-apps",
-        "--disable-domain-reliability",
-        "--disable-client-side-phishing-detection",
-        "--no-pings",
-        "--dns-prefetch-disable",
-        "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,Translate,MediaRouter,\
-         AutofillServerCommunication,PreconnectToSearch,NetworkPrediction",
-        // Every request the page makes goes to the recorder, loopback included.
-        "--proxy-bypass-list=<-loopback>",
-    ])
-    .arg(format!("--proxy-server=http://127.0.0.1:{proxy}"))
-    .arg(format!("--user-data-dir={}", profile.path().display()))
-    .args(extra)
-    .arg(format!("file://{}", page.display()));
-    let out = cmd.output().expect("starting chromium");
-    // Give in-flight proxy requests a moment to be logged.
-    std::thread::sleep(Duration::from_millis(200));
-    out
+/// A page's requests other than the document itself (and inline `data:` URLs, which fetch
+/// nothing).
+fn fetches(requests: &[String], page_url: &str) -> Vec<String> {
+    requests
+        .iter()
+        .filter(|u| u.as_str() != page_url && !u.starts_with("data:"))
+        .cloned()
+        .collect()
+}
+
+fn file_url(p: &Path) -> String {
+    format!("file://{}", p.display())
 }
 
 fn text(b: &[u8]) -> String {
@@ -134,37 +87,42 @@ fn report_renders_offline_in_headless_chromium() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let page = tmp.path().join("report.html");
+    let page_path = tmp.path().join("report.html");
     let o = Command::new(&bin)
         .args(["results", "report", "--results"])
         .arg(&results)
         .arg("--out")
-        .arg(&page)
+        .arg(&page_path)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
 
-    // Control: a page with one external image does reach the recorder.
-    let proxy = recorder();
+    let mut browser = cdp::Browser::launch(&chrome, sink_proxy());
+    eprintln!("browser: {}", browser.version());
+
+    // Control: a page with one external image is seen making that request.
     let control = tmp.path().join("control.html");
     std::fs::write(
         &control,
         "<!DOCTYPE html><html><body><img src=\"http://rnnsweep.invalid/x.png\"></body></html>",
     )
     .unwrap();
-    let o = browse(&chrome, &control, proxy.port, &["--dump-dom".into()]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let seen = proxy.seen.lock().unwrap().clone();
-    assert!(
-        seen.iter().any(|r| r.contains("rnnsweep.invalid")),
-        "the recorder did not see the control page's request: {seen:?}"
+    let mut page = browser.new_page();
+    let url = file_url(&control);
+    browser.load(&mut page, &url, Duration::from_millis(500));
+    let seen = fetches(&page.requests, &url);
+    assert_eq!(
+        seen,
+        ["http://rnnsweep.invalid/x.png"],
+        "the control page's one request was not seen as exactly that"
     );
 
-    // The report: the DOM as rendered, and no request at all.
-    let proxy = recorder();
-    let o = browse(&chrome, &page, proxy.port, &["--dump-dom".into()]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let dom = text(&o.stdout);
+    // The report: the DOM as rendered, a screenshot, and no request but the document itself.
+    let mut page = browser.new_page();
+    let url = file_url(&page_path);
+    browser.load(&mut page, &url, Duration::from_millis(500));
+    let dom = browser.eval(&page, "document.documentElement.outerHTML");
+    let dom = dom.as_str().expect("the page's HTML");
     assert!(
         dom.contains("<title>rnnsweep report: tiny</title>"),
         "{dom}"
@@ -179,29 +137,18 @@ fn report_renders_offline_in_headless_chromium() {
     ] {
         assert!(dom.contains(needle), "missing {needle:?}");
     }
-    let shot = tmp.path().join("shot.png");
-    let o = browse(
-        &chrome,
-        &page,
-        proxy.port,
-        &[
-            format!("--screenshot={}", shot.display()),
-            "--window-size=1200,2400".into(),
-        ],
+    let png = browser.screenshot(&page, 1200, 2400);
+    assert_eq!(
+        page.requests.first().map(String::as_str),
+        Some(url.as_str()),
+        "the page's own document request is recorded (the recording works)"
     );
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let seen: Vec<String> = proxy
-        .seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|r| !BROWSER_OWN.contains(&host_of(r)))
-        .cloned()
-        .collect();
+    let seen = fetches(&page.requests, &url);
     assert!(seen.is_empty(), "the report made requests: {seen:?}");
+    drop(browser);
 
     // The screenshot shows the charts: pixels in the first series' colour (Tableau blue).
-    let img = image::open(&shot).unwrap().to_rgb8();
+    let img = image::load_from_memory(&png).unwrap().to_rgb8();
     let blue = img
         .pixels()
         .filter(|p| {
@@ -213,17 +160,12 @@ fn report_renders_offline_in_headless_chromium() {
 }
 
 #[test]
-fn proxy_requests_name_their_host() {
-    assert_eq!(
-        host_of("CONNECT accounts.google.com:443"),
-        "accounts.google.com"
-    );
-    assert_eq!(
-        host_of("GET http://rnnsweep.invalid/x.png"),
-        "rnnsweep.invalid"
-    );
-    assert_eq!(
-        host_of("GET http://clients2.google.com/time/1?x=1:2"),
-        "clients2.google.com"
-    );
+fn only_fetches_count_as_requests() {
+    let page = "file:///tmp/r.html";
+    let reqs = [
+        page.to_owned(),
+        "data:image/png;base64,AAAA".to_owned(),
+        "http://example.invalid/a.png".to_owned(),
+    ];
+    assert_eq!(fetches(&reqs, page), ["http://example.invalid/a.png"]);
 }
