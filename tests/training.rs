@@ -93,7 +93,9 @@ fn divergence_is_recorded_not_panicked() {
     cfg.eval.test_limit = Some(100);
     let rec = run(&cfg, false);
     match rec.status {
-        RunStatus::Diverged { epoch, iteration } => {
+        RunStatus::Diverged {
+            epoch, iteration, ..
+        } => {
             assert!((1..=200).contains(&iteration));
             assert!(epoch >= 1);
         }

@@ -275,6 +275,8 @@ pub fn report_bench(
                     samples_per_sec: 6000.0,
                 })
                 .collect(),
+            collapsed: false,
+            top_class: None,
             origin: None,
         };
         let result = CellResult {

@@ -271,16 +271,22 @@ impl SweepObserver for SweepProgress {
     fn cell_finished(&self, w: usize, cell: &Cell, outcome: &CellOutcome) {
         let text = match outcome {
             CellOutcome::Done(r) => match &r.status {
-                crate::trainer::record::RunStatus::Diverged { epoch, iteration } => {
+                crate::trainer::record::RunStatus::Diverged {
+                    epoch,
+                    iteration,
+                    non_finite,
+                } => {
+                    let what = non_finite.as_ref().map_or("loss".into(), |n| n.to_string());
                     format!(
-                        "diverged {} at epoch {epoch}, step {iteration}",
+                        "diverged {} at epoch {epoch}, step {iteration} ({what} non-finite)",
                         self.label(cell)
                     )
                 }
                 _ => format!(
-                    "done     {}: test acc {} ({:.0}s, {:.0} samples/s)",
+                    "done     {}: test acc {}{} ({:.0}s, {:.0} samples/s)",
                     self.label(cell),
                     r.final_test_acc.map_or("-".into(), |a| format!("{a:.4}")),
+                    collapse_note(r),
                     r.train_seconds,
                     r.samples_per_sec
                 ),
@@ -469,5 +475,18 @@ mod tests {
         assert_eq!(threads_per_job(8, 8, 3), 2);
         assert_eq!(threads_per_job(8, 1, 10), 8);
         assert_eq!(threads_per_job(1, 4, 4), 1);
+    }
+}
+
+/// ", COLLAPSED: 99.8 % predicted 1" for a collapsed run, else nothing.
+pub(crate) fn collapse_note(r: &crate::trainer::record::RunRecord) -> String {
+    match (r.collapsed, r.top_class) {
+        (true, Some(t)) => format!(
+            ", COLLAPSED: {:.1} % predicted {}",
+            100.0 * t.share,
+            t.class
+        ),
+        (true, None) => ", COLLAPSED".into(),
+        _ => String::new(),
     }
 }

@@ -105,7 +105,7 @@ impl DeviceJob for TrainJob<'_> {
         self.obs.print(HEADER);
         let (rec, model) = fit(&dev, name, self.cfg, self.data, self.obs, self.stop)
             .expect("config validated before dispatch");
-        let weights = (rec.status == RunStatus::Completed).then(|| model.to_safetensors());
+        let weights = model.final_weights(&rec.status);
         (rec, weights)
     }
 }
@@ -173,11 +173,12 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         .with_context(|| format!("cannot write {}", result_path.display()))?;
 
     let summary = format!(
-        "{} after {} steps on {}: final test accuracy {}, {:.0} samples/s, {:.1}s training\nwrote {}",
+        "{} after {} steps on {}: final test accuracy {}{}, {:.0} samples/s, {:.1}s training\nwrote {}",
         record.status.name(),
         record.iterations,
         record.device,
         fmt_opt(record.final_test_acc, 4),
+        super::sweep::collapse_note(&record),
         record.samples_per_sec,
         record.train_seconds,
         out.display()
@@ -190,9 +191,14 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     }
     Ok(match record.status {
         RunStatus::Completed => Outcome::Ok,
-        RunStatus::Diverged { epoch, iteration } => {
+        RunStatus::Diverged {
+            epoch,
+            iteration,
+            non_finite,
+        } => {
+            let what = non_finite.map_or("the loss".into(), |n| n.to_string());
             eprintln!(
-                "the loss became NaN/inf at epoch {epoch}, step {iteration}: the run diverged"
+                "{what} became NaN/inf at epoch {epoch}, step {iteration}: the run diverged"
             );
             Outcome::RunFailed
         }

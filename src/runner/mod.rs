@@ -92,7 +92,7 @@ impl DeviceJob for CellJob<'_> {
             self.stop,
         )
         .map_err(|e| e.to_string())?;
-        let weights = (record.status == RunStatus::Completed).then(|| model.to_safetensors());
+        let weights = model.final_weights(&record.status);
         Ok((record, weights))
     }
 }

@@ -12,9 +12,12 @@ use rand_chacha::ChaCha8Rng;
 
 use super::config::{EvalEvery, TrainConfig};
 use super::fused::LayerKernel;
-use super::model::{param_count, Model};
+use super::model::{param_count, param_layout, Model};
 use super::optim::Optimizer;
-use super::record::{EpochStats, MetricRow, MetricSplit, RunRecord, RunStatus, FORMAT_VERSION};
+use super::record::{
+    EpochStats, MetricRow, MetricSplit, NonFinite, NonFiniteKind, RunRecord, RunStatus, TopClass,
+    COLLAPSE_SHARE, FORMAT_VERSION,
+};
 use crate::data::{Mnist, Split, CLASSES, PIXELS, SIDE};
 use crate::error::ConfigError;
 
@@ -62,10 +65,28 @@ pub fn make_batch(split: &Split, idx: &[usize]) -> (Vec<f32>, Vec<f32>) {
     (x, y)
 }
 
-/// Per-sample (correct?, cross-entropy) from logits, computed in f64 on the host.
-fn score(logits: &[f32], labels: impl Iterator<Item = u8>) -> (f64, u64) {
+/// The predicted class of one row of logits, as `torch.argmax`: the first maximum, where NaN
+/// counts as larger than everything (so a row with a NaN predicts its first NaN's class).
+pub fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v.is_nan() {
+            return i;
+        }
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Cross-entropy summed over the batch, correct predictions, and the predictions per class,
+/// from logits, computed in f64 on the host. Any NaN logit in a row makes that row's loss NaN,
+/// and +inf gives NaN (inf − inf), as in PyTorch's log-softmax.
+fn score(logits: &[f32], labels: impl Iterator<Item = u8>) -> (f64, u64, [u64; CLASSES]) {
     let mut loss = 0.0;
     let mut correct = 0;
+    let mut predicted = [0u64; CLASSES];
     for (row, label) in logits.chunks(CLASSES).zip(labels) {
         let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
         let lse = max
@@ -75,31 +96,50 @@ fn score(logits: &[f32], labels: impl Iterator<Item = u8>) -> (f64, u64) {
                 .sum::<f64>()
                 .ln();
         loss += lse - row[label as usize] as f64;
-        let argmax = row
-            .iter()
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
-                if v > bv {
-                    (i, v)
-                } else {
-                    (bi, bv)
-                }
-            })
-            .0;
-        correct += (argmax == label as usize) as u64;
+        let class = argmax(row);
+        predicted[class] += 1;
+        correct += (class == label as usize) as u64;
     }
-    (loss, correct)
+    (loss, correct, predicted)
 }
 
-/// Mean loss and accuracy of `model` on the first `n` images of `split`.
+/// One evaluation of a model on a split.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    pub loss: f64,
+    pub acc: f64,
+    /// How many images were predicted as each class.
+    pub predicted: [u64; CLASSES],
+}
+
+impl Evaluation {
+    /// The most frequent predicted class and its share of the evaluated images.
+    pub fn top_class(&self) -> Option<TopClass> {
+        let n: u64 = self.predicted.iter().sum();
+        if n == 0 {
+            return None;
+        }
+        let class = argmax_u64(&self.predicted);
+        Some(TopClass {
+            class: class as u8,
+            share: self.predicted[class] as f64 / n as f64,
+        })
+    }
+}
+
+fn argmax_u64(v: &[u64]) -> usize {
+    (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b })
+}
+
+/// Mean loss, accuracy and predictions per class of `model` on the first `n` images of `split`.
 pub fn evaluate<D: LayerKernel<f32>>(
     model: &Model<f32, D>,
     dev: &D,
     split: &Split,
     n: usize,
-) -> (f64, f64) {
+) -> Evaluation {
     let n = n.min(split.len());
-    let (mut loss, mut correct) = (0.0, 0);
+    let (mut loss, mut correct, mut predicted) = (0.0, 0, [0u64; CLASSES]);
     let mut start = 0;
     while start < n {
         let end = (start + EVAL_CHUNK).min(n);
@@ -107,12 +147,19 @@ pub fn evaluate<D: LayerKernel<f32>>(
         let (x, _) = make_batch(split, &idx);
         let xt = dev.tensor_from_vec(x, (SIDE * idx.len(), SIDE));
         let (logits, _) = model.forward(xt, idx.len(), NoneTape);
-        let (l, c) = score(&logits.as_vec(), split.labels[start..end].iter().copied());
+        let (l, c, p) = score(&logits.as_vec(), split.labels[start..end].iter().copied());
         loss += l;
         correct += c;
+        for (a, b) in predicted.iter_mut().zip(p) {
+            *a += b;
+        }
         start = end;
     }
-    (loss / n as f64, correct as f64 / n as f64)
+    Evaluation {
+        loss: loss / n as f64,
+        acc: correct as f64 / n as f64,
+        predicted,
+    }
 }
 
 /// Predicted class of each of the first `n` images of `split`.
@@ -129,31 +176,31 @@ pub fn predict<D: LayerKernel<f32>>(
         idx.len(),
         NoneTape,
     );
-    logits
-        .as_vec()
-        .chunks(CLASSES)
-        .map(|r| {
-            r.iter()
-                .enumerate()
-                .fold(
-                    (0, f32::NEG_INFINITY),
-                    |a, (i, &v)| if v > a.1 { (i, v) } else { a },
-                )
-                .0
-        })
-        .collect()
+    logits.as_vec().chunks(CLASSES).map(argmax).collect()
+}
+
+/// What one optimizer step did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// The batch's mean cross-entropy.
+    pub loss: f64,
+    /// Correct predictions in the batch.
+    pub correct: u64,
+    /// The first non-finite quantity of the step (loss, then gradients, then updated
+    /// parameters), with the parameter's index in the model's layout.
+    pub non_finite: Option<(NonFiniteKind, Option<usize>)>,
 }
 
 /// One optimizer step on the images `idx` of `split`: forward, cross-entropy (batch mean),
-/// backward, update. Returns the batch loss and the number of correct predictions. When the loss
-/// is not finite the parameters are left untouched.
+/// backward, update. When the loss or a gradient is not finite the parameters are left
+/// untouched; the step says what went non-finite first.
 pub fn train_step<D: LayerKernel<f32>>(
     model: &mut Model<f32, D>,
     opt: &mut Optimizer<f32, D>,
     dev: &D,
     split: &Split,
     idx: &[usize],
-) -> (f64, u64) {
+) -> Step {
     let (x, y) = make_batch(split, idx);
     let n = idx.len();
     let xt = dev.tensor_from_vec(x, (SIDE * n, SIDE));
@@ -162,12 +209,19 @@ pub fn train_step<D: LayerKernel<f32>>(
     let host_logits = logits.as_vec();
     let loss = cross_entropy_with_logits_loss(logits.put_tape(tape), yt);
     let loss_value = loss.as_vec()[0] as f64;
-    let (_, correct) = score(&host_logits, idx.iter().map(|&i| split.labels[i]));
-    if loss_value.is_finite() {
+    let (_, correct, _) = score(&host_logits, idx.iter().map(|&i| split.labels[i]));
+    let non_finite = if loss_value.is_finite() {
         let grads = loss.backward();
-        opt.update(&mut model.params, &grads);
+        opt.update(&mut model.params, &grads)
+            .map(|(kind, i)| (kind, Some(i)))
+    } else {
+        Some((NonFiniteKind::Loss, None))
+    };
+    Step {
+        loss: loss_value,
+        correct,
+        non_finite,
     }
-    (loss_value, correct)
 }
 
 /// Running sums of the training metrics since the last evaluation point.
@@ -198,6 +252,8 @@ struct Recorder<'a, D: LayerKernel<f32>> {
     window: Window,
     eval_seconds: f64,
     last_eval_iteration: Option<u64>,
+    /// The latest test evaluation (for the collapse check at the end).
+    last_eval: Option<Evaluation>,
 }
 
 impl<D: LayerKernel<f32>> Recorder<'_, D> {
@@ -210,7 +266,9 @@ impl<D: LayerKernel<f32>> Recorder<'_, D> {
         train_seconds: f64,
     ) {
         let t0 = Instant::now();
-        let (loss, acc) = evaluate(model, self.dev, self.test, self.n_test);
+        let ev = evaluate(model, self.dev, self.test, self.n_test);
+        let (loss, acc) = (ev.loss, ev.acc);
+        self.last_eval = Some(ev);
         self.eval_seconds += t0.elapsed().as_secs_f64();
         let w = std::mem::take(&mut self.window);
         let mut rows = Vec::with_capacity(2);
@@ -280,7 +338,9 @@ pub fn fit<D: LayerKernel<f32>>(
         window: Window::default(),
         eval_seconds: 0.0,
         last_eval_iteration: None,
+        last_eval: None,
     };
+    let layout = param_layout(&cfg.model);
     if cfg.eval.before_training {
         rec.eval_point(0, 0, &model, 0.0);
     }
@@ -302,10 +362,18 @@ pub fn fit<D: LayerKernel<f32>>(
                 break 'epochs;
             }
             let t0 = Instant::now();
-            let (loss_value, correct) = train_step(&mut model, &mut opt, dev, train, idx);
+            let step = train_step(&mut model, &mut opt, dev, train, idx);
+            let (loss_value, correct) = (step.loss, step.correct);
             iteration += 1;
-            if !loss_value.is_finite() {
-                status = RunStatus::Diverged { epoch, iteration };
+            if let Some((kind, tensor)) = step.non_finite {
+                status = RunStatus::Diverged {
+                    epoch,
+                    iteration,
+                    non_finite: Some(NonFinite {
+                        kind,
+                        tensor: tensor.map(|i| layout[i].name.clone()),
+                    }),
+                };
                 epochs.push(ep);
                 break 'epochs;
             }
@@ -349,6 +417,9 @@ pub fn fit<D: LayerKernel<f32>>(
         .rev()
         .find(|r| r.split == MetricSplit::Test);
     let samples: u64 = epochs.iter().map(|e| e.samples).sum();
+    let top_class = rec.last_eval.as_ref().and_then(Evaluation::top_class);
+    let collapsed = status == RunStatus::Completed
+        && top_class.is_some_and(|t| t.share >= COLLAPSE_SHARE);
     let record = RunRecord {
         format_version: FORMAT_VERSION,
         config: TrainConfig {
@@ -366,7 +437,54 @@ pub fn fit<D: LayerKernel<f32>>(
         final_test_loss: last_test.map(|r| r.loss),
         epochs,
         metrics: rec.metrics,
+        collapsed,
+        top_class,
         origin: None,
     };
     Ok((record, model))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `torch.argmax`: the first maximum, NaN counting as the largest value.
+    #[test]
+    fn argmax_follows_torch() {
+        assert_eq!(argmax(&[0.0, 2.0, 2.0, 1.0]), 1);
+        assert_eq!(argmax(&[0.0, f32::NAN, 5.0, f32::NAN]), 1);
+        assert_eq!(argmax(&[f32::NAN; 10]), 0);
+        assert_eq!(argmax(&[f32::NEG_INFINITY; 3]), 0);
+        assert_eq!(argmax(&[f32::NEG_INFINITY, f32::INFINITY, 1.0]), 1);
+    }
+
+    #[test]
+    fn host_score_of_nan_logits_is_nan_and_predicts_class_0() {
+        let mut logits = vec![0f32; 2 * CLASSES];
+        logits[3] = 4.0; // row 0 predicts 3
+        logits[CLASSES..].fill(f32::NAN); // row 1 is all NaN
+        let (loss, correct, predicted) = score(&logits, [3u8, 0].into_iter());
+        assert!(loss.is_nan());
+        assert_eq!(correct, 2);
+        assert_eq!(predicted[3], 1);
+        assert_eq!(predicted[0], 1);
+    }
+
+    #[test]
+    fn top_class_is_the_most_predicted_and_its_share() {
+        let mut predicted = [0u64; CLASSES];
+        predicted[1] = 99;
+        predicted[7] = 1;
+        let ev = Evaluation {
+            loss: 2.3,
+            acc: 0.11,
+            predicted,
+        };
+        assert_eq!(ev.top_class(), Some(TopClass { class: 1, share: 0.99 }));
+        let none = Evaluation {
+            predicted: [0; CLASSES],
+            ..ev
+        };
+        assert_eq!(none.top_class(), None);
+    }
 }

@@ -59,6 +59,28 @@ impl Real for f32 {
     }
 }
 
+/// relu as PyTorch computes it: 0 where `x <= 0`, else `x`, so NaN and +inf pass through
+/// (Rust's `max(0)` would map NaN to 0).
+#[inline(always)]
+fn relu<E: Real>(x: E) -> E {
+    if x <= E::zero() {
+        E::zero()
+    } else {
+        x
+    }
+}
+
+/// relu's backward as PyTorch's `threshold_backward(grad, output, 0)`: the gradient is dropped
+/// where the output is `<= 0` and passed on everywhere else, a NaN output included.
+#[inline(always)]
+fn relu_grad<E: Real>(out: E, grad: E) -> E {
+    if out <= E::zero() {
+        E::zero()
+    } else {
+        grad
+    }
+}
+
 /// Devices that can run one recurrent layer over a whole sequence.
 pub trait LayerKernel<E: Dtype>: Device<E> {
     /// Layer `l` over all 28 steps: `x` is (28·batch, in) time-major; returns every step's
@@ -441,7 +463,7 @@ fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E>) -> Saved
                 let out = &mut rest[..b * h];
                 if kind == Kind::Relu {
                     for (o, &v) in out.iter_mut().zip(pre.iter()) {
-                        *o = v.max(E::zero());
+                        *o = relu(v);
                     }
                 } else {
                     for (o, &v) in out.iter_mut().zip(pre.iter()) {
@@ -609,7 +631,7 @@ fn backward_impl<E: Real>(
                 let ht = &s.hs[rows.clone()];
                 if kind == Kind::Relu {
                     for ((o, &dv), &hv) in dpre.iter_mut().zip(&dh).zip(ht) {
-                        *o = if hv > E::zero() { dv } else { E::zero() };
+                        *o = relu_grad(hv, dv);
                     }
                 } else {
                     for ((o, &dv), &hv) in dpre.iter_mut().zip(&dh).zip(ht) {
@@ -857,5 +879,107 @@ mod tests {
         }
         check::<f32>();
         check::<f64>();
+    }
+
+    /// PyTorch's relu on special values, through a whole relu layer for every instruction set
+    /// this CPU supports, at a width (37) that leaves remainders at every vector width:
+    /// relu(NaN) = NaN, relu(+inf) = +inf, relu(-inf) = 0, relu(x ≤ 0) = 0; its backward passes
+    /// the gradient where the output is NaN or > 0 (torch's `threshold_backward`).
+    #[test]
+    fn relu_layer_has_torch_nan_semantics_on_every_instruction_set() {
+        fn check<E: Real + std::fmt::Debug>() {
+            let specials = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0, 0.0, 2.5];
+            let (b, h) = (5, 37);
+            let d = Dims { n: b, b, i: 1, h, g: h };
+            let e = |v: f64| E::from_f64(v).unwrap();
+            // x = 0 and w_ih = 1, so each unit's pre-activation is its bias.
+            let bias: Vec<E> = (0..h).map(|k| e(specials[k % specials.len()])).collect();
+            let p = Params {
+                w_ih: vec![e(1.0); h],
+                w_hh: vec![e(0.0); h * h],
+                b_ih: bias.clone(),
+                b_hh: vec![e(0.0); h],
+            };
+            for isa in [Isa::Baseline, Isa::Avx2, Isa::Avx512] {
+                if !isa.supported() {
+                    continue;
+                }
+                let s = forward(isa, Kind::Relu, d, &p, vec![e(0.0); b]);
+                let dhs = vec![e(1.0); b * h];
+                let g = backward(isa, Kind::Relu, d, &p, &s, &dhs, false);
+                for k in 0..h {
+                    let v = specials[k % specials.len()];
+                    let want = if v.is_nan() { f64::NAN } else if v <= 0.0 { 0.0 } else { v };
+                    let want_grad = if v <= 0.0 { 0.0 } else { b as f64 };
+                    for r in 0..b {
+                        let got = s.hs[r * h + k].to_f64().unwrap();
+                        assert!(
+                            got == want || (got.is_nan() && want.is_nan()),
+                            "{isa:?}: relu({v}) = {got}, torch gives {want}"
+                        );
+                    }
+                    let got = g.b_ih[k].to_f64().unwrap();
+                    assert_eq!(got, want_grad, "{isa:?}: bias grad of relu({v})");
+                }
+            }
+        }
+        check::<f32>();
+        check::<f64>();
+    }
+
+    /// tanh and sigmoid of special values as in torch: NaN stays NaN, ±inf saturates.
+    #[test]
+    fn tanh_and_sigmoid_of_special_values_match_torch() {
+        fn check<E: Real + std::fmt::Debug>() {
+            let e = |v: f64| E::from_f64(v).unwrap();
+            let f = |v: E| v.to_f64().unwrap();
+            assert!(f(e(f64::NAN).tanh_()).is_nan());
+            assert!(f(e(f64::NAN).sigmoid_()).is_nan());
+            assert_eq!(f(e(f64::INFINITY).tanh_()), 1.0);
+            assert_eq!(f(e(f64::NEG_INFINITY).tanh_()), -1.0);
+            assert_eq!(f(e(f64::INFINITY).sigmoid_()), 1.0);
+            assert_eq!(f(e(f64::NEG_INFINITY).sigmoid_()), 0.0);
+        }
+        check::<f32>();
+        check::<f64>();
+    }
+
+    /// A NaN pre-activation in a tanh RNN, an LSTM and a GRU reaches the layer's output on
+    /// every instruction set (no clamp or max swallows it).
+    #[test]
+    fn nan_propagates_through_every_cell_kind() {
+        let (b, h) = (3, 37);
+        for (cell, act) in [
+            (CellKind::Rnn, Activation::Tanh),
+            (CellKind::Lstm, Activation::Tanh),
+            (CellKind::Gru, Activation::Tanh),
+        ] {
+            let kind = Kind::of(cell, act);
+            let g = cell.gates() * h;
+            let d = Dims { n: 2 * b, b, i: 1, h, g };
+            let mut b_ih = vec![0.1f32; g];
+            for k in (0..g).step_by(h) {
+                b_ih[k + 5] = f32::NAN; // unit 5 of every gate
+            }
+            let p = Params {
+                w_ih: vec![1.0; g],
+                w_hh: vec![0.0; g * h],
+                b_ih,
+                b_hh: vec![0.0; g],
+            };
+            for isa in [Isa::Baseline, Isa::Avx2, Isa::Avx512] {
+                if !isa.supported() {
+                    continue;
+                }
+                let s = forward(isa, kind, d, &p, vec![0.0; 2 * b]);
+                for r in 0..2 * b {
+                    assert!(s.hs[r * h + 5].is_nan(), "{kind:?} {isa:?} row {r}");
+                }
+                // At the first step only unit 5 is NaN (later, 0·NaN in h·W_hhᵀ spreads it).
+                for r in 0..b {
+                    assert!(s.hs[r * h + 4].is_finite(), "{kind:?} {isa:?} row {r}");
+                }
+            }
+        }
     }
 }

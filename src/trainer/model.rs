@@ -182,6 +182,19 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
         self.params.iter().map(|p| p.as_vec()).collect()
     }
 
+    /// The weights worth keeping after a run: those of a completed run whose every parameter is
+    /// finite (training stops at the first non-finite one, so a completed run's are; this is
+    /// the last guard), as [`Model::to_safetensors`]. None for every other run.
+    pub fn final_weights(&self, status: &super::record::RunStatus) -> Option<Vec<u8>> {
+        let finite = || {
+            self.values()
+                .iter()
+                .flatten()
+                .all(|x| x.to_f64().is_some_and(f64::is_finite))
+        };
+        (*status == super::record::RunStatus::Completed && finite()).then(|| self.to_safetensors())
+    }
+
     /// The parameters as a safetensors file (f32, little-endian) with PyTorch's names and
     /// shapes, so `model.load_state_dict(safetensors.torch.load_file(...))` accepts it. The model
     /// config is stored in the metadata under `rnnsweep.model`.
@@ -349,7 +362,7 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
                         Some(hp) => tp.run(hp.clone(), |hp| hp.matmul(w_hh_t.clone()) + xs),
                     };
                     let hn = tp.run(pre, |p| match act {
-                        Activation::Relu => p.relu(),
+                        Activation::Relu => relu(p),
                         Activation::Tanh => p.tanh(),
                     });
                     outs.push(hn);
@@ -433,6 +446,18 @@ impl<E: Dtype, D: LayerKernel<E>> Model<E, D> {
     }
 }
 
+/// relu with PyTorch's semantics, from dfdx ops: `x` where `!(x <= 0)` (NaN and +inf pass
+/// through), else 0; the gradient flows where the output is kept, NaN included, as torch's
+/// `threshold_backward`. dfdx's own relu is `x.max(0)`, which maps NaN to 0 and hides a
+/// blown-up network.
+pub(crate) fn relu<E: Dtype, D: Device<E>, T: Tape<E, D>>(
+    x: Tensor<(usize, usize), E, D, T>,
+) -> Tensor<(usize, usize), E, D, T> {
+    let keep = !x.le(E::default());
+    let zeros: Mat<E, D> = x.device().zeros_like(x.shape());
+    keep.choose(x, zeros)
+}
+
 /// Stacks the per-step outputs of a layer into the next layer's time-major input (28·batch, hidden).
 fn stack_steps<E: Dtype, D: Device<E>, T: Tape<E, D> + Merge<NoneTape>>(
     outs: Vec<Mat<E, D>>,
@@ -449,4 +474,56 @@ fn stack_steps<E: Dtype, D: Device<E>, T: Tape<E, D> + Merge<NoneTape>>(
         all.extend(rest);
         all.stack().reshape_like(&(SIDE * batch, hidden))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ops-path relu against torch on special values, forward and backward, in f32 and
+    /// f64: relu(NaN) = NaN, relu(±inf) = inf / 0, and the gradient passes where the output is
+    /// NaN or > 0.
+    #[test]
+    fn ops_relu_has_torch_nan_semantics() {
+        fn check<E: Dtype + num_traits::Float + std::fmt::Debug>()
+        where
+            Cpu: Device<E>,
+        {
+            let dev = Cpu::default();
+            let specials = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0, 0.0, 2.5];
+            let v: Vec<E> = specials.iter().map(|&x| E::from(x).unwrap()).collect();
+            let x: Mat<E, Cpu> = dev.tensor_from_vec(v, (2, 3));
+            let y = relu(x.leaky_trace());
+            let out: Vec<f64> = y.as_vec().iter().map(|v| v.to_f64().unwrap()).collect();
+            let grads = y.sum().backward();
+            let g: Vec<f64> = grads.get(&x).as_vec().iter().map(|v| v.to_f64().unwrap()).collect();
+            for (k, &s) in specials.iter().enumerate() {
+                let want = if s.is_nan() { f64::NAN } else if s <= 0.0 { 0.0 } else { s };
+                assert!(
+                    out[k] == want || (out[k].is_nan() && want.is_nan()),
+                    "relu({s}) = {}, torch gives {want}",
+                    out[k]
+                );
+                let want_grad = if s <= 0.0 { 0.0 } else { 1.0 };
+                assert_eq!(g[k], want_grad, "relu'({s})");
+            }
+        }
+        check::<f32>();
+        check::<f64>();
+    }
+
+    /// Cross-entropy of NaN or +inf logits is NaN, as torch's
+    /// `F.cross_entropy(torch.tensor([[nan, 0.]]), …)` and `[[inf, 0.]]` are.
+    #[test]
+    fn cross_entropy_of_non_finite_logits_is_nan() {
+        let dev = Cpu::default();
+        for bad in [f32::NAN, f32::INFINITY] {
+            let logits: Tensor<(usize, usize), f32, Cpu> =
+                dev.tensor_from_vec(vec![bad, 0.0, 1.0, 0.0], (2, 2));
+            let target: Tensor<(usize, usize), f32, Cpu> =
+                dev.tensor_from_vec(vec![1.0, 0.0, 0.0, 1.0], (2, 2));
+            let loss = cross_entropy_with_logits_loss(logits, target);
+            assert!(loss.as_vec()[0].is_nan(), "loss with a {bad} logit");
+        }
+    }
 }

@@ -15,6 +15,7 @@ use dfdx::prelude::*;
 
 use super::config::{OptimConfig, OptimKind};
 use super::model::Flat;
+use super::record::NonFiniteKind;
 
 /// Per-parameter optimizer state.
 #[derive(Clone, Debug)]
@@ -54,8 +55,14 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
     }
 
     /// Applies one update to every parameter from its gradient in `grads`: on host copies for
-    /// the CPU, with tensor ops elsewhere.
-    pub fn update(&mut self, params: &mut [Flat<E, D>], grads: &Gradients<E, D>)
+    /// the CPU, with tensor ops elsewhere. Returns the first non-finite tensor found, if any:
+    /// every gradient is checked before anything is updated (a non-finite gradient leaves the
+    /// parameters untouched), then every parameter after its update.
+    pub fn update(
+        &mut self,
+        params: &mut [Flat<E, D>],
+        grads: &Gradients<E, D>,
+    ) -> Option<(NonFiniteKind, usize)>
     where
         D: 'static,
     {
@@ -67,13 +74,30 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
     }
 
     /// The update as one loop per parameter over host copies (any device; used for the CPU).
-    pub fn update_host(&mut self, params: &mut [Flat<E, D>], grads: &Gradients<E, D>) {
+    /// Returns the first non-finite tensor, as [`Optimizer::update`] does.
+    pub fn update_host(
+        &mut self,
+        params: &mut [Flat<E, D>],
+        grads: &Gradients<E, D>,
+    ) -> Option<(NonFiniteKind, usize)> {
         assert_eq!(params.len(), self.slots.len());
+        let f = |x: E| x.to_f64().expect("an f64");
+        let all_g: Vec<Vec<f64>> = params
+            .iter()
+            .map(|p| grads.get(p).as_vec().into_iter().map(f).collect())
+            .collect();
+        if let Some(i) = all_g.iter().position(|g| !all_finite(g)) {
+            return Some((NonFiniteKind::Gradient, i));
+        }
         self.step += 1;
         let (lr, mu, t) = (self.cfg.lr, self.cfg.momentum, self.step as i32);
-        let f = |x: E| x.to_f64().expect("an f64");
-        for (p, slot) in params.iter_mut().zip(self.slots.iter_mut()) {
-            let g: Vec<f64> = grads.get(&*p).as_vec().into_iter().map(f).collect();
+        let mut bad_param = None;
+        for (i, ((p, slot), g)) in params
+            .iter_mut()
+            .zip(self.slots.iter_mut())
+            .zip(all_g)
+            .enumerate()
+        {
             let mut pv: Vec<f64> = p.as_vec().into_iter().map(f).collect();
             let n = pv.len();
             if !matches!(slot, Slot::Host(..)) {
@@ -124,13 +148,27 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
                 .into_iter()
                 .map(|x| E::from_f64(x).expect("fits the element type"))
                 .collect();
+            // Checked after the cast: an f64 value beyond f32's range becomes inf here.
+            if bad_param.is_none() && !back.iter().all(|x| f(*x).is_finite()) {
+                bad_param = Some(i);
+            }
             p.copy_from(&back);
         }
+        bad_param.map(|i| (NonFiniteKind::Parameter, i))
     }
 
-    /// The update with tensor ops (every device).
-    pub fn update_tensors(&mut self, params: &mut [Flat<E, D>], grads: &Gradients<E, D>) {
+    /// The update with tensor ops (every device). Returns the first non-finite tensor, as
+    /// [`Optimizer::update`] does (each check copies the tensor to the host).
+    pub fn update_tensors(
+        &mut self,
+        params: &mut [Flat<E, D>],
+        grads: &Gradients<E, D>,
+    ) -> Option<(NonFiniteKind, usize)> {
         assert_eq!(params.len(), self.slots.len());
+        let finite = |t: &Flat<E, D>| t.as_vec().iter().all(|x| x.to_f64().is_some_and(f64::is_finite));
+        if let Some(i) = params.iter().position(|p| !finite(&grads.get(p))) {
+            return Some((NonFiniteKind::Gradient, i));
+        }
         self.step += 1;
         let e = |x: f64| E::from_f64(x).expect("scalar fits the element type");
         let lr = self.cfg.lr;
@@ -179,7 +217,17 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
             };
             *p = p.clone() - delta;
         }
+        params
+            .iter()
+            .position(|p| !finite(p))
+            .map(|i| (NonFiniteKind::Parameter, i))
     }
+}
+
+/// Whether every value is finite (no NaN, no ±inf). Written as one sum so that it vectorizes:
+/// `x − x` is 0 for finite x and NaN for NaN and ±inf, and a NaN anywhere makes the sum NaN.
+fn all_finite(v: &[f64]) -> bool {
+    v.iter().map(|x| x - x).sum::<f64>() == 0.0
 }
 
 #[cfg(test)]
@@ -284,5 +332,48 @@ mod tests {
         let p1 = -1e-3 / (0.1 + 1e-8);
         let v2: f64 = 0.99 * 0.01 + 0.01 * 4.0;
         close(&got, &[p1 - 1e-3 * 2.0 / (v2.sqrt() + 1e-8), 0.0]);
+    }
+
+    /// A non-finite gradient is found before anything is updated (parameters untouched); a
+    /// parameter that overflows in the update is found after it; both on either update path.
+    #[test]
+    fn non_finite_gradients_and_parameters_are_reported() {
+        let dev = Cpu::default();
+        let cfg = OptimConfig {
+            kind: OptimKind::Sgd,
+            lr: 1.0,
+            momentum: 0.0,
+        };
+        for host in [true, false] {
+            let step = |p0: [f32; 2], p1: [f32; 2], g1: [f32; 2]| {
+                let mut params = vec![
+                    dev.tensor_from_vec(p0.to_vec(), (2,)),
+                    dev.tensor_from_vec(p1.to_vec(), (2,)),
+                ];
+                let loss = (params[0].leaky_trace() * dev.tensor_from_vec(vec![1.0f32, 1.0], (2,)))
+                    .sum()
+                    + (params[1].leaky_trace() * dev.tensor_from_vec(g1.to_vec(), (2,))).sum();
+                let grads = loss.backward();
+                let mut opt = Optimizer::<f32, Cpu>::new(&cfg, 2);
+                let r = if host {
+                    opt.update_host(&mut params, &grads)
+                } else {
+                    opt.update_tensors(&mut params, &grads)
+                };
+                (r, params[0].as_vec())
+            };
+            let (r, p0) = step([1.0, 2.0], [0.0, 0.0], [f32::NAN, 0.0]);
+            assert_eq!(r, Some((NonFiniteKind::Gradient, 1)), "host={host}");
+            assert_eq!(p0, vec![1.0, 2.0], "untouched when a gradient is non-finite");
+            let (r, _) = step([1.0, 2.0], [-3e38, 0.0], [3e38, 0.0]);
+            assert_eq!(r, Some((NonFiniteKind::Parameter, 1)), "host={host}");
+            let (r, p0) = step([1.0, 2.0], [0.0, 0.0], [1.0, 1.0]);
+            assert_eq!(r, None, "host={host}");
+            assert_eq!(p0, vec![0.0, 1.0]);
+        }
+        assert!(all_finite(&[0.0, -1e300, 5.0]));
+        assert!(!all_finite(&[0.0, f64::INFINITY]));
+        assert!(!all_finite(&[f64::NAN]));
+        assert!(all_finite(&[]));
     }
 }

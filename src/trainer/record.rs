@@ -54,14 +54,53 @@ pub struct EpochStats {
     pub samples_per_sec: f64,
 }
 
+/// Which quantity of a step went non-finite first: checked in this order after every step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NonFiniteKind {
+    /// The batch loss (before backward).
+    Loss,
+    /// A parameter's gradient.
+    Gradient,
+    /// A parameter right after the optimizer's update.
+    Parameter,
+}
+
+/// What went non-finite first in a diverged run: the loss, or the named tensor (PyTorch's
+/// parameter name, e.g. `rnn.weight_hh_l1`) whose gradient or updated value held NaN or ±inf.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NonFinite {
+    pub kind: NonFiniteKind,
+    /// The parameter's name; absent for the loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tensor: Option<String>,
+}
+
+impl std::fmt::Display for NonFinite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.kind, &self.tensor) {
+            (NonFiniteKind::Loss, _) | (_, None) => write!(f, "loss"),
+            (NonFiniteKind::Gradient, Some(t)) => write!(f, "{t}.grad"),
+            (NonFiniteKind::Parameter, Some(t)) => write!(f, "{t}"),
+        }
+    }
+}
+
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum RunStatus {
     /// The whole budget was trained.
     Completed,
-    /// The loss became NaN or infinite at this step; training stopped there.
-    Diverged { epoch: u64, iteration: u64 },
+    /// The loss, a gradient or a parameter after the update became NaN or infinite at this step
+    /// (the first one found is `non_finite`; absent in records written before it existed);
+    /// training stopped there.
+    Diverged {
+        epoch: u64,
+        iteration: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        non_finite: Option<NonFinite>,
+    },
     /// Stopped on request (Ctrl-C) after this many steps.
     Interrupted { epoch: u64, iteration: u64 },
 }
@@ -74,6 +113,16 @@ impl RunStatus {
             RunStatus::Interrupted { .. } => "interrupted",
         }
     }
+}
+
+/// The share of final test predictions in one class from which a completed run is `collapsed`.
+pub const COLLAPSE_SHARE: f64 = 0.99;
+
+/// The most frequent predicted class of an evaluation and the share of images predicted so.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopClass {
+    pub class: u8,
+    pub share: f64,
 }
 
 /// The complete result of one training run.
@@ -96,6 +145,15 @@ pub struct RunRecord {
     pub final_test_loss: Option<f64>,
     pub metrics: Vec<MetricRow>,
     pub epochs: Vec<EpochStats>,
+    /// A completed run whose final test predictions are one class for at least
+    /// [`COLLAPSE_SHARE`] of the evaluated images: a constant predictor (e.g. dead relu units),
+    /// whatever its weights. False in records written before it existed.
+    #[serde(default)]
+    pub collapsed: bool,
+    /// The most frequent predicted class at the final test evaluation and its share of the
+    /// evaluated images (absent when there was none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_class: Option<TopClass>,
     /// The process that trained it (host, pid, Slurm job and array task); set by the sweep
     /// runner, absent for `train` and in records written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
