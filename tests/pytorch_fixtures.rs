@@ -139,11 +139,19 @@ where
     let idx: Vec<usize> = (0..split.len()).collect();
     let (x, y) = make_batch(split, &idx);
     let n = idx.len();
-    let conv = |v: Vec<f32>| v.into_iter().map(|a| E::from(a).unwrap()).collect::<Vec<E>>();
+    let conv = |v: Vec<f32>| {
+        v.into_iter()
+            .map(|a| E::from(a).unwrap())
+            .collect::<Vec<E>>()
+    };
     let xt = dev.tensor_from_vec(conv(x), (SIDE * n, SIDE));
     let yt = dev.tensor_from_vec(conv(y), (n, CLASSES));
     let (logits, tape) = m.forward(xt, n, OwnedTape::default());
-    let host: Vec<f64> = logits.as_vec().iter().map(|v| v.to_f64().unwrap()).collect();
+    let host: Vec<f64> = logits
+        .as_vec()
+        .iter()
+        .map(|v| v.to_f64().unwrap())
+        .collect();
     let loss = cross_entropy_with_logits_loss(logits.put_tape(tape), yt);
     let value = loss.as_vec()[0].to_f64().unwrap();
     (host, value, loss.backward())
@@ -175,23 +183,43 @@ fn check<E: Dtype + num_traits::Float>(
     atol: f64,
     atol_adaptive: f64,
     tag: &str,
-)
-where
+) where
     Cpu: rnnsweep::trainer::fused::LayerKernel<E>,
 {
     let cfg = f.model.config();
     let split = batch();
     let m = model_with::<E>(&cfg, &f.init);
     for (info, (name, shape)) in m.layout.iter().zip(f.names.iter().zip(&f.shapes)) {
-        assert_eq!((&info.name, &info.shape), (name, shape), "PyTorch's names and shapes");
+        assert_eq!(
+            (&info.name, &info.shape),
+            (name, shape),
+            "PyTorch's names and shapes"
+        );
     }
     let (logits, loss, grads) = loss_and_grads(&m, &split);
     let label = format!("{} {tag}", cfg.label());
-    close(&format!("{label} logits"), &logits, &want.logits, rtol, atol);
+    close(
+        &format!("{label} logits"),
+        &logits,
+        &want.logits,
+        rtol,
+        atol,
+    );
     close(&format!("{label} loss"), &[loss], &[want.loss], rtol, atol);
     for (k, p) in m.params.iter().enumerate() {
-        let g: Vec<f64> = grads.get(p).as_vec().iter().map(|v| v.to_f64().unwrap()).collect();
-        close(&format!("{label} grad {}", f.names[k]), &g, &want.grads[k], rtol, atol);
+        let g: Vec<f64> = grads
+            .get(p)
+            .as_vec()
+            .iter()
+            .map(|v| v.to_f64().unwrap())
+            .collect();
+        close(
+            &format!("{label} grad {}", f.names[k]),
+            &g,
+            &want.grads[k],
+            rtol,
+            atol,
+        );
     }
     for (key, spec) in &f.optimizers {
         let mut m = model_with::<E>(&cfg, &f.init);
@@ -284,7 +312,10 @@ fn divergence_is_found_at_pytorchs_step_and_tensor() {
                 }
             }
             if step == case.torch_loss_non_finite_step {
-                assert!(!s.loss.is_finite(), "torch's loss is non-finite at step {step}");
+                assert!(
+                    !s.loss.is_finite(),
+                    "torch's loss is non-finite at step {step}"
+                );
             } else {
                 assert!(s.loss.is_finite(), "torch's loss is finite at step {step}");
             }

@@ -14,9 +14,9 @@
 //! `RNNSWEEP_CHROMIUM`. Without one the test says so and passes, unless
 //! `RNNSWEEP_BROWSER_TESTS=require` (set by `.ci/run`), which makes a missing browser a failure.
 
-mod common;
 #[path = "common/cdp.rs"]
 mod cdp;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -197,9 +197,7 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
             non_finite,
         } => {
             let what = non_finite.map_or("the loss".into(), |n| n.to_string());
-            eprintln!(
-                "{what} became NaN/inf at epoch {epoch}, step {iteration}: the run diverged"
-            );
+            eprintln!("{what} became NaN/inf at epoch {epoch}, step {iteration}: the run diverged");
             Outcome::RunFailed
         }
         RunStatus::Interrupted { .. } => Outcome::Interrupted,

@@ -418,8 +418,8 @@ pub fn fit<D: LayerKernel<f32>>(
         .find(|r| r.split == MetricSplit::Test);
     let samples: u64 = epochs.iter().map(|e| e.samples).sum();
     let top_class = rec.last_eval.as_ref().and_then(Evaluation::top_class);
-    let collapsed = status == RunStatus::Completed
-        && top_class.is_some_and(|t| t.share >= COLLAPSE_SHARE);
+    let collapsed =
+        status == RunStatus::Completed && top_class.is_some_and(|t| t.share >= COLLAPSE_SHARE);
     let record = RunRecord {
         format_version: FORMAT_VERSION,
         config: TrainConfig {
@@ -480,7 +480,13 @@ mod tests {
             acc: 0.11,
             predicted,
         };
-        assert_eq!(ev.top_class(), Some(TopClass { class: 1, share: 0.99 }));
+        assert_eq!(
+            ev.top_class(),
+            Some(TopClass {
+                class: 1,
+                share: 0.99
+            })
+        );
         let none = Evaluation {
             predicted: [0; CLASSES],
             ..ev

@@ -890,7 +890,13 @@ mod tests {
         fn check<E: Real + std::fmt::Debug>() {
             let specials = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0, 0.0, 2.5];
             let (b, h) = (5, 37);
-            let d = Dims { n: b, b, i: 1, h, g: h };
+            let d = Dims {
+                n: b,
+                b,
+                i: 1,
+                h,
+                g: h,
+            };
             let e = |v: f64| E::from_f64(v).unwrap();
             // x = 0 and w_ih = 1, so each unit's pre-activation is its bias.
             let bias: Vec<E> = (0..h).map(|k| e(specials[k % specials.len()])).collect();
@@ -909,7 +915,13 @@ mod tests {
                 let g = backward(isa, Kind::Relu, d, &p, &s, &dhs, false);
                 for k in 0..h {
                     let v = specials[k % specials.len()];
-                    let want = if v.is_nan() { f64::NAN } else if v <= 0.0 { 0.0 } else { v };
+                    let want = if v.is_nan() {
+                        f64::NAN
+                    } else if v <= 0.0 {
+                        0.0
+                    } else {
+                        v
+                    };
                     let want_grad = if v <= 0.0 { 0.0 } else { b as f64 };
                     for r in 0..b {
                         let got = s.hs[r * h + k].to_f64().unwrap();
@@ -956,7 +968,13 @@ mod tests {
         ] {
             let kind = Kind::of(cell, act);
             let g = cell.gates() * h;
-            let d = Dims { n: 2 * b, b, i: 1, h, g };
+            let d = Dims {
+                n: 2 * b,
+                b,
+                i: 1,
+                h,
+                g,
+            };
             let mut b_ih = vec![0.1f32; g];
             for k in (0..g).step_by(h) {
                 b_ih[k + 5] = f32::NAN; // unit 5 of every gate

@@ -496,9 +496,20 @@ mod tests {
             let y = relu(x.leaky_trace());
             let out: Vec<f64> = y.as_vec().iter().map(|v| v.to_f64().unwrap()).collect();
             let grads = y.sum().backward();
-            let g: Vec<f64> = grads.get(&x).as_vec().iter().map(|v| v.to_f64().unwrap()).collect();
+            let g: Vec<f64> = grads
+                .get(&x)
+                .as_vec()
+                .iter()
+                .map(|v| v.to_f64().unwrap())
+                .collect();
             for (k, &s) in specials.iter().enumerate() {
-                let want = if s.is_nan() { f64::NAN } else if s <= 0.0 { 0.0 } else { s };
+                let want = if s.is_nan() {
+                    f64::NAN
+                } else if s <= 0.0 {
+                    0.0
+                } else {
+                    s
+                };
                 assert!(
                     out[k] == want || (out[k].is_nan() && want.is_nan()),
                     "relu({s}) = {}, torch gives {want}",

@@ -165,7 +165,11 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
         grads: &Gradients<E, D>,
     ) -> Option<(NonFiniteKind, usize)> {
         assert_eq!(params.len(), self.slots.len());
-        let finite = |t: &Flat<E, D>| t.as_vec().iter().all(|x| x.to_f64().is_some_and(f64::is_finite));
+        let finite = |t: &Flat<E, D>| {
+            t.as_vec()
+                .iter()
+                .all(|x| x.to_f64().is_some_and(f64::is_finite))
+        };
         if let Some(i) = params.iter().position(|p| !finite(&grads.get(p))) {
             return Some((NonFiniteKind::Gradient, i));
         }
@@ -364,7 +368,11 @@ mod tests {
             };
             let (r, p0) = step([1.0, 2.0], [0.0, 0.0], [f32::NAN, 0.0]);
             assert_eq!(r, Some((NonFiniteKind::Gradient, 1)), "host={host}");
-            assert_eq!(p0, vec![1.0, 2.0], "untouched when a gradient is non-finite");
+            assert_eq!(
+                p0,
+                vec![1.0, 2.0],
+                "untouched when a gradient is non-finite"
+            );
             let (r, _) = step([1.0, 2.0], [-3e38, 0.0], [3e38, 0.0]);
             assert_eq!(r, Some((NonFiniteKind::Parameter, 1)), "host={host}");
             let (r, p0) = step([1.0, 2.0], [0.0, 0.0], [1.0, 1.0]);

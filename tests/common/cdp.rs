@@ -98,9 +98,9 @@ impl Browser {
                 if buf.last() == Some(&0) {
                     buf.pop();
                 }
-                let v = serde_json::from_slice::<Value>(&buf).unwrap_or_else(|e| {
-                    json!({"unreadable": e.to_string(), "text": String::from_utf8_lossy(&buf)})
-                });
+                let v = serde_json::from_slice::<Value>(&buf).unwrap_or_else(
+                    |e| json!({"unreadable": e.to_string(), "text": String::from_utf8_lossy(&buf)}),
+                );
                 if tx.send(v).is_err() {
                     break;
                 }
@@ -123,7 +123,9 @@ impl Browser {
             Err(RecvTimeoutError::Timeout) => panic!("Chromium did not answer in time: {what}"),
             Err(RecvTimeoutError::Disconnected) => {
                 let status = self.child.try_wait().ok().flatten();
-                panic!("Chromium closed the DevTools pipe while waiting for {what} (exit {status:?})")
+                panic!(
+                    "Chromium closed the DevTools pipe while waiting for {what} (exit {status:?})"
+                )
             }
         }
     }
@@ -138,7 +140,9 @@ impl Browser {
         }
         let mut bytes = serde_json::to_vec(&msg).unwrap();
         bytes.push(0);
-        self.to_browser.write_all(&bytes).expect("writing to the DevTools pipe");
+        self.to_browser
+            .write_all(&bytes)
+            .expect("writing to the DevTools pipe");
         let deadline = Instant::now() + TIMEOUT;
         loop {
             let v = self.recv(deadline, method);
@@ -161,7 +165,10 @@ impl Browser {
             "Target.attachToTarget",
             json!({"targetId": target_id, "flatten": true}),
         );
-        let session = attached["sessionId"].as_str().expect("a session id").to_owned();
+        let session = attached["sessionId"]
+            .as_str()
+            .expect("a session id")
+            .to_owned();
         self.call(Some(&session), "Network.enable", json!({}));
         self.call(Some(&session), "Page.enable", json!({}));
         Page {
