@@ -1,24 +1,30 @@
 //! Reports on a results folder built by the test with fixed numbers: every cell state is there
-//! (completed, diverged, failed, missing) and is counted; every export format is snapshot-tested.
+//! (completed, collapsed, diverged, failed, missing, and corrupt in its own test) and is counted
+//! as what it is; the statistics are checked against hand-computed values; every export format
+//! is snapshot-tested.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use rnnsweep::plan::{cell_id, Cell, Plan};
-use rnnsweep::report::export::{exporter_for, Format, Tables};
+use rnnsweep::report::export::{diff_line, exporter_for, group_line, Format, Tables};
 use rnnsweep::report::load::load;
+use rnnsweep::report::stats::Method;
 use rnnsweep::report::summarize::{compare, default_by, summarize, Metric, Summary};
 use rnnsweep::store::{CellResult, RunStore};
 use rnnsweep::trainer::config::preset;
 use rnnsweep::trainer::record::*;
 
-/// Two variants × 3 seeds (fixed accuracies), a diverged seed, one failed and one missing cell.
+/// Three variants × 3 seeds (fixed accuracies): LSTM h20's seed 1 diverged (a gradient went
+/// non-finite), LSTM h32's seed 1 collapsed (predicts class 1 everywhere: 0.1135); then one
+/// failed and one missing cell.
 fn fixture(root: &Path) -> std::path::PathBuf {
     let mut cells = Vec::new();
     let mut finals = Vec::new();
     for (variant, hidden, accs) in [
         ("LSTM h64", 64, [Some(0.95), Some(0.96), Some(0.94)]),
         ("LSTM h20", 20, [Some(0.90), None, Some(0.91)]),
+        ("LSTM h32", 32, [Some(0.93), Some(0.1135), Some(0.92)]),
     ] {
         for (seed, acc) in accs.into_iter().enumerate() {
             let mut cfg = preset("lstm_h64").unwrap();
@@ -59,6 +65,7 @@ fn fixture(root: &Path) -> std::path::PathBuf {
     store.init("# fixture\n", &plan).unwrap();
     for (cell, acc) in plan.cells.iter().zip(&finals) {
         store.start(cell).unwrap();
+        let collapsed = cell.variant == "LSTM h32" && cell.config.seed == 1;
         let row = |epoch: u64, split, acc: f64| MetricRow {
             epoch,
             iteration: epoch * 938,
@@ -84,6 +91,10 @@ fn fixture(root: &Path) -> std::path::PathBuf {
                 RunStatus::Diverged {
                     epoch: 2,
                     iteration: 1000,
+                    non_finite: Some(NonFinite {
+                        kind: NonFiniteKind::Gradient,
+                        tensor: Some("rnn.weight_hh_l0".into()),
+                    }),
                 },
                 vec![
                     row(1, MetricSplit::Train, 0.5),
@@ -115,6 +126,11 @@ fn fixture(root: &Path) -> std::path::PathBuf {
                     samples_per_sec: 6000.0,
                 })
                 .collect(),
+            collapsed,
+            top_class: acc.map(|_| TopClass {
+                class: 1,
+                share: if collapsed { 0.996 } else { 0.12 },
+            }),
             origin: None,
         };
         store
@@ -128,7 +144,7 @@ fn fixture(root: &Path) -> std::path::PathBuf {
             })
             .unwrap();
     }
-    let failed = &plan.cells[6];
+    let failed = &plan.cells[9];
     store.start(failed).unwrap();
     store.fail(&failed.id, "training panicked: boom").unwrap();
     store.layout.root().to_owned()
@@ -141,45 +157,108 @@ fn summary(metric: Metric) -> Summary {
     summarize(&loaded, &default_by(&loaded), metric).unwrap()
 }
 
+fn close(a: f64, b: f64) {
+    assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+}
+
 #[test]
 fn counts_say_what_was_loaded_failed_and_missing() {
     let s = summary(Metric::TestAcc);
-    assert_eq!(s.counts.cells, 8);
-    assert_eq!(s.counts.completed, 5);
+    assert_eq!(s.counts.cells, 11);
+    assert_eq!(
+        s.counts.completed, 8,
+        "the collapsed run is a completed run"
+    );
     assert_eq!(s.counts.diverged, 1);
+    assert_eq!(s.counts.collapsed, 1);
     assert_eq!(s.counts.missing, 1);
+    assert!(s.counts.corrupt.is_empty());
     assert_eq!(
         s.counts.failed,
-        vec![("fx".to_string(), 6, "training panicked: boom".to_string())]
+        vec![("fx".to_string(), 9, "training panicked: boom".to_string())]
     );
     assert_eq!(
         s.counts.line(),
-        "6/8 runs loaded (1 diverged), 1 failed, 1 missing (not run yet or interrupted)"
+        "9/11 runs loaded (1 diverged, 1 collapsed), 1 failed, 1 missing (not run yet or interrupted)"
     );
     assert_eq!(
         s.counts.failure_lines(),
-        vec!["failed: fx[6] training panicked: boom"]
+        vec!["failed: fx[9] training panicked: boom"]
+    );
+    assert_eq!(
+        s.counts.outcome_lines(10),
+        vec![
+            "diverged: fx[4] LSTM h20 seed 1 at epoch 2 step 1000 (rnn.weight_hh_l0.grad)",
+            "collapsed: fx[7] LSTM h32 seed 1 predicts class 1 for 99.6% of test images",
+        ]
+    );
+    assert_eq!(
+        s.counts.outcome_lines(0),
+        vec!["… and 1 more diverged run", "… and 1 more collapsed run"]
     );
 }
 
+/// Expected numbers: python3 with mpmath, mean ± t(0.975, n−1)·s/√n with t(·,1) =
+/// 12.7062047361747, t(·,2) = 4.30265272974946; Wilson with z = 1.959963984540054.
 #[test]
 fn groups_aggregate_over_seeds_and_compare_paired() {
     let s = summary(Metric::TestAcc);
     let labels: Vec<&str> = s.groups.iter().map(|g| g.label.as_str()).collect();
-    assert_eq!(labels, ["LSTM h64", "LSTM h20"]);
-    let (a, b) = (&s.groups[0], &s.groups[1]);
+    assert_eq!(labels, ["LSTM h64", "LSTM h20", "LSTM h32"]);
+    let (a, b, c) = (&s.groups[0], &s.groups[1], &s.groups[2]);
     assert_eq!((a.runs, a.diverged, b.runs, b.diverged), (3, 0, 3, 1));
-    assert!((a.test_acc_mean.unwrap() - 0.95).abs() < 1e-12);
-    assert!((a.test_acc_std.unwrap() - 0.01).abs() < 1e-12);
-    assert!(
-        (b.test_acc_mean.unwrap() - 0.905).abs() < 1e-12,
-        "diverged runs are not in the final mean"
-    );
-    // Paired on seeds 0 and 2 only (seed 1 of h20 diverged): differences 0.05 and 0.03.
-    let d = compare(a, b).unwrap();
-    assert_eq!(d.n, 2);
-    assert!((d.mean_diff - 0.04).abs() < 1e-12);
-    assert_eq!(b.vs_best.as_ref().unwrap(), &compare(b, a).unwrap());
+    assert_eq!((a.collapsed, b.collapsed, c.collapsed), (0, 0, 1));
+
+    // LSTM h64: 0.95, 0.96, 0.94 → s = 0.01, half = 4.30265272974946·0.01/√3.
+    assert_eq!(a.test_acc_n, 3);
+    close(a.test_acc_mean.unwrap(), 0.95);
+    close(a.test_acc_std.unwrap(), 0.01);
+    let ci = a.test_acc_ci.unwrap();
+    close(ci.low, 0.925_158_622_882_497);
+    close(ci.high, 0.974_841_377_117_503);
+    // 0 of 3 diverged: Wilson 0 .. z²/(3 + z²) = 0.561497031755045.
+    let w = a.divergence.interval.unwrap();
+    assert_eq!((a.divergence.k, a.divergence.n, w.low), (0, 3, 0.0));
+    close(w.high, 0.561_497_031_755_045);
+
+    // LSTM h20: the diverged seed is not in the final accuracy: 0.90, 0.91 (n = 2).
+    assert_eq!(b.test_acc_n, 2);
+    close(b.test_acc_mean.unwrap(), 0.905);
+    let ci = b.test_acc_ci.unwrap();
+    close(ci.low, 0.841_468_976_319_126);
+    close(ci.high, 0.968_531_023_680_873);
+    // 1 of 3 diverged: Wilson 0.0614919447203962 .. 0.792340399197952.
+    let w = b.divergence.interval.unwrap();
+    close(w.low, 0.061_491_944_720_396_2);
+    close(w.high, 0.792_340_399_197_952);
+
+    // LSTM h32: the collapsed seed (0.1135) stays in the statistics: 0.93, 0.1135, 0.92,
+    // mean 0.6545, s = 0.468546422459931, half = 1.16393383773842 (not clipped to [0, 1]).
+    assert_eq!(c.test_acc_n, 3);
+    close(c.test_acc_mean.unwrap(), 0.6545);
+    close(c.test_acc_std.unwrap(), 0.468_546_422_459_931);
+    let ci = c.test_acc_ci.unwrap();
+    close(ci.low, -0.509_433_837_738_416);
+    close(ci.high, 1.818_433_837_738_42);
+
+    // h20 vs the best: paired on seeds 0 and 2 only (seed 1 diverged): differences −0.05 and
+    // −0.03; two pairs give the mean difference but no interval.
+    let d = b.vs_best.as_ref().unwrap();
+    assert_eq!((d.n, d.interval), (2, None));
+    close(d.mean_diff, -0.04);
+    assert_eq!(compare(a, b).unwrap().n, 2);
+    // h32 vs the best: three pairs −0.02, −0.8465, −0.02 → mean −0.2955, s = 0.477179997485226,
+    // half = 4.30265272974946·s/√3 = 1.18538082704598.
+    let d = c.vs_best.as_ref().unwrap();
+    assert_eq!(d.n, 3);
+    close(d.mean_diff, -0.2955);
+    close(d.std_diff.unwrap(), 0.477_179_997_485_226);
+    let ci = d.interval.unwrap();
+    assert_eq!(ci.method, Method::StudentT);
+    close(ci.low, -1.480_880_827_045_98);
+    close(ci.high, 0.889_880_827_045_976);
+    assert!(a.vs_best.is_none(), "the best has no difference to itself");
+
     // Curve: epoch-1 mean of h20 includes the diverged seed's evaluation (0.6).
     assert_eq!(s.curves.points, vec![(1, 938), (2, 1876)]);
     let h20_e1 = s.curves.values[0][1].unwrap();
@@ -188,6 +267,100 @@ fn groups_aggregate_over_seeds_and_compare_paired() {
         "{h20_e1}"
     );
     assert_eq!(s.curves.values[1][1], Some(0.905));
+}
+
+#[test]
+fn compare_lines_say_n_and_whether_there_is_an_interval() {
+    let s = summary(Metric::TestAcc);
+    let (a, b, c) = (&s.groups[0], &s.groups[1], &s.groups[2]);
+    assert_eq!(
+        group_line(b),
+        "LSTM h20: final test acc 0.9050 ± 0.0071 (n=2, 95% t CI 0.8415–0.9685); \
+         diverged 1/3 (95% Wilson 6.1–79.2%); 0 collapsed"
+    );
+    assert_eq!(
+        diff_line(b, a, compare(b, a).as_ref()),
+        "LSTM h20 − LSTM h64: -4.00 pp final test accuracy over 2 shared seeds; \
+         no interval: n<3 (fewer than 3 shared seeds)"
+    );
+    assert_eq!(
+        diff_line(c, a, compare(c, a).as_ref()),
+        "LSTM h32 − LSTM h64: -29.55 pp final test accuracy over 3 shared seeds \
+         (95% paired t interval -148.09 .. +88.99 pp)"
+    );
+}
+
+/// One unreadable result.json and one of a future format version: both are `corrupt` (as
+/// `rnnsweep status` says), named with the reason, and neither is `missing` nor loaded.
+#[test]
+fn corrupt_results_are_counted_and_named_not_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = fixture(tmp.path());
+    let store = RunStore {
+        layout: rnnsweep::store::Layout::at(&dir),
+    };
+    let plan = store.load_plan().unwrap();
+    let (first, second) = (&plan.cells[0], &plan.cells[3]);
+    std::fs::write(store.layout.result_json(&first.id), b"{ not json").unwrap();
+    let reload = || load(std::slice::from_ref(&dir)).unwrap().counts;
+    let counts = reload();
+    assert_eq!(counts.corrupt.len(), 1);
+    assert_eq!(counts.missing, 1, "only the cell never run");
+    assert!(
+        counts.line().starts_with("8/11 runs loaded")
+            && counts.line().contains(", 1 corrupt, 1 missing"),
+        "{}",
+        counts.line()
+    );
+
+    let path = store.layout.result_json(&second.id);
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["format_version"] = serde_json::json!(FORMAT_VERSION + 1);
+    v["record"]["format_version"] = serde_json::json!(FORMAT_VERSION + 1);
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let counts = reload();
+    assert_eq!(counts.missing, 1);
+    assert_eq!((counts.completed, counts.diverged), (6, 1));
+    assert_eq!(
+        counts.line(),
+        "7/11 runs loaded (1 diverged, 1 collapsed), 1 failed, 2 corrupt, 1 missing (not run yet or interrupted)"
+    );
+    let lines = counts.failure_lines();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines[1].starts_with("corrupt: fx[0] ")
+            && lines[1].contains("is not a valid result record"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[2].starts_with("corrupt: fx[3] ")
+            && lines[2].contains(&format!("format version {};", FORMAT_VERSION + 1)),
+        "{lines:?}"
+    );
+    // The store says the same.
+    assert_eq!(store.status(first).name(), "corrupt");
+    assert_eq!(store.status(second).name(), "corrupt");
+    // And so does every format that prints counts.
+    let loaded = load(std::slice::from_ref(&dir)).unwrap();
+    let s = summarize(&loaded, &default_by(&loaded), Metric::TestAcc).unwrap();
+    let md = String::from_utf8(
+        exporter_for(Format::Markdown)
+            .render(&s, Tables::Summary)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        md.contains("2 corrupt") && md.contains("- corrupt: fx[3] "),
+        "{md}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(
+        &exporter_for(Format::Json)
+            .render(&s, Tables::Summary)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["counts"]["corrupt"].as_array().unwrap().len(), 2);
+    assert_eq!(json["counts"]["missing"], 1);
 }
 
 #[test]
@@ -227,4 +400,36 @@ fn train_loss_metric_changes_the_curve() {
     assert!((s.curves.values[0][0].unwrap() - 0.10).abs() < 1e-12);
     // Lower loss is better: best is the last point.
     assert_eq!(s.groups[0].best_iteration, Some(1876));
+}
+
+#[test]
+fn html_report_marks_collapsed_variants_and_lists_outcomes() {
+    let s = summary(Metric::TestAcc);
+    let page = rnnsweep::report::html::page("fx", &["fx".to_string()], &s, &[]);
+    assert!(page.contains(
+        "<span id=\"counts\">9/11 runs loaded (1 diverged, 1 collapsed), 1 failed, 1 missing"
+    ));
+    // Only LSTM h32 has a collapsed run: its row is marked and names the count.
+    assert_eq!(page.matches("<tr class=\"collapsed\">").count(), 1);
+    assert!(
+        page.contains(
+            "<tr class=\"collapsed\"><td>LSTM h32 <span class=\"mark\">1 collapsed</span></td>"
+        ),
+        "{page}"
+    );
+    for needle in [
+        "<th>diverged (95% Wilson)</th><th>collapsed</th>",
+        "<th>n</th><th>95% CI (t)</th>",
+        "<td class=\"n\">1/3 (6.1–79.2%)</td>",
+        "<td class=\"n\">0.8415–0.9685</td>",
+        "<td class=\"n\">n&lt;3</td>",
+        "-29.55 [-148.09,+88.99] (t, n=3)",
+        "<details id=\"diverged-runs\"><summary>1 diverged run</summary>",
+        "<li>diverged: fx[4] LSTM h20 seed 1 at epoch 2 step 1000 (rnn.weight_hh_l0.grad)</li>",
+        "<li>collapsed: fx[7] LSTM h32 seed 1 predicts class 1 for 99.6% of test images</li>",
+        "<li>failed: fx[9] training panicked: boom</li>",
+        "t(0.975, n−1)",
+    ] {
+        assert!(page.contains(needle), "missing {needle:?}");
+    }
 }

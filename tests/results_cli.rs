@@ -1,4 +1,5 @@
-//! `rnnsweep results …` and `rnnsweep predict` through the binary, on a real tiny sweep.
+//! `rnnsweep results …` and `rnnsweep predict` through the binary, on a real tiny sweep; a
+//! damaged result is counted as corrupt by `results` as by `status`.
 
 mod common;
 
@@ -39,6 +40,19 @@ fn summarize_compare_and_predict_a_real_sweep() {
     let groups = v["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 3);
     assert!(groups.iter().all(|g| g["runs"] == 2));
+    for g in groups {
+        let done = g["test_acc_n"].as_u64().unwrap();
+        assert_eq!(done + g["diverged"].as_u64().unwrap(), 2, "{g}");
+        assert_eq!(g["divergence"]["interval"]["method"], "wilson", "{g}");
+        // Two completed seeds give a t interval; two shared seeds give no paired interval.
+        if done == 2 {
+            assert_eq!(g["test_acc_ci"]["method"], "t", "{g}");
+        }
+        assert!(
+            g["vs_best"].is_null() || g["vs_best"]["interval"].is_null(),
+            "{g}"
+        );
+    }
     assert_eq!(
         v["curves"]["points"].as_array().unwrap().len(),
         3,
@@ -49,6 +63,7 @@ fn summarize_compare_and_predict_a_real_sweep() {
     let o = run(&["results", "summarize"], tmp.path());
     let t = text(&o.stdout);
     assert!(t.starts_with("6/6 runs loaded"), "{t}");
+    assert!(t.contains("95% CI (t)") && t.contains("n<3"), "{t}");
     assert!(t.contains("test_acc (mean over seeds)"), "{t}");
     assert!(t.lines().all(|l| l.chars().count() <= 100));
 
@@ -67,16 +82,27 @@ fn summarize_compare_and_predict_a_real_sweep() {
     );
     assert!(o.status.success(), "{}", text(&o.stderr));
     let csv = std::fs::read_to_string(tmp.path().join("s.csv")).unwrap();
-    assert!(csv.starts_with("cell,label,runs,"), "{csv}");
+    assert!(csv.starts_with("cell,label,runs,diverged,"), "{csv}");
+    assert!(
+        csv.lines().next().unwrap().contains(",vs_best_method"),
+        "{csv}"
+    );
     assert_eq!(csv.lines().count(), 4);
 
     let o = run(&["results", "compare", "LSTM", "GRU"], tmp.path());
     assert!(o.status.success(), "{}", text(&o.stderr));
+    let t = text(&o.stdout);
+    assert!(t.contains("over 2 shared seeds; no interval: n<3"), "{t}");
     assert!(
-        text(&o.stdout).contains("2 shared seeds"),
-        "{}",
-        text(&o.stdout)
+        t.contains("LSTM: final test acc ") && t.contains("95% Wilson"),
+        "{t}"
     );
+    let o = run(&["results", "compare", "LSTM", "GRU", "--json"], tmp.path());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["diff"]["n"], 2);
+    assert!(v["diff"]["interval"].is_null());
+    assert_eq!(v["a_group"]["label"], "LSTM");
 
     // Charts: four metrics, SVG and PNG, in the sweep's folder by default.
     let o = run(&["results", "curves", "tiny"], tmp.path());
@@ -170,6 +196,48 @@ fn results_errors_name_what_exists() {
         "{}",
         text(&o.stderr)
     );
+    // Damaged results: one unreadable, one from a future format version. `results` counts them
+    // as corrupt and names them, as `status` does; they are not "missing".
+    let runs = tmp.path().join("tiny/runs");
+    let mut results: Vec<_> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("result.json"))
+        .collect();
+    results.sort();
+    std::fs::write(&results[0], "garbage").unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&results[1]).unwrap()).unwrap();
+    v["format_version"] = serde_json::json!(v["format_version"].as_u64().unwrap() + 1);
+    std::fs::write(&results[1], serde_json::to_vec(&v).unwrap()).unwrap();
+    let o = run(
+        &["results", "summarize", "--format", "markdown"],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let t = text(&o.stdout);
+    assert!(t.starts_with("4/6 runs loaded"), "{t}");
+    assert!(t.contains(", 2 corrupt") && !t.contains("missing"), "{t}");
+    assert_eq!(t.matches("- corrupt: tiny[").count(), 2, "{t}");
+    assert!(t.contains("format version"), "{t}");
+    let o = run(&["status", "tiny", "--json"], tmp.path());
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(st[0]["counts"]["corrupt"], 2, "{st}");
+    let o = run(
+        &[
+            "results",
+            "report",
+            "--out",
+            tmp.path().join("r.html").to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    let e = text(&o.stderr);
+    assert!(
+        o.status.success() && e.contains("4/6 runs loaded, 2 corrupt"),
+        "{e}"
+    );
+    assert_eq!(e.matches("corrupt: tiny[").count(), 2, "{e}");
+
     let o = run(&["results", "compare", "LSTM", "Transformer"], tmp.path());
     assert!(
         text(&o.stderr).contains("no variant \"Transformer\"; variants:"),

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use super::Outcome;
 use crate::fsutil::write_atomic;
 use crate::report::chart::{self, metric_title};
-use crate::report::export::{exporter_for, Format, Tables};
+use crate::report::export::{diff_line, exporter_for, group_line, Format, Tables};
 use crate::report::html::{self, Figure};
 use crate::report::load::{load, sweeps_in, Loaded};
 use crate::report::series::{panel, Panel};
@@ -88,7 +88,7 @@ pub fn summarize_cmd(o: &SummarizeOptions) -> anyhow::Result<Outcome> {
     match &o.out {
         Some(p) => {
             write_atomic(p, &bytes).with_context(|| format!("cannot write {}", p.display()))?;
-            eprintln!("{}; wrote {}", s.counts.line(), p.display());
+            eprint_counts(&s, Some(p));
         }
         None => {
             use std::io::Write;
@@ -131,7 +131,9 @@ fn find<'a>(s: &'a Summary, name: &str) -> anyhow::Result<&'a crate::report::sum
     }
 }
 
-/// `results compare A B`: paired difference of final test accuracy on shared seeds.
+/// `results compare A B`: each variant's final test accuracy (mean ± std, n, t interval),
+/// divergence rate (Wilson) and collapsed count, then the paired difference of final test
+/// accuracy on their shared seeds (an interval only from 3 shared seeds).
 pub fn compare_cmd(
     results: &Path,
     sweeps: &[String],
@@ -147,30 +149,14 @@ pub fn compare_cmd(
     if json {
         println!(
             "{}",
-            serde_json::json!({ "a": ga.label, "b": gb.label, "diff": d })
+            serde_json::json!({ "a": ga.label, "b": gb.label, "diff": d, "a_group": ga, "b_group": gb })
         );
         return Ok(Outcome::Ok);
     }
     println!("{}", s.counts.line());
-    match d {
-        Some(d) => println!(
-            "{} − {}: {:+.2} pp final test accuracy (95% paired bootstrap CI {:+.2} .. {:+.2} pp, {} shared seeds){}",
-            ga.label,
-            gb.label,
-            100.0 * d.mean_diff,
-            100.0 * d.low,
-            100.0 * d.high,
-            d.n,
-            if d.n < 3 { "; with fewer than 3 seeds the interval means little" } else { "" }
-        ),
-        None => println!(
-            "{} and {} share no seed with a completed run (seeds: {:?} vs {:?}); nothing to compare",
-            ga.label,
-            gb.label,
-            ga.by_seed.keys().collect::<Vec<_>>(),
-            gb.by_seed.keys().collect::<Vec<_>>()
-        ),
-    }
+    println!("{}", group_line(ga));
+    println!("{}", group_line(gb));
+    println!("{}", diff_line(ga, gb, d.as_ref()));
     Ok(Outcome::Ok)
 }
 
@@ -249,7 +235,7 @@ pub fn curves_cmd(
             written.push(path);
         }
     }
-    eprintln!("{}", s.counts.line());
+    eprint_counts(&s, None);
     for p in written {
         println!("{}", p.display());
     }
@@ -280,6 +266,18 @@ pub fn report_cmd(
     let page = html::page(&format!("rnnsweep report: {name}"), &names, &s, &figures);
     write_atomic(out, page.as_bytes())
         .with_context(|| format!("cannot write {}", out.display()))?;
-    eprintln!("{}; wrote {}", s.counts.line(), out.display());
+    eprint_counts(&s, Some(out));
     Ok(Outcome::Ok)
+}
+
+/// The counts line on stderr ("…; wrote FILE" when a file was written), then every failed and
+/// corrupt cell by name, so a damaged result is never only a number.
+fn eprint_counts(s: &Summary, wrote: Option<&Path>) {
+    match wrote {
+        Some(p) => eprintln!("{}; wrote {}", s.counts.line(), p.display()),
+        None => eprintln!("{}", s.counts.line()),
+    }
+    for l in s.counts.failure_lines() {
+        eprintln!("{l}");
+    }
 }

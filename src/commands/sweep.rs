@@ -465,19 +465,6 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     })
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn spare_cores_go_to_the_cells_that_run() {
-        use super::threads_per_job;
-        assert_eq!(threads_per_job(2, 2, 21), 1);
-        assert_eq!(threads_per_job(2, 2, 1), 2, "a lone cell gets both cores");
-        assert_eq!(threads_per_job(8, 8, 3), 2);
-        assert_eq!(threads_per_job(8, 1, 10), 8);
-        assert_eq!(threads_per_job(1, 4, 4), 1);
-    }
-}
-
 /// ", COLLAPSED: 99.8 % predicted 1" for a collapsed run, else nothing.
 pub(crate) fn collapse_note(r: &crate::trainer::record::RunRecord) -> String {
     match (r.collapsed, r.top_class) {
@@ -488,5 +475,18 @@ pub(crate) fn collapse_note(r: &crate::trainer::record::RunRecord) -> String {
         ),
         (true, None) => ", COLLAPSED".into(),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn spare_cores_go_to_the_cells_that_run() {
+        use super::threads_per_job;
+        assert_eq!(threads_per_job(2, 2, 21), 1);
+        assert_eq!(threads_per_job(2, 2, 1), 2, "a lone cell gets both cores");
+        assert_eq!(threads_per_job(8, 8, 3), 2);
+        assert_eq!(threads_per_job(8, 1, 10), 8);
+        assert_eq!(threads_per_job(1, 4, 4), 1);
     }
 }

@@ -1,10 +1,14 @@
 //! The offline HTML report: one self-contained page (inline CSS, inline SVG charts, no scripts,
-//! no links to fetch) with the counts, the variant table, the charts and the curve table. A
-//! Content-Security-Policy forbids every request, so the page cannot reach out even by mistake.
+//! no links to fetch) with the counts (failed and corrupt cells listed, diverged runs with what
+//! went non-finite and collapsed runs in collapsible lists), the variant table with its
+//! statistics (rows with collapsed runs marked), a note on how they are computed, the charts and
+//! the curve table. A Content-Security-Policy forbids every request, so the page cannot reach
+//! out even by mistake.
 
 use std::fmt::Write;
 
-use super::export::{mean_std, num, point, vs_best};
+use super::export::{acc_ci, divergence, mean_std, num, point, vs_best, STATS_NOTE};
+use super::load::runs_word;
 use super::summarize::Summary;
 
 /// A chart to embed: its title and its SVG document.
@@ -38,6 +42,8 @@ th { background: #f4f4f4; } td.n { text-align: right; font-variant-numeric: tabu
 figure { margin: 1rem 0; } figure svg { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.85rem; color: #555; }
 .failed { color: #a00; } .scroll { overflow-x: auto; }
+tr.collapsed td { background: #fff3d6; } .mark { font-size: 0.75rem; color: #8a5a00; font-weight: 600; }
+details { margin: 0.5rem 0; font-size: 0.9rem; } .note { font-size: 0.85rem; color: #444; }
 ";
 
 /// The whole page.
@@ -69,45 +75,102 @@ pub fn page(title: &str, sweeps: &[String], s: &Summary, figures: &[Figure]) -> 
         }
         o.push_str("</ul>\n");
     }
+    let c = &s.counts;
+    for (id, what, lines) in [
+        (
+            "diverged-runs",
+            format!(
+                "{} diverged {}",
+                c.diverged_runs.len(),
+                runs_word(c.diverged_runs.len())
+            ),
+            c.diverged_lines(usize::MAX),
+        ),
+        (
+            "collapsed-runs",
+            format!(
+                "{} collapsed {}",
+                c.collapsed_runs.len(),
+                runs_word(c.collapsed_runs.len())
+            ),
+            c.collapsed_lines(usize::MAX),
+        ),
+    ] {
+        if lines.is_empty() {
+            continue;
+        }
+        writeln!(
+            o,
+            "<details id=\"{id}\"><summary>{}</summary>\n<ul>",
+            escape(&what)
+        )
+        .unwrap();
+        for l in lines {
+            writeln!(o, "<li>{}</li>", escape(&l)).unwrap();
+        }
+        o.push_str("</ul></details>\n");
+    }
 
     o.push_str("<h2>Variants</h2>\n<div class=\"scroll\"><table id=\"summary\">\n<thead><tr>");
     for h in [
         "variant",
         "runs",
-        "diverged",
+        "diverged (95% Wilson)",
+        "collapsed",
         "final test acc (mean ± std)",
+        "n",
+        "95% CI (t)",
         "best (seed mean)",
         "at",
         "final train acc",
         "parameters",
         "s/epoch",
         "samples/s",
-        "vs best (pp, 95% paired bootstrap)",
+        "vs best (pp, 95% paired CI)",
     ] {
         write!(o, "<th>{}</th>", escape(h)).unwrap();
     }
     o.push_str("</tr></thead>\n<tbody>\n");
     for (i, g) in s.groups.iter().enumerate() {
+        let (row, mark) = if g.collapsed > 0 {
+            (
+                " class=\"collapsed\"",
+                format!(" <span class=\"mark\">{} collapsed</span>", g.collapsed),
+            )
+        } else {
+            ("", String::new())
+        };
         writeln!(
             o,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+            "<tr{row}><td>{}{mark}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
              <td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
              <td class=\"n\">{:.1}</td><td class=\"n\">{:.0}</td><td class=\"n\">{}</td></tr>",
             escape(&g.label),
             g.runs,
-            g.diverged,
+            escape(&divergence(g)),
+            g.collapsed,
             escape(&mean_std(g, " ± ")),
+            g.test_acc_n,
+            escape(&acc_ci(g)),
             num(g.best, 4),
             point(g.best_epoch, g.best_iteration),
             num(g.train_acc_mean, 4),
             g.parameters,
             g.seconds_per_epoch,
             g.samples_per_sec,
-            escape(&vs_best(g, i == 0, 2)),
+            escape(&vs_best(g, i == 0, 2, true)),
         )
         .unwrap();
     }
-    o.push_str("</tbody>\n</table></div>\n");
+    o.push_str("</tbody>\n</table></div>\n<p class=\"note\">");
+    writeln!(
+        o,
+        "best: best seed-mean {} over evaluation points. {}</p>",
+        escape(s.metric.name()),
+        escape(&STATS_NOTE.join(" "))
+    )
+    .unwrap();
 
     o.push_str("<h2>Curves</h2>\n");
     for f in figures {

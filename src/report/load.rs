@@ -2,41 +2,94 @@
 //! parallel), turned into two polars frames: one row per run, and every metric row in long
 //! format. The metric rows come from `result.json`, which holds exactly what `metrics.csv` holds
 //! for a finished cell, so each file is read once (scanning 10,000 small CSV files separately
-//! costs seconds). Counts say how many cells were loaded, diverged, failed or are missing, so
-//! nothing disappears silently.
+//! costs seconds). Counts say how many cells were loaded, diverged (with where and what went
+//! non-finite), collapsed, failed, corrupt or are missing, so nothing disappears silently and
+//! nothing is counted as something else. A cell's state is the store's own
+//! (`RunStore::inspect`, as `rnnsweep status` shows it): a `result.json` that cannot be read, is of
+//! another format version or belongs to another cell is `corrupt`, never `missing`.
 
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 use rayon::prelude::*;
+use serde::Serialize;
 
 use crate::store::{CellStatus, Layout, RunStore};
 use crate::trainer::config::Budget;
 use crate::trainer::record::{MetricSplit, RunStatus};
 
-/// What was found on disk.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+/// A diverged run: where training stopped and what went non-finite first.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DivergedRun {
+    pub sweep: String,
+    pub index: usize,
+    pub variant: String,
+    pub seed: u64,
+    pub epoch: u64,
+    /// The step (counted from the start of training) whose values were not finite.
+    pub iteration: u64,
+    /// "loss", a gradient ("rnn.weight_hh_l0.grad") or a parameter after the update
+    /// ("rnn.weight_hh_l0"); None in records written before it was recorded.
+    pub non_finite: Option<String>,
+}
+
+/// A collapsed run: completed, but predicting one class for nearly every test image.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CollapsedRun {
+    pub sweep: String,
+    pub index: usize,
+    pub variant: String,
+    pub seed: u64,
+    /// The class predicted and its share of the evaluated test images, when recorded.
+    pub class: Option<u8>,
+    pub share: Option<f64>,
+}
+
+/// What was found on disk. Every cell of the plans is in exactly one of: completed, diverged,
+/// failed, corrupt, missing (collapsed runs are a subset of completed).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Counts {
     /// Cells in the plans.
     pub cells: usize,
+    /// Trained to the end (collapsed ones included).
     pub completed: usize,
     pub diverged: usize,
+    /// Completed runs whose final test predictions are one class for ≥ 99 % of the images.
+    pub collapsed: usize,
     /// (sweep, cell index, first line of error.txt)
     pub failed: Vec<(String, usize, String)>,
-    /// Not finished: never run, interrupted, or with an unreadable result.
+    /// (sweep, cell index, why): a result.json that exists but cannot be used (not a record,
+    /// another format version, another cell's record). Not loaded; a sweep runs the cell again.
+    pub corrupt: Vec<(String, usize, String)>,
+    /// Not finished and nothing wrong on disk: never run, or interrupted / still running.
     pub missing: usize,
+    /// Every diverged run, in plan order.
+    pub diverged_runs: Vec<DivergedRun>,
+    /// Every collapsed run, in plan order.
+    pub collapsed_runs: Vec<CollapsedRun>,
 }
 
 impl Counts {
-    /// "46/48 runs loaded (3 diverged), 1 failed, 1 missing (not run yet or interrupted)"
+    /// "46/48 runs loaded (3 diverged, 1 collapsed), 1 failed, 1 corrupt, 1 missing (not run
+    /// yet or interrupted)"
     pub fn line(&self) -> String {
         let loaded = self.completed + self.diverged;
         let mut s = format!("{loaded}/{} runs loaded", self.cells);
+        let mut outcomes = Vec::new();
         if self.diverged > 0 {
-            s.push_str(&format!(" ({} diverged)", self.diverged));
+            outcomes.push(format!("{} diverged", self.diverged));
+        }
+        if self.collapsed > 0 {
+            outcomes.push(format!("{} collapsed", self.collapsed));
+        }
+        if !outcomes.is_empty() {
+            s.push_str(&format!(" ({})", outcomes.join(", ")));
         }
         if !self.failed.is_empty() {
             s.push_str(&format!(", {} failed", self.failed.len()));
+        }
+        if !self.corrupt.is_empty() {
+            s.push_str(&format!(", {} corrupt", self.corrupt.len()));
         }
         if self.missing > 0 {
             s.push_str(&format!(
@@ -47,18 +100,100 @@ impl Counts {
         s
     }
 
-    /// One line per failed cell: "failed: sweep[index] message".
+    /// One line per failed or corrupt cell, all of them: "failed: sweep[index] message",
+    /// "corrupt: sweep[index] why".
     pub fn failure_lines(&self) -> Vec<String> {
-        self.failed
+        let failed = self
+            .failed
             .iter()
-            .map(|(sw, i, m)| format!("failed: {sw}[{i}] {m}"))
-            .collect()
+            .map(|(sw, i, m)| format!("failed: {sw}[{i}] {m}"));
+        let corrupt = self
+            .corrupt
+            .iter()
+            .map(|(sw, i, m)| format!("corrupt: {sw}[{i}] {m}"));
+        failed.chain(corrupt).collect()
+    }
+
+    /// One line per diverged run, then one per collapsed run, at most `max` of each (then a
+    /// line saying how many more).
+    pub fn outcome_lines(&self, max: usize) -> Vec<String> {
+        let mut out = self.diverged_lines(max);
+        out.extend(self.collapsed_lines(max));
+        out
+    }
+
+    /// "diverged: sweep[index] variant seed S at epoch E step I (rnn.weight_hh_l0.grad)", at
+    /// most `max`, then "… and N more diverged runs".
+    pub fn diverged_lines(&self, max: usize) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .diverged_runs
+            .iter()
+            .take(max)
+            .map(|r| {
+                let what = r
+                    .non_finite
+                    .as_ref()
+                    .map_or(String::new(), |t| format!(" ({t})"));
+                format!(
+                    "diverged: {}[{}] {} seed {} at epoch {} step {}{what}",
+                    r.sweep, r.index, r.variant, r.seed, r.epoch, r.iteration
+                )
+            })
+            .collect();
+        if self.diverged_runs.len() > max {
+            out.push(format!(
+                "… and {} more diverged {}",
+                self.diverged_runs.len() - max,
+                runs_word(self.diverged_runs.len() - max)
+            ));
+        }
+        out
+    }
+
+    /// "collapsed: sweep[index] variant seed S predicts class 1 for 99.6% of test images", at
+    /// most `max`, then "… and N more collapsed runs".
+    pub fn collapsed_lines(&self, max: usize) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .collapsed_runs
+            .iter()
+            .take(max)
+            .map(|r| {
+                let what = match (r.class, r.share) {
+                    (Some(c), Some(s)) => {
+                        format!(" predicts class {c} for {:.1}% of test images", 100.0 * s)
+                    }
+                    _ => " predicts one class for nearly every test image".into(),
+                };
+                format!(
+                    "collapsed: {}[{}] {} seed {}{what}",
+                    r.sweep, r.index, r.variant, r.seed
+                )
+            })
+            .collect();
+        if self.collapsed_runs.len() > max {
+            out.push(format!(
+                "… and {} more collapsed {}",
+                self.collapsed_runs.len() - max,
+                runs_word(self.collapsed_runs.len() - max)
+            ));
+        }
+        out
+    }
+}
+
+/// "run" or "runs".
+pub fn runs_word(n: usize) -> &'static str {
+    if n == 1 {
+        "run"
+    } else {
+        "runs"
     }
 }
 
 /// The loaded sweeps.
 pub struct Loaded {
-    /// One row per finished cell (completed or diverged): identity, hyperparameters, outcome.
+    /// One row per finished cell (completed or diverged): identity, hyperparameters, outcome
+    /// (`status`, `collapsed`).
     pub runs: DataFrame,
     /// Long format: one row per (cell, evaluation point, split), with the cell's `id`.
     pub metrics: LazyFrame,
@@ -110,6 +245,7 @@ struct RunCols {
     variant: Vec<String>,
     seed: Vec<u64>,
     status: Vec<String>,
+    collapsed: Vec<bool>,
     cell: Vec<String>,
     activation: Vec<Option<String>>,
     hidden: Vec<u32>,
@@ -176,18 +312,56 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
                     counts.failed.push((plan.name.clone(), cell.index, msg));
                     continue;
                 }
+                (CellStatus::Corrupt(why), _) => {
+                    counts.corrupt.push((plan.name.clone(), cell.index, why));
+                    continue;
+                }
+                // New, Partial (started: running, killed or interrupted).
                 _ => {
                     counts.missing += 1;
                     continue;
                 }
             };
             let r = &result.record;
-            match r.status {
-                RunStatus::Diverged { .. } => counts.diverged += 1,
-                _ => counts.completed += 1,
-            }
             let cfg = &cell.config;
             let completed = r.status == RunStatus::Completed;
+            let collapsed = completed && r.collapsed;
+            match &r.status {
+                RunStatus::Diverged {
+                    epoch,
+                    iteration,
+                    non_finite,
+                } => {
+                    counts.diverged += 1;
+                    counts.diverged_runs.push(DivergedRun {
+                        sweep: plan.name.clone(),
+                        index: cell.index,
+                        variant: cell.variant.clone(),
+                        seed: cfg.seed,
+                        epoch: *epoch,
+                        iteration: *iteration,
+                        non_finite: non_finite.as_ref().map(|n| n.to_string()),
+                    });
+                }
+                RunStatus::Completed => counts.completed += 1,
+                // The runner never finishes an interrupted run; should such a record exist it
+                // is not an outcome: the cell is unfinished.
+                RunStatus::Interrupted { .. } => {
+                    counts.missing += 1;
+                    continue;
+                }
+            }
+            if collapsed {
+                counts.collapsed += 1;
+                counts.collapsed_runs.push(CollapsedRun {
+                    sweep: plan.name.clone(),
+                    index: cell.index,
+                    variant: cell.variant.clone(),
+                    seed: cfg.seed,
+                    class: r.top_class.map(|t| t.class),
+                    share: r.top_class.map(|t| t.share),
+                });
+            }
             let last_train = r
                 .metrics
                 .iter()
@@ -200,6 +374,7 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
             c.variant.push(cell.variant.clone());
             c.seed.push(cfg.seed);
             c.status.push(r.status.name().to_string());
+            c.collapsed.push(collapsed);
             c.cell.push(cfg.model.cell.to_string());
             c.activation
                 .push(cfg.model.activation.map(|a| a.to_string()));
@@ -250,6 +425,7 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
         Column::new("variant".into(), c.variant),
         Column::new("seed".into(), c.seed),
         Column::new("status".into(), c.status),
+        Column::new("collapsed".into(), c.collapsed),
         Column::new("cell".into(), c.cell),
         Column::new("activation".into(), c.activation),
         Column::new("hidden".into(), c.hidden),

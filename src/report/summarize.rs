@@ -1,9 +1,12 @@
 //! Summaries: pure functions from the loaded frames to plain values. Groups are "variants":
 //! every run that shares the grouping columns (by default sweep, variant and the grid axes, so
-//! all hyperparameters but the seed). Per group: seeds, final test accuracy mean ± std, the best
-//! seed-mean accuracy and where it was reached, final train accuracy, diverged count,
-//! parameters, seconds per epoch, samples/s, and a paired bootstrap against the best group.
-//! The curve table holds the seed-mean of one metric at every evaluation point.
+//! all hyperparameters but the seed). Per group: runs loaded; diverged as k/n with a Wilson 95 %
+//! interval; collapsed runs (kept in the accuracy statistics, but counted); final test accuracy
+//! over completed runs as n, mean, std and a Student-t 95 % interval; the best seed-mean of the
+//! metric and where it was reached; final train accuracy; parameters, seconds per epoch,
+//! samples/s; and the paired difference against the best group on the seeds both completed (an
+//! interval only from 3 shared seeds, see `stats::paired_diff`). The curve table holds the
+//! seed-mean of one metric at every evaluation point.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +14,7 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use super::load::{Counts, Loaded};
-use super::stats::{paired_bootstrap, PairedDiff};
+use super::stats::{mean_stats, paired_diff, proportion, Interval, PairedDiff, Proportion};
 
 /// Which metric the curve table (and the best-point column) uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -77,9 +80,17 @@ pub struct GroupRow {
     /// Runs loaded (completed + diverged).
     pub runs: usize,
     pub diverged: usize,
-    /// Over completed runs.
+    /// `diverged` of `runs`, with its 95 % Wilson score interval.
+    pub divergence: Proportion,
+    /// Completed runs predicting one class for ≥ 99 % of the test images. They are in the
+    /// accuracy statistics below (they are what the recipe produced), and counted here.
+    pub collapsed: usize,
+    /// Final test accuracy over completed runs: how many, mean, sample std (None below 2) and
+    /// the Student-t 95 % interval of the mean (None below 2).
+    pub test_acc_n: usize,
     pub test_acc_mean: Option<f64>,
     pub test_acc_std: Option<f64>,
+    pub test_acc_ci: Option<Interval>,
     pub train_acc_mean: Option<f64>,
     /// Best seed-mean of the metric over evaluation points, with its epoch and iteration.
     pub best: Option<f64>,
@@ -88,9 +99,11 @@ pub struct GroupRow {
     pub parameters: u64,
     pub seconds_per_epoch: f64,
     pub samples_per_sec: f64,
-    /// Final test accuracy minus the best group's, on the seeds both completed.
+    /// Final test accuracy minus the best group's, on the seeds both completed; None for the
+    /// best group itself and when no seed is shared.
     pub vs_best: Option<PairedDiff>,
-    /// Final test accuracy per seed (completed runs).
+    /// Final test accuracy per seed (completed runs; the mean when the grouping puts several
+    /// runs of one seed in the group).
     #[serde(skip)]
     pub by_seed: BTreeMap<u64, f64>,
 }
@@ -139,7 +152,7 @@ pub fn check_by(loaded: &Loaded, by: &[String]) -> Result<Vec<String>, String> {
     let allowed: Vec<&String> = names
         .iter()
         .filter(|n| {
-            !["id", "index", "seed", "status"].contains(&n.as_str())
+            !["id", "index", "seed", "status", "collapsed"].contains(&n.as_str())
                 && !n.starts_with("final_")
                 && !n.ends_with("_sec")
                 && !n.ends_with("seconds")
@@ -226,16 +239,12 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
                 .cast(DataType::UInt32)
                 .sum()
                 .alias("diverged"),
-            col("final_test_acc")
-                .filter(completed.clone())
-                .mean()
-                .alias("acc_mean"),
-            col("final_test_acc")
-                .filter(completed.clone())
-                .std(1)
-                .alias("acc_std"),
+            col("collapsed")
+                .cast(DataType::UInt32)
+                .sum()
+                .alias("collapsed"),
             col("final_train_acc")
-                .filter(completed.clone())
+                .filter(completed)
                 .mean()
                 .alias("train_mean"),
             col("parameters").first().alias("parameters"),
@@ -281,13 +290,19 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
     };
     for i in 0..agg.height() {
         let key = key_of(&agg, i)?;
+        let runs = f("runs", i)?.unwrap_or(0.0) as usize;
+        let diverged = f("diverged", i)?.unwrap_or(0.0) as usize;
         groups.push(GroupRow {
             label: label_of(by, &key),
             key,
-            runs: f("runs", i)?.unwrap_or(0.0) as usize,
-            diverged: f("diverged", i)?.unwrap_or(0.0) as usize,
-            test_acc_mean: f("acc_mean", i)?,
-            test_acc_std: f("acc_std", i)?.or(f("acc_mean", i)?.map(|_| 0.0)),
+            runs,
+            diverged,
+            divergence: proportion(diverged, runs),
+            collapsed: f("collapsed", i)?.unwrap_or(0.0) as usize,
+            test_acc_n: 0,
+            test_acc_mean: None,
+            test_acc_std: None,
+            test_acc_ci: None,
             train_acc_mean: f("train_mean", i)?,
             best: None,
             best_epoch: None,
@@ -304,22 +319,40 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
         .enumerate()
         .map(|(i, g)| (g.key.clone(), i))
         .collect();
+    // Final test accuracies of completed runs, per group and per (group, seed).
     let runs = &loaded.runs;
     let (seeds, accs, statuses) = (
         runs.column("seed")?.u64()?,
         runs.column("final_test_acc")?.f64()?,
         runs.column("status")?.str()?,
     );
+    let mut finals: Vec<Vec<f64>> = vec![Vec::new(); groups.len()];
+    let mut per_seed: Vec<BTreeMap<u64, (f64, usize)>> = vec![BTreeMap::new(); groups.len()];
     for r in 0..runs.height() {
         let key = group_key(runs, by, r)?;
-        if let (Some(g), Some("completed"), Some(seed), Some(acc)) = (
+        if let (Some(&g), Some("completed"), Some(seed), Some(acc)) = (
             index_of.get(&key),
             statuses.get(r),
             seeds.get(r),
             accs.get(r),
         ) {
-            groups[*g].by_seed.insert(seed, acc);
+            if acc.is_finite() {
+                finals[g].push(acc);
+                let e = per_seed[g].entry(seed).or_insert((0.0, 0));
+                *e = (e.0 + acc, e.1 + 1);
+            }
         }
+    }
+    for (g, (x, seeds)) in groups.iter_mut().zip(finals.iter().zip(per_seed)) {
+        let st = mean_stats(x);
+        g.test_acc_n = st.n;
+        g.test_acc_mean = st.mean;
+        g.test_acc_std = st.std;
+        g.test_acc_ci = st.ci;
+        g.by_seed = seeds
+            .into_iter()
+            .map(|(seed, (sum, n))| (seed, sum / n as f64))
+            .collect();
     }
 
     // Curves: rows are the union of evaluation points; best point per group.
@@ -405,8 +438,9 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
     })
 }
 
-/// Paired bootstrap (95 %, 10,000 resamples) of a's final test accuracy minus b's, on the seeds
-/// both completed; None when they share no seed.
+/// a's final test accuracy minus b's, paired on the seeds both completed
+/// ([`paired_diff`]: a 95 % interval only from 3 shared seeds; Student t below 10, bootstrap
+/// from 10); None when they share no seed.
 pub fn compare(a: &GroupRow, b: &GroupRow) -> Option<PairedDiff> {
     let shared: Vec<u64> = a
         .by_seed
@@ -416,5 +450,5 @@ pub fn compare(a: &GroupRow, b: &GroupRow) -> Option<PairedDiff> {
         .collect();
     let xa: Vec<f64> = shared.iter().map(|s| a.by_seed[s]).collect();
     let xb: Vec<f64> = shared.iter().map(|s| b.by_seed[s]).collect();
-    paired_bootstrap(&xa, &xb, 0.95, 10_000)
+    paired_diff(&xa, &xb)
 }

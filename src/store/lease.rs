@@ -204,7 +204,7 @@ impl Leases {
                 heartbeat: t,
             };
             if create_exclusive(&path, &info)? {
-                let lease = self.hold(path, info);
+                let lease = self.hold(path, info)?;
                 return Ok(match took_over {
                     Some((old, why)) => Claim::TookOver(lease, old, why),
                     None => Claim::Acquired(lease),
@@ -257,8 +257,10 @@ impl Leases {
         }
     }
 
-    /// Starts the heartbeat of a freshly created lease.
-    fn hold(&self, path: PathBuf, info: LeaseInfo) -> Lease {
+    /// Starts the heartbeat of a freshly created lease. A heartbeat that cannot start is an
+    /// error (the lease file is removed again): without it the lease would look stale after
+    /// one TTL and another worker would take the cell over while this one trains it.
+    fn hold(&self, path: PathBuf, info: LeaseInfo) -> Result<Lease, StoreError> {
         let (tx, rx) = channel::<()>();
         let lost = Arc::new(AtomicBool::new(false));
         let (p, mut beat, every, flag) = (path.clone(), info.clone(), self.interval, lost.clone());
@@ -280,15 +282,21 @@ impl Leases {
                 if ok.is_err() {
                     let _ = fs::remove_file(&tmp);
                 }
-            })
-            .ok();
-        Lease {
+            });
+        let thread = match thread {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = fs::remove_file(&path);
+                return Err(io("start the heartbeat thread for", &path)(e));
+            }
+        };
+        Ok(Lease {
             path,
             token: info.token,
             stop: Some(tx),
-            thread,
+            thread: Some(thread),
             lost,
-        }
+        })
     }
 
     /// Every lease in the folder (cell id → info and liveness); for `status`.

@@ -175,9 +175,14 @@ impl RunStore {
             return Err(StoreError::Corrupt {
                 what: "result record",
                 path,
-                why: format!(
-                    "format version {version:?}; this rnnsweep reads version {FORMAT_VERSION}"
-                ),
+                why: match version {
+                    Some(v) => {
+                        format!("format version {v}; this rnnsweep reads version {FORMAT_VERSION}")
+                    }
+                    None => {
+                        format!("no format_version; this rnnsweep reads version {FORMAT_VERSION}")
+                    }
+                },
             });
         }
         serde_json::from_value(probe).map_err(|e| StoreError::Corrupt {

@@ -1,5 +1,7 @@
-//! CSV, one table per output: the summary (one row per group, grouping columns included) or the
-//! curves (long format: group, epoch, iteration, value), so any tool can read it.
+//! CSV, one table per output: the summary (one row per group, grouping columns included; every
+//! statistic in its own column: intervals as low/high pairs, empty where undefined, the paired
+//! difference's method as `t` or `bootstrap`) or the curves (long format: group, epoch,
+//! iteration, value), so any tool can read it.
 
 use super::{Exporter, Tables};
 use crate::report::summarize::Summary;
@@ -28,8 +30,14 @@ impl Exporter for CsvExport {
                         "label",
                         "runs",
                         "diverged",
+                        "diverged_low",
+                        "diverged_high",
+                        "collapsed",
+                        "test_acc_n",
                         "test_acc_mean",
                         "test_acc_std",
+                        "test_acc_low",
+                        "test_acc_high",
                         "best",
                         "best_epoch",
                         "best_iteration",
@@ -37,21 +45,33 @@ impl Exporter for CsvExport {
                         "parameters",
                         "seconds_per_epoch",
                         "samples_per_sec",
+                        "vs_best_n",
                         "vs_best_diff",
                         "vs_best_low",
                         "vs_best_high",
+                        "vs_best_method",
                     ]
                     .map(String::from),
                 );
                 w.write_record(&header).map_err(err)?;
-                for g in &s.groups {
+                for (i, g) in s.groups.iter().enumerate() {
                     let mut rec: Vec<String> = s.by.iter().map(|b| g.key[b].clone()).collect();
+                    let wilson = g.divergence.interval;
+                    let ci = g.test_acc_ci;
+                    let d = g.vs_best.as_ref();
+                    let d_ci = d.and_then(|d| d.interval);
                     rec.extend([
                         g.label.clone(),
                         g.runs.to_string(),
                         g.diverged.to_string(),
+                        opt(wilson.map(|c| c.low)),
+                        opt(wilson.map(|c| c.high)),
+                        g.collapsed.to_string(),
+                        g.test_acc_n.to_string(),
                         opt(g.test_acc_mean),
                         opt(g.test_acc_std),
+                        opt(ci.map(|c| c.low)),
+                        opt(ci.map(|c| c.high)),
                         opt(g.best),
                         g.best_epoch.map_or(String::new(), |x| x.to_string()),
                         g.best_iteration.map_or(String::new(), |x| x.to_string()),
@@ -59,9 +79,15 @@ impl Exporter for CsvExport {
                         g.parameters.to_string(),
                         g.seconds_per_epoch.to_string(),
                         g.samples_per_sec.to_string(),
-                        opt(g.vs_best.as_ref().map(|d| d.mean_diff)),
-                        opt(g.vs_best.as_ref().map(|d| d.low)),
-                        opt(g.vs_best.as_ref().map(|d| d.high)),
+                        // Shared seeds: empty for the best group itself.
+                        match (i, d) {
+                            (0, _) => String::new(),
+                            (_, d) => d.map_or(0, |d| d.n).to_string(),
+                        },
+                        opt(d.map(|d| d.mean_diff)),
+                        opt(d_ci.map(|c| c.low)),
+                        opt(d_ci.map(|c| c.high)),
+                        d_ci.map_or(String::new(), |c| c.method.name().to_string()),
                     ]);
                     w.write_record(&rec).map_err(err)?;
                 }

@@ -1,4 +1,7 @@
-//! The whole summary as JSON (counts, groups with their keys, curves).
+//! The whole summary as JSON: counts (with every failed, corrupt, diverged and collapsed run),
+//! groups with their keys and statistics (intervals as `{low, high, level, method}`, null where
+//! undefined: below 2 runs for the accuracy, below 3 shared seeds for the paired difference),
+//! and the curves.
 
 use super::{Exporter, Tables};
 use crate::report::summarize::Summary;

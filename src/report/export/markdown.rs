@@ -1,43 +1,63 @@
-//! GitHub-flavoured markdown tables with full labels.
+//! GitHub-flavoured markdown tables with full labels and every column: the counts line and the
+//! failed, corrupt, diverged and collapsed runs as a list, the variant table with its statistics,
+//! a note on how they are computed, then the curve table.
 
 use std::fmt::Write;
 
-use super::{mean_std, num, point, vs_best, Exporter, Tables};
+use super::{acc_ci, divergence, mean_std, num, point, vs_best, Exporter, Tables, STATS_NOTE};
 use crate::report::summarize::Summary;
 
 pub struct MarkdownExport;
 
+/// Diverged and collapsed runs listed, at most this many of each.
+const LIST_MAX: usize = 20;
+
 impl Exporter for MarkdownExport {
     fn render(&self, s: &Summary, tables: Tables) -> Result<Vec<u8>, String> {
         let mut out = format!("{}\n", s.counts.line());
-        for f in s.counts.failure_lines() {
-            out.push_str(&format!("\n- {f}"));
+        let listed: Vec<String> = s
+            .counts
+            .failure_lines()
+            .into_iter()
+            .chain(s.counts.outcome_lines(LIST_MAX))
+            .collect();
+        for f in &listed {
+            out.push_str(&format!("\n- {}", f.replace('|', "\\|")));
         }
-        if !s.counts.failed.is_empty() {
+        if !listed.is_empty() {
             out.push('\n');
         }
         if tables != Tables::Curves {
-            out.push_str("\n| variant | runs | diverged | test acc (mean ± std) | best | at | train acc | parameters | s/epoch | samples/s | vs best (pp, 95% CI) |\n");
-            out.push_str("|---|---:|---:|---|---:|---|---:|---:|---:|---:|---|\n");
+            out.push_str("\n| variant | runs | diverged (95% Wilson) | collapsed | test acc (mean ± std) | n | 95% CI (t) | best | at | train acc | parameters | s/epoch | samples/s | vs best (pp, 95% paired CI) |\n");
+            out.push_str("|---|---:|---|---:|---|---:|---|---:|---|---:|---:|---:|---:|---|\n");
             for (i, g) in s.groups.iter().enumerate() {
-                let acc = mean_std(g, " ± ");
                 writeln!(
                     out,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.0} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.0} | {} |",
                     g.label.replace('|', "\\|"),
                     g.runs,
-                    g.diverged,
-                    acc,
+                    divergence(g),
+                    g.collapsed,
+                    mean_std(g, " ± "),
+                    g.test_acc_n,
+                    acc_ci(g),
                     num(g.best, 4),
                     point(g.best_epoch, g.best_iteration),
                     num(g.train_acc_mean, 4),
                     g.parameters,
                     g.seconds_per_epoch,
                     g.samples_per_sec,
-                    vs_best(g, i == 0, 2)
+                    vs_best(g, i == 0, 2, true)
                 )
                 .unwrap();
             }
+            writeln!(
+                out,
+                "\nbest: best seed-mean {} over evaluation points. {}",
+                s.metric.name(),
+                STATS_NOTE.join(" ")
+            )
+            .unwrap();
         }
         if tables != Tables::Summary && !s.curves.labels.is_empty() {
             let c = &s.curves;

@@ -1,12 +1,15 @@
 //! Exporters turn a `Summary` into bytes and do no I/O; the caller writes them to stdout or a
-//! file. One file per format.
+//! file. One file per format. The cell formatters they share (mean ± std, intervals, the paired
+//! difference or `n<3`), the note explaining the statistics, and the lines `results compare`
+//! prints live here.
 
 mod csv;
 mod json;
 mod markdown;
 mod table;
 
-use super::summarize::Summary;
+use super::stats::{PairedDiff, Proportion};
+use super::summarize::{GroupRow, Summary};
 
 /// Which of the two tables to render.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,11 +88,35 @@ pub(crate) fn num(v: Option<f64>, prec: usize) -> String {
         .map_or("-".into(), |x| format!("{x:.prec$}"))
 }
 
-/// A group's final test accuracy as "mean{sep}std", or "-" when no seed completed.
-pub(crate) fn mean_std(g: &super::summarize::GroupRow, sep: &str) -> String {
+/// A group's final test accuracy as "mean{sep}std" ("mean" alone for one run: its std is
+/// undefined), or "-" when no seed completed.
+pub(crate) fn mean_std(g: &GroupRow, sep: &str) -> String {
     match (g.test_acc_mean, g.test_acc_std) {
         (Some(m), Some(sd)) => format!("{m:.4}{sep}{sd:.4}"),
+        (Some(m), None) => format!("{m:.4}"),
         _ => "-".into(),
+    }
+}
+
+/// The t interval of the final test accuracy as "0.9252–0.9748", or "-" below 2 runs.
+pub(crate) fn acc_ci(g: &GroupRow) -> String {
+    g.test_acc_ci
+        .map_or("-".into(), |c| format!("{:.4}–{:.4}", c.low, c.high))
+}
+
+/// The divergence rate's Wilson interval in percent: "6.1–79.2%", or "-" with no run.
+pub(crate) fn wilson_pct(p: &Proportion) -> String {
+    p.interval.map_or("-".into(), |c| {
+        format!("{:.1}–{:.1}%", 100.0 * c.low, 100.0 * c.high)
+    })
+}
+
+/// Diverged runs as "k/n (low–high%)", the interval being Wilson's 95 %.
+pub(crate) fn divergence(g: &GroupRow) -> String {
+    let p = &g.divergence;
+    match p.interval {
+        Some(_) => format!("{}/{} ({})", p.k, p.n, wilson_pct(p)),
+        None => format!("{}/{}", p.k, p.n),
     }
 }
 
@@ -101,17 +128,215 @@ pub(crate) fn point(epoch: Option<i64>, iteration: Option<i64>) -> String {
     }
 }
 
-/// The paired difference vs the best group in percentage points, e.g. "-1.20 [-2.05,-0.41]".
-pub(crate) fn vs_best(g: &super::summarize::GroupRow, first: bool, prec: usize) -> String {
+/// The paired difference vs the best group in percentage points, e.g. "-1.20 [-2.05,-0.41]":
+/// "best" for the best group, "n<3" when fewer than 3 seeds are shared (no interval then; the
+/// mean difference is in the CSV and JSON). With `detail`, the method and n follow:
+/// "-1.20 [-2.05,-0.41] (t, n=5)".
+pub(crate) fn vs_best(g: &GroupRow, first: bool, prec: usize, detail: bool) -> String {
     if first {
         return "best".into();
     }
-    g.vs_best.as_ref().map_or("-".into(), |d| {
-        format!(
-            "{:+.prec$} [{:+.prec$},{:+.prec$}]",
-            100.0 * d.mean_diff,
-            100.0 * d.low,
-            100.0 * d.high
-        )
-    })
+    match &g.vs_best {
+        Some(PairedDiff {
+            n,
+            mean_diff,
+            interval: Some(c),
+            ..
+        }) => {
+            let mut s = format!(
+                "{:+.prec$} [{:+.prec$},{:+.prec$}]",
+                100.0 * mean_diff,
+                100.0 * c.low,
+                100.0 * c.high
+            );
+            if detail {
+                s.push_str(&format!(" ({}, n={n})", c.method.name()));
+            }
+            s
+        }
+        _ => "n<3".into(),
+    }
+}
+
+/// What the statistics columns mean, one sentence each (under every table).
+pub(crate) const STATS_NOTE: [&str; 4] = [
+    "test acc: final test accuracy of completed runs (collapsed ones included), mean ± sample \
+     std over n runs; 95% CI: mean ± t(0.975, n−1)·std/√n, none for n < 2.",
+    "diverged: k of n runs loaded, with the 95% Wilson score interval of the rate.",
+    "collapsed: completed runs predicting one class for ≥ 99% of the test images.",
+    "vs best: final test accuracy minus the best variant's, paired on the seeds both \
+     completed, in percentage points with a 95% interval (t for 3–9 shared seeds, bootstrap \
+     for 10 or more; n<3: fewer than 3 shared seeds, no interval). A zero-width interval means \
+     every shared seed gave the same difference.",
+];
+
+/// One variant's statistics on a line, for `results compare`: "LSTM h64: final test acc
+/// 0.9500 ± 0.0100 (n=3, 95% t CI 0.9252–0.9748); diverged 0/3 (95% Wilson 0.0–56.1%);
+/// 0 collapsed".
+pub fn group_line(g: &GroupRow) -> String {
+    let ci = g.test_acc_ci.map_or(String::new(), |c| {
+        format!(", 95% t CI {:.4}–{:.4}", c.low, c.high)
+    });
+    format!(
+        "{}: final test acc {} (n={}{ci}); diverged {}/{} (95% Wilson {}); {} collapsed",
+        g.label,
+        mean_std(g, " ± "),
+        g.test_acc_n,
+        g.divergence.k,
+        g.divergence.n,
+        wilson_pct(&g.divergence),
+        g.collapsed
+    )
+}
+
+/// The paired difference a − b for `results compare`, in percentage points, with its interval
+/// and how it was computed, or why there is none.
+pub fn diff_line(a: &GroupRow, b: &GroupRow, d: Option<&PairedDiff>) -> String {
+    let Some(d) = d else {
+        return format!(
+            "{} and {} share no seed with a completed run (seeds: {:?} vs {:?}); nothing to compare",
+            a.label,
+            b.label,
+            a.by_seed.keys().collect::<Vec<_>>(),
+            b.by_seed.keys().collect::<Vec<_>>()
+        );
+    };
+    let head = format!(
+        "{} − {}: {:+.2} pp final test accuracy over {} shared seed{}",
+        a.label,
+        b.label,
+        100.0 * d.mean_diff,
+        d.n,
+        if d.n == 1 { "" } else { "s" }
+    );
+    match d.interval {
+        None => format!("{head}; no interval: n<3 (fewer than 3 shared seeds)"),
+        Some(c) => {
+            let how = match c.method {
+                super::stats::Method::Bootstrap => format!(
+                    "paired bootstrap, {} resamples",
+                    super::stats::BOOTSTRAP_RESAMPLES
+                ),
+                m => format!("paired {}", m.name()),
+            };
+            let same = if c.low == c.high {
+                "; zero width: every shared seed gave the same difference"
+            } else {
+                ""
+            };
+            format!(
+                "{head} (95% {how} interval {:+.2} .. {:+.2} pp{same})",
+                100.0 * c.low,
+                100.0 * c.high
+            )
+        }
+    }
+}
+
+/// `text` broken at spaces into lines of at most `width` characters (a longer word stays whole),
+/// continuation lines indented by `indent` spaces.
+pub(crate) fn wrap(text: &str, width: usize, indent: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let len = line.chars().count();
+        if len > 0 && len + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if line.is_empty() {
+            if !lines.is_empty() {
+                line.push_str(&" ".repeat(indent));
+            }
+        } else {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::stats::{paired_diff, proportion};
+
+    fn group(label: &str, by_seed: &[(u64, f64)]) -> GroupRow {
+        GroupRow {
+            label: label.into(),
+            key: Default::default(),
+            runs: by_seed.len(),
+            diverged: 0,
+            divergence: proportion(0, by_seed.len()),
+            collapsed: 0,
+            test_acc_n: by_seed.len(),
+            test_acc_mean: None,
+            test_acc_std: None,
+            test_acc_ci: None,
+            train_acc_mean: None,
+            best: None,
+            best_epoch: None,
+            best_iteration: None,
+            parameters: 0,
+            seconds_per_epoch: 0.0,
+            samples_per_sec: 0.0,
+            vs_best: None,
+            by_seed: by_seed.iter().copied().collect(),
+        }
+    }
+
+    /// A constant paired difference (0.5 on each of 3 seeds, exact in binary) is shown as the
+    /// zero-width interval it is, and said to be one.
+    #[test]
+    fn constant_difference_is_shown_with_zero_width() {
+        let a = group("A", &[(0, 1.0), (1, 0.75), (2, 0.5)]);
+        let mut b = group("B", &[(0, 0.5), (1, 0.25), (2, 0.0)]);
+        let d = paired_diff(&[1.0, 0.75, 0.5], &[0.5, 0.25, 0.0]);
+        assert_eq!(
+            diff_line(&a, &b, d.as_ref()),
+            "A − B: +50.00 pp final test accuracy over 3 shared seeds (95% paired t interval \
+             +50.00 .. +50.00 pp; zero width: every shared seed gave the same difference)"
+        );
+        b.vs_best = paired_diff(&[0.5, 0.25, 0.0], &[1.0, 0.75, 0.5]);
+        assert_eq!(vs_best(&b, false, 1, false), "-50.0 [-50.0,-50.0]");
+        assert_eq!(
+            vs_best(&b, false, 2, true),
+            "-50.00 [-50.00,-50.00] (t, n=3)"
+        );
+        assert_eq!(vs_best(&b, true, 1, false), "best");
+        b.vs_best = paired_diff(&[0.5, 0.25], &[1.0, 0.75]);
+        assert_eq!(vs_best(&b, false, 1, true), "n<3");
+        b.vs_best = None;
+        assert_eq!(vs_best(&b, false, 1, true), "n<3");
+        assert_eq!(
+            diff_line(&a, &group("C", &[(7, 0.5)]), None),
+            "A and C share no seed with a completed run (seeds: [0, 1, 2] vs [7]); nothing to compare"
+        );
+    }
+
+    #[test]
+    fn accuracy_cells_without_enough_runs() {
+        let mut g = group("A", &[(0, 0.9)]);
+        g.test_acc_mean = Some(0.9);
+        assert_eq!(
+            (mean_std(&g, " ± "), acc_ci(&g)),
+            ("0.9000".into(), "-".into())
+        );
+        g.divergence = proportion(2, 5);
+        assert_eq!(wilson_pct(&g.divergence), "11.8–76.9%");
+        g.divergence = proportion(0, 0);
+        assert_eq!(divergence(&g), "0/0");
+    }
+
+    #[test]
+    fn wrap_breaks_at_spaces_within_the_width() {
+        assert_eq!(
+            wrap("aa bb cc dd", 5, 2),
+            vec!["aa bb".to_string(), "  cc".into(), "  dd".into()]
+        );
+        assert_eq!(wrap("abcdefgh ij", 4, 0), vec!["abcdefgh", "ij"]);
+        assert!(wrap("", 10, 0).is_empty());
+    }
 }
