@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use dfdx::prelude::Cpu;
 use rnnsweep::trainer::config::*;
 use rnnsweep::trainer::fit::{fit, Silent};
-use rnnsweep::trainer::record::{MetricSplit, RunRecord, RunStatus};
+use rnnsweep::trainer::record::{MetricSplit, NonFiniteKind, RunRecord, RunStatus};
 
 /// The lstm_h64 recipe (Adam 0.01) on the first 6,000 images with batch 32. Measured over seeds
 /// 0–5 after 2 epochs (376 steps): 0.842–0.881 on the first 1,000 test images (seed 0: 0.872).
@@ -49,6 +49,11 @@ fn lstm_h64_adam_learns_mnist_subset() {
     assert_eq!(rec.iterations, 2 * 188); // 6000 / 32 = 187.5 → 188 batches per epoch
     let acc = rec.final_test_acc.unwrap();
     assert!(acc >= 0.85, "LSTM h64 Adam 0.01, 2 epochs on 6000 images (batch 32) reached only {acc:.4} on 1000 test images");
+    // A network that learned predicts many classes: not collapsed, and the most frequent
+    // prediction is far below the 99 % threshold (MNIST's largest class is about 11 %).
+    assert!(!rec.collapsed);
+    let top = rec.top_class.expect("the final evaluation's most predicted class");
+    assert!(top.share < 0.2, "{top:?}");
     let train_rows: Vec<_> = rec
         .metrics
         .iter()
@@ -94,13 +99,25 @@ fn divergence_is_recorded_not_panicked() {
     let rec = run(&cfg, false);
     match rec.status {
         RunStatus::Diverged {
-            epoch, iteration, ..
+            epoch,
+            iteration,
+            non_finite,
         } => {
             assert!((1..=200).contains(&iteration));
             assert!(epoch >= 1);
+            let nf = non_finite.expect("the first non-finite quantity is named");
+            let names: Vec<String> = rnnsweep::trainer::model::param_layout(&cfg.model)
+                .into_iter()
+                .map(|p| p.name)
+                .collect();
+            match nf.kind {
+                NonFiniteKind::Loss => assert_eq!(nf.tensor, None),
+                _ => assert!(names.contains(nf.tensor.as_ref().unwrap()), "{nf:?}"),
+            }
         }
         other => panic!("expected divergence, got {other:?}"),
     }
+    assert!(!rec.collapsed, "a diverged run is not also collapsed");
 }
 
 #[test]
