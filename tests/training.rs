@@ -52,7 +52,9 @@ fn lstm_h64_adam_learns_mnist_subset() {
     // A network that learned predicts many classes: not collapsed, and the most frequent
     // prediction is far below the 99 % threshold (MNIST's largest class is about 11 %).
     assert!(!rec.collapsed);
-    let top = rec.top_class.expect("the final evaluation's most predicted class");
+    let top = rec
+        .top_class
+        .expect("the final evaluation's most predicted class");
     assert!(top.share < 0.2, "{top:?}");
     let train_rows: Vec<_> = rec
         .metrics
