@@ -296,9 +296,7 @@ fn compare_lines_say_n_and_whether_there_is_an_interval() {
 fn corrupt_results_are_counted_and_named_not_missing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = fixture(tmp.path());
-    let store = RunStore {
-        layout: rnnsweep::store::Layout::at(&dir),
-    };
+    let store = RunStore::at(&dir);
     let plan = store.load_plan().unwrap();
     let (first, second) = (&plan.cells[0], &plan.cells[3]);
     std::fs::write(store.layout.result_json(&first.id), b"{ not json").unwrap();

@@ -12,7 +12,7 @@ use super::results::resolve_sweeps;
 use super::Outcome;
 use crate::report::export::cut;
 use crate::store::lease::{now, Leases, Liveness};
-use crate::store::{CellStatus, Layout, RunStore};
+use crate::store::{CellStatus, RunStore};
 
 /// One cell's state as `status` reports it.
 #[derive(Clone, Debug, Serialize)]
@@ -52,9 +52,7 @@ pub const STATES: [&str; 8] = [
 
 /// Reads a sweep folder's state.
 pub fn sweep_state(dir: &Path, ttl: Duration) -> anyhow::Result<SweepState> {
-    let store = RunStore {
-        layout: Layout::at(dir),
-    };
+    let store = RunStore::at(dir);
     let plan = store.load_plan()?;
     let leases = Leases::new(store.layout.leases(), ttl);
     let t = now();

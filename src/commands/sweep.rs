@@ -367,7 +367,7 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
             run.jobs.clamp(1, pending.len()),
             opts.quiet,
         );
-        let _ = store.event(
+        store.log_event(
             "sweep_start",
             None,
             serde_json::json!({
@@ -379,7 +379,7 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         outcomes = runner::run(&pending, &store, &data, &run, stop, &progress)
             .map_err(anyhow::Error::msg)?;
         progress.mp.clear().ok();
-        let _ = store.event(
+        store.log_event(
             "sweep_end",
             None,
             serde_json::json!({ "ran": outcomes.len() }),
@@ -454,6 +454,14 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         eprintln!(
             "{failed} cell(s) failed; see error.txt in their folders under {}",
             store.layout.runs().display()
+        );
+    }
+    let (lost_events, why) = store.event_failures();
+    if lost_events > 0 {
+        eprintln!(
+            "warning: {lost_events} event(s) could not be written to {}: {}",
+            store.layout.events().display(),
+            why.unwrap_or_default()
         );
     }
     Ok(if interrupted {

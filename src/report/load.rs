@@ -14,7 +14,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::store::{CellStatus, Layout, RunStore};
+use crate::store::{CellStatus, RunStore};
 use crate::trainer::config::Budget;
 use crate::trainer::record::{MetricSplit, RunStatus};
 
@@ -286,9 +286,7 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
     let mut sweeps = Vec::new();
     let mut mc = MetricCols::default();
     for dir in dirs {
-        let store = RunStore {
-            layout: Layout::at(dir),
-        };
+        let store = RunStore::at(dir);
         if !store.layout.plan_json().is_file() {
             return Err(LoadError::NotASweep(dir.clone()));
         }

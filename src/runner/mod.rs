@@ -114,7 +114,7 @@ fn claim_and_run(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shar
     let lease = match sh.leases.claim(&cell.id, &sh.origin) {
         Err(e) => {
             let msg = format!("cannot claim the cell: {e}");
-            let _ = store.event("failed", Some(cell), serde_json::json!({ "error": msg }));
+            store.log_event("failed", Some(cell), serde_json::json!({ "error": msg }));
             return CellOutcome::Failed(msg);
         }
         Ok(Claim::Held(info)) => {
@@ -122,7 +122,7 @@ fn claim_and_run(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shar
         }
         Ok(Claim::Acquired(lease)) => lease,
         Ok(Claim::TookOver(lease, old, why)) => {
-            let _ = store.event(
+            store.log_event(
                 "takeover",
                 Some(cell),
                 serde_json::json!({ "previous_owner": old.owner, "why": why }),
@@ -139,7 +139,7 @@ fn claim_and_run(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shar
     if lease.lost() {
         // Our heartbeat stalled past the time-to-live and another worker took the cell over;
         // both may have finished it, and result.json (written atomically) holds one of them.
-        let _ = store.event(
+        store.log_event(
             "lease_lost",
             Some(cell),
             serde_json::json!({ "ttl_seconds": sh.leases.ttl.as_secs_f64() }),
@@ -160,13 +160,13 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
     } = *sh;
     let fail = |msg: String| {
         let _ = store.fail(&cell.id, &msg);
-        let _ = store.event("failed", Some(cell), serde_json::json!({ "error": msg }));
+        store.log_event("failed", Some(cell), serde_json::json!({ "error": msg }));
         CellOutcome::Failed(msg)
     };
     if let Err(e) = store.start(cell) {
         return fail(format!("{e:#}"));
     }
-    let _ = store.event("start", Some(cell), serde_json::json!({}));
+    store.log_event("start", Some(cell), serde_json::json!({}));
     sweep.cell_started(worker, cell);
     let obs = CellObserver {
         worker,
@@ -200,7 +200,7 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
         return fail(e);
     }
     if let RunStatus::Interrupted { .. } = record.status {
-        let _ = store.event(
+        store.log_event(
             "interrupted",
             Some(cell),
             serde_json::json!({ "iteration": record.iterations }),
@@ -225,7 +225,7 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
     if let Err(e) = finish() {
         return fail(format!("{e:#}"));
     }
-    let _ = store.event(
+    store.log_event(
         "done",
         Some(cell),
         serde_json::json!({ "status": record.status.name(), "test_acc": record.final_test_acc }),

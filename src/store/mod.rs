@@ -128,13 +128,31 @@ impl MetricsLog {
 #[derive(Clone, Debug)]
 pub struct RunStore {
     pub layout: Layout,
+    /// Event-log lines that could not be written (shared by clones), for the end of a sweep.
+    event_failures: std::sync::Arc<EventFailures>,
+}
+
+/// How many event-log writes failed, and the first error.
+#[derive(Debug, Default)]
+struct EventFailures {
+    count: std::sync::atomic::AtomicUsize,
+    first: std::sync::Mutex<Option<String>>,
 }
 
 impl RunStore {
+    /// The store of an existing sweep folder (as `results/<sweep>`), e.g. found by listing.
+    pub fn at(dir: &Path) -> RunStore {
+        RunStore {
+            layout: Layout::at(dir),
+            event_failures: Default::default(),
+        }
+    }
+
     /// Opens (creating if needed) `results_root/<plan name>` without writing anything else.
     pub fn open(results_root: &Path, plan_name: &str) -> RunStore {
         RunStore {
             layout: Layout::new(results_root, plan_name),
+            event_failures: Default::default(),
         }
     }
 
@@ -268,6 +286,29 @@ impl RunStore {
         write_atomic(&p, message.as_bytes()).map_err(io("write", &p))
     }
 
+    /// Appends one event to events.jsonl like [`RunStore::event`], but a failed write is
+    /// counted instead of returned: the log is a journal, and a sweep does not stop for it, but
+    /// [`RunStore::event_failures`] tells at the end how many lines are missing and why.
+    pub fn log_event(&self, event: &str, cell: Option<&Cell>, extra: serde_json::Value) {
+        if let Err(e) = self.event(event, cell, extra) {
+            let f = &self.event_failures;
+            f.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            f.first
+                .lock()
+                .expect("event failure lock")
+                .get_or_insert_with(|| format!("{e:#}"));
+        }
+    }
+
+    /// How many [`RunStore::log_event`] writes failed so far, and the first error.
+    pub fn event_failures(&self) -> (usize, Option<String>) {
+        let f = &self.event_failures;
+        (
+            f.count.load(std::sync::atomic::Ordering::Relaxed),
+            f.first.lock().expect("event failure lock").clone(),
+        )
+    }
+
     /// Appends one JSON line to events.jsonl (a single write, so lines from concurrent
     /// workers do not interleave).
     pub fn event(
@@ -300,5 +341,34 @@ impl RunStore {
             .open(&p)
             .map_err(io("open", &p))?;
         f.write_all(text.as_bytes()).map_err(io("append to", &p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An event log that cannot be written is counted, with the first error naming the file;
+    /// clones of the store share the count (the runner's workers hold clones or references).
+    #[test]
+    fn failed_event_writes_are_counted_not_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = RunStore::open(tmp.path(), "s");
+        fs::create_dir_all(store.layout.root()).unwrap();
+        store.log_event("start", None, serde_json::json!({}));
+        assert_eq!(store.event_failures(), (0, None));
+        let text = fs::read_to_string(store.layout.events()).unwrap();
+        assert!(text.contains("\"event\":\"start\""), "{text}");
+
+        // A folder where the log should be: every append fails.
+        fs::remove_file(store.layout.events()).unwrap();
+        fs::create_dir(store.layout.events()).unwrap();
+        let clone = store.clone();
+        store.log_event("done", None, serde_json::json!({}));
+        clone.log_event("done", None, serde_json::json!({}));
+        let (n, first) = store.event_failures();
+        assert_eq!(n, 2);
+        let first = first.unwrap();
+        assert!(first.contains("events.jsonl"), "{first}");
     }
 }
