@@ -233,7 +233,7 @@ fn gradients_match_finite_differences() {
 fn fused_layers_match_the_dfdx_ops_path() {
     fn check<E: Dtype + Into<f64>>(tol: f64)
     where
-        Cpu: rnnsweep::trainer::fused::LayerKernel<E>,
+        Cpu: rnnsweep::trainer::kernel::LayerKernel<E>,
     {
         let batch = 3;
         let x: Vec<E> = time_major(&inputs(batch))

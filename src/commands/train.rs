@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use crate::trainer::fused::LayerKernel;
+use crate::trainer::kernel::LayerKernel;
 use anyhow::Context;
 use indicatif::ProgressBar;
 

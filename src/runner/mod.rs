@@ -11,7 +11,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::trainer::fused::LayerKernel;
+use crate::trainer::kernel::LayerKernel;
 
 use crate::cluster::Origin;
 use crate::data::Mnist;

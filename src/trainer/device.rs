@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use dfdx::prelude::*;
 
-use super::fused::LayerKernel;
+use super::kernel::LayerKernel;
 use crate::error::TrainError;
 
 /// The device requested on the command line.

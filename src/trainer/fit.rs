@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::config::{EvalEvery, TrainConfig};
-use super::fused::LayerKernel;
+use super::kernel::LayerKernel;
 use super::model::{param_count, param_layout, Model};
 use super::optim::Optimizer;
 use super::record::{

@@ -1,0 +1,162 @@
+//! The forward pass of a fused layer: the input projection of every step as one matmul, then
+//! each step's `h·W_hhᵀ` accumulated into it and the gate loops.
+
+use super::*;
+
+use super::gemm::{add_recurrent, matmul, View};
+
+#[inline(always)]
+pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E>) -> Saved<E> {
+    let Dims { n, b, i, h, g } = d;
+    let steps = n / b;
+    // Input projection of every step at once: xw = x · W_ihᵀ + bias.
+    let mut xw = vec![E::zero(); n * g];
+    matmul(
+        &mut xw,
+        View::row_major(n, g),
+        false,
+        &x,
+        View::row_major(n, i),
+        &p.w_ih,
+        View::row_major(g, i).t(),
+    );
+    let bias: Vec<E> = if kind == Kind::Gru {
+        p.b_ih.clone()
+    } else {
+        p.b_ih.iter().zip(&p.b_hh).map(|(&a, &c)| a + c).collect()
+    };
+    for row in xw.chunks_exact_mut(g) {
+        add_into(row, &bias);
+    }
+    let mut hs = vec![E::zero(); n * h];
+    let mut saved = Saved {
+        x,
+        hs: Vec::new(),
+        act: Vec::new(),
+        c: Vec::new(),
+        tc: Vec::new(),
+        ghn: Vec::new(),
+    };
+    match kind {
+        Kind::Relu | Kind::Tanh => {
+            for t in 0..steps {
+                let (done, rest) = hs.split_at_mut(t * b * h);
+                let pre = &mut xw[t * b * g..(t + 1) * b * g];
+                if t > 0 {
+                    add_recurrent(pre, &done[(t - 1) * b * h..t * b * h], &p.w_hh, d);
+                }
+                let out = &mut rest[..b * h];
+                if kind == Kind::Relu {
+                    for (o, &v) in out.iter_mut().zip(pre.iter()) {
+                        *o = relu(v);
+                    }
+                } else {
+                    for (o, &v) in out.iter_mut().zip(pre.iter()) {
+                        *o = v.tanh_();
+                    }
+                }
+            }
+        }
+        Kind::Lstm => {
+            let mut c = vec![E::zero(); n * h];
+            let mut tc = vec![E::zero(); n * h];
+            for t in 0..steps {
+                let (done, rest) = hs.split_at_mut(t * b * h);
+                let gates = &mut xw[t * b * g..(t + 1) * b * g];
+                if t > 0 {
+                    add_recurrent(gates, &done[(t - 1) * b * h..t * b * h], &p.w_hh, d);
+                }
+                for gr in gates.chunks_exact_mut(g) {
+                    let (ifg, o) = gr.split_at_mut(3 * h);
+                    let (if_, gg) = ifg.split_at_mut(2 * h);
+                    for v in if_.iter_mut() {
+                        *v = v.sigmoid_();
+                    }
+                    for v in gg.iter_mut() {
+                        *v = v.tanh_();
+                    }
+                    for v in o.iter_mut() {
+                        *v = v.sigmoid_();
+                    }
+                }
+                let (c_done, c_rest) = c.split_at_mut(t * b * h);
+                let out = &mut rest[..b * h];
+                let ct = &mut c_rest[..b * h];
+                let tct = &mut tc[t * b * h..(t + 1) * b * h];
+                for r in 0..b {
+                    let gr = &gates[r * g..(r + 1) * g];
+                    let (ig, fg, gg, og) =
+                        (&gr[..h], &gr[h..2 * h], &gr[2 * h..3 * h], &gr[3 * h..]);
+                    let row = r * h..(r + 1) * h;
+                    let (cr, tr, hr) = (
+                        &mut ct[row.clone()],
+                        &mut tct[row.clone()],
+                        &mut out[row.clone()],
+                    );
+                    if t > 0 {
+                        let cp = &c_done[(t - 1) * b * h + r * h..(t - 1) * b * h + (r + 1) * h];
+                        for k in 0..h {
+                            cr[k] = fg[k] * cp[k] + ig[k] * gg[k];
+                        }
+                    } else {
+                        for k in 0..h {
+                            cr[k] = ig[k] * gg[k];
+                        }
+                    }
+                    for k in 0..h {
+                        tr[k] = cr[k].tanh_();
+                        hr[k] = og[k] * tr[k];
+                    }
+                }
+            }
+            saved.act = xw;
+            saved.c = c;
+            saved.tc = tc;
+        }
+        Kind::Gru => {
+            let mut ghn = vec![E::zero(); n * h];
+            let mut gh = vec![E::zero(); b * g];
+            let zeros = vec![E::zero(); h]; // h before the first step
+            for t in 0..steps {
+                let (done, rest) = hs.split_at_mut(t * b * h);
+                let xs = &mut xw[t * b * g..(t + 1) * b * g];
+                // gh = h_prev · W_hhᵀ + b_hh (h_prev = 0 at t = 0).
+                for row in gh.chunks_exact_mut(g) {
+                    row.copy_from_slice(&p.b_hh);
+                }
+                if t > 0 {
+                    add_recurrent(&mut gh, &done[(t - 1) * b * h..t * b * h], &p.w_hh, d);
+                }
+                let out = &mut rest[..b * h];
+                let ghn_t = &mut ghn[t * b * h..(t + 1) * b * h];
+                for r in 0..b {
+                    let xr = &mut xs[r * g..(r + 1) * g];
+                    let gr = &gh[r * g..(r + 1) * g];
+                    for k in 0..2 * h {
+                        xr[k] = (xr[k] + gr[k]).sigmoid_();
+                    }
+                    let (rz, nn) = xr.split_at_mut(2 * h);
+                    let hn = &gr[2 * h..];
+                    ghn_t[r * h..(r + 1) * h].copy_from_slice(hn);
+                    for k in 0..h {
+                        nn[k] = (nn[k] + rz[k] * hn[k]).tanh_();
+                    }
+                    let hr = &mut out[r * h..(r + 1) * h];
+                    let hp: &[E] = if t > 0 {
+                        &done[(t - 1) * b * h + r * h..(t - 1) * b * h + (r + 1) * h]
+                    } else {
+                        &zeros[..h]
+                    };
+                    let z = &rz[h..];
+                    for k in 0..h {
+                        hr[k] = nn[k] + z[k] * (hp[k] - nn[k]);
+                    }
+                }
+            }
+            saved.act = xw;
+            saved.ghn = ghn;
+        }
+    }
+    saved.hs = hs;
+    saved
+}
