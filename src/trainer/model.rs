@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::config::{CellKind, ModelConfig};
 use super::kernel::{LayerKernel, LayerParams};
 use super::ops;
-pub use super::tape::{Flat, Mat, TapeThread};
+use super::tape::{Flat, Mat, TapeThread};
 use crate::data::{CLASSES, SIDE};
 
 /// Name and PyTorch shape of one parameter tensor.

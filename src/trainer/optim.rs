@@ -14,7 +14,7 @@
 use dfdx::prelude::*;
 
 use super::config::{OptimConfig, OptimKind};
-use super::model::Flat;
+use super::tape::Flat;
 use super::record::NonFiniteKind;
 
 /// Per-parameter optimizer state.
