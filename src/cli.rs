@@ -480,9 +480,7 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
             }
             let shard = match a.shard {
                 Some(s) => Some(s),
-                None => {
-                    Shard::from_slurm_env(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?
-                }
+                None => Shard::from_slurm_env(|k| std::env::var(k).ok())?,
             };
             let opts = sweep::SweepOptions {
                 grid: a.grid,
@@ -492,7 +490,7 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
                     jobs,
                     threads_per_job: a.threads_per_job.unwrap_or(1),
                     device: a.device,
-                    lease_ttl: ttl_from_env().map_err(anyhow::Error::msg)?,
+                    lease_ttl: ttl_from_env()?,
                     rerun_failed: a.rerun_failed,
                 },
                 shard,
@@ -502,12 +500,7 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
             sweep::sweep_cmd(&opts, stop)
         }
         Command::Plan(a) => sweep::plan_cmd(&a.grid, &a.results, a.json),
-        Command::Status(a) => status::status_cmd(
-            &a.results,
-            &a.sweeps,
-            ttl_from_env().map_err(anyhow::Error::msg)?,
-            a.json,
-        ),
+        Command::Status(a) => status::status_cmd(&a.results, &a.sweeps, ttl_from_env()?, a.json),
         Command::Slurm(a) => slurm::slurm_cmd(&slurm::SlurmOptions {
             grid: a.grid,
             results: a.results,

@@ -1,5 +1,7 @@
-//! Typed errors of each stage (data, configuration, training). Library code returns these;
-//! only `main.rs` turns them into an `anyhow` chain for printing. Every I/O error names its path.
+//! Typed errors of each stage (data, configuration, training), and [`chain`] for errors kept as
+//! text. Library code returns these (other modules define their own: `StoreError`, `RunnerError`,
+//! `ChartError`, `ExportError`, ...); only the command layer turns them into an `anyhow` chain for
+//! printing. Every I/O error names its path.
 
 use std::path::PathBuf;
 
@@ -94,4 +96,35 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// `e` followed by each of its causes, joined by ": " (as `main` prints an error chain), for
+/// errors kept as text: a failed cell's error.txt and its event.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_lists_every_cause() {
+        let e = IoError::at("read", std::path::Path::new("/x/y"))(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "gone",
+        ));
+        assert_eq!(chain(&e), "cannot read /x/y: gone");
+        assert_eq!(
+            chain(&ConfigError::new("hidden", 0, "1..")),
+            "invalid hidden = 0: 1.."
+        );
+    }
 }

@@ -3,11 +3,14 @@
 //! Data flows one way:
 //!
 //! ```text
-//! data (MNIST files) ──┐
-//!                      ▼
-//! trainer::TrainConfig ─► trainer (dfdx: model, optimizers, fit loop) ─► RunRecord ─► metrics CSV / JSON
+//! spec (grid TOML) ─► plan (cells with stable ids) ─► runner (workers, leases) ─► trainer
+//!                                                        │    (model, kernels, fit loop)
+//!                                          data (MNIST) ─┘            │ RunRecord
+//!                                                                     ▼
+//!                      report (tables, charts, HTML) ◄─ reads only ─ store (results folder)
 //! ```
 //!
+//! `cluster` adds shards and the Slurm script; `commands` wires each command to these stages.
 //! Only `cli.rs` (in the binary) sees clap; the library modules take typed values.
 
 pub mod cluster;

@@ -1,6 +1,7 @@
 //! The `rnnsweep` binary: parse the command line, run it, print any error with its causes, and
-//! map the outcome to an exit code (0 ok, 1 a run diverged, 2 bad input or harness error,
-//! 130 interrupted). Ctrl-C, SIGTERM and SIGUSR1 (Slurm's warning before the time limit) all
+//! map the outcome to an exit code (0 ok; 1 `train`'s run diverged, or some of `sweep`'s cells
+//! failed — diverged cells are outcomes and exit 0; 2 bad input or harness error; 130
+//! interrupted). Ctrl-C, SIGTERM and SIGUSR1 (Slurm's warning before the time limit) all
 //! stop running cells at their next step; a second Ctrl-C leaves at once.
 
 mod cli;

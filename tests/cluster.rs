@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::{cmd, event_counts, grid, plan_and_store, sweep};
 use rnnsweep::cluster::Origin;
 use rnnsweep::store::lease::{now, LeaseInfo};
-use rnnsweep::store::{CellStatus, RunStore};
+use rnnsweep::store::RunStore;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -32,7 +32,7 @@ fn status_json(results: &Path, sweep: &str) -> serde_json::Value {
 fn all_done(plan: &rnnsweep::plan::Plan, store: &RunStore) -> bool {
     plan.cells
         .iter()
-        .all(|c| matches!(store.status(c), CellStatus::Done(_)))
+        .all(|c| store.cell_state(c, None).0.finished())
 }
 
 fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
@@ -107,7 +107,7 @@ fn shards_split_the_plan_by_flag_or_slurm_variables() {
     let done: Vec<usize> = plan
         .cells
         .iter()
-        .filter(|c| matches!(store.status(c), CellStatus::Done(_)))
+        .filter(|c| store.cell_state(c, None).0.finished())
         .map(|c| c.index)
         .collect();
     assert_eq!(done, vec![1, 4]);
@@ -163,7 +163,10 @@ fn a_killed_workers_lease_goes_stale_and_another_worker_finishes_the_cell() {
     });
     a.kill().unwrap(); // SIGKILL: no chance to clean up
     a.wait().unwrap();
-    assert!(store.status(first).needs_run(false), "killed mid-cell");
+    assert!(
+        store.cell_state(first, None).0.needs_run(false),
+        "killed mid-cell"
+    );
     let st = status_json(tmp.path(), "kill");
     let cell = &st["detail"][0];
     assert_eq!(cell["state"], "stale", "{st}");
@@ -222,7 +225,7 @@ fn another_hosts_live_lease_is_respected_and_its_stale_lease_taken_over() {
         "the final table shows the cell as running elsewhere:\n{}",
         text(&o.stdout)
     );
-    assert!(!matches!(store.status(held), CellStatus::Done(_)));
+    assert!(!store.cell_state(held, None).0.finished());
     let st = status_json(tmp.path(), "tiny");
     assert_eq!(st["counts"]["running"], 1);
     assert_eq!(st["detail"][2]["owner"], "node-elsewhere:4242");
@@ -269,7 +272,10 @@ fn signal_stops_cleanly(signal: &str) {
         "{}",
         text(&o.stderr)
     );
-    assert!(plan.cells.iter().any(|c| store.status(c).needs_run(false)));
+    assert!(plan
+        .cells
+        .iter()
+        .any(|c| store.cell_state(c, None).0.needs_run(false)));
     assert!(
         std::fs::read_dir(store.layout.leases()).unwrap().count() == 0,
         "leases are released on a clean stop"

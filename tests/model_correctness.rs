@@ -3,7 +3,7 @@
 
 use dfdx::prelude::*;
 use rnnsweep::trainer::config::{Activation, CellKind, ModelConfig};
-use rnnsweep::trainer::model::Model;
+use rnnsweep::trainer::model::{Model, ModelLoadError};
 
 const T: usize = 28;
 const F: usize = 28;
@@ -357,5 +357,16 @@ fn weights_round_trip_through_safetensors_with_pytorch_names() {
     assert_eq!(st.tensor("fc.bias").unwrap().shape(), &[10]);
     let other = ModelConfig { hidden: 6, ..cfg };
     let err = Model::<f32, Cpu>::from_safetensors(&other, &bytes, &dev).unwrap_err();
-    assert!(err.contains("rnn.weight_ih_l0"), "{err}");
+    assert!(
+        matches!(&err, ModelLoadError::WrongTensor { name, .. } if name == "rnn.weight_ih_l0"),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "rnn.weight_ih_l0 is F32 [15, 28], expected F32 [18, 28]"
+    );
+    assert!(matches!(
+        Model::<f32, Cpu>::from_safetensors(&cfg, b"not weights", &dev),
+        Err(ModelLoadError::NotSafetensors(_))
+    ));
 }

@@ -336,8 +336,8 @@ fn corrupt_results_are_counted_and_named_not_missing() {
         "{lines:?}"
     );
     // The store says the same.
-    assert_eq!(store.status(first).name(), "corrupt");
-    assert_eq!(store.status(second).name(), "corrupt");
+    assert_eq!(store.cell_state(first, None).0.name(), "corrupt");
+    assert_eq!(store.cell_state(second, None).0.name(), "corrupt");
     // And so does every format that prints counts.
     let loaded = load(std::slice::from_ref(&dir)).unwrap();
     let s = summarize(&loaded, &default_by(&loaded), Metric::TestAcc).unwrap();
@@ -377,6 +377,7 @@ fn every_format_renders_stably() {
     assert!(exporter_for(Format::Csv)
         .render(&s, Tables::Both)
         .unwrap_err()
+        .to_string()
         .contains("choose --table"));
     let table = String::from_utf8(
         exporter_for(Format::Table)

@@ -7,7 +7,7 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use rnnsweep::store::CellStatus;
+use rnnsweep::store::state::CellState;
 
 use common::{cmd, event_counts, grid, plan_and_store, sweep};
 
@@ -30,7 +30,7 @@ fn rerunning_runs_only_what_is_not_done() {
     assert!(plan
         .cells
         .iter()
-        .all(|c| matches!(store.status(c), CellStatus::Done(_))));
+        .all(|c| store.cell_state(c, None).0.finished()));
     for c in &plan.cells {
         for f in [
             "config.json",
@@ -57,8 +57,8 @@ fn rerunning_runs_only_what_is_not_done() {
     )
     .unwrap();
     assert!(matches!(
-        store.status(&plan.cells[4]),
-        CellStatus::Corrupt(_)
+        store.cell_state(&plan.cells[4], None).0,
+        CellState::Corrupt(_)
     ));
     let o = sweep(&g, tmp.path(), &[]);
     assert!(o.status.success());
@@ -137,11 +137,11 @@ fn a_failing_cell_does_not_stop_the_others_and_can_be_rerun() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("1 cell(s) failed"), "{}", stderr(&o));
     for (i, c) in plan.cells.iter().enumerate() {
-        let s = store.status(c);
+        let s = store.cell_state(c, None).0;
         if i == 2 {
-            assert!(matches!(s, CellStatus::Failed(_)), "{s:?}");
+            assert!(matches!(s, CellState::Failed(_)), "{s:?}");
         } else {
-            assert!(matches!(s, CellStatus::Done(_)), "cell {i}: {s:?}");
+            assert!(s.finished(), "cell {i}: {s:?}");
         }
     }
     // Without --rerun-failed the failed cell is kept; with it, it runs (and now succeeds).
@@ -154,7 +154,7 @@ fn a_failing_cell_does_not_stop_the_others_and_can_be_rerun() {
     std::fs::remove_dir_all(&blocker).unwrap();
     let o = sweep(&g, tmp.path(), &["--rerun-failed"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(matches!(store.status(&plan.cells[2]), CellStatus::Done(_)));
+    assert!(store.cell_state(&plan.cells[2], None).0.finished());
 }
 
 #[cfg(unix)]
@@ -193,7 +193,7 @@ fn ctrl_c_stops_promptly_and_unfinished_cells_run_next_time() {
     let unfinished = plan
         .cells
         .iter()
-        .filter(|c| store.status(c).needs_run(false))
+        .filter(|c| store.cell_state(c, None).0.needs_run(false))
         .count();
     assert!(
         unfinished > 0,
@@ -205,5 +205,5 @@ fn ctrl_c_stops_promptly_and_unfinished_cells_run_next_time() {
     assert!(plan
         .cells
         .iter()
-        .all(|c| matches!(store.status(c), CellStatus::Done(_))));
+        .all(|c| store.cell_state(c, None).0.finished()));
 }

@@ -1,7 +1,8 @@
 //! Running one sweep from many processes: which slice of the plan this process takes (`Shard`,
 //! from `--shard I/N` or Slurm's array variables), who this process is (`Origin`: host, pid,
 //! Slurm job and task, recorded in leases and run records), whether a process is alive, and the
-//! sbatch script for a Slurm job array (`sbatch`).
+//! sbatch script for a Slurm job array (`sbatch`). `--shard` keeps a text error (clap prints it
+//! after the flag); Slurm's variables that make no shard are a [`SlurmEnvError`].
 
 pub mod sbatch;
 
@@ -16,6 +17,7 @@ pub struct Shard {
     pub count: usize,
 }
 
+/// For clap's `--shard`: the text is what clap prints after "invalid value".
 impl std::str::FromStr for Shard {
     type Err = String;
     /// "I/N" with 0 ≤ I < N.
@@ -39,6 +41,23 @@ impl std::fmt::Display for Shard {
     }
 }
 
+/// Slurm's array variables are set but do not make a shard.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SlurmEnvError {
+    #[error("{var}={value:?} is not a whole number")]
+    NotANumber { var: &'static str, value: String },
+    #[error(
+        "SLURM_ARRAY_TASK_ID is set but neither SLURM_ARRAY_TASK_COUNT nor \
+         SLURM_ARRAY_TASK_MAX is; pass --shard I/N"
+    )]
+    NoCount,
+    #[error(
+        "SLURM_ARRAY_TASK_ID={id} is outside the array ({min}..{end}); \
+         use a contiguous --array range or pass --shard I/N"
+    )]
+    OutsideArray { id: usize, min: usize, end: usize },
+}
+
 impl Shard {
     pub fn contains(&self, cell_index: usize) -> bool {
         cell_index % self.count == self.index
@@ -46,15 +65,16 @@ impl Shard {
 
     /// The shard of a Slurm array task, from `SLURM_ARRAY_TASK_ID` and `SLURM_ARRAY_TASK_COUNT`
     /// (or `SLURM_ARRAY_TASK_MIN`/`_MAX` where the count is missing). None outside an array.
-    pub fn from_slurm_env(get: impl Fn(&str) -> Option<String>) -> Result<Option<Shard>, String> {
-        let num = |k: &str| -> Result<Option<usize>, String> {
-            match get(k) {
+    pub fn from_slurm_env(
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Shard>, SlurmEnvError> {
+        let num = |var: &'static str| -> Result<Option<usize>, SlurmEnvError> {
+            match get(var) {
                 None => Ok(None),
-                Some(v) => v
-                    .trim()
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| format!("{k}={v:?} is not a whole number")),
+                Some(value) => match value.trim().parse() {
+                    Ok(n) => Ok(Some(n)),
+                    Err(_) => Err(SlurmEnvError::NotANumber { var, value }),
+                },
             }
         };
         let Some(id) = num("SLURM_ARRAY_TASK_ID")? else {
@@ -64,21 +84,16 @@ impl Shard {
         let count = match (num("SLURM_ARRAY_TASK_COUNT")?, num("SLURM_ARRAY_TASK_MAX")?) {
             (Some(c), _) => c,
             (None, Some(max)) if max >= min => max - min + 1,
-            _ => {
-                return Err(
-                    "SLURM_ARRAY_TASK_ID is set but neither SLURM_ARRAY_TASK_COUNT nor \
-                     SLURM_ARRAY_TASK_MAX is; pass --shard I/N"
-                        .into(),
-                )
-            }
+            _ => return Err(SlurmEnvError::NoCount),
         };
-        let index = id.checked_sub(min).filter(|i| *i < count).ok_or_else(|| {
-            format!(
-                "SLURM_ARRAY_TASK_ID={id} is outside the array ({min}..{}); \
-                 use a contiguous --array range or pass --shard I/N",
-                min + count
-            )
-        })?;
+        let index =
+            id.checked_sub(min)
+                .filter(|i| *i < count)
+                .ok_or(SlurmEnvError::OutsideArray {
+                    id,
+                    min,
+                    end: min + count,
+                })?;
         Ok(Some(Shard { index, count }))
     }
 }
@@ -216,12 +231,27 @@ mod tests {
             ])),
             Ok(Some(Shard { index: 0, count: 8 }))
         );
-        assert!(Shard::from_slurm_env(env(&[("SLURM_ARRAY_TASK_ID", "3")])).is_err());
-        assert!(Shard::from_slurm_env(env(&[
+        assert_eq!(
+            Shard::from_slurm_env(env(&[("SLURM_ARRAY_TASK_ID", "3")])),
+            Err(SlurmEnvError::NoCount)
+        );
+        let outside = Shard::from_slurm_env(env(&[
             ("SLURM_ARRAY_TASK_ID", "9"),
-            ("SLURM_ARRAY_TASK_COUNT", "4")
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
         ]))
-        .is_err());
+        .unwrap_err();
+        assert_eq!(
+            outside.to_string(),
+            "SLURM_ARRAY_TASK_ID=9 is outside the array (0..4); use a contiguous --array range \
+             or pass --shard I/N"
+        );
+        assert_eq!(
+            Shard::from_slurm_env(env(&[("SLURM_ARRAY_TASK_ID", "x1")])),
+            Err(SlurmEnvError::NotANumber {
+                var: "SLURM_ARRAY_TASK_ID",
+                value: "x1".into()
+            })
+        );
     }
 
     #[test]

@@ -304,9 +304,7 @@ pub fn report_bench(
     )?;
     let summarize_seconds = t2.elapsed().as_secs_f64();
     let t3 = Instant::now();
-    let bytes = export::exporter_for(export::Format::Table)
-        .render(&s, export::Tables::Both)
-        .map_err(anyhow::Error::msg)?;
+    let bytes = export::exporter_for(export::Format::Table).render(&s, export::Tables::Both)?;
     let render_seconds = t3.elapsed().as_secs_f64();
     anyhow::ensure!(
         s.counts.completed == runs && !bytes.is_empty(),

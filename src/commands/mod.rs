@@ -17,9 +17,10 @@ pub mod train;
 pub enum Outcome {
     /// Exit 0.
     Ok,
-    /// Exit 1: the command ran, but a run did not complete (diverged).
+    /// Exit 1: the command ran, but did not get its result: `train`'s run diverged, or a
+    /// sweep has failed cells (a sweep's diverged cells are results and exit 0).
     RunFailed,
-    /// Exit 130: stopped by Ctrl-C after saving what was done.
+    /// Exit 130: stopped by Ctrl-C, SIGTERM or SIGUSR1 after saving what was done.
     Interrupted,
 }
 

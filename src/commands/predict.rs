@@ -45,7 +45,6 @@ pub fn load_run(run_dir: &Path) -> anyhow::Result<SavedRun> {
         format!("cannot read {}: only completed runs save weights (a diverged or unfinished run has none)", w_path.display())
     })?;
     let model = Model::<f32, Cpu>::from_safetensors(&cfg.model, &bytes, &Cpu::default())
-        .map_err(anyhow::Error::msg)
         .with_context(|| format!("{} does not match {}", w_path.display(), cfg_path.display()))?;
     Ok(SavedRun {
         dir: run_dir.to_owned(),

@@ -56,7 +56,7 @@ pub fn build_summary(
 ) -> anyhow::Result<(Loaded, Summary)> {
     let loaded = load(dirs)?;
     let by = match by {
-        Some(b) => check_by(&loaded, b).map_err(anyhow::Error::msg)?,
+        Some(b) => check_by(&loaded, b)?,
         None => default_by(&loaded),
     };
     let s = summarize(&loaded, &by, metric).context("summarizing")?;
@@ -82,9 +82,7 @@ pub fn summarize_cmd(o: &SummarizeOptions) -> anyhow::Result<Outcome> {
     } else {
         Tables::Both
     });
-    let bytes = exporter_for(o.format)
-        .render(&s, tables)
-        .map_err(anyhow::Error::msg)?;
+    let bytes = exporter_for(o.format).render(&s, tables)?;
     match &o.out {
         Some(p) => {
             write_atomic(p, &bytes).with_context(|| format!("cannot write {}", p.display()))?;
@@ -218,15 +216,13 @@ pub fn curves_cmd(
         if svg {
             files.push((
                 out.join(format!("{}.svg", m.name())),
-                chart::svg(p, &title)
-                    .map_err(anyhow::Error::msg)?
-                    .into_bytes(),
+                chart::svg(p, &title)?.into_bytes(),
             ));
         }
         if png {
             files.push((
                 out.join(format!("{}.png", m.name())),
-                chart::png(p, &title).map_err(anyhow::Error::msg)?,
+                chart::png(p, &title)?,
             ));
         }
         for (path, bytes) in files {
@@ -258,7 +254,7 @@ pub fn report_cmd(
         .map(|(m, p)| {
             let title = format!("{} — {name}", metric_title(*m));
             Ok(Figure {
-                svg: chart::svg(p, &title).map_err(anyhow::Error::msg)?,
+                svg: chart::svg(p, &title)?,
                 title,
             })
         })

@@ -1,8 +1,8 @@
 //! `rnnsweep status SWEEP`: where every cell of a sweep stands, across all the processes
-//! sharing its results folder: done, diverged, running (live lease, with its age and owner),
-//! stale (a lease whose owner is gone), failed, partial (started, no lease) and new.
+//! sharing its results folder: the store's `CellState` (done, collapsed, diverged, running with
+//! its lease's age and owner, stale, failed, partial, corrupt, new) with the details a person
+//! needs to act on it.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -11,16 +11,17 @@ use serde::Serialize;
 use super::results::resolve_sweeps;
 use super::Outcome;
 use crate::report::export::cut;
-use crate::store::lease::{now, Leases, Liveness};
-use crate::store::{CellStatus, RunStore};
+use crate::store::lease::{now, Leases};
+use crate::store::state::CellState;
+use crate::store::RunStore;
 
 /// One cell's state as `status` reports it.
 #[derive(Clone, Debug, Serialize)]
-pub struct CellState {
+pub struct CellRow {
     pub index: usize,
     pub id: String,
     pub variant: String,
-    /// done, diverged, running, stale, failed, partial, new, corrupt.
+    /// One of `CellState::NAMES`.
     pub state: &'static str,
     /// Running or stale: who holds the lease.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -30,7 +31,7 @@ pub struct CellState {
     pub lease_age: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeat_age: Option<f64>,
-    /// Failed: the error; stale: why.
+    /// Failed: the error; corrupt and stale: why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
@@ -40,15 +41,47 @@ pub struct SweepState {
     pub sweep: String,
     pub dir: String,
     pub cells: usize,
-    /// State name → count, in the fixed order of `STATES`.
-    pub counts: BTreeMap<&'static str, usize>,
-    pub detail: Vec<CellState>,
+    /// State name → count, for every state, in `CellState::NAMES` order (also in JSON).
+    pub counts: Counts,
+    pub detail: Vec<CellRow>,
 }
 
 /// The states, in display order.
-pub const STATES: [&str; 8] = [
-    "done", "diverged", "running", "stale", "failed", "partial", "corrupt", "new",
-];
+pub const STATES: [&str; 9] = CellState::NAMES;
+
+/// How many cells are in each state, every state listed in [`STATES`] order; serialized as a
+/// JSON object whose keys keep that order.
+#[derive(Clone, Debug)]
+pub struct Counts(Vec<(&'static str, usize)>);
+
+impl Counts {
+    fn of(detail: &[CellRow]) -> Counts {
+        Counts(
+            STATES
+                .iter()
+                .map(|s| (*s, detail.iter().filter(|c| c.state == *s).count()))
+                .collect(),
+        )
+    }
+    /// The count of one state (0 for a name that is not a state).
+    pub fn get(&self, state: &str) -> usize {
+        self.0
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
+impl Serialize for Counts {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = ser.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
 
 /// Reads a sweep folder's state.
 pub fn sweep_state(dir: &Path, ttl: Duration) -> anyhow::Result<SweepState> {
@@ -58,41 +91,25 @@ pub fn sweep_state(dir: &Path, ttl: Duration) -> anyhow::Result<SweepState> {
     let t = now();
     let mut detail = Vec::with_capacity(plan.cells.len());
     for cell in &plan.cells {
-        let status = store.status(cell);
-        let mut c = CellState {
+        let (state, _) = store.cell_state(cell, Some(&leases));
+        let owner = state.owner();
+        detail.push(CellRow {
             index: cell.index,
             id: cell.id.clone(),
             variant: cell.variant.clone(),
-            state: status.name(),
-            owner: None,
-            lease_age: None,
-            heartbeat_age: None,
-            note: None,
-        };
-        match &status {
-            CellStatus::Done(_) => {}
-            CellStatus::Failed(msg) => c.note = Some(msg.clone()),
-            _ => {
-                if let Some((info, live)) = leases.inspect(&cell.id) {
-                    c.owner = info.as_ref().map(|i| i.owner.describe());
-                    c.lease_age = info.as_ref().map(|i| t - i.acquired);
-                    c.heartbeat_age = info.as_ref().map(|i| t - i.heartbeat);
-                    match live {
-                        Liveness::Live => c.state = "running",
-                        Liveness::Stale(why) => {
-                            c.state = "stale";
-                            c.note = Some(why);
-                        }
-                    }
+            state: state.name(),
+            owner: owner.map(|i| i.owner.describe()),
+            lease_age: owner.map(|i| t - i.acquired),
+            heartbeat_age: owner.map(|i| t - i.heartbeat),
+            note: match &state {
+                CellState::Failed(msg) | CellState::Corrupt(msg) | CellState::Stale(_, msg) => {
+                    Some(msg.clone())
                 }
-            }
-        }
-        detail.push(c);
+                _ => None,
+            },
+        });
     }
-    let counts = STATES
-        .iter()
-        .map(|s| (*s, detail.iter().filter(|c| c.state == *s).count()))
-        .collect();
+    let counts = Counts::of(&detail);
     Ok(SweepState {
         sweep: plan.name.clone(),
         dir: dir.display().to_string(),
@@ -111,13 +128,13 @@ fn ago(secs: Option<f64>) -> String {
     }
 }
 
-/// The text form: a counts line, then the cells that are running, stale or failed.
+/// The text form: a counts line, then the cells that are running, stale, failed or corrupt.
 pub fn render(s: &SweepState) -> String {
     let mut o = format!("sweep {:?} ({}): {} cells\n", s.sweep, s.dir, s.cells);
     let parts: Vec<String> = STATES
         .iter()
-        .filter(|st| s.counts[*st] > 0 || matches!(**st, "done" | "running" | "new"))
-        .map(|st| format!("{} {st}", s.counts[st]))
+        .filter(|st| s.counts.get(st) > 0 || matches!(**st, "done" | "running" | "new"))
+        .map(|st| format!("{} {st}", s.counts.get(st)))
         .collect();
     o.push_str(&parts.join(", "));
     o.push('\n');
@@ -128,8 +145,9 @@ pub fn render(s: &SweepState) -> String {
             "stale (the next sweep on this folder takes these over)",
         ),
         ("failed", "failed (`sweep --rerun-failed` runs them again)"),
+        ("corrupt", "corrupt (the next sweep runs them again)"),
     ] {
-        let cells: Vec<&CellState> = s.detail.iter().filter(|c| c.state == state).collect();
+        let cells: Vec<&CellRow> = s.detail.iter().filter(|c| c.state == state).collect();
         if cells.is_empty() {
             continue;
         }

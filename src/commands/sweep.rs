@@ -15,8 +15,9 @@ use crate::plan::{Cell, Plan};
 use crate::report::export::cut;
 use crate::runner::{self, CellOutcome, RunOptions, SweepObserver};
 use crate::spec::Spec;
-use crate::store::lease::{Leases, Liveness};
-use crate::store::{CellResult, CellStatus, RunStore};
+use crate::store::lease::{self, Leases};
+use crate::store::state::CellState;
+use crate::store::{CellResult, RunStore};
 use crate::trainer::config::{CellKind, TrainConfig};
 use crate::trainer::fit::StepInfo;
 use crate::trainer::record::{MetricRow, MetricSplit};
@@ -102,15 +103,22 @@ struct PlanRow<'a> {
 pub fn plan_cmd(grid: &Path, results: &Path, json: bool) -> anyhow::Result<Outcome> {
     let (_, plan) = load_plan(grid)?;
     let store = RunStore::open(results, &plan.name);
+    let leases = Leases::new(store.layout.leases(), lease::ttl_from_env()?);
+    let states: Vec<CellState> = plan
+        .cells
+        .iter()
+        .map(|c| store.cell_state(c, Some(&leases)).0)
+        .collect();
     let rows: Vec<PlanRow> = plan
         .cells
         .iter()
-        .map(|c| PlanRow {
+        .zip(&states)
+        .map(|(c, state)| PlanRow {
             index: c.index,
             id: &c.id,
             variant: &c.variant,
             coords: &c.coords,
-            status: store.status(c).name(),
+            status: state.name(),
             iterations: c.config.total_iterations(),
             estimated_seconds: estimate_seconds(&c.config),
             config: &c.config,
@@ -145,9 +153,12 @@ pub fn plan_cmd(grid: &Path, results: &Path, json: bool) -> anyhow::Result<Outco
             r.id
         );
     }
+    // A running cell is another process's; a stale one is taken over by the next sweep.
     let todo: Vec<&PlanRow> = rows
         .iter()
-        .filter(|r| matches!(r.status, "new" | "partial" | "corrupt"))
+        .zip(&states)
+        .filter(|(_, s)| s.needs_run(false) && !matches!(s, CellState::Running(_)))
+        .map(|(r, _)| r)
         .collect();
     println!("{}", counts_line(rows.iter().map(|r| r.status)));
     println!(
@@ -158,18 +169,16 @@ pub fn plan_cmd(grid: &Path, results: &Path, json: bool) -> anyhow::Result<Outco
     Ok(Outcome::Ok)
 }
 
-/// "12 done, 1 diverged, 4 new" in a fixed order.
+/// "12 done, 1 diverged, 4 new" in `CellState::NAMES` order.
 fn counts_line<'a>(statuses: impl Iterator<Item = &'a str>) -> String {
     let all: Vec<&str> = statuses.collect();
-    let parts: Vec<String> = [
-        "done", "diverged", "running", "failed", "partial", "corrupt", "new",
-    ]
-    .iter()
-    .filter_map(|s| {
-        let n = all.iter().filter(|x| *x == s).count();
-        (n > 0).then(|| format!("{n} {s}"))
-    })
-    .collect();
+    let parts: Vec<String> = CellState::NAMES
+        .iter()
+        .filter_map(|s| {
+            let n = all.iter().filter(|x| *x == s).count();
+            (n > 0).then(|| format!("{n} {s}"))
+        })
+        .collect();
     parts.join(", ")
 }
 
@@ -320,7 +329,7 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         .iter()
         .filter(|c| opts.shard.is_none_or(|s| s.contains(c.index)))
         .collect();
-    let statuses: Vec<CellStatus> = mine.iter().map(|c| store.status(c)).collect();
+    let statuses: Vec<CellState> = mine.iter().map(|c| store.cell_state(c, None).0).collect();
     let pending: Vec<&Cell> = mine
         .iter()
         .zip(&statuses)
@@ -329,7 +338,7 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         .collect();
     let failed_kept = statuses
         .iter()
-        .filter(|s| matches!(s, CellStatus::Failed(_)))
+        .filter(|s| matches!(s, CellState::Failed(_)))
         .count()
         * (!rerun_failed) as usize;
     let done = mine.len() - pending.len() - failed_kept;
@@ -376,8 +385,7 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
                 "threads_per_job": run.threads_per_job
             }),
         );
-        outcomes = runner::run(&pending, &store, &data, &run, stop, &progress)
-            .map_err(anyhow::Error::msg)?;
+        outcomes = runner::run(&pending, &store, &data, &run, stop, &progress)?;
         progress.mp.clear().ok();
         store.log_event(
             "sweep_end",
@@ -385,23 +393,15 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
             serde_json::json!({ "ran": outcomes.len() }),
         );
     }
-    // Final table, in plan order, from the store (what is on disk is the truth).
-    let inspected: Vec<(CellStatus, Option<CellResult>)> =
-        mine.iter().map(|c| store.inspect(c)).collect();
-    let statuses: Vec<&CellStatus> = inspected.iter().map(|(s, _)| s).collect();
-    // A cell another process is training shows as "running" rather than "partial" or "new".
+    // Final table, in plan order, from the store (what is on disk is the truth); a cell another
+    // process is training shows as "running".
     let leases = Leases::new(store.layout.leases(), opts.run.lease_ttl);
-    let names: Vec<&str> = mine
+    let inspected: Vec<(CellState, Option<CellResult>)> = mine
         .iter()
-        .zip(&statuses)
-        .map(|(c, s)| match s {
-            CellStatus::Done(_) | CellStatus::Failed(_) => s.name(),
-            _ => match leases.inspect(&c.id) {
-                Some((_, Liveness::Live)) => "running",
-                _ => s.name(),
-            },
-        })
+        .map(|c| store.cell_state(c, Some(&leases)))
         .collect();
+    let statuses: Vec<&CellState> = inspected.iter().map(|(s, _)| s).collect();
+    let names: Vec<&str> = statuses.iter().map(|s| s.name()).collect();
     if !opts.quiet && mine.len() <= 200 {
         println!(
             "{:>5}  {:<9} {:<20} {:<30} {:>9}",
@@ -410,7 +410,7 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         for ((c, (s, result)), name) in mine.iter().zip(&inspected).zip(&names) {
             // A diverged cell has no final model; its last accuracy predates the blow-up.
             let acc = match (s, result) {
-                (CellStatus::Done(crate::trainer::record::RunStatus::Completed), Some(r)) => r
+                (CellState::Done | CellState::Collapsed, Some(r)) => r
                     .record
                     .final_test_acc
                     .map_or("-".into(), |a| format!("{a:.4}")),
@@ -466,7 +466,7 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     }
     Ok(if interrupted {
         Outcome::Interrupted
-    } else if failed > 0 || statuses.iter().any(|s| matches!(s, CellStatus::Failed(_))) {
+    } else if failed > 0 || statuses.iter().any(|s| matches!(s, CellState::Failed(_))) {
         Outcome::RunFailed
     } else {
         Outcome::Ok

@@ -1,7 +1,8 @@
 //! Drawing a `series::Panel` with plotters, as SVG text or PNG bytes (no file I/O). One chart:
 //! a line per group (mean over seeds) with a shaded band (min–max over seeds), epochs on x, the
 //! metric on y, a title, axis labels and a legend panel on the right. Text is laid out with the
-//! embedded DejaVu Sans, so the output does not depend on the fonts installed.
+//! embedded DejaVu Sans, so the output does not depend on the fonts installed. A chart that
+//! cannot be drawn or encoded is a [`ChartError`] naming its title.
 
 use std::sync::Once;
 
@@ -62,30 +63,60 @@ pub fn color(i: usize) -> RGBColor {
     RGBColor(r, g, b)
 }
 
+/// A chart that could not be made; both name the chart by its title.
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    /// plotters failed (its error type depends on the backend, hence the box).
+    #[error("cannot draw the chart {title:?}")]
+    Draw {
+        title: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("cannot encode the chart {title:?} as PNG")]
+    Png {
+        title: String,
+        #[source]
+        source: image::ImageError,
+    },
+}
+
+fn draw_error<E: std::error::Error + Send + Sync + 'static>(
+    title: &str,
+) -> impl FnOnce(E) -> ChartError + '_ {
+    move |e| ChartError::Draw {
+        title: title.to_string(),
+        source: Box::new(e),
+    }
+}
+
 /// The chart as an SVG document.
-pub fn svg(panel: &Panel, title: &str) -> Result<String, String> {
+pub fn svg(panel: &Panel, title: &str) -> Result<String, ChartError> {
     fonts();
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
-        draw(&root, panel, title).map_err(|e| format!("drawing {title:?}: {e}"))?;
+        draw(&root, panel, title).map_err(draw_error(title))?;
     }
     Ok(out)
 }
 
 /// The chart as a PNG image.
-pub fn png(panel: &Panel, title: &str) -> Result<Vec<u8>, String> {
+pub fn png(panel: &Panel, title: &str) -> Result<Vec<u8>, ChartError> {
     fonts();
     let (w, h) = SIZE;
     let mut rgb = vec![0u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
-        draw(&root, panel, title).map_err(|e| format!("drawing {title:?}: {e}"))?;
+        draw(&root, panel, title).map_err(draw_error(title))?;
     }
     let mut bytes = Vec::new();
     image::codecs::png::PngEncoder::new(&mut bytes)
         .write_image(&rgb, w, h, image::ColorType::Rgb8)
-        .map_err(|e| format!("encoding {title:?} as PNG: {e}"))?;
+        .map_err(|source| ChartError::Png {
+            title: title.to_string(),
+            source,
+        })?;
     Ok(bytes)
 }
 

@@ -14,7 +14,8 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::store::{CellStatus, RunStore};
+use crate::store::state::CellState;
+use crate::store::RunStore;
 use crate::trainer::config::Budget;
 use crate::trainer::record::{MetricSplit, RunStatus};
 
@@ -301,16 +302,16 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
         let inspected: Vec<_> = plan
             .cells
             .par_iter()
-            .map(|cell| store.inspect(cell))
+            .map(|cell| store.cell_state(cell, None))
             .collect();
-        for (cell, (status, result)) in plan.cells.iter().zip(inspected) {
-            let result = match (status, result) {
-                (CellStatus::Done(_), Some(r)) => r,
-                (CellStatus::Failed(msg), _) => {
+        for (cell, (state, result)) in plan.cells.iter().zip(inspected) {
+            let result = match (state, result) {
+                (s, Some(r)) if s.finished() => r,
+                (CellState::Failed(msg), _) => {
                     counts.failed.push((plan.name.clone(), cell.index, msg));
                     continue;
                 }
-                (CellStatus::Corrupt(why), _) => {
+                (CellState::Corrupt(why), _) => {
                     counts.corrupt.push((plan.name.clone(), cell.index, why));
                     continue;
                 }

@@ -190,12 +190,13 @@ pub fn wilson(k: usize, n: usize, z: f64, level: f64) -> Option<Interval> {
         low: if k == 0 {
             0.0
         } else {
-            (center - half).max(0.0)
+            // Rounding can put the bound a hair outside [0, 1]; the operands are finite here.
+            (center - half).clamp(0.0, 1.0)
         },
         high: if k == n {
             1.0
         } else {
-            (center + half).min(1.0)
+            (center + half).clamp(0.0, 1.0)
         },
         level,
         method: Method::Wilson,

@@ -6,7 +6,8 @@
 //! metric and where it was reached; final train accuracy; parameters, seconds per epoch,
 //! samples/s; and the paired difference against the best group on the seeds both completed (an
 //! interval only from 3 shared seeds, see `stats::paired_diff`). The curve table holds the
-//! seed-mean of one metric at every evaluation point.
+//! seed-mean of one metric at every evaluation point. A `--by` name that is not a grouping
+//! column is a [`GroupByError`]; `Metric` parses with a text error for clap.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +27,7 @@ pub enum Metric {
     TrainLoss,
 }
 
+/// For clap's `--metric`: the text is what clap prints after "invalid value".
 impl std::str::FromStr for Metric {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -141,8 +143,18 @@ pub fn default_by(loaded: &Loaded) -> Vec<String> {
     by
 }
 
+/// A `--by` name that is not a column runs can be grouped by.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot group by {name:?}; allowed: {}", allowed.join(", "))]
+pub struct GroupByError {
+    /// As given.
+    pub name: String,
+    /// The names `--by` accepts (grid axes without their `axis_` prefix).
+    pub allowed: Vec<String>,
+}
+
 /// Checks `--by` names against the runs table's columns.
-pub fn check_by(loaded: &Loaded, by: &[String]) -> Result<Vec<String>, String> {
+pub fn check_by(loaded: &Loaded, by: &[String]) -> Result<Vec<String>, GroupByError> {
     let names: Vec<String> = loaded
         .runs
         .get_column_names()
@@ -170,14 +182,13 @@ pub fn check_by(loaded: &Loaded, by: &[String]) -> Result<Vec<String>, String> {
             if allowed.contains(&&name) {
                 Ok(name)
             } else {
-                Err(format!(
-                    "cannot group by {b:?}; allowed: {}",
-                    allowed
+                Err(GroupByError {
+                    name: b.clone(),
+                    allowed: allowed
                         .iter()
-                        .map(|s| s.trim_start_matches("axis_"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
+                        .map(|s| s.trim_start_matches("axis_").to_string())
+                        .collect(),
+                })
             }
         })
         .collect()

@@ -5,7 +5,9 @@
 //! once than `jobs`. One failing or diverging cell never stops the others; a set stop flag
 //! (Ctrl-C, SIGTERM, SIGUSR1) makes running cells stop at their next step, and they are not
 //! marked done. Before training a cell a worker claims its lease (see `store::lease`), so other
-//! processes on the same results folder skip it; a stale lease is taken over.
+//! processes on the same results folder skip it; a stale lease is taken over. A cell's failure
+//! is kept as text (error.txt, the event log, [`CellOutcome::Failed`]); [`RunnerError`] is only
+//! for what stops the whole run before any cell starts.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -15,6 +17,7 @@ use crate::trainer::kernel::LayerKernel;
 
 use crate::cluster::Origin;
 use crate::data::Mnist;
+use crate::error::{chain, TrainError};
 use crate::plan::Cell;
 use crate::store::lease::{Claim, Leases};
 use crate::store::{CellResult, MetricsLog, RunStore};
@@ -33,12 +36,26 @@ pub struct RunOptions {
     pub rerun_failed: bool,
 }
 
+/// What stops [`run`] as a whole (a cell's own failure is a [`CellOutcome::Failed`] instead).
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error(
+        "cannot start a thread pool of {threads} threads for a worker (lower --jobs or \
+         --threads-per-job)"
+    )]
+    ThreadPool {
+        threads: usize,
+        #[source]
+        source: rayon::ThreadPoolBuildError,
+    },
+}
+
 /// How one cell ended in this run.
 #[derive(Clone, Debug)]
 pub enum CellOutcome {
     /// Trained to the end of its budget, or diverged (both recorded in result.json).
     Done(Box<RunRecord>),
-    /// An error (message also in error.txt).
+    /// An error with its causes, or a panic's message (also in error.txt).
     Failed(String),
     /// Stopped by the stop flag; nothing marks it done, so the next run starts it again.
     Interrupted,
@@ -81,7 +98,7 @@ struct CellJob<'a> {
 
 impl DeviceJob for CellJob<'_> {
     /// The record and, for a completed run, its weights as safetensors bytes.
-    type Output = Result<(RunRecord, Option<Vec<u8>>), String>;
+    type Output = Result<(RunRecord, Option<Vec<u8>>), TrainError>;
     fn run<D: LayerKernel<f32>>(self, dev: D, name: &str, _note: Option<&str>) -> Self::Output {
         let (record, model) = fit(
             &dev,
@@ -90,8 +107,7 @@ impl DeviceJob for CellJob<'_> {
             self.data,
             self.obs,
             self.stop,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let weights = model.final_weights(&record.status);
         Ok((record, weights))
     }
@@ -113,7 +129,7 @@ fn claim_and_run(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shar
     let store = sh.store;
     let lease = match sh.leases.claim(&cell.id, &sh.origin) {
         Err(e) => {
-            let msg = format!("cannot claim the cell: {e}");
+            let msg = format!("cannot claim the cell: {}", chain(&e));
             store.log_event("failed", Some(cell), serde_json::json!({ "error": msg }));
             return CellOutcome::Failed(msg);
         }
@@ -131,9 +147,9 @@ fn claim_and_run(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shar
         }
     };
     // The lease is ours; the cell may have been finished since the plan was read.
-    let status = store.status(cell);
-    if !status.needs_run(sh.opts.rerun_failed) {
-        return CellOutcome::Skipped(format!("{} meanwhile", status.name()));
+    let (state, _) = store.cell_state(cell, None);
+    if !state.needs_run(sh.opts.rerun_failed) {
+        return CellOutcome::Skipped(format!("{} meanwhile", state.name()));
     }
     let outcome = run_cell(worker, cell, pool, sh);
     if lease.lost() {
@@ -164,7 +180,7 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
         CellOutcome::Failed(msg)
     };
     if let Err(e) = store.start(cell) {
-        return fail(format!("{e:#}"));
+        return fail(chain(&e));
     }
     store.log_event("start", Some(cell), serde_json::json!({}));
     sweep.cell_started(worker, cell);
@@ -181,12 +197,12 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
         stop,
     };
     let trained = catch_unwind(AssertUnwindSafe(|| {
-        pool.install(|| dispatch(opts.device, job))
+        // The device's error and the training's are both `TrainError`s.
+        pool.install(|| dispatch(opts.device, job).and_then(|ran| ran))
     }));
     let (mut record, weights) = match trained {
-        Ok(Ok(Ok(pair))) => pair,
-        Ok(Ok(Err(msg))) => return fail(msg),
-        Ok(Err(e)) => return fail(e.to_string()),
+        Ok(Ok(pair)) => pair,
+        Ok(Err(e)) => return fail(chain(&e)),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<String>()
@@ -223,7 +239,7 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
         })
     };
     if let Err(e) = finish() {
-        return fail(format!("{e:#}"));
+        return fail(chain(&e));
     }
     store.log_event(
         "done",
@@ -242,16 +258,17 @@ pub fn run(
     opts: &RunOptions,
     stop: &AtomicBool,
     sweep: &dyn SweepObserver,
-) -> Result<Vec<(usize, CellOutcome)>, String> {
+) -> Result<Vec<(usize, CellOutcome)>, RunnerError> {
     let next = AtomicUsize::new(0);
     let outcomes = Mutex::new(Vec::with_capacity(cells.len()));
     let workers = opts.jobs.clamp(1, cells.len().max(1));
+    let threads = opts.threads_per_job.max(1);
     let pools = (0..workers)
         .map(|_| {
             rayon::ThreadPoolBuilder::new()
-                .num_threads(opts.threads_per_job.max(1))
+                .num_threads(threads)
                 .build()
-                .map_err(|e| format!("cannot start a thread pool: {e}"))
+                .map_err(|source| RunnerError::ThreadPool { threads, source })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let shared = Shared {

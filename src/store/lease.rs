@@ -56,18 +56,35 @@ pub fn now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// `RNNSWEEP_LEASE_TTL` is set but is not a time-to-live.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{TTL_ENV}={value:?}: expected a positive number of seconds, e.g. 300 (unset it for the \
+     default of {} s)",
+    DEFAULT_TTL.as_secs()
+)]
+pub struct TtlError {
+    /// The variable's value (lossily decoded when it is not Unicode).
+    pub value: String,
+}
+
 /// The time-to-live from `RNNSWEEP_LEASE_TTL` (seconds), else `DEFAULT_TTL`.
-pub fn ttl_from_env() -> Result<Duration, String> {
-    match std::env::var(TTL_ENV) {
-        Err(_) => Ok(DEFAULT_TTL),
-        Ok(v) => v
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| format!("{TTL_ENV}={v:?}: expected a positive number of seconds")),
-    }
+pub fn ttl_from_env() -> Result<Duration, TtlError> {
+    ttl_from(std::env::var_os(TTL_ENV).as_deref())
+}
+
+/// The time-to-live given the variable's value (None: unset).
+fn ttl_from(var: Option<&std::ffi::OsStr>) -> Result<Duration, TtlError> {
+    let Some(v) = var else {
+        return Ok(DEFAULT_TTL);
+    };
+    v.to_str()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| TtlError {
+            value: v.to_string_lossy().into_owned(),
+        })
 }
 
 /// Judges a lease: stale if its owner ran on `this_host` and has exited, or if its heartbeat
@@ -352,6 +369,25 @@ fn create_exclusive(path: &Path, info: &LeaseInfo) -> Result<bool, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ttl_is_read_from_the_variable_or_defaults() {
+        use std::ffi::OsStr;
+        assert_eq!(ttl_from(None), Ok(DEFAULT_TTL));
+        assert_eq!(
+            ttl_from(Some(OsStr::new(" 2.5 "))),
+            Ok(Duration::from_millis(2500))
+        );
+        for bad in ["0", "-3", "soon", "inf", ""] {
+            let e = ttl_from(Some(OsStr::new(bad))).unwrap_err();
+            assert_eq!(e.value, bad);
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("{TTL_ENV}={bad:?}: expected a positive number")),
+                "{e}"
+            );
+        }
+    }
 
     fn foreign(cell: &str, heartbeat_age: f64) -> LeaseInfo {
         LeaseInfo {

@@ -5,6 +5,7 @@
 
 pub mod layout;
 pub mod lease;
+pub mod state;
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -47,7 +48,8 @@ pub struct CellResult {
     pub record: RunRecord,
 }
 
-/// Where a cell stands on disk.
+/// What a cell's files say (see `state::CellState` for the state every command shows, which
+/// also reads the lease and the record).
 #[derive(Clone, Debug, PartialEq)]
 pub enum CellStatus {
     /// Nothing written yet.
@@ -60,27 +62,6 @@ pub enum CellStatus {
     Failed(String),
     /// result.json exists but cannot be read (it is ignored and the cell runs again).
     Corrupt(String),
-}
-
-impl CellStatus {
-    pub fn name(&self) -> &'static str {
-        match self {
-            CellStatus::New => "new",
-            CellStatus::Partial => "partial",
-            CellStatus::Done(RunStatus::Diverged { .. }) => "diverged",
-            CellStatus::Done(_) => "done",
-            CellStatus::Failed(_) => "failed",
-            CellStatus::Corrupt(_) => "corrupt",
-        }
-    }
-    /// Whether a sweep should (re)run this cell.
-    pub fn needs_run(&self, rerun_failed: bool) -> bool {
-        match self {
-            CellStatus::New | CellStatus::Partial | CellStatus::Corrupt(_) => true,
-            CellStatus::Failed(_) => rerun_failed,
-            CellStatus::Done(_) => false,
-        }
-    }
 }
 
 /// A run's `metrics.csv`, kept current while it trains: rows accumulate and the file is
@@ -208,10 +189,6 @@ impl RunStore {
             path,
             why: e.to_string(),
         })
-    }
-
-    pub fn status(&self, cell: &Cell) -> CellStatus {
-        self.inspect(cell).0
     }
 
     /// The cell's status and, when it is done, its record (read once).

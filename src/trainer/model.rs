@@ -11,6 +11,10 @@
 //! the [`LayerParams`] view that [`Model::layer_params`] makes: the one place that knows where a
 //! layer's tensors sit in the parameter list. One tape is threaded through the whole forward
 //! pass by [`TapeThread`].
+//!
+//! Weights are saved as safetensors with PyTorch's names; loading them back (or loading given
+//! values) checks every tensor's name and shape against the config and fails with a
+//! [`ModelLoadError`] naming the first that does not fit.
 
 use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -34,6 +38,30 @@ impl ParamInfo {
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }
+}
+
+/// Parameter values that do not fit the model config, or bytes that are not safetensors.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelLoadError {
+    #[error("expected {expected} parameter tensors, got {got}")]
+    TensorCount { expected: usize, got: usize },
+    #[error("{name} has {got} values, expected {expected}")]
+    ValueCount {
+        name: String,
+        got: usize,
+        expected: usize,
+    },
+    #[error("not a safetensors file")]
+    NotSafetensors(#[source] safetensors::SafeTensorError),
+    #[error("missing tensor {name}")]
+    MissingTensor { name: String },
+    #[error("{name} is {dtype:?} {shape:?}, expected F32 {expected:?}")]
+    WrongTensor {
+        name: String,
+        dtype: safetensors::Dtype,
+        shape: Vec<usize>,
+        expected: Vec<usize>,
+    },
 }
 
 /// Tensors per recurrent layer: W_ih, W_hh, b_ih, b_hh, in that order.
@@ -128,25 +156,27 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
     }
 
     /// Builds a model from given parameter values (PyTorch order and shapes).
-    pub fn from_values(config: &ModelConfig, values: &[Vec<E>], dev: &D) -> Result<Self, String> {
+    pub fn from_values(
+        config: &ModelConfig,
+        values: &[Vec<E>],
+        dev: &D,
+    ) -> Result<Self, ModelLoadError> {
         let config = config.clone().normalized();
         let layout = param_layout(&config);
         if values.len() != layout.len() {
-            return Err(format!(
-                "expected {} parameter tensors, got {}",
-                layout.len(),
-                values.len()
-            ));
+            return Err(ModelLoadError::TensorCount {
+                expected: layout.len(),
+                got: values.len(),
+            });
         }
         let mut params = Vec::with_capacity(layout.len());
         for (p, v) in layout.iter().zip(values) {
             if v.len() != p.numel() {
-                return Err(format!(
-                    "{} has {} values, expected {}",
-                    p.name,
-                    v.len(),
-                    p.numel()
-                ));
+                return Err(ModelLoadError::ValueCount {
+                    name: p.name.clone(),
+                    got: v.len(),
+                    expected: p.numel(),
+                });
             }
             params.push(dev.tensor_from_vec(v.clone(), (v.len(),)));
         }
@@ -203,23 +233,28 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
     }
 
     /// Reads parameters written by [`Model::to_safetensors`] (or by PyTorch with the same names).
-    pub fn from_safetensors(config: &ModelConfig, bytes: &[u8], dev: &D) -> Result<Self, String> {
-        let st = safetensors::SafeTensors::deserialize(bytes)
-            .map_err(|e| format!("not a safetensors file: {e}"))?;
+    pub fn from_safetensors(
+        config: &ModelConfig,
+        bytes: &[u8],
+        dev: &D,
+    ) -> Result<Self, ModelLoadError> {
+        let st =
+            safetensors::SafeTensors::deserialize(bytes).map_err(ModelLoadError::NotSafetensors)?;
         let layout = param_layout(&config.clone().normalized());
         let mut values = Vec::with_capacity(layout.len());
         for p in &layout {
             let t = st
                 .tensor(&p.name)
-                .map_err(|_| format!("missing tensor {}", p.name))?;
+                .map_err(|_| ModelLoadError::MissingTensor {
+                    name: p.name.clone(),
+                })?;
             if t.dtype() != safetensors::Dtype::F32 || t.shape() != p.shape.as_slice() {
-                return Err(format!(
-                    "{} is {:?} {:?}, expected F32 {:?}",
-                    p.name,
-                    t.dtype(),
-                    t.shape(),
-                    p.shape
-                ));
+                return Err(ModelLoadError::WrongTensor {
+                    name: p.name.clone(),
+                    dtype: t.dtype(),
+                    shape: t.shape().to_vec(),
+                    expected: p.shape.clone(),
+                });
             }
             values.push(
                 t.data()

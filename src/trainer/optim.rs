@@ -14,8 +14,8 @@
 use dfdx::prelude::*;
 
 use super::config::{OptimConfig, OptimKind};
-use super::tape::Flat;
 use super::record::NonFiniteKind;
+use super::tape::Flat;
 
 /// Per-parameter optimizer state.
 #[derive(Clone, Debug)]

@@ -4,7 +4,9 @@
 
 use std::fmt::Write;
 
-use super::{acc_ci, divergence, mean_std, num, point, vs_best, Exporter, Tables, STATS_NOTE};
+use super::{
+    acc_ci, divergence, mean_std, num, point, vs_best, ExportError, Exporter, Tables, STATS_NOTE,
+};
 use crate::report::summarize::Summary;
 
 pub struct MarkdownExport;
@@ -13,7 +15,7 @@ pub struct MarkdownExport;
 const LIST_MAX: usize = 20;
 
 impl Exporter for MarkdownExport {
-    fn render(&self, s: &Summary, tables: Tables) -> Result<Vec<u8>, String> {
+    fn render(&self, s: &Summary, tables: Tables) -> Result<Vec<u8>, ExportError> {
         let mut out = format!("{}\n", s.counts.line());
         let listed: Vec<String> = s
             .counts

@@ -1,7 +1,8 @@
 //! Exporters turn a `Summary` into bytes and do no I/O; the caller writes them to stdout or a
 //! file. One file per format. The cell formatters they share (mean ± std, intervals, the paired
 //! difference or `n<3`), the note explaining the statistics, and the lines `results compare`
-//! prints live here.
+//! prints live here, and so does [`ExportError`], what a format cannot render. `Format` and
+//! `Tables` parse with text errors for clap.
 
 mod csv;
 mod json;
@@ -27,6 +28,7 @@ pub enum Format {
     Json,
 }
 
+/// For clap's `--format`: the text is what clap prints after "invalid value".
 impl std::str::FromStr for Format {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -44,6 +46,7 @@ impl std::str::FromStr for Format {
     }
 }
 
+/// For clap's `--table`: the text is what clap prints after "invalid value".
 impl std::str::FromStr for Tables {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -60,8 +63,24 @@ impl std::str::FromStr for Tables {
     }
 }
 
+/// Why a summary could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("CSV holds one table: choose --table summary or --table curves")]
+    CsvOneTable,
+    #[error("cannot write the {table} table as CSV")]
+    Csv {
+        /// "summary" or "curves".
+        table: &'static str,
+        #[source]
+        source: ::csv::Error,
+    },
+    #[error("cannot write the summary as JSON")]
+    Json(#[source] serde_json::Error),
+}
+
 pub trait Exporter {
-    fn render(&self, s: &Summary, tables: Tables) -> Result<Vec<u8>, String>;
+    fn render(&self, s: &Summary, tables: Tables) -> Result<Vec<u8>, ExportError>;
 }
 
 pub fn exporter_for(f: Format) -> Box<dyn Exporter> {

@@ -7,7 +7,8 @@
 use std::fmt::Write;
 
 use super::{
-    acc_ci, cut, mean_std, num, point, vs_best, wilson_pct, wrap, Exporter, Tables, STATS_NOTE,
+    acc_ci, cut, mean_std, num, point, vs_best, wilson_pct, wrap, ExportError, Exporter, Tables,
+    STATS_NOTE,
 };
 use crate::report::summarize::Summary;
 
@@ -19,7 +20,7 @@ const WIDTH: usize = 100;
 const LIST_MAX: usize = 10;
 
 impl Exporter for TableExport {
-    fn render(&self, s: &Summary, tables: Tables) -> Result<Vec<u8>, String> {
+    fn render(&self, s: &Summary, tables: Tables) -> Result<Vec<u8>, ExportError> {
         let mut out = String::new();
         writeln!(out, "{}", s.counts.line()).unwrap();
         for f in s
