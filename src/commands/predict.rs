@@ -8,6 +8,7 @@ use dfdx::prelude::Cpu;
 use serde::Serialize;
 
 use crate::data::Mnist;
+use crate::store::RunDir;
 use crate::trainer::config::TrainConfig;
 use crate::trainer::fit::predict;
 use crate::trainer::model::Model;
@@ -30,7 +31,8 @@ pub struct SavedRun {
 
 /// Reads `run_dir/config.json` and `run_dir/weights.safetensors` and checks they match.
 pub fn load_run(run_dir: &Path) -> anyhow::Result<SavedRun> {
-    let cfg_path = run_dir.join("config.json");
+    let run = RunDir::at(run_dir);
+    let cfg_path = run.config_json();
     let cfg: TrainConfig =
         serde_json::from_slice(&std::fs::read(&cfg_path).with_context(|| {
             format!(
@@ -40,7 +42,7 @@ pub fn load_run(run_dir: &Path) -> anyhow::Result<SavedRun> {
             )
         })?)
         .with_context(|| format!("{} is not a training config", cfg_path.display()))?;
-    let w_path = run_dir.join("weights.safetensors");
+    let w_path = run.weights();
     let bytes = std::fs::read(&w_path).with_context(|| {
         format!("cannot read {}: only completed runs save weights (a diverged or unfinished run has none)", w_path.display())
     })?;

@@ -13,6 +13,7 @@ use crate::report::html::{self, Figure};
 use crate::report::load::{load, sweeps_in, Loaded};
 use crate::report::series::{panel, Panel};
 use crate::report::summarize::{check_by, compare, default_by, summarize, Metric, Summary};
+use crate::store::Layout;
 
 /// Sweep folders from names or paths (none = every sweep under `results`).
 pub fn resolve_sweeps(results: &Path, names: &[String]) -> anyhow::Result<Vec<PathBuf>> {
@@ -23,11 +24,11 @@ pub fn resolve_sweeps(results: &Path, names: &[String]) -> anyhow::Result<Vec<Pa
         .iter()
         .map(|n| {
             let p = PathBuf::from(n);
-            if p.join("plan.json").is_file() {
+            if Layout::is_sweep(&p) {
                 return Ok(p);
             }
             let q = results.join(n);
-            if q.join("plan.json").is_file() {
+            if Layout::is_sweep(&q) {
                 return Ok(q);
             }
             let known = sweeps_in(results).map(|v| {

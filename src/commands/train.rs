@@ -13,7 +13,7 @@ use indicatif::ProgressBar;
 use super::{progress, with_threads, Outcome};
 use crate::data::Mnist;
 use crate::fsutil::write_atomic;
-use crate::store::MetricsLog;
+use crate::store::{MetricsLog, RunDir};
 use crate::trainer::config::TrainConfig;
 use crate::trainer::device::{dispatch, DeviceJob, DeviceRequest};
 use crate::trainer::fit::{fit, Observer, StepInfo};
@@ -121,13 +121,14 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         .unwrap_or_else(|| Path::new("results").join("train").join(cfg.slug()));
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create output directory {}", out.display()))?;
-    let config_path = out.join("config.json");
+    let run = RunDir::at(&out);
+    let config_path = run.config_json();
     write_atomic(&config_path, &serde_json::to_vec_pretty(cfg)?)
         .with_context(|| format!("cannot write {}", config_path.display()))?;
 
     let obs = TrainObserver {
         bar: progress::step_bar(cfg.total_iterations(), opts.quiet),
-        metrics: MetricsLog::new(out.join("metrics.csv")),
+        metrics: MetricsLog::new(run.metrics_csv()),
         json: opts.json,
         quiet: opts.quiet,
     };
@@ -156,7 +157,7 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     // then the result record last.
     write_atomic(obs.metrics.path(), &RunRecord::metrics_csv(&record.metrics))
         .with_context(|| format!("cannot write {}", obs.metrics.path().display()))?;
-    let weights_path = out.join("weights.safetensors");
+    let weights_path = run.weights();
     match &weights {
         Some(w) => write_atomic(&weights_path, w)
             .with_context(|| format!("cannot write {}", weights_path.display()))?,
@@ -168,7 +169,7 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
             _ => {}
         },
     }
-    let result_path = out.join("result.json");
+    let result_path = run.result_json();
     write_atomic(&result_path, &serde_json::to_vec_pretty(&record)?)
         .with_context(|| format!("cannot write {}", result_path.display()))?;
 

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::store::state::CellState;
-use crate::store::RunStore;
+use crate::store::{Layout, RunStore};
 use crate::trainer::config::Budget;
 use crate::trainer::record::{MetricSplit, RunStatus};
 
@@ -228,7 +228,7 @@ pub fn sweeps_in(root: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let mut v: Vec<PathBuf> = rd
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.join("plan.json").is_file())
+        .filter(|p| Layout::is_sweep(p))
         .collect();
     v.sort();
     if v.is_empty() {

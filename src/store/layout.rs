@@ -59,19 +59,61 @@ impl Layout {
     pub fn run_dir(&self, id: &str) -> PathBuf {
         self.runs().join(id)
     }
+    /// Cell `id`'s run folder.
+    pub fn run(&self, id: &str) -> RunDir {
+        RunDir::at(&self.run_dir(id))
+    }
     pub fn config_json(&self, id: &str) -> PathBuf {
-        self.run_dir(id).join("config.json")
+        self.run(id).config_json()
     }
     pub fn metrics_csv(&self, id: &str) -> PathBuf {
-        self.run_dir(id).join("metrics.csv")
+        self.run(id).metrics_csv()
     }
     pub fn weights(&self, id: &str) -> PathBuf {
-        self.run_dir(id).join("weights.safetensors")
+        self.run(id).weights()
     }
     pub fn result_json(&self, id: &str) -> PathBuf {
-        self.run_dir(id).join("result.json")
+        self.run(id).result_json()
     }
     pub fn error_txt(&self, id: &str) -> PathBuf {
-        self.run_dir(id).join("error.txt")
+        self.run(id).error_txt()
+    }
+
+    /// Whether `dir` is a sweep folder (it has a plan.json).
+    pub fn is_sweep(dir: &Path) -> bool {
+        Layout::at(dir).plan_json().is_file()
+    }
+}
+
+/// The files of one training run: a sweep cell's `runs/<cell id>/`, or the folder `train --out`
+/// writes (the same names, so `predict` reads either).
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    dir: PathBuf,
+}
+
+impl RunDir {
+    pub fn at(dir: &Path) -> Self {
+        RunDir {
+            dir: dir.to_owned(),
+        }
+    }
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+    pub fn config_json(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+    pub fn metrics_csv(&self) -> PathBuf {
+        self.dir.join("metrics.csv")
+    }
+    pub fn weights(&self) -> PathBuf {
+        self.dir.join("weights.safetensors")
+    }
+    pub fn result_json(&self) -> PathBuf {
+        self.dir.join("result.json")
+    }
+    pub fn error_txt(&self) -> PathBuf {
+        self.dir.join("error.txt")
     }
 }

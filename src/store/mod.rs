@@ -17,7 +17,7 @@ use crate::error::IoError;
 use crate::fsutil::write_atomic;
 use crate::plan::{Cell, Plan};
 use crate::trainer::record::{MetricRow, RunRecord, RunStatus, FORMAT_VERSION};
-pub use layout::Layout;
+pub use layout::{Layout, RunDir};
 
 /// An I/O or format problem with the store, naming the path.
 #[derive(Debug, thiserror::Error)]
