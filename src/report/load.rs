@@ -141,13 +141,7 @@ impl Counts {
                 )
             })
             .collect();
-        if self.diverged_runs.len() > max {
-            out.push(format!(
-                "… and {} more diverged {}",
-                self.diverged_runs.len() - max,
-                runs_word(self.diverged_runs.len() - max)
-            ));
-        }
+        and_more(&mut out, self.diverged_runs.len(), max, "diverged");
         out
     }
 
@@ -171,14 +165,16 @@ impl Counts {
                 )
             })
             .collect();
-        if self.collapsed_runs.len() > max {
-            out.push(format!(
-                "… and {} more collapsed {}",
-                self.collapsed_runs.len() - max,
-                runs_word(self.collapsed_runs.len() - max)
-            ));
-        }
+        and_more(&mut out, self.collapsed_runs.len(), max, "collapsed");
         out
+    }
+}
+
+/// Appends "… and N more <what> runs" when `total` lines were cut to `max`.
+fn and_more(out: &mut Vec<String>, total: usize, max: usize, what: &str) {
+    if total > max {
+        let more = total - max;
+        out.push(format!("… and {more} more {what} {}", runs_word(more)));
     }
 }
 
