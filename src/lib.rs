@@ -3,7 +3,7 @@
 //! Data flows one way:
 //!
 //! ```text
-//! spec (grid TOML) ─► plan (cells with stable ids) ─► runner (workers, leases) ─► trainer
+//! grid (TOML file) ─► plan (cells with stable ids) ─► runner (workers, leases) ─► trainer
 //!                                                        │    (model, kernels, fit loop)
 //!                                          data (MNIST) ─┘            │ RunRecord
 //!                                                                     ▼
@@ -18,9 +18,9 @@ pub mod commands;
 pub mod data;
 pub mod error;
 pub mod fsutil;
+pub mod grid;
 pub mod plan;
 pub mod report;
 pub mod runner;
-pub mod spec;
 pub mod store;
 pub mod trainer;

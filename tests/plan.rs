@@ -3,12 +3,12 @@
 
 use std::path::Path;
 
+use rnnsweep::grid::Grid;
 use rnnsweep::plan::Plan;
-use rnnsweep::spec::Spec;
 use rnnsweep::trainer::config::{preset, PRESETS};
 
 fn plan_of(text: &str) -> Plan {
-    Plan::expand(&Spec::parse(Path::new("t.toml"), text).unwrap()).unwrap()
+    Plan::expand(&Grid::parse(Path::new("t.toml"), text).unwrap()).unwrap()
 }
 
 #[test]
@@ -17,7 +17,7 @@ fn every_preset_grid_expands_and_says_what_it_asks() {
     let mut n = 0;
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        let spec = Spec::load(&p).unwrap_or_else(|e| panic!("{e}"));
+        let spec = Grid::load(&p).unwrap_or_else(|e| panic!("{e}"));
         let plan = Plan::expand(&spec).unwrap_or_else(|e| panic!("{e}"));
         assert!(!plan.cells.is_empty());
         let text = std::fs::read_to_string(&p).unwrap();
@@ -38,7 +38,7 @@ fn every_preset_grid_expands_and_says_what_it_asks() {
 
 #[test]
 fn tutorial_grid_is_exactly_the_six_recipes() {
-    let spec = Spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/tutorial.toml"))
+    let spec = Grid::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/tutorial.toml"))
         .unwrap();
     let plan = Plan::expand(&spec).unwrap();
     assert_eq!(plan.cells.len(), PRESETS.len());
@@ -129,7 +129,7 @@ fn ids_are_stable_and_sensitive() {
         "lstm-h8-l1-adam-lr0.01-b32-ep1-s0-".to_string() + &a.cells[0].id[34..]
     );
     let smoke =
-        Spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/smoke.toml")).unwrap();
+        Grid::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/smoke.toml")).unwrap();
     assert_eq!(
         Plan::expand(&smoke).unwrap().cells[0].id,
         "rnn-relu-h16-l1-adam-lr0.01-b25-it40-s0-n1000-6d8dc01c"

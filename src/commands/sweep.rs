@@ -11,10 +11,10 @@ use serde::Serialize;
 
 use super::Outcome;
 use crate::cluster::Shard;
+use crate::grid::Grid;
 use crate::plan::{Cell, Plan};
 use crate::report::export::cut;
 use crate::runner::{self, CellOutcome, RunOptions, SweepObserver};
-use crate::spec::Spec;
 use crate::store::lease::{self, Leases};
 use crate::store::state::CellState;
 use crate::store::{CellResult, RunStore};
@@ -38,8 +38,8 @@ pub struct SweepOptions {
 }
 
 /// Loads the grid and expands it (errors name file:line:column).
-pub fn load_plan(grid: &Path) -> anyhow::Result<(Spec, Plan)> {
-    let spec = Spec::load(grid)?;
+pub fn load_plan(grid: &Path) -> anyhow::Result<(Grid, Plan)> {
+    let spec = Grid::load(grid)?;
     let plan = Plan::expand(&spec)?;
     Ok((spec, plan))
 }

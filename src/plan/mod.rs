@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::data;
-use crate::spec::params::{build, Settings};
-use crate::spec::{Spec, SpecError};
+use crate::grid::params::{build, Settings};
+use crate::grid::{Grid, GridError};
 use crate::trainer::config::TrainConfig;
 use crate::trainer::record::FORMAT_VERSION;
 
@@ -56,7 +56,7 @@ pub fn cell_id(cfg: &TrainConfig) -> String {
 impl Plan {
     /// Expands a checked spec; a cell whose settings do not form a valid config is an error
     /// located at the setting to blame.
-    pub fn expand(spec: &Spec) -> Result<Plan, SpecError> {
+    pub fn expand(spec: &Grid) -> Result<Plan, GridError> {
         let mut cells: Vec<Cell> = Vec::new();
         let n_combos: usize = spec.axes.iter().map(|a| a.values.len()).product();
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
@@ -73,7 +73,7 @@ impl Plan {
                     coords.insert(axis.key.to_string(), v.to_string());
                     settings.insert(
                         axis.key,
-                        crate::spec::params::Setting {
+                        crate::grid::params::Setting {
                             value: v.clone(),
                             span: axis.span.clone(),
                             origin: format!("grid.{}", axis.key),
@@ -97,7 +97,7 @@ impl Plan {
                                     .join(", ")
                             ));
                         }
-                        SpecError::at(
+                        GridError::at(
                             &spec.path,
                             &spec.text,
                             span,
@@ -109,7 +109,7 @@ impl Plan {
                     let index = cells.len();
                     if let Some(&other) = seen.get(&id) {
                         let o = &cells[other];
-                        return Err(SpecError::at(&spec.path, &spec.text, Some(variant.span.clone()), "", format!(
+                        return Err(GridError::at(&spec.path, &spec.text, Some(variant.span.clone()), "", format!(
                             "cell {index} (variant {:?}) has the same configuration as cell {other} (variant {:?}); remove the duplicate",
                             variant.name, o.variant
                         )));

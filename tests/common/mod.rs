@@ -9,8 +9,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use rnnsweep::data::{self, fetch, Mnist};
+use rnnsweep::grid::Grid;
 use rnnsweep::plan::Plan;
-use rnnsweep::spec::Spec;
 use rnnsweep::store::RunStore;
 
 pub fn data_dir() -> PathBuf {
@@ -70,7 +70,7 @@ pub fn sweep(grid: &Path, results: &Path, extra: &[&str]) -> Output {
 }
 
 pub fn plan_and_store(grid: &Path, results: &Path) -> (Plan, RunStore) {
-    let plan = Plan::expand(&Spec::load(grid).unwrap()).unwrap();
+    let plan = Plan::expand(&Grid::load(grid).unwrap()).unwrap();
     let store = RunStore::open(results, &plan.name);
     (plan, store)
 }

@@ -1,4 +1,4 @@
-//! Grid files (TOML): the serde mirror of the file, checked key by key into a `Spec` with every
+//! Grid files (TOML): the serde mirror of the file, checked key by key into a `Grid` with every
 //! value's location, so that each problem is reported as `file:line:column: key: what is wrong,
 //! what is allowed`. Nothing downstream sees raw TOML.
 //!
@@ -34,7 +34,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use error::did_you_mean;
-pub use error::SpecError;
+pub use error::GridError;
 use params::{check, key_names, kind_of, Setting, Settings, Value};
 
 /// Largest number of cells a grid may expand to.
@@ -71,7 +71,7 @@ pub struct Axis {
 
 /// A checked grid file.
 #[derive(Clone, Debug)]
-pub struct Spec {
+pub struct Grid {
     pub path: PathBuf,
     pub text: String,
     pub name: String,
@@ -83,10 +83,10 @@ pub struct Spec {
     pub axes: Vec<Axis>,
 }
 
-impl Spec {
+impl Grid {
     /// Reads and checks a grid file.
-    pub fn load(path: &Path) -> Result<Spec, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+    pub fn load(path: &Path) -> Result<Grid, GridError> {
+        let text = std::fs::read_to_string(path).map_err(|e| GridError {
             path: path.to_owned(),
             line: 0,
             column: 0,
@@ -94,13 +94,13 @@ impl Spec {
             message: format!("cannot read the grid file: {e}"),
             snippet: None,
         })?;
-        Spec::parse(path, &text)
+        Grid::parse(path, &text)
     }
 
     /// Checks grid `text` (`path` is used in messages).
-    pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
+    pub fn parse(path: &Path, text: &str) -> Result<Grid, GridError> {
         let err = |span: Option<Range<usize>>, key: &str, msg: String| {
-            SpecError::at(path, text, span, key, msg)
+            GridError::at(path, text, span, key, msg)
         };
         let raw: RawSpec = toml::from_str(text).map_err(|e| {
             let mut msg = e.message().trim().to_string();
@@ -197,7 +197,7 @@ impl Spec {
         let axis_span = |key: &str| axes.iter().find(|a| a.key == key).map(|a| a.span.clone());
 
         // [defaults] and [[variant]]
-        let settings = |table: &SpannedTable, section: &str| -> Result<Settings, SpecError> {
+        let settings = |table: &SpannedTable, section: &str| -> Result<Settings, GridError> {
             let mut out = Settings::new();
             for (k, v) in table {
                 if section.starts_with("variant") && k.get_ref() == "name" {
@@ -205,7 +205,7 @@ impl Spec {
                 }
                 let key = checked_key(path, text, k, section)?;
                 if let Some(a) = axis_span(key) {
-                    let line = SpecError::at(path, text, Some(a), "", "").line;
+                    let line = GridError::at(path, text, Some(a), "", "").line;
                     return Err(err(
                         Some(k.span()),
                         &format!("{section}.{key}"),
@@ -289,7 +289,7 @@ impl Spec {
                 axes.iter().map(|a| format!("{}={}", a.key, a.values.len())).collect::<Vec<_>>().join(" × ")
             )));
         }
-        Ok(Spec {
+        Ok(Grid {
             path: path.to_owned(),
             text: text.to_owned(),
             name,
@@ -308,7 +308,7 @@ fn checked_key(
     text: &str,
     k: &Spanned<String>,
     section: &str,
-) -> Result<&'static str, SpecError> {
+) -> Result<&'static str, GridError> {
     let name = k.get_ref().as_str();
     if let Some(known) = params::KEYS.iter().find(|x| x.0 == name) {
         return Ok(known.0);
@@ -324,7 +324,7 @@ fn checked_key(
             key_names().join(", ")
         ),
     };
-    Err(SpecError::at(
+    Err(GridError::at(
         path,
         text,
         Some(k.span()),

@@ -4,12 +4,12 @@
 
 use std::path::Path;
 
+use rnnsweep::grid::Grid;
 use rnnsweep::plan::Plan;
-use rnnsweep::spec::Spec;
 
 fn error_of(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap();
-    match std::panic::catch_unwind(|| Spec::parse(path, &text).and_then(|s| Plan::expand(&s))) {
+    match std::panic::catch_unwind(|| Grid::parse(path, &text).and_then(|s| Plan::expand(&s))) {
         Ok(Ok(_)) => panic!(
             "{}: expected an error, the grid was accepted",
             path.display()
@@ -62,7 +62,7 @@ fn every_malformed_grid_gives_its_specific_located_error() {
 
 #[test]
 fn unreadable_file_is_an_error_naming_it() {
-    let e = Spec::load(Path::new("no/such/grid.toml"))
+    let e = Grid::load(Path::new("no/such/grid.toml"))
         .unwrap_err()
         .to_string();
     assert!(

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// A problem in a grid file: where, which key, what is wrong and what is allowed.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SpecError {
+pub struct GridError {
     pub path: PathBuf,
     pub line: usize,
     pub column: usize,
@@ -18,7 +18,7 @@ pub struct SpecError {
     pub snippet: Option<String>,
 }
 
-impl SpecError {
+impl GridError {
     /// An error at byte range `span` of `text`.
     pub fn at(
         path: &Path,
@@ -31,7 +31,7 @@ impl SpecError {
             Some(span) => locate(text, span),
             None => (1, 1, None),
         };
-        SpecError {
+        GridError {
             path: path.to_owned(),
             line,
             column,
@@ -65,7 +65,7 @@ fn locate(text: &str, span: Range<usize>) -> (usize, usize, Option<String>) {
     (line, column, Some(snippet))
 }
 
-impl fmt::Display for SpecError {
+impl fmt::Display for GridError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line == 0 {
             write!(f, "{}: ", self.path.display())?;
@@ -83,7 +83,7 @@ impl fmt::Display for SpecError {
     }
 }
 
-impl std::error::Error for SpecError {}
+impl std::error::Error for GridError {}
 
 /// " (did you mean `x`?)" when a known word is close to `word`, else "".
 pub fn did_you_mean(word: &str, known: &[&str]) -> String {
@@ -103,7 +103,7 @@ mod tests {
     #[test]
     fn locates_line_and_column_and_draws_the_span() {
         let text = "[sweep]\nname = \"x\"\nlr = 0.1\n";
-        let e = SpecError::at(
+        let e = GridError::at(
             Path::new("g.toml"),
             text,
             Some(24..27),
