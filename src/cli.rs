@@ -234,7 +234,7 @@ struct PlanArgs {
 struct ModelArgs {
     /// Recurrent cell: rnn, lstm or gru
     #[arg(long)]
-    cell: Option<CellKind>,
+    cell: Option<LayerKind>,
     /// RNN nonlinearity: relu or tanh (rnn only; default tanh)
     #[arg(long)]
     activation: Option<Activation>,
@@ -389,7 +389,7 @@ impl ModelArgs {
 fn default_config() -> TrainConfig {
     TrainConfig {
         model: ModelConfig {
-            cell: CellKind::Rnn,
+            cell: LayerKind::Rnn,
             hidden: 128,
             layers: 1,
             activation: None,

@@ -2,7 +2,7 @@
 //! (2) finite differences of the loss, for every cell type with 1 and 2 layers.
 
 use dfdx::prelude::*;
-use rnnsweep::trainer::config::{Activation, CellKind, ModelConfig};
+use rnnsweep::trainer::config::{Activation, LayerKind, ModelConfig};
 use rnnsweep::trainer::model::{Model, ModelLoadError};
 
 const T: usize = 28;
@@ -12,10 +12,10 @@ fn configs() -> Vec<ModelConfig> {
     let mut v = vec![];
     for layers in [1, 2] {
         for (cell, act) in [
-            (CellKind::Rnn, Some(Activation::Relu)),
-            (CellKind::Rnn, Some(Activation::Tanh)),
-            (CellKind::Lstm, None),
-            (CellKind::Gru, None),
+            (LayerKind::Rnn, Some(Activation::Relu)),
+            (LayerKind::Rnn, Some(Activation::Tanh)),
+            (LayerKind::Lstm, None),
+            (LayerKind::Gru, None),
         ] {
             v.push(ModelConfig {
                 cell,
@@ -78,7 +78,7 @@ fn naive_logits(cfg: &ModelConfig, p: &[Vec<f64>], seq: &[Vec<f64>]) -> Vec<f64>
             let gi = affine(wih, bih, x);
             let gh = affine(whh, bhh, &hs);
             match cfg.cell {
-                CellKind::Rnn => {
+                LayerKind::Rnn => {
                     hs = (0..h)
                         .map(|j| {
                             let v = gi[j] + gh[j];
@@ -89,7 +89,7 @@ fn naive_logits(cfg: &ModelConfig, p: &[Vec<f64>], seq: &[Vec<f64>]) -> Vec<f64>
                         })
                         .collect();
                 }
-                CellKind::Lstm => {
+                LayerKind::Lstm => {
                     for j in 0..h {
                         let i = sigmoid(gi[j] + gh[j]);
                         let f = sigmoid(gi[h + j] + gh[h + j]);
@@ -99,7 +99,7 @@ fn naive_logits(cfg: &ModelConfig, p: &[Vec<f64>], seq: &[Vec<f64>]) -> Vec<f64>
                         hs[j] = o * cs[j].tanh();
                     }
                 }
-                CellKind::Gru => {
+                LayerKind::Gru => {
                     let mut hn = vec![0.0; h];
                     for j in 0..h {
                         let r = sigmoid(gi[j] + gh[j]);
@@ -281,7 +281,7 @@ fn fused_layers_match_the_dfdx_ops_path() {
 fn parameter_layout_matches_pytorch() {
     use rnnsweep::trainer::model::{param_count, param_layout};
     let cfg = ModelConfig {
-        cell: CellKind::Rnn,
+        cell: LayerKind::Rnn,
         hidden: 100,
         layers: 2,
         activation: Some(Activation::Relu),
@@ -302,7 +302,7 @@ fn parameter_layout_matches_pytorch() {
     assert_eq!(shapes, want);
     assert_eq!(param_count(&cfg), 34_210);
     let lstm = ModelConfig {
-        cell: CellKind::Lstm,
+        cell: LayerKind::Lstm,
         hidden: 64,
         layers: 1,
         activation: None,
@@ -310,7 +310,7 @@ fn parameter_layout_matches_pytorch() {
     // 4*64*28 + 4*64*64 + 2*4*64 + 64*10 + 10
     assert_eq!(param_count(&lstm), 7168 + 16384 + 512 + 650);
     let gru = ModelConfig {
-        cell: CellKind::Gru,
+        cell: LayerKind::Gru,
         hidden: 20,
         layers: 1,
         activation: None,
@@ -321,7 +321,7 @@ fn parameter_layout_matches_pytorch() {
 #[test]
 fn init_is_pytorch_uniform_and_seeded() {
     let cfg = ModelConfig {
-        cell: CellKind::Lstm,
+        cell: LayerKind::Lstm,
         hidden: 64,
         layers: 1,
         activation: None,
@@ -342,7 +342,7 @@ fn init_is_pytorch_uniform_and_seeded() {
 #[test]
 fn weights_round_trip_through_safetensors_with_pytorch_names() {
     let cfg = ModelConfig {
-        cell: CellKind::Gru,
+        cell: LayerKind::Gru,
         hidden: 5,
         layers: 2,
         activation: None,

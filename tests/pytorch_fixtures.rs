@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use dfdx::prelude::*;
 use rnnsweep::data::{Split, CLASSES, SIDE};
-use rnnsweep::trainer::config::{Activation, CellKind, ModelConfig, OptimConfig, OptimKind};
+use rnnsweep::trainer::config::{Activation, LayerKind, ModelConfig, OptimConfig, OptimKind};
 use rnnsweep::trainer::fit::{make_batch, train_step};
 use rnnsweep::trainer::model::Model;
 use rnnsweep::trainer::optim::Optimizer;
@@ -53,7 +53,7 @@ struct FixtureModel {
 impl FixtureModel {
     fn config(&self) -> ModelConfig {
         ModelConfig {
-            cell: self.cell.parse::<CellKind>().unwrap(),
+            cell: self.cell.parse::<LayerKind>().unwrap(),
             hidden: self.hidden,
             layers: self.layers,
             activation: self

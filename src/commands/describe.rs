@@ -72,12 +72,12 @@ impl Description {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trainer::config::{Activation, CellKind};
+    use crate::trainer::config::{Activation, LayerKind};
 
     #[test]
     fn describes_model_b_like_pytorch() {
         let d = describe(&ModelConfig {
-            cell: CellKind::Rnn,
+            cell: LayerKind::Rnn,
             hidden: 100,
             layers: 2,
             activation: Some(Activation::Relu),

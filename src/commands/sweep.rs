@@ -18,7 +18,7 @@ use crate::runner::{self, CellOutcome, RunOptions, SweepObserver};
 use crate::store::lease::{self, Leases};
 use crate::store::state::CellState;
 use crate::store::{CellResult, RunStore};
-use crate::trainer::config::{CellKind, TrainConfig};
+use crate::trainer::config::{LayerKind, TrainConfig};
 use crate::trainer::fit::StepInfo;
 use crate::trainer::record::{MetricRow, MetricSplit};
 
@@ -63,7 +63,7 @@ pub fn estimate_seconds(cfg: &TrainConfig) -> f64 {
         }
     } + cfg.eval.before_training as u8 as f64;
     let test = cfg.eval.test_limit.unwrap_or(10_000) as f64;
-    let overhead = if m.cell == CellKind::Rnn { 1.0 } else { 1.6 };
+    let overhead = if m.cell == LayerKind::Rnn { 1.0 } else { 1.6 };
     (3.0 * forward * samples + forward * test * evals) * overhead / 30e9
 }
 

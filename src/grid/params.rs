@@ -25,7 +25,7 @@ pub enum Kind {
 
 /// Every key, with its kind and a one-line description.
 pub const KEYS: &[(&str, Kind, &str)] = &[
-    ("cell", Kind::Word(CellKind::ALL), "recurrent cell"),
+    ("cell", Kind::Word(LayerKind::ALL), "recurrent cell"),
     (
         "activation",
         Kind::Word(Activation::ALL),
@@ -224,7 +224,7 @@ pub fn build(s: &Settings, seed: u64) -> Result<TrainConfig, BuildError> {
         blame: None,
     }
     };
-    let cell: CellKind = word(s, "cell")
+    let cell: LayerKind = word(s, "cell")
         .ok_or_else(|| missing("cell", " (rnn, lstm or gru)"))?
         .parse()
         .expect("checked");
@@ -292,10 +292,10 @@ mod tests {
     #[test]
     fn checks_each_kind() {
         assert_eq!(
-            check(Kind::Word(CellKind::ALL), &v("\"LSTM\"")).unwrap(),
+            check(Kind::Word(LayerKind::ALL), &v("\"LSTM\"")).unwrap(),
             Value::Word("lstm".into())
         );
-        assert!(check(Kind::Word(CellKind::ALL), &v("\"lsmt\""))
+        assert!(check(Kind::Word(LayerKind::ALL), &v("\"lsmt\""))
             .unwrap_err()
             .contains("did you mean `lstm`"));
         assert!(check(Kind::Int(1, 10), &v("0"))

@@ -43,8 +43,9 @@ macro_rules! word_enum {
 }
 
 word_enum!(
-    /// The recurrent cell.
-    CellKind, "cell", { Rnn => "rnn", Lstm => "lstm", Gru => "gru" }
+    /// The kind of recurrent layer (the grid key and config field are `cell`, as in the
+    /// tutorials; in the code "cell" means a grid cell, `plan::Cell`).
+    LayerKind, "cell", { Rnn => "rnn", Lstm => "lstm", Gru => "gru" }
 );
 word_enum!(
     /// The nonlinearity of a vanilla RNN cell (LSTM and GRU have fixed gate functions).
@@ -55,13 +56,13 @@ word_enum!(
     OptimKind, "optimizer", { Sgd => "sgd", Adam => "adam", Rmsprop => "rmsprop" }
 );
 
-impl CellKind {
+impl LayerKind {
     /// Gate blocks stacked in the weight matrices (PyTorch layout).
     pub fn gates(self) -> usize {
         match self {
-            CellKind::Rnn => 1,
-            CellKind::Lstm => 4,
-            CellKind::Gru => 3,
+            LayerKind::Rnn => 1,
+            LayerKind::Lstm => 4,
+            LayerKind::Gru => 3,
         }
     }
 }
@@ -70,7 +71,7 @@ impl CellKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    pub cell: CellKind,
+    pub cell: LayerKind,
     pub hidden: usize,
     pub layers: usize,
     /// Only for `rnn` (default tanh, as in PyTorch); must be absent for lstm and gru.
@@ -86,7 +87,7 @@ impl ModelConfig {
 
     /// Canonical form: an rnn always names its activation.
     pub fn normalized(mut self) -> Self {
-        if self.cell == CellKind::Rnn {
+        if self.cell == LayerKind::Rnn {
             self.activation = Some(self.rnn_activation());
         }
         self
@@ -107,7 +108,7 @@ impl ModelConfig {
                 format!("layers must be 1..={MAX_LAYERS}"),
             ));
         }
-        if let (CellKind::Lstm | CellKind::Gru, Some(a)) = (self.cell, self.activation) {
+        if let (LayerKind::Lstm | LayerKind::Gru, Some(a)) = (self.cell, self.activation) {
             return Err(ConfigError::new(
                 "activation",
                 a,
@@ -123,7 +124,7 @@ impl ModelConfig {
     /// A short human label, e.g. `rnn-relu h100 L2` or `lstm h64`.
     pub fn label(&self) -> String {
         let cell = match self.cell {
-            CellKind::Rnn => format!("rnn-{}", self.rnn_activation()),
+            LayerKind::Rnn => format!("rnn-{}", self.rnn_activation()),
             c => c.to_string(),
         };
         if self.layers == 1 {
@@ -331,7 +332,7 @@ impl TrainConfig {
     pub fn slug(&self) -> String {
         let m = &self.model;
         let cell = match m.cell {
-            CellKind::Rnn => format!("rnn-{}", m.rnn_activation()),
+            LayerKind::Rnn => format!("rnn-{}", m.rnn_activation()),
             c => c.to_string(),
         };
         let budget = match self.budget {
@@ -365,13 +366,13 @@ pub const PRESETS: &[&str] = &[
 /// The training config of a tutorial recipe (seed 0).
 pub fn preset(id: &str) -> Result<TrainConfig, ConfigError> {
     let rnn = |hidden, layers, act| ModelConfig {
-        cell: CellKind::Rnn,
+        cell: LayerKind::Rnn,
         hidden,
         layers,
         activation: Some(act),
     };
     let lstm = |hidden| ModelConfig {
-        cell: CellKind::Lstm,
+        cell: LayerKind::Lstm,
         hidden,
         layers: 1,
         activation: None,
@@ -480,7 +481,7 @@ mod tests {
         );
         check(
             &|c| {
-                c.model.cell = CellKind::Lstm;
+                c.model.cell = LayerKind::Lstm;
             },
             "set activation only for cell = rnn",
         );
@@ -495,8 +496,8 @@ mod tests {
 
     #[test]
     fn words_parse_case_insensitively_and_list_alternatives() {
-        assert_eq!("LSTM".parse::<CellKind>().unwrap(), CellKind::Lstm);
-        let e = "lstmm".parse::<CellKind>().unwrap_err();
+        assert_eq!("LSTM".parse::<LayerKind>().unwrap(), LayerKind::Lstm);
+        let e = "lstmm".parse::<LayerKind>().unwrap_err();
         assert!(e.contains("allowed: rnn, lstm, gru"), "{e}");
         assert_eq!("epoch".parse::<EvalEvery>().unwrap(), EvalEvery::Epoch);
         assert_eq!(

@@ -5,7 +5,7 @@
 
 use dfdx::prelude::*;
 
-use super::config::{Activation, CellKind};
+use super::config::{Activation, LayerKind};
 use super::tape::{Flat, Mat, TapeThread};
 
 /// One recurrent layer's parameters (PyTorch's layouts: weights row-major [gates·hidden, in])
@@ -13,7 +13,7 @@ use super::tape::{Flat, Mat, TapeThread};
 pub struct LayerParams<'a, E: Dtype, D: Device<E>> {
     /// 0 for the layer that reads the image rows (its input needs no gradient).
     pub layer: usize,
-    pub cell: CellKind,
+    pub cell: LayerKind,
     /// The RNN nonlinearity (tanh for LSTM and GRU, where it is not used).
     pub activation: Activation,
     pub hidden: usize,

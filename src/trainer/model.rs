@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::config::{CellKind, ModelConfig};
+use super::config::{LayerKind, ModelConfig};
 use super::kernel::{LayerKernel, LayerParams};
 use super::ops;
 use super::tape::{Flat, Mat, TapeThread};
@@ -103,15 +103,15 @@ pub fn param_count(cfg: &ModelConfig) -> usize {
 /// PyTorch's module repr of the network, e.g. `LSTM(28, 64, batch_first=True)` + `Linear(64, 10)`.
 pub fn torch_repr(cfg: &ModelConfig) -> String {
     let name = match cfg.cell {
-        CellKind::Rnn => "RNN",
-        CellKind::Lstm => "LSTM",
-        CellKind::Gru => "GRU",
+        LayerKind::Rnn => "RNN",
+        LayerKind::Lstm => "LSTM",
+        LayerKind::Gru => "GRU",
     };
     let mut args = format!("{SIDE}, {}", cfg.hidden);
     if cfg.layers > 1 {
         args.push_str(&format!(", num_layers={}", cfg.layers));
     }
-    if cfg.cell == CellKind::Rnn {
+    if cfg.cell == LayerKind::Rnn {
         args.push_str(&format!(", nonlinearity='{}'", cfg.rnn_activation()));
     }
     format!(

@@ -4,7 +4,7 @@
 
 use dfdx::prelude::*;
 
-use super::config::{Activation, CellKind};
+use super::config::{Activation, LayerKind};
 use super::kernel::LayerParams;
 use super::tape::{Mat, TapeThread};
 use crate::data::SIDE;
@@ -31,7 +31,7 @@ pub fn layer<E: Dtype, D: Device<E>, T: Tape<E, D> + Merge<NoneTape>>(
     let w_hh_t = p.w_hh_mat().permute::<_, Axes2<1, 0>>();
     let b_ih = p.b_ih.clone();
     let b_hh = p.b_hh.clone();
-    let gru = p.cell == CellKind::Gru;
+    let gru = p.cell == LayerKind::Gru;
     let bias = tp.run(b_ih, |b| {
         let b = if gru { b } else { b + b_hh.clone() };
         b.reshape_like(&(g, 1))
@@ -53,7 +53,7 @@ pub fn layer<E: Dtype, D: Device<E>, T: Tape<E, D> + Merge<NoneTape>>(
     };
     let mut outs: Vec<Mat<E, D>> = Vec::with_capacity(SIDE);
     match p.cell {
-        CellKind::Rnn => {
+        LayerKind::Rnn => {
             let act = p.activation;
             for t in 0..SIDE {
                 let xs = step_input(t, tp);
@@ -68,7 +68,7 @@ pub fn layer<E: Dtype, D: Device<E>, T: Tape<E, D> + Merge<NoneTape>>(
                 outs.push(hn);
             }
         }
-        CellKind::Lstm => {
+        LayerKind::Lstm => {
             let mut c: Option<Mat<E, D>> = None;
             for t in 0..SIDE {
                 let xs = step_input(t, tp);
@@ -96,7 +96,7 @@ pub fn layer<E: Dtype, D: Device<E>, T: Tape<E, D> + Merge<NoneTape>>(
                 outs.push(hn);
             }
         }
-        CellKind::Gru => {
+        LayerKind::Gru => {
             // PyTorch gate order: reset, update, new.
             // r = σ(x_r + h_r), z = σ(x_z + h_z), n = tanh(x_n + r ⊙ h_n), h' = n + z ⊙ (h − n)
             // where h_* = h·W_hh*ᵀ + b_hh*. The GRU starts from an explicit zero h0.

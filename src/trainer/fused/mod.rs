@@ -22,7 +22,7 @@ mod simd;
 
 use dfdx::prelude::*;
 
-use super::config::{Activation, CellKind};
+use super::config::{Activation, LayerKind};
 use super::kernel::{LayerKernel, LayerParams};
 use super::tape::{Mat, TapeThread};
 #[cfg(test)]
@@ -175,12 +175,12 @@ enum Kind {
 }
 
 impl Kind {
-    fn of(cell: CellKind, act: Activation) -> Kind {
+    fn of(cell: LayerKind, act: Activation) -> Kind {
         match (cell, act) {
-            (CellKind::Rnn, Activation::Relu) => Kind::Relu,
-            (CellKind::Rnn, Activation::Tanh) => Kind::Tanh,
-            (CellKind::Lstm, _) => Kind::Lstm,
-            (CellKind::Gru, _) => Kind::Gru,
+            (LayerKind::Rnn, Activation::Relu) => Kind::Relu,
+            (LayerKind::Rnn, Activation::Tanh) => Kind::Tanh,
+            (LayerKind::Lstm, _) => Kind::Lstm,
+            (LayerKind::Gru, _) => Kind::Gru,
         }
     }
 }
@@ -282,10 +282,10 @@ mod tests {
             // Sizes that leave remainders at every vector width.
             let (b, i, h, steps) = (5, 7, 37, 4);
             for (cell, act) in [
-                (CellKind::Rnn, Activation::Relu),
-                (CellKind::Rnn, Activation::Tanh),
-                (CellKind::Lstm, Activation::Tanh),
-                (CellKind::Gru, Activation::Tanh),
+                (LayerKind::Rnn, Activation::Relu),
+                (LayerKind::Rnn, Activation::Tanh),
+                (LayerKind::Lstm, Activation::Tanh),
+                (LayerKind::Gru, Activation::Tanh),
             ] {
                 let (kind, gates) = (Kind::of(cell, act), cell.gates());
                 let d = Dims {
@@ -415,9 +415,9 @@ mod tests {
     fn nan_propagates_through_every_cell_kind() {
         let (b, h) = (3, 37);
         for (cell, act) in [
-            (CellKind::Rnn, Activation::Tanh),
-            (CellKind::Lstm, Activation::Tanh),
-            (CellKind::Gru, Activation::Tanh),
+            (LayerKind::Rnn, Activation::Tanh),
+            (LayerKind::Lstm, Activation::Tanh),
+            (LayerKind::Gru, Activation::Tanh),
         ] {
             let kind = Kind::of(cell, act);
             let g = cell.gates() * h;
