@@ -18,6 +18,7 @@ use rnnsweep::runner::RunOptions;
 use rnnsweep::store::lease::ttl_from_env;
 use rnnsweep::trainer::config::*;
 use rnnsweep::trainer::device::DeviceRequest;
+use rnnsweep::trainer::presets::preset;
 
 #[derive(Parser, Debug)]
 #[command(

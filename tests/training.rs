@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 use dfdx::prelude::Cpu;
 use rnnsweep::trainer::config::*;
 use rnnsweep::trainer::fit::{fit, Silent};
+use rnnsweep::trainer::presets::preset;
 use rnnsweep::trainer::record::{MetricSplit, NonFiniteKind, RunRecord, RunStatus};
 
 /// The lstm_h64 recipe (Adam 0.01) on the first 6,000 images with batch 32. Measured over seeds

@@ -10,10 +10,11 @@ use dfdx::prelude::Cpu;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Mnist;
-use crate::trainer::config::{preset, TrainConfig, PRESETS};
+use crate::trainer::config::TrainConfig;
 use crate::trainer::fit::train_step;
 use crate::trainer::model::Model;
 use crate::trainer::optim::Optimizer;
+use crate::trainer::presets::{preset, PRESETS};
 
 #[derive(Clone, Debug)]
 pub struct BenchOptions {

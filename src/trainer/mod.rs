@@ -10,5 +10,6 @@ pub mod kernel;
 pub mod model;
 pub mod ops;
 pub mod optim;
+pub mod presets;
 pub mod record;
 pub mod tape;
