@@ -339,8 +339,8 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
                     });
                 }
                 RunStatus::Completed => counts.completed += 1,
-                // The runner never finishes an interrupted run; should such a record exist it
-                // is not an outcome: the cell is unfinished.
+                // Not reached: `CellState` already counts a cell whose record says interrupted
+                // as unfinished (missing above). Kept so the match stays exhaustive.
                 RunStatus::Interrupted { .. } => {
                     counts.missing += 1;
                     continue;
