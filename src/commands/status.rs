@@ -46,10 +46,7 @@ pub struct SweepState {
     pub detail: Vec<CellRow>,
 }
 
-/// The states, in display order.
-pub const STATES: [&str; 9] = CellState::NAMES;
-
-/// How many cells are in each state, every state listed in [`STATES`] order; serialized as a
+/// How many cells are in each state, every state listed in [`CellState::NAMES`] order; serialized as a
 /// JSON object whose keys keep that order.
 #[derive(Clone, Debug)]
 pub struct Counts(Vec<(&'static str, usize)>);
@@ -57,7 +54,7 @@ pub struct Counts(Vec<(&'static str, usize)>);
 impl Counts {
     fn of(detail: &[CellRow]) -> Counts {
         Counts(
-            STATES
+            CellState::NAMES
                 .iter()
                 .map(|s| (*s, detail.iter().filter(|c| c.state == *s).count()))
                 .collect(),
@@ -131,7 +128,7 @@ fn ago(secs: Option<f64>) -> String {
 /// The text form: a counts line, then the cells that are running, stale, failed or corrupt.
 pub fn render(s: &SweepState) -> String {
     let mut o = format!("sweep {:?} ({}): {} cells\n", s.sweep, s.dir, s.cells);
-    let parts: Vec<String> = STATES
+    let parts: Vec<String> = CellState::NAMES
         .iter()
         .filter(|st| s.counts.get(st) > 0 || matches!(**st, "done" | "running" | "new"))
         .map(|st| format!("{} {st}", s.counts.get(st)))

@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::config::{EvalEvery, TrainConfig};
 use super::kernel::LayerKernel;
-use super::model::{param_count, param_layout, Model};
+use super::model::{param_count, Model};
 use super::optim::Optimizer;
 use super::record::{
     EpochStats, MetricRow, MetricSplit, NonFinite, NonFiniteKind, RunRecord, RunStatus, TopClass,
@@ -340,7 +340,6 @@ pub fn fit<D: LayerKernel<f32>>(
         last_eval_iteration: None,
         last_eval: None,
     };
-    let layout = param_layout(&cfg.model);
     if cfg.eval.before_training {
         rec.eval_point(0, 0, &model, 0.0);
     }
@@ -371,7 +370,7 @@ pub fn fit<D: LayerKernel<f32>>(
                     iteration,
                     non_finite: Some(NonFinite {
                         kind,
-                        tensor: tensor.map(|i| layout[i].name.clone()),
+                        tensor: tensor.map(|i| model.layout[i].name.clone()),
                     }),
                 };
                 epochs.push(ep);
