@@ -16,9 +16,10 @@ use rnnsweep::report::export::{Format, Tables};
 use rnnsweep::report::summarize::Metric;
 use rnnsweep::runner::RunOptions;
 use rnnsweep::store::lease::ttl_from_env;
+use rnnsweep::trainer::backend::Backend;
 use rnnsweep::trainer::config::*;
 use rnnsweep::trainer::device::DeviceRequest;
-use rnnsweep::trainer::presets::preset;
+use rnnsweep::trainer::presets::{default_config, default_lr, preset};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -387,39 +388,6 @@ impl ModelArgs {
     }
 }
 
-fn default_config() -> TrainConfig {
-    TrainConfig {
-        model: ModelConfig {
-            cell: LayerKind::Rnn,
-            hidden: 128,
-            layers: 1,
-            activation: None,
-        },
-        optim: OptimConfig {
-            kind: OptimKind::Adam,
-            lr: 1e-3,
-            momentum: 0.0,
-        },
-        batch_size: 64,
-        budget: Budget::Epochs(1),
-        seed: 0,
-        train_limit: None,
-        eval: EvalConfig {
-            every: EvalEvery::Epoch,
-            before_training: false,
-            test_limit: None,
-        },
-    }
-}
-
-fn default_lr(kind: OptimKind) -> f64 {
-    match kind {
-        OptimKind::Sgd => 0.1,
-        OptimKind::Adam => 1e-3,
-        OptimKind::Rmsprop => 1e-2,
-    }
-}
-
 impl TrainArgs {
     fn config(&self) -> anyhow::Result<TrainConfig> {
         let mut c = match &self.preset {
@@ -471,6 +439,7 @@ impl TrainArgs {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
+    let env = |k: &str| std::env::var(k).ok();
     let data_dir = || mnist::resolve_dir(cli.data_dir.as_deref());
     match cli.command {
         Command::Sweep(a) => {
@@ -487,10 +456,10 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
                 grid: a.grid,
                 results: a.results,
                 data_dir: data_dir()?,
+                backend: Backend::from_env(a.device, env)?,
                 run: RunOptions {
                     jobs,
                     threads_per_job: a.threads_per_job.unwrap_or(1),
-                    device: a.device,
                     lease_ttl: ttl_from_env()?,
                     rerun_failed: a.rerun_failed,
                 },
@@ -506,6 +475,7 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
             grid: a.grid,
             results: a.results,
             data_dir: data_dir()?,
+            check_data: Backend::from_env(DeviceRequest::Cpu, env)?.needs_data(),
             tasks: a.tasks,
             array_parallelism: a.array_parallelism,
             time: a.time,
@@ -582,7 +552,7 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
             }
             let opts = train::TrainOptions {
                 config: a.config()?,
-                device: a.device,
+                backend: Backend::from_env(a.device, env)?,
                 threads: a.threads,
                 data_dir: data_dir()?,
                 out_dir: a.out.clone(),

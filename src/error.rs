@@ -90,6 +90,9 @@ pub enum TrainError {
     Data(#[from] DataError),
     #[error("device error: {0}")]
     Device(String),
+    /// A failure the fake trainer was told to produce (tests only).
+    #[error("{0}")]
+    Injected(String),
     #[error("cannot write {path}")]
     Output {
         path: PathBuf,

@@ -20,6 +20,9 @@ pub struct SlurmOptions {
     pub grid: PathBuf,
     pub results: PathBuf,
     pub data_dir: PathBuf,
+    /// Check that the MNIST files are there before writing the script (not when the jobs will
+    /// use the fake trainer, which reads no data).
+    pub check_data: bool,
     /// Array tasks [default: one per cell, at most `MAX_TASKS`].
     pub tasks: Option<usize>,
     pub array_parallelism: Option<usize>,
@@ -48,8 +51,10 @@ pub fn slurm_cmd(o: &SlurmOptions) -> anyhow::Result<Outcome> {
         plan.cells.len()
     );
     // Compute nodes often have no internet: make sure the data is here before submitting.
-    super::data::load(&o.data_dir, o.quiet)
-        .with_context(|| format!("MNIST in {}", o.data_dir.display()))?;
+    if o.check_data {
+        super::data::load(&o.data_dir, o.quiet)
+            .with_context(|| format!("MNIST in {}", o.data_dir.display()))?;
+    }
     let results = absolute(&o.results)?;
     let store = RunStore::open(&results, &plan.name);
     store.init(&spec.text, &plan)?;

@@ -18,7 +18,9 @@ use crate::runner::{self, CellOutcome, RunOptions, SweepObserver};
 use crate::store::lease::{self, Leases};
 use crate::store::state::CellState;
 use crate::store::{CellResult, RunStore};
+use crate::trainer::backend::Backend;
 use crate::trainer::config::{LayerKind, TrainConfig};
+use crate::trainer::fake::FAKE_ENV;
 use crate::trainer::fit::StepInfo;
 use crate::trainer::record::{MetricRow, MetricSplit};
 
@@ -28,6 +30,8 @@ pub struct SweepOptions {
     pub grid: PathBuf,
     pub results: PathBuf,
     pub data_dir: PathBuf,
+    /// The real trainer on a device, or the fake one (tests).
+    pub backend: Backend,
     pub run: RunOptions,
     /// Only this slice of the plan (None: every cell).
     pub shard: Option<Shard>,
@@ -363,7 +367,13 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         run.threads_per_job = threads_per_job(cores, run.jobs, pending.len());
     }
     if !pending.is_empty() {
-        let data = super::data::load(&opts.data_dir, opts.quiet)?;
+        let data = match opts.backend.needs_data() {
+            true => Some(super::data::load(&opts.data_dir, opts.quiet)?),
+            false => None,
+        };
+        if let Backend::Fake(_) = opts.backend {
+            eprintln!("training with the fake trainer ({FAKE_ENV} is set)");
+        }
         eprintln!(
             "running {} cells on {} worker(s), {} matmul thread(s) each",
             pending.len(),
@@ -385,7 +395,9 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
                 "threads_per_job": run.threads_per_job
             }),
         );
-        outcomes = runner::run(&pending, &store, &data, &run, stop, &progress)?;
+        outcomes = opts.backend.with_trainer(data.as_ref(), |trainer| {
+            runner::run(&pending, &store, trainer, &run, stop, &progress)
+        })?;
         progress.mp.clear().ok();
         store.log_event(
             "sweep_end",

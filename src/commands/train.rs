@@ -6,24 +6,23 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use crate::trainer::kernel::LayerKernel;
 use anyhow::Context;
 use indicatif::ProgressBar;
 
 use super::{progress, with_threads, Outcome};
-use crate::data::Mnist;
 use crate::fsutil::write_atomic;
 use crate::store::{MetricsLog, RunDir};
+use crate::trainer::backend::{Backend, Trained};
 use crate::trainer::config::TrainConfig;
-use crate::trainer::device::{dispatch, DeviceJob, DeviceRequest};
-use crate::trainer::fit::{fit, Observer, StepInfo};
+use crate::trainer::fit::{Observer, StepInfo};
 use crate::trainer::record::{MetricRow, MetricSplit, RunRecord, RunStatus};
 
 /// Everything `rnnsweep train` needs, already parsed and resolved.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
     pub config: TrainConfig,
-    pub device: DeviceRequest,
+    /// The real trainer on a device, or the fake one (tests).
+    pub backend: Backend,
     pub threads: usize,
     pub data_dir: PathBuf,
     /// Output directory (default `results/train/<config slug>`).
@@ -61,6 +60,14 @@ fn fmt_opt(v: Option<f64>, prec: usize) -> String {
 }
 
 impl Observer for TrainObserver {
+    fn started(&self, device: &str, note: Option<&str>) {
+        self.print(&format!(
+            "device: {device}{}",
+            note.map(|n| format!(" ({n})")).unwrap_or_default()
+        ));
+        self.print(HEADER);
+    }
+
     fn step(&self, info: &StepInfo) {
         self.bar.set_position(info.iteration);
         if info.batch_in_epoch == 1 || info.iteration.is_multiple_of(20) {
@@ -87,34 +94,14 @@ impl Observer for TrainObserver {
     }
 }
 
-struct TrainJob<'a> {
-    cfg: &'a TrainConfig,
-    data: &'a Mnist,
-    obs: &'a TrainObserver,
-    stop: &'a AtomicBool,
-}
-
-impl DeviceJob for TrainJob<'_> {
-    /// The record and, for a completed run, the weights as safetensors bytes.
-    type Output = (RunRecord, Option<Vec<u8>>);
-    fn run<D: LayerKernel<f32>>(self, dev: D, name: &str, note: Option<&str>) -> Self::Output {
-        self.obs.print(&format!(
-            "device: {name}{}",
-            note.map(|n| format!(" ({n})")).unwrap_or_default()
-        ));
-        self.obs.print(HEADER);
-        let (rec, model) = fit(&dev, name, self.cfg, self.data, self.obs, self.stop)
-            .expect("config validated before dispatch");
-        let weights = model.final_weights(&rec.status);
-        (rec, weights)
-    }
-}
-
 /// Runs `rnnsweep train`. `stop` is set by the Ctrl-C handler.
 pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outcome> {
     let cfg = &opts.config;
     cfg.validate()?;
-    let data = super::data::load(&opts.data_dir, opts.quiet)?;
+    let data = match opts.backend.needs_data() {
+        true => Some(super::data::load(&opts.data_dir, opts.quiet)?),
+        false => None,
+    };
     let out = opts
         .out_dir
         .clone()
@@ -142,13 +129,10 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         cfg.batches_per_epoch(),
         cfg.seed
     ));
-    let job = TrainJob {
-        cfg,
-        data: &data,
-        obs: &obs,
-        stop,
-    };
-    let (record, weights) = with_threads(opts.threads, || dispatch(opts.device, job))??;
+    let Trained { record, weights } = with_threads(opts.threads, || {
+        opts.backend
+            .with_trainer(data.as_ref(), |t| t.train(cfg, &obs, stop))
+    })??;
     obs.bar.finish_and_clear();
     if let Some(e) = obs.metrics.take_error() {
         anyhow::bail!(e);

@@ -13,16 +13,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::trainer::kernel::LayerKernel;
-
 use crate::cluster::Origin;
-use crate::data::Mnist;
-use crate::error::{chain, TrainError};
+use crate::error::chain;
 use crate::plan::Cell;
 use crate::store::lease::{Claim, Leases};
 use crate::store::{CellResult, MetricsLog, RunStore};
-use crate::trainer::device::{dispatch, DeviceJob, DeviceRequest};
-use crate::trainer::fit::{fit, Observer, StepInfo};
+use crate::trainer::backend::{Trained, Trainer};
+use crate::trainer::fit::{Observer, StepInfo};
 use crate::trainer::record::{MetricRow, RunRecord, RunStatus, FORMAT_VERSION};
 
 /// How to run a sweep.
@@ -30,7 +27,6 @@ use crate::trainer::record::{MetricRow, RunRecord, RunStatus, FORMAT_VERSION};
 pub struct RunOptions {
     pub jobs: usize,
     pub threads_per_job: usize,
-    pub device: DeviceRequest,
     /// A lease whose heartbeat is older than this is stale (see `store::lease`).
     pub lease_ttl: std::time::Duration,
     pub rerun_failed: bool,
@@ -89,36 +85,12 @@ impl Observer for CellObserver<'_> {
     }
 }
 
-struct CellJob<'a> {
-    cell: &'a Cell,
-    data: &'a Mnist,
-    obs: &'a CellObserver<'a>,
-    stop: &'a AtomicBool,
-}
-
-impl DeviceJob for CellJob<'_> {
-    /// The record and, for a completed run, its weights as safetensors bytes.
-    type Output = Result<(RunRecord, Option<Vec<u8>>), TrainError>;
-    fn run<D: LayerKernel<f32>>(self, dev: D, name: &str, _note: Option<&str>) -> Self::Output {
-        let (record, model) = fit(
-            &dev,
-            name,
-            &self.cell.config,
-            self.data,
-            self.obs,
-            self.stop,
-        )?;
-        let weights = model.final_weights(&record.status);
-        Ok((record, weights))
-    }
-}
-
 /// What every worker shares.
 struct Shared<'a> {
     store: &'a RunStore,
     leases: Leases,
     origin: Origin,
-    data: &'a Mnist,
+    trainer: &'a dyn Trainer,
     opts: &'a RunOptions,
     stop: &'a AtomicBool,
     sweep: &'a dyn SweepObserver,
@@ -168,8 +140,7 @@ fn claim_and_run(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shar
 fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -> CellOutcome {
     let Shared {
         store,
-        data,
-        opts,
+        trainer,
         stop,
         sweep,
         ..
@@ -190,18 +161,14 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
         sweep,
         metrics: MetricsLog::new(store.layout.metrics_csv(&cell.id)),
     };
-    let job = CellJob {
-        cell,
-        data,
-        obs: &obs,
-        stop,
-    };
     let trained = catch_unwind(AssertUnwindSafe(|| {
-        // The device's error and the training's are both `TrainError`s.
-        pool.install(|| dispatch(opts.device, job).and_then(|ran| ran))
+        pool.install(|| trainer.train(&cell.config, &obs, stop))
     }));
-    let (mut record, weights) = match trained {
-        Ok(Ok(pair)) => pair,
+    let Trained {
+        mut record,
+        weights,
+    } = match trained {
+        Ok(Ok(t)) => t,
         Ok(Err(e)) => return fail(chain(&e)),
         Err(panic) => {
             let what = panic
@@ -249,12 +216,13 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
     CellOutcome::Done(Box::new(record))
 }
 
-/// Runs `cells` (already filtered to those that need running) and returns each outcome with
-/// its plan index, sorted by index. Cells not started because of the stop flag are left out.
+/// Runs `cells` (already filtered to those that need running) with `trainer` and returns each
+/// outcome with its plan index, sorted by index. Cells not started because of the stop flag are
+/// left out.
 pub fn run(
     cells: &[&Cell],
     store: &RunStore,
-    data: &Mnist,
+    trainer: &dyn Trainer,
     opts: &RunOptions,
     stop: &AtomicBool,
     sweep: &dyn SweepObserver,
@@ -275,7 +243,7 @@ pub fn run(
         store,
         leases: Leases::new(store.layout.leases(), opts.lease_ttl),
         origin: Origin::current(),
-        data,
+        trainer,
         opts,
         stop,
         sweep,

@@ -37,6 +37,8 @@ pub struct StepInfo {
 
 /// Hooks called by the loop; all default to nothing.
 pub trait Observer {
+    /// Training starts on `device` (e.g. `cpu`); `note` says why that device was chosen.
+    fn started(&self, _device: &str, _note: Option<&str>) {}
     fn step(&self, _info: &StepInfo) {}
     /// Rows of one evaluation point (train window and/or test).
     fn eval(&self, _rows: &[MetricRow]) {}
@@ -242,10 +244,47 @@ impl Window {
     }
 }
 
-/// Collects the metric rows: the training window since the last evaluation, and test evaluations.
-struct Recorder<'a, D: LayerKernel<f32>> {
+/// What the training loop drives: one optimizer step on some training images, and an
+/// evaluation on the first test images. [`ModelLearner`] is the real network; the fake
+/// trainer (`trainer::fake`) is another, so both share every rule of the loop (shuffling,
+/// budget, evaluation schedule, divergence, interruption).
+pub(crate) trait Learner {
+    /// One optimizer step on the training images `idx`.
+    fn step(&mut self, idx: &[usize]) -> Step;
+    /// Loss, accuracy and predictions per class on the first `n` test images.
+    fn evaluate(&mut self, n: usize) -> Evaluation;
+    /// PyTorch's name of parameter `i` (to say which tensor went non-finite).
+    fn param_name(&self, i: usize) -> String;
+}
+
+/// A dfdx model with its optimizer, on `dev`, trained on `data`.
+struct ModelLearner<'a, D: LayerKernel<f32>> {
+    model: Model<f32, D>,
+    opt: Optimizer<f32, D>,
     dev: &'a D,
-    test: &'a Split,
+    data: &'a Mnist,
+}
+
+impl<D: LayerKernel<f32>> Learner for ModelLearner<'_, D> {
+    fn step(&mut self, idx: &[usize]) -> Step {
+        train_step(
+            &mut self.model,
+            &mut self.opt,
+            self.dev,
+            &self.data.train,
+            idx,
+        )
+    }
+    fn evaluate(&mut self, n: usize) -> Evaluation {
+        evaluate(&self.model, self.dev, &self.data.test, n)
+    }
+    fn param_name(&self, i: usize) -> String {
+        self.model.layout[i].name.clone()
+    }
+}
+
+/// Collects the metric rows: the training window since the last evaluation, and test evaluations.
+struct Recorder<'a> {
     n_test: usize,
     obs: &'a dyn Observer,
     metrics: Vec<MetricRow>,
@@ -256,17 +295,17 @@ struct Recorder<'a, D: LayerKernel<f32>> {
     last_eval: Option<Evaluation>,
 }
 
-impl<D: LayerKernel<f32>> Recorder<'_, D> {
+impl Recorder<'_> {
     /// Evaluates the test split, closes the current training window, and reports both rows.
     fn eval_point(
         &mut self,
         epoch: u64,
         iteration: u64,
-        model: &Model<f32, D>,
+        learner: &mut dyn Learner,
         train_seconds: f64,
     ) {
         let t0 = Instant::now();
-        let ev = evaluate(model, self.dev, self.test, self.n_test);
+        let ev = learner.evaluate(self.n_test);
         let (loss, acc) = (ev.loss, ev.acc);
         self.last_eval = Some(ev);
         self.eval_seconds += t0.elapsed().as_secs_f64();
@@ -311,15 +350,31 @@ pub fn fit<D: LayerKernel<f32>>(
     stop: &AtomicBool,
 ) -> Result<(RunRecord, Model<f32, D>), ConfigError> {
     cfg.validate()?;
-    let train = &data.train;
-    let n_train = cfg.train_size().min(train.len());
-    let n_test = cfg
-        .eval
-        .test_limit
-        .unwrap_or(data.test.len())
-        .min(data.test.len());
-    let mut model = Model::<f32, D>::init(&cfg.model, cfg.seed, dev);
-    let mut opt = Optimizer::<f32, D>::new(&cfg.optim, model.params.len());
+    let model = Model::<f32, D>::init(&cfg.model, cfg.seed, dev);
+    let opt = Optimizer::<f32, D>::new(&cfg.optim, model.params.len());
+    let mut learner = ModelLearner {
+        model,
+        opt,
+        dev,
+        data,
+    };
+    let sizes = (data.train.len(), data.test.len());
+    let record = run_loop(&mut learner, device_name, cfg, sizes, obs, stop);
+    Ok((record, learner.model))
+}
+
+/// The loop itself, for any [`Learner`]: `sizes` are the training and test images available
+/// (the config's limits cut them further). `cfg` must be valid.
+pub(crate) fn run_loop(
+    learner: &mut dyn Learner,
+    device_name: &str,
+    cfg: &TrainConfig,
+    (train_len, test_len): (usize, usize),
+    obs: &dyn Observer,
+    stop: &AtomicBool,
+) -> RunRecord {
+    let n_train = cfg.train_size().min(train_len);
+    let n_test = cfg.eval.test_limit.unwrap_or(test_len).min(test_len);
     let mut shuffle_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     shuffle_rng.set_stream(1);
 
@@ -330,8 +385,6 @@ pub fn fit<D: LayerKernel<f32>>(
     let mut iteration = 0u64;
     let mut status = RunStatus::Completed;
     let mut rec = Recorder {
-        dev,
-        test: &data.test,
         n_test,
         obs,
         metrics: Vec::new(),
@@ -341,7 +394,7 @@ pub fn fit<D: LayerKernel<f32>>(
         last_eval: None,
     };
     if cfg.eval.before_training {
-        rec.eval_point(0, 0, &model, 0.0);
+        rec.eval_point(0, 0, learner, 0.0);
     }
 
     let mut order: Vec<usize> = (0..n_train).collect();
@@ -361,7 +414,7 @@ pub fn fit<D: LayerKernel<f32>>(
                 break 'epochs;
             }
             let t0 = Instant::now();
-            let step = train_step(&mut model, &mut opt, dev, train, idx);
+            let step = learner.step(idx);
             let (loss_value, correct) = (step.loss, step.correct);
             iteration += 1;
             if let Some((kind, tensor)) = step.non_finite {
@@ -370,7 +423,7 @@ pub fn fit<D: LayerKernel<f32>>(
                     iteration,
                     non_finite: Some(NonFinite {
                         kind,
-                        tensor: tensor.map(|i| model.layout[i].name.clone()),
+                        tensor: tensor.map(|i| learner.param_name(i)),
                     }),
                 };
                 epochs.push(ep);
@@ -392,7 +445,7 @@ pub fn fit<D: LayerKernel<f32>>(
             });
             if let EvalEvery::Iterations(k) = cfg.eval.every {
                 if iteration.is_multiple_of(k) {
-                    rec.eval_point(epoch, iteration, &model, train_seconds);
+                    rec.eval_point(epoch, iteration, learner, train_seconds);
                 }
             }
             if iteration == total {
@@ -403,12 +456,12 @@ pub fn fit<D: LayerKernel<f32>>(
         obs.epoch_done(&ep);
         epochs.push(ep);
         if cfg.eval.every == EvalEvery::Epoch && rec.last_eval_iteration != Some(iteration) {
-            rec.eval_point(epoch, iteration, &model, train_seconds);
+            rec.eval_point(epoch, iteration, learner, train_seconds);
         }
     }
     if status == RunStatus::Completed && rec.last_eval_iteration != Some(iteration) {
         let epoch = epochs.last().map_or(0, |e| e.epoch);
-        rec.eval_point(epoch, iteration, &model, train_seconds);
+        rec.eval_point(epoch, iteration, learner, train_seconds);
     }
     let last_test = rec
         .metrics
@@ -419,7 +472,7 @@ pub fn fit<D: LayerKernel<f32>>(
     let top_class = rec.last_eval.as_ref().and_then(Evaluation::top_class);
     let collapsed =
         status == RunStatus::Completed && top_class.is_some_and(|t| t.share >= COLLAPSE_SHARE);
-    let record = RunRecord {
+    RunRecord {
         format_version: FORMAT_VERSION,
         config: TrainConfig {
             model: cfg.model.clone().normalized(),
@@ -439,8 +492,7 @@ pub fn fit<D: LayerKernel<f32>>(
         collapsed,
         top_class,
         origin: None,
-    };
-    Ok((record, model))
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 //! device selection. Knows nothing of sweeps, stores or reports: it takes a `TrainConfig` and
 //! returns a `RunRecord`.
 
+pub mod backend;
 pub mod config;
 pub mod device;
+pub mod fake;
 pub mod fit;
 pub mod fused;
 pub mod kernel;

@@ -106,3 +106,40 @@ mod tests {
             .contains("known presets"));
     }
 }
+
+/// The config `train` and `describe` start from without `--preset`: a tanh RNN h128 with Adam
+/// at lr 0.001, batch 64, one epoch, seed 0, evaluated after every epoch.
+pub fn default_config() -> TrainConfig {
+    TrainConfig {
+        model: ModelConfig {
+            cell: LayerKind::Rnn,
+            hidden: 128,
+            layers: 1,
+            activation: None,
+        },
+        optim: OptimConfig {
+            kind: OptimKind::Adam,
+            lr: 1e-3,
+            momentum: 0.0,
+        },
+        batch_size: 64,
+        budget: Budget::Epochs(1),
+        seed: 0,
+        train_limit: None,
+        eval: EvalConfig {
+            every: EvalEvery::Epoch,
+            before_training: false,
+            test_limit: None,
+        },
+    }
+}
+
+/// The learning rate `train --optimizer K` uses unless `--lr` is given: 0.1 for sgd, 0.001
+/// for adam, 0.01 for rmsprop.
+pub fn default_lr(kind: OptimKind) -> f64 {
+    match kind {
+        OptimKind::Sgd => 0.1,
+        OptimKind::Adam => 1e-3,
+        OptimKind::Rmsprop => 1e-2,
+    }
+}
