@@ -5,12 +5,16 @@
 #     checks that every cell is done exactly once and records its Slurm job and task;
 #  2. submits tests/grids/kill.toml as one task, sends it SIGUSR1 (what --signal does before the
 #     time limit) while it trains, and checks that the task stops, requeues itself and finishes.
+# The jobs train with the fake trainer (RNNSWEEP_FAKE_TRAINER, src/trainer/fake.rs; sbatch passes
+# the environment on), 5 ms a step: a kill.toml cell takes 1 s on any machine, so the signal
+# always finds the task training, and no MNIST files are needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 work=$(mktemp -d /tmp/rnnsweep-slurm.XXXXXX)
 state="$work/slurm"
-export RNNSWEEP_DATA="${RNNSWEEP_DATA:-$(cd .. && pwd)/shared/data/mnist}"
+export RNNSWEEP_FAKE_TRAINER="${RNNSWEEP_FAKE_TRAINER-delay_ms=5}"
+export RNNSWEEP_DATA="${RNNSWEEP_DATA:-/nonexistent/rnnsweep-slurm-test-uses-no-mnist}"
 start=$(date +%s)
 
 cleanup() { scripts/slurm-local.sh stop "$state" || true; }

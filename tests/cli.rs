@@ -1,5 +1,7 @@
 //! The `rnnsweep` binary end to end: outputs a person and a program can read, clear errors for
-//! bad input (exit 2), a diverged run (exit 1), Ctrl-C (exit 130 with the files written).
+//! bad input (exit 2), a diverged run (exit 1), Ctrl-C (exit 130 with the files written). The
+//! `train` runs use the fake trainer (no MNIST): what is tested here is the command, not the
+//! learning (tests/training.rs and tests/results_cli.rs train for real).
 
 mod common;
 
@@ -116,40 +118,49 @@ fn read_record(dir: &Path) -> RunRecord {
     serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap()
 }
 
+/// `rnnsweep ARGS…` with the fake trainer following `rules`.
+fn fake(rules: &str, args: &[&str]) -> Output {
+    common::fake_bin(rules).args(args).output().unwrap()
+}
+
 #[test]
 fn train_writes_config_metrics_and_result_and_prints_json() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let o = rnnsweep(&[
-        "train",
-        "--cell",
-        "gru",
-        "--hidden",
-        "8",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "0.01",
-        "--batch",
-        "20",
-        "--iterations",
-        "30",
-        "--train-limit",
-        "200",
-        "--test-limit",
-        "100",
-        "--eval-every",
-        "10",
-        "--eval-before",
-        "--json",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = fake(
+        "",
+        &[
+            "train",
+            "--cell",
+            "gru",
+            "--hidden",
+            "8",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.01",
+            "--batch",
+            "20",
+            "--iterations",
+            "30",
+            "--train-limit",
+            "200",
+            "--test-limit",
+            "100",
+            "--eval-every",
+            "10",
+            "--eval-before",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let rec: RunRecord =
         serde_json::from_slice(&o.stdout).expect("stdout is exactly the JSON record");
     assert_eq!(rec.status, RunStatus::Completed);
     assert_eq!(rec.iterations, 30);
+    assert_eq!(rec.device, "fake");
     assert_eq!(rec, read_record(&out));
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
@@ -163,34 +174,49 @@ fn train_writes_config_metrics_and_result_and_prints_json() {
     assert!(out.join("config.json").is_file());
     // The human table went to stderr, leaving stdout parseable.
     assert!(stderr(&o).contains("train loss"), "{}", stderr(&o));
+    assert!(out.join("weights.safetensors").is_file());
 }
 
 #[test]
 fn a_diverged_run_exits_1_and_records_where() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let o = rnnsweep(&[
-        "train",
-        "--preset",
-        "model_a",
-        "--lr",
-        "50",
-        "--iterations",
-        "100",
-        "--train-limit",
-        "1000",
-        "--test-limit",
-        "100",
-        "-q",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("weights.safetensors"), b"from an earlier run").unwrap();
+    let o = fake(
+        "diverge_at=70",
+        &[
+            "train",
+            "--preset",
+            "model_a",
+            "--iterations",
+            "100",
+            "--train-limit",
+            "1000",
+            "--test-limit",
+            "100",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("diverged"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("loss became NaN/inf at epoch 7, step 70: the run diverged"),
+        "{}",
+        stderr(&o)
+    );
     assert!(matches!(
         read_record(&out).status,
-        RunStatus::Diverged { .. }
+        RunStatus::Diverged {
+            epoch: 7,
+            iteration: 70,
+            ..
+        }
     ));
+    assert!(
+        !out.join("weights.safetensors").exists(),
+        "a diverged run leaves no weights, not even an earlier run's"
+    );
 }
 
 #[cfg(unix)]
@@ -199,8 +225,7 @@ fn ctrl_c_stops_cleanly_with_files_written() {
     use std::time::{Duration, Instant};
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let bin = assert_cmd::cargo::cargo_bin("rnnsweep");
-    let mut child = std::process::Command::new(bin)
+    let mut child = common::fake_bin("delay_ms=5")
         .args([
             "train",
             "--preset",
@@ -215,20 +240,14 @@ fn ctrl_c_stops_cleanly_with_files_written() {
             "--out",
         ])
         .arg(&out)
-        .env("RNNSWEEP_DATA", common::data_dir())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // Wait until training has produced its first metrics, then interrupt.
-    let t0 = Instant::now();
-    while !out.join("metrics.csv").exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(120),
-            "no metrics written"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_for("metrics", Duration::from_secs(60), || {
+        out.join("metrics.csv").exists()
+    });
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -3,6 +3,8 @@
 //! worker killed mid-cell leaves a lease that `status` calls stale and another worker takes over;
 //! a live lease of another host is respected; SIGUSR1 and SIGTERM stop a worker cleanly; the
 //! `slurm` command writes a script and the plan. The real-Slurm test is `just test-slurm`.
+//! Every worker trains with the fake trainer (no MNIST); cells are made slow by its
+//! `delay_ms` rule where a test must catch a worker mid-cell.
 
 mod common;
 
@@ -10,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{cmd, event_counts, grid, plan_and_store, sweep};
+use common::{event_counts, fake_cmd, fake_sweep, grid, plan_and_store, wait_for};
 use rnnsweep::cluster::Origin;
 use rnnsweep::store::lease::{now, LeaseInfo};
 use rnnsweep::store::RunStore;
@@ -35,21 +37,27 @@ fn all_done(plan: &rnnsweep::plan::Plan, store: &RunStore) -> bool {
         .all(|c| store.cell_state(c, None).0.finished())
 }
 
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !ok() {
-        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Every cell of kill.toml takes 200 × 5 ms = 1 s.
+const SLOW: &str = "delay_ms=5";
+/// The safety net of every wait (a hung test fails instead of running forever).
+const HUNG: Duration = Duration::from_secs(60);
+
+fn cmd(grid: &Path, results: &Path, extra: &[&str]) -> Command {
+    fake_cmd(grid, results, extra, "")
+}
+
+fn sweep(grid: &Path, results: &Path, extra: &[&str]) -> Output {
+    fake_sweep(grid, results, extra, "")
 }
 
 fn concurrent_workers_run_each_cell_once(workers: usize) {
     let tmp = tempfile::tempdir().unwrap();
     let g = grid("tiny.toml");
     let (plan, store) = plan_and_store(&g, tmp.path());
+    // 30 steps of 2 ms: the workers compete for cells while all of them are running.
     let children: Vec<Child> = (0..workers)
         .map(|_| {
-            cmd(&g, tmp.path(), &["--jobs", "1", "-q"])
+            fake_cmd(&g, tmp.path(), &["--jobs", "1", "-q"], "delay_ms=2")
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -147,13 +155,13 @@ fn a_killed_workers_lease_goes_stale_and_another_worker_finishes_the_cell() {
     let tmp = tempfile::tempdir().unwrap();
     let g = grid("kill.toml");
     let (plan, store) = plan_and_store(&g, tmp.path());
-    let mut a = cmd(&g, tmp.path(), &["--jobs", "1", "-q"])
+    let mut a = fake_cmd(&g, tmp.path(), &["--jobs", "1", "-q"], SLOW)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let first = &plan.cells[0];
-    wait_for("a lease and progress", Duration::from_secs(60), || {
+    wait_for("a lease and progress", HUNG, || {
         store
             .layout
             .leases()
@@ -246,12 +254,12 @@ fn signal_stops_cleanly(signal: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let g = grid("kill.toml");
     let (plan, store) = plan_and_store(&g, tmp.path());
-    let child = cmd(&g, tmp.path(), &["--jobs", "1", "-q"])
+    let child = fake_cmd(&g, tmp.path(), &["--jobs", "1", "-q"], SLOW)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for("the first cell to start", Duration::from_secs(60), || {
+    wait_for("the first cell to start", HUNG, || {
         !event_counts(&store, "start").is_empty()
     });
     assert!(Command::new("kill")
@@ -298,11 +306,10 @@ fn sigterm_stops_a_worker_at_a_clean_point() {
 fn slurm_writes_an_array_script_and_the_plan() {
     let tmp = tempfile::tempdir().unwrap();
     let g = grid("tiny.toml");
-    let o = Command::new(assert_cmd::cargo::cargo_bin("rnnsweep"))
+    let o = common::fake_bin("")
         .args(["slurm", g.to_str().unwrap(), "--results"])
         .arg(tmp.path())
         .args(["--time", "00:10:00", "--array-parallelism", "2", "-q"])
-        .env("RNNSWEEP_DATA", common::data_dir())
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));

@@ -1,5 +1,5 @@
 //! The HTML report in a real browser: headless Chromium loads the page written by
-//! `rnnsweep results report` for a real tiny sweep, and the test checks that it renders (the DOM
+//! `rnnsweep results report` for a tiny sweep (fake trainer: no MNIST), and the test checks that it renders (the DOM
 //! has the tables and the four inline SVG charts, a screenshot has ink in the first series'
 //! colour) and that the page makes no request.
 //!
@@ -80,12 +80,7 @@ fn report_renders_offline_in_headless_chromium() {
     let results = tmp.path().join("results");
     let grid = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grids/tiny.toml");
     let bin = assert_cmd::cargo::cargo_bin("rnnsweep");
-    let o = Command::new(&bin)
-        .args(["sweep", grid.to_str().unwrap(), "-q", "--results"])
-        .arg(&results)
-        .env("RNNSWEEP_DATA", common::data_dir())
-        .output()
-        .unwrap();
+    let o = common::fake_sweep(&grid, &results, &["-q"], "");
     assert!(o.status.success(), "{}", text(&o.stderr));
     let page_path = tmp.path().join("report.html");
     let o = Command::new(&bin)

@@ -1,5 +1,6 @@
-//! `rnnsweep results …` and `rnnsweep predict` through the binary, on a real tiny sweep; a
-//! damaged result is counted as corrupt by `results` as by `status`.
+//! `rnnsweep results …` and `rnnsweep predict` through the binary, on a real tiny sweep (the
+//! one end-to-end sweep that trains for real); errors of `results` and a damaged result counted
+//! as corrupt by `results` as by `status` (on a fake-trainer sweep).
 
 mod common;
 
@@ -183,7 +184,8 @@ fn results_errors_name_what_exists() {
         text(&o.stderr)
     );
     let grid = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grids/tiny.toml");
-    run(&["sweep", grid.to_str().unwrap(), "-q"], tmp.path());
+    let o = common::fake_sweep(&grid, tmp.path(), &["-q"], "");
+    assert!(o.status.success(), "{}", text(&o.stderr));
     let o = run(&["results", "summarize", "tinny"], tmp.path());
     assert!(
         text(&o.stderr).contains("no sweep \"tinny\"") && text(&o.stderr).contains("sweeps in"),
@@ -244,10 +246,8 @@ fn results_errors_name_what_exists() {
         "{}",
         text(&o.stderr)
     );
-    let o = Command::new(assert_cmd::cargo::cargo_bin("rnnsweep"))
+    let o = common::fake_bin("")
         .args(["predict", tmp.path().to_str().unwrap()])
-        .env("RNNSWEEP_DATA", common::data_dir())
-        .env("RNNSWEEP_MNIST_MIRRORS", "http://127.0.0.1:9/")
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));

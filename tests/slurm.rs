@@ -3,7 +3,7 @@
 //! checks every cell is done once, then stops a task with SIGUSR1 and checks it requeues and
 //! finishes. It needs root and takes about 3 minutes (Slurm delays a requeued job by about two),
 //! so it runs only with `RNNSWEEP_SLURM_TESTS=require` (set by `.ci/run`); `just test-slurm`
-//! runs the script directly.
+//! runs the script directly. The jobs train with the fake trainer (no MNIST).
 
 mod common;
 
@@ -22,7 +22,8 @@ fn sweep_runs_as_a_slurm_job_array_and_requeues_after_sigusr1() {
     let o = Command::new("bash")
         .arg(format!("{root}/scripts/test-slurm.sh"))
         .env("RNNSWEEP_BIN", assert_cmd::cargo::cargo_bin("rnnsweep"))
-        .env("RNNSWEEP_DATA", common::data_dir())
+        .env("RNNSWEEP_FAKE_TRAINER", "delay_ms=5")
+        .env("RNNSWEEP_DATA", common::NO_DATA)
         .output()
         .expect("running scripts/test-slurm.sh");
     let out = String::from_utf8_lossy(&o.stdout);

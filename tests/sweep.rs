@@ -1,6 +1,8 @@
-//! Sweeps end to end through the binary: resuming runs only what is not done, SIGKILL at several
-//! points never leaves a half-written cell counted as done and never trains a cell twice, a
-//! failing cell does not stop the others, Ctrl-C stops cleanly.
+//! Sweeps end to end through the binary, with the fake trainer (no MNIST): resuming runs only
+//! what is not done, SIGKILL at several points of progress never leaves a half-written cell
+//! counted as done and never trains a cell twice, a failing cell does not stop the others,
+//! Ctrl-C stops cleanly. Kill points are found by watching the results folder, never by
+//! sleeping a tuned time.
 
 mod common;
 
@@ -9,7 +11,16 @@ use std::time::{Duration, Instant};
 
 use rnnsweep::store::state::CellState;
 
-use common::{cmd, event_counts, grid, plan_and_store, sweep};
+use common::{event_counts, fake_cmd, fake_sweep, grid, plan_and_store, wait_for};
+
+/// Every cell of kill.toml takes 200 × 5 ms = 1 s.
+const SLOW: &str = "delay_ms=5";
+/// The safety net of every wait (a hung test fails instead of running forever).
+const HUNG: Duration = Duration::from_secs(60);
+
+fn sweep(grid: &std::path::Path, results: &std::path::Path, extra: &[&str]) -> Output {
+    fake_sweep(grid, results, extra, "")
+}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -87,13 +98,58 @@ fn sigkill_at_any_point_then_rerun_finishes_each_cell_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();
     let g = grid("kill.toml");
     let (plan, store) = plan_and_store(&g, tmp.path());
-    for delay_ms in [150u64, 400, 700, 1100, 1600] {
-        let mut child = cmd(&g, tmp.path(), &["--jobs", "2", "-q"])
+    let finished = || {
+        plan.cells
+            .iter()
+            .filter(|c| store.layout.result_json(&c.id).exists())
+            .count()
+    };
+    let has_metrics_unfinished = || {
+        plan.cells.iter().any(|c| {
+            store.layout.metrics_csv(&c.id).exists() && !store.layout.result_json(&c.id).exists()
+        })
+    };
+    // Leases held by process `pid` (killed workers' leases stay behind until taken over).
+    let leases_of = |pid: u32| {
+        std::fs::read_dir(store.layout.leases())
+            .map(|d| {
+                d.filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+                    .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .filter(|v| v["owner"]["pid"] == pid)
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    // Kill points, each reached by watching the folder: as soon as a cell has started; in the
+    // middle of a cell (metrics written, no result); both workers busy; just after a cell
+    // finished; just after a second one finished.
+    // Each point is a test of (results before this run, the worker's pid).
+    type Point<'a> = (&'a str, Box<dyn Fn(usize, u32) -> bool + 'a>);
+    let points: Vec<Point> = vec![
+        (
+            "a start event",
+            Box::new(|_, _| !event_counts(&store, "start").is_empty()),
+        ),
+        (
+            "a cell half done",
+            Box::new(|_, _| has_metrics_unfinished()),
+        ),
+        ("both workers busy", Box::new(|_, pid| leases_of(pid) >= 2)),
+        ("one more result", Box::new(|before, _| finished() > before)),
+        (
+            "two more results",
+            Box::new(|before, _| finished() > before + 1),
+        ),
+    ];
+    for (what, reached) in &points {
+        let before = finished();
+        let mut child = fake_cmd(&g, tmp.path(), &["--jobs", "2", "-q"], SLOW)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        let pid = child.id();
+        wait_for(what, HUNG, || reached(before, pid));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         // Whatever was on disk: a result.json is complete, or absent.
@@ -101,10 +157,11 @@ fn sigkill_at_any_point_then_rerun_finishes_each_cell_exactly_once() {
             if store.layout.result_json(&c.id).exists() {
                 store
                     .load_result(&c.id)
-                    .unwrap_or_else(|e| panic!("after a kill at {delay_ms} ms: {e}"));
+                    .unwrap_or_else(|e| panic!("after a kill at {what}: {e}"));
             }
         }
     }
+    assert!(finished() < plan.cells.len(), "the kills came too late");
     let o = sweep(&g, tmp.path(), &["--jobs", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let done = event_counts(&store, "done");
@@ -163,20 +220,17 @@ fn ctrl_c_stops_promptly_and_unfinished_cells_run_next_time() {
     let tmp = tempfile::tempdir().unwrap();
     let g = grid("kill.toml");
     let (plan, store) = plan_and_store(&g, tmp.path());
-    let mut child = cmd(&g, tmp.path(), &["--jobs", "2", "-q"])
+    let mut child = fake_cmd(&g, tmp.path(), &["--jobs", "2", "-q"], SLOW)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    while event_counts(&store, "start").is_empty() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "the sweep never started a cell"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(100));
+    // Interrupt in the middle of a cell: its metrics are written, its result is not.
+    wait_for("a cell half done", HUNG, || {
+        plan.cells.iter().any(|c| {
+            store.layout.metrics_csv(&c.id).exists() && !store.layout.result_json(&c.id).exists()
+        })
+    });
     assert!(Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

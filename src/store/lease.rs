@@ -448,11 +448,20 @@ mod tests {
         let Claim::Acquired(_lease) = leases.claim("c", &Origin::current()).unwrap() else {
             panic!()
         };
-        let first = read_info(&leases.path("c")).unwrap().heartbeat;
-        std::thread::sleep(Duration::from_millis(800));
-        let (info, live) = leases.inspect("c").unwrap();
-        assert!(info.unwrap().heartbeat > first);
-        assert_eq!(live, Liveness::Live, "older than the TTL but refreshed");
+        let first = read_info(&leases.path("c")).unwrap();
+        // Watch until the lease is older than its time-to-live: it must stay live throughout.
+        let t0 = std::time::Instant::now();
+        loop {
+            let (info, live) = leases.inspect("c").unwrap();
+            let info = info.unwrap();
+            assert_eq!(live, Liveness::Live, "the heartbeat keeps it live");
+            if now() - info.acquired > 1.5 * leases.ttl.as_secs_f64() {
+                assert!(info.heartbeat > first.heartbeat);
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(30), "test hung");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     #[test]
@@ -513,8 +522,15 @@ mod tests {
             serde_json::to_vec(&foreign("c", 0.0)).unwrap(),
         )
         .unwrap();
-        std::thread::sleep(Duration::from_millis(200));
-        assert!(lease.lost());
+        // The next heartbeat notices (the limit only stops a hung test).
+        let t0 = std::time::Instant::now();
+        while !lease.lost() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "the takeover was never noticed"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
         drop(lease);
         let (info, _) = leases.inspect("c").expect("the new holder's lease stays");
         assert_eq!(info.unwrap().token, "t0");

@@ -1,6 +1,8 @@
-//! Shared test helpers: where the MNIST files are for tests, loaded once per test binary.
-//! Order: RNNSWEEP_DATA; the project's ../shared/data/mnist; else the per-user cache directory,
-//! downloading the files there on first use (a developer's machine with internet).
+//! Shared test helpers: where the MNIST files are for tests, loaded once per test binary
+//! (order: RNNSWEEP_DATA; the project's ../shared/data/mnist; else the per-user cache directory,
+//! downloading the files there on first use: a developer's machine with internet), and the
+//! binary run with the fake trainer (`RNNSWEEP_FAKE_TRAINER`, see `src/trainer/fake.rs`) for
+//! tests of everything around training, which then need no MNIST files.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -67,6 +69,51 @@ pub fn cmd(grid: &Path, results: &Path, extra: &[&str]) -> Command {
 
 pub fn sweep(grid: &Path, results: &Path, extra: &[&str]) -> Output {
     cmd(grid, results, extra).output().unwrap()
+}
+
+/// A data folder that does not exist, and a mirror nothing answers on: a command run with
+/// [`fake_env`] fails if it tries to read or download MNIST.
+pub const NO_DATA: &str = "/nonexistent/rnnsweep-tests-use-no-mnist";
+pub const NO_MIRROR: &str = "http://127.0.0.1:9/";
+
+/// Makes `c` train with the fake trainer following `rules` (e.g. `delay_ms=5; fail if seed=1`),
+/// without any MNIST files.
+pub fn fake_env<'a>(c: &'a mut Command, rules: &str) -> &'a mut Command {
+    c.env("RNNSWEEP_FAKE_TRAINER", rules)
+        .env("RNNSWEEP_DATA", NO_DATA)
+        .env("RNNSWEEP_MNIST_MIRRORS", NO_MIRROR)
+}
+
+/// The binary with the fake trainer following `rules`.
+pub fn fake_bin(rules: &str) -> Command {
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("rnnsweep"));
+    fake_env(&mut c, rules);
+    c
+}
+
+/// `rnnsweep sweep GRID --results RESULTS EXTRA…` with the fake trainer following `rules`.
+pub fn fake_cmd(grid: &Path, results: &Path, extra: &[&str], rules: &str) -> Command {
+    let mut c = fake_bin(rules);
+    c.arg("sweep")
+        .arg(grid)
+        .arg("--results")
+        .arg(results)
+        .args(extra);
+    c
+}
+
+pub fn fake_sweep(grid: &Path, results: &Path, extra: &[&str], rules: &str) -> Output {
+    fake_cmd(grid, results, extra, rules).output().unwrap()
+}
+
+/// Polls `ok` every 10 ms until it holds; fails the test after `limit` naming `what`. The
+/// limit is only a safety net for a hung test, never a tuned duration.
+pub fn wait_for(what: &str, limit: std::time::Duration, mut ok: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !ok() {
+        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 pub fn plan_and_store(grid: &Path, results: &Path) -> (Plan, RunStore) {
