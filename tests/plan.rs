@@ -135,3 +135,30 @@ fn ids_are_stable_and_sensitive() {
         "rnn-relu-h16-l1-adam-lr0.01-b25-it40-s0-n1000-6d8dc01c"
     );
 }
+
+/// Users' finished results stay valid: the grids of 2026-11-29 (text and cell ids frozen in
+/// tests/fixtures/cell_ids.json, written by `rnnsweep plan --json` before the study-space keys
+/// existed) still expand to exactly the same cell ids, in the same order.
+#[test]
+fn cell_ids_of_existing_grids_never_change() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cell_ids.json");
+    let fixture: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let grids = fixture["grids"].as_object().unwrap();
+    assert!(grids.len() >= 10);
+    let mut n = 0;
+    for (name, g) in grids {
+        let plan =
+            Plan::expand(&Grid::parse(Path::new(name), g["grid"].as_str().unwrap()).unwrap())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ids: Vec<&str> = plan.cells.iter().map(|c| c.id.as_str()).collect();
+        let want: Vec<&str> = g["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(ids, want, "{name}");
+        n += ids.len();
+    }
+    assert!(n > 100, "{n} cells");
+}
