@@ -1,25 +1,24 @@
-//! The command line (the only module that sees clap): flags are parsed into the library's typed
-//! options, validated there, and dispatched to `rnnsweep::commands`.
+//! The command line, the only module that sees clap: the clap structs (flag names, clap's
+//! defaults, help texts), their conversion into each command's plain options struct in
+//! `rnnsweep::commands`, and the dispatch to the command's entry function. Nothing else: the
+//! commands resolve the other defaults, check the values, read the environment and the files,
+//! and print.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use rnnsweep::cluster::Shard;
 use rnnsweep::commands::{
-    self, bench, data, describe, predict, results, slurm, status, sweep, train, Outcome,
+    bench, data, describe, predict, results, slurm, status, sweep, train, Outcome,
 };
-use rnnsweep::data as mnist;
+use rnnsweep::report::chart::ChartFormat;
 use rnnsweep::report::export::{Format, Tables};
 use rnnsweep::report::summarize::Metric;
-use rnnsweep::runner::RunOptions;
-use rnnsweep::store::lease::ttl_from_env;
-use rnnsweep::trainer::backend::Backend;
-use rnnsweep::trainer::config::*;
+use rnnsweep::trainer::config::{Activation, EvalEvery, LayerKind, OptimKind};
 use rnnsweep::trainer::device::DeviceRequest;
-use rnnsweep::trainer::presets::{default_config, default_lr, preset};
+use rnnsweep::trainer::presets::{ModelOverrides, TrainOverrides};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -28,14 +27,21 @@ use rnnsweep::trainer::presets::{default_config, default_lr, preset};
     about = "Hyperparameter sweeps of RNN/LSTM/GRU classifiers on sequence-MNIST"
 )]
 pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+// The flags every command accepts; the commands that read data or show progress get them.
+#[derive(Args, Debug)]
+struct GlobalArgs {
     /// Folder with the four MNIST files [default: $RNNSWEEP_DATA, else the per-user cache dir]
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// No progress bars or tables (results and errors are still printed)
     #[arg(long, short, global = true)]
     quiet: bool,
-    #[command(subcommand)]
-    command: Command,
 }
 
 #[derive(Subcommand, Debug)]
@@ -64,12 +70,27 @@ enum Command {
     Slurm(SlurmArgs),
 }
 
+// The sweeps a results command reads (not `compare`, whose sweeps are `--sweep` options).
 #[derive(Args, Debug)]
-struct StatusArgs {
+struct SweepsArgs {
     /// Sweeps by name (under --results) or folder [default: every sweep under --results]
     sweeps: Vec<String>,
     #[arg(long, default_value = "results", value_name = "DIR")]
     results: PathBuf,
+}
+
+// `--by` of the results commands but `summarize` (whose help says what the grouping is).
+#[derive(Args, Debug)]
+struct GroupingArgs {
+    /// Grouping, as for summarize
+    #[arg(long, value_delimiter = ',')]
+    by: Option<Vec<String>>,
+}
+
+#[derive(Args, Debug)]
+struct StatusArgs {
+    #[command(flatten)]
+    sweeps: SweepsArgs,
     #[arg(long)]
     json: bool,
 }
@@ -139,73 +160,76 @@ struct SweepArgs {
 enum ResultsCmd {
     /// One row per variant (mean ± std over seeds, best, diverged, speed), then the
     /// metric-vs-epoch table with one column per variant
-    Summarize {
-        /// Sweeps by name (under --results) or folder [default: every sweep under --results]
-        sweeps: Vec<String>,
-        #[arg(long, default_value = "results", value_name = "DIR")]
-        results: PathBuf,
-        /// Group by these columns (comma-separated), e.g. `cell,hidden` [default: sweep, variant, grid axes]
-        #[arg(long, value_delimiter = ',')]
-        by: Option<Vec<String>>,
-        /// Metric of the curve table: test_acc, test_loss, train_acc, train_loss
-        #[arg(long, default_value = "test_acc")]
-        metric: Metric,
-        /// table, markdown, csv or json
-        #[arg(long, default_value = "table")]
-        format: Format,
-        /// summary, curves or both [default: both; summary for csv]
-        #[arg(long)]
-        table: Option<Tables>,
-        /// Write to this file instead of stdout
-        #[arg(long, value_name = "FILE")]
-        out: Option<PathBuf>,
-    },
+    Summarize(SummarizeArgs),
     /// Paired difference of two variants' final test accuracy over their shared seeds
-    Compare {
-        /// Variant labels as shown by `summarize` (a unique prefix is enough)
-        a: String,
-        b: String,
-        /// Sweeps by name or folder [default: every sweep under --results]
-        #[arg(long = "sweep")]
-        sweeps: Vec<String>,
-        #[arg(long, default_value = "results", value_name = "DIR")]
-        results: PathBuf,
-        /// Grouping, as for summarize
-        #[arg(long, value_delimiter = ',')]
-        by: Option<Vec<String>>,
-        #[arg(long)]
-        json: bool,
-    },
+    Compare(CompareArgs),
     /// Charts of test/train accuracy and loss vs epoch (one line per variant, seed band), as
     /// SVG and PNG files
-    Curves {
-        /// Sweeps by name (under --results) or folder [default: every sweep under --results]
-        sweeps: Vec<String>,
-        #[arg(long, default_value = "results", value_name = "DIR")]
-        results: PathBuf,
-        /// Grouping, as for summarize
-        #[arg(long, value_delimiter = ',')]
-        by: Option<Vec<String>>,
-        /// Folder for the charts [default: <results>/<sweep>/curves, or <results>/curves for several sweeps]
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-        /// svg, png or both
-        #[arg(long, default_value = "both", value_parser = ["svg", "png", "both"])]
-        format: String,
-    },
+    Curves(CurvesArgs),
     /// One self-contained offline HTML page: counts, variant table, charts, curve table
-    Report {
-        /// Sweeps by name (under --results) or folder [default: every sweep under --results]
-        sweeps: Vec<String>,
-        #[arg(long, default_value = "results", value_name = "DIR")]
-        results: PathBuf,
-        /// Grouping, as for summarize
-        #[arg(long, value_delimiter = ',')]
-        by: Option<Vec<String>>,
-        /// The HTML file to write
-        #[arg(long, value_name = "FILE", default_value = "report.html")]
-        out: PathBuf,
-    },
+    Report(ReportArgs),
+}
+
+#[derive(Args, Debug)]
+struct SummarizeArgs {
+    #[command(flatten)]
+    sweeps: SweepsArgs,
+    /// Group by these columns (comma-separated), e.g. `cell,hidden` [default: sweep, variant, grid axes]
+    #[arg(long, value_delimiter = ',')]
+    by: Option<Vec<String>>,
+    /// Metric of the curve table: test_acc, test_loss, train_acc, train_loss
+    #[arg(long, default_value = "test_acc")]
+    metric: Metric,
+    /// table, markdown, csv or json
+    #[arg(long, default_value = "table")]
+    format: Format,
+    /// summary, curves or both [default: both; summary for csv]
+    #[arg(long)]
+    table: Option<Tables>,
+    /// Write to this file instead of stdout
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct CompareArgs {
+    /// Variant labels as shown by `summarize` (a unique prefix is enough)
+    a: String,
+    b: String,
+    /// Sweeps by name or folder [default: every sweep under --results]
+    #[arg(long = "sweep")]
+    sweeps: Vec<String>,
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    results: PathBuf,
+    #[command(flatten)]
+    grouping: GroupingArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct CurvesArgs {
+    #[command(flatten)]
+    sweeps: SweepsArgs,
+    #[command(flatten)]
+    grouping: GroupingArgs,
+    /// Folder for the charts [default: <results>/<sweep>/curves, or <results>/curves for several sweeps]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// svg, png or both
+    #[arg(long, default_value = "both")]
+    format: ChartFormat,
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    #[command(flatten)]
+    sweeps: SweepsArgs,
+    #[command(flatten)]
+    grouping: GroupingArgs,
+    /// The HTML file to write
+    #[arg(long, value_name = "FILE", default_value = "report.html")]
+    out: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -366,293 +390,222 @@ struct BenchArgs {
     compare: Option<PathBuf>,
 }
 
-impl ModelArgs {
-    /// Applies the flags to `m` (a preset's model or the default).
-    fn apply(&self, mut m: ModelConfig) -> ModelConfig {
-        if let Some(c) = self.cell {
-            if c != m.cell {
-                m.activation = None; // a preset's rnn activation does not carry over to lstm/gru
-            }
-            m.cell = c;
+impl SweepArgs {
+    fn options(self, g: GlobalArgs) -> sweep::SweepOptions {
+        sweep::SweepOptions {
+            grid: self.grid,
+            results: self.results,
+            data_dir: g.data_dir,
+            device: self.device,
+            jobs: self.jobs,
+            threads_per_job: self.threads_per_job,
+            rerun_failed: self.rerun_failed,
+            shard: self.shard,
+            quiet: g.quiet,
         }
-        if let Some(a) = self.activation {
-            m.activation = Some(a);
+    }
+}
+
+impl From<PlanArgs> for sweep::PlanOptions {
+    fn from(a: PlanArgs) -> Self {
+        sweep::PlanOptions {
+            grid: a.grid,
+            results: a.results,
+            json: a.json,
         }
-        if let Some(h) = self.hidden {
-            m.hidden = h;
+    }
+}
+
+impl From<StatusArgs> for status::StatusOptions {
+    fn from(a: StatusArgs) -> Self {
+        status::StatusOptions {
+            results: a.sweeps.results,
+            sweeps: a.sweeps.sweeps,
+            json: a.json,
         }
-        if let Some(l) = self.layers {
-            m.layers = l;
+    }
+}
+
+impl SlurmArgs {
+    fn options(self, g: GlobalArgs) -> slurm::SlurmOptions {
+        slurm::SlurmOptions {
+            grid: self.grid,
+            results: self.results,
+            data_dir: g.data_dir,
+            tasks: self.tasks,
+            array_parallelism: self.array_parallelism,
+            time: self.time,
+            partition: self.partition,
+            cpus_per_task: self.cpus_per_task,
+            gres: self.gres,
+            signal_seconds: self.signal_seconds,
+            rerun_failed: self.rerun_failed,
+            out: self.out,
+            quiet: g.quiet,
         }
-        m
+    }
+}
+
+impl From<SummarizeArgs> for results::SummarizeOptions {
+    fn from(a: SummarizeArgs) -> Self {
+        results::SummarizeOptions {
+            results: a.sweeps.results,
+            sweeps: a.sweeps.sweeps,
+            by: a.by,
+            metric: a.metric,
+            format: a.format,
+            tables: a.table,
+            out: a.out,
+        }
+    }
+}
+
+impl From<CompareArgs> for results::CompareOptions {
+    fn from(a: CompareArgs) -> Self {
+        results::CompareOptions {
+            results: a.results,
+            sweeps: a.sweeps,
+            by: a.grouping.by,
+            a: a.a,
+            b: a.b,
+            json: a.json,
+        }
+    }
+}
+
+impl From<CurvesArgs> for results::CurvesOptions {
+    fn from(a: CurvesArgs) -> Self {
+        results::CurvesOptions {
+            results: a.sweeps.results,
+            sweeps: a.sweeps.sweeps,
+            by: a.grouping.by,
+            out: a.out,
+            format: a.format,
+        }
+    }
+}
+
+impl From<ReportArgs> for results::ReportOptions {
+    fn from(a: ReportArgs) -> Self {
+        results::ReportOptions {
+            results: a.sweeps.results,
+            sweeps: a.sweeps.sweeps,
+            by: a.grouping.by,
+            out: a.out,
+        }
+    }
+}
+
+impl PredictArgs {
+    fn options(self, g: GlobalArgs) -> predict::PredictOptions {
+        predict::PredictOptions {
+            run: self.run,
+            n: self.n,
+            json: self.json,
+            data_dir: g.data_dir,
+            quiet: g.quiet,
+        }
+    }
+}
+
+impl From<ModelArgs> for ModelOverrides {
+    fn from(a: ModelArgs) -> Self {
+        ModelOverrides {
+            cell: a.cell,
+            activation: a.activation,
+            hidden: a.hidden,
+            layers: a.layers,
+        }
     }
 }
 
 impl TrainArgs {
-    fn config(&self) -> anyhow::Result<TrainConfig> {
-        let mut c = match &self.preset {
-            Some(p) => preset(p)?,
-            None => default_config(),
-        };
-        c.model = self.model.apply(c.model);
-        if let Some(k) = self.optimizer {
-            if k != c.optim.kind && self.lr.is_none() {
-                c.optim.lr = default_lr(k);
-            }
-            c.optim.kind = k;
+    fn options(self, g: GlobalArgs) -> train::TrainOptions {
+        train::TrainOptions {
+            preset: self.preset,
+            overrides: TrainOverrides {
+                model: self.model.into(),
+                optimizer: self.optimizer,
+                lr: self.lr,
+                momentum: self.momentum,
+                batch_size: self.batch,
+                epochs: self.epochs,
+                iterations: self.iterations,
+                seed: self.seed,
+                train_limit: self.train_limit,
+                test_limit: self.test_limit,
+                eval_every: self.eval_every,
+                eval_before: self.eval_before,
+            },
+            device: self.device,
+            threads: self.threads,
+            data_dir: g.data_dir,
+            out_dir: self.out,
+            json: self.json,
+            quiet: g.quiet,
         }
-        if let Some(lr) = self.lr {
-            c.optim.lr = lr;
-        }
-        if let Some(m) = self.momentum {
-            c.optim.momentum = m;
-        }
-        if let Some(b) = self.batch {
-            c.batch_size = b;
-        }
-        if let Some(e) = self.epochs {
-            c.budget = Budget::Epochs(e);
-        }
-        if let Some(n) = self.iterations {
-            c.budget = Budget::Iterations(n);
-        }
-        if let Some(s) = self.seed {
-            c.seed = s;
-        }
-        if self.train_limit.is_some() {
-            c.train_limit = self.train_limit;
-        }
-        if self.test_limit.is_some() {
-            c.eval.test_limit = self.test_limit;
-        }
-        if let Some(e) = self.eval_every {
-            c.eval.every = e;
-        }
-        if self.eval_before {
-            c.eval.before_training = true;
-        }
-        c.validate()
-            .context("check the training flags (rnnsweep train --help)")?;
-        Ok(c)
     }
 }
 
-/// Runs the parsed command line.
+impl From<DescribeArgs> for describe::DescribeOptions {
+    fn from(a: DescribeArgs) -> Self {
+        describe::DescribeOptions {
+            preset: a.preset,
+            model: a.model.into(),
+            json: a.json,
+        }
+    }
+}
+
+impl DataCmd {
+    fn options(self, g: GlobalArgs) -> data::DataOptions {
+        let action = match self {
+            DataCmd::Fetch { mirror } => data::DataAction::Fetch { mirrors: mirror },
+            DataCmd::Verify => data::DataAction::Verify,
+            DataCmd::Show { index, train } => data::DataAction::Show { index, train },
+        };
+        data::DataOptions {
+            data_dir: g.data_dir,
+            quiet: g.quiet,
+            action,
+        }
+    }
+}
+
+impl BenchArgs {
+    fn options(self, g: GlobalArgs) -> bench::BenchOptions {
+        bench::BenchOptions {
+            recipes: self.recipes,
+            warmup: self.warmup,
+            steps: self.steps,
+            repeats: self.repeats,
+            threads: self.threads,
+            json: self.json,
+            report: self.report,
+            save: self.save,
+            compare: self.compare,
+            data_dir: g.data_dir,
+            quiet: g.quiet,
+        }
+    }
+}
+
+/// Runs the parsed command line: its options, handed to the command.
 pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
-    let env = |k: &str| std::env::var(k).ok();
-    let data_dir = || mnist::resolve_dir(cli.data_dir.as_deref());
+    let g = cli.global;
     match cli.command {
-        Command::Sweep(a) => {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let jobs = a.jobs.unwrap_or(cores);
-            if jobs == 0 || a.threads_per_job == Some(0) {
-                anyhow::bail!("--jobs and --threads-per-job must be at least 1");
-            }
-            let shard = match a.shard {
-                Some(s) => Some(s),
-                None => Shard::from_slurm_env(|k| std::env::var(k).ok())?,
-            };
-            let opts = sweep::SweepOptions {
-                grid: a.grid,
-                results: a.results,
-                data_dir: data_dir()?,
-                backend: Backend::from_env(a.device, env)?,
-                run: RunOptions {
-                    jobs,
-                    threads_per_job: a.threads_per_job.unwrap_or(1),
-                    lease_ttl: ttl_from_env()?,
-                    rerun_failed: a.rerun_failed,
-                },
-                shard,
-                spare_cores: a.threads_per_job.is_none().then_some(cores),
-                quiet: cli.quiet,
-            };
-            sweep::sweep_cmd(&opts, stop)
-        }
-        Command::Plan(a) => sweep::plan_cmd(&a.grid, &a.results, a.json),
-        Command::Status(a) => status::status_cmd(&a.results, &a.sweeps, ttl_from_env()?, a.json),
-        Command::Slurm(a) => slurm::slurm_cmd(&slurm::SlurmOptions {
-            grid: a.grid,
-            results: a.results,
-            data_dir: data_dir()?,
-            check_data: Backend::from_env(DeviceRequest::Cpu, env)?.needs_data(),
-            tasks: a.tasks,
-            array_parallelism: a.array_parallelism,
-            time: a.time,
-            partition: a.partition,
-            cpus_per_task: a.cpus_per_task,
-            gres: a.gres,
-            signal_seconds: a.signal_seconds,
-            rerun_failed: a.rerun_failed,
-            out: a.out,
-            quiet: cli.quiet,
-        }),
-        Command::Results(ResultsCmd::Summarize {
-            sweeps,
-            results,
-            by,
-            metric,
-            format,
-            table,
-            out,
-        }) => results::summarize_cmd(&results::SummarizeOptions {
-            results,
-            sweeps,
-            by,
-            metric,
-            format,
-            tables: table,
-            out,
-        }),
-        Command::Results(ResultsCmd::Compare {
-            a,
-            b,
-            sweeps,
-            results,
-            by,
-            json,
-        }) => results::compare_cmd(&results, &sweeps, &a, &b, by.as_deref(), json),
-        Command::Results(ResultsCmd::Curves {
-            sweeps,
-            results,
-            by,
-            out,
-            format,
-        }) => results::curves_cmd(
-            &results,
-            &sweeps,
-            by.as_deref(),
-            out.as_deref(),
-            format != "png",
-            format != "svg",
-        ),
-        Command::Results(ResultsCmd::Report {
-            sweeps,
-            results,
-            by,
-            out,
-        }) => results::report_cmd(&results, &sweeps, by.as_deref(), &out),
-        Command::Predict(a) => {
-            if a.n == 0 {
-                anyhow::bail!("--n must be at least 1");
-            }
-            let run = predict::load_run(&a.run)?;
-            let data = data::load(&data_dir()?, cli.quiet)?;
-            let p = predict::predict_cmd(&run, &data, a.n);
-            if a.json {
-                println!("{}", serde_json::to_string_pretty(&p)?);
-            } else {
-                print!("{}", p.text());
-            }
-            Ok(Outcome::Ok)
-        }
-        Command::Train(a) => {
-            if a.threads == 0 {
-                anyhow::bail!("--threads must be at least 1");
-            }
-            let opts = train::TrainOptions {
-                config: a.config()?,
-                backend: Backend::from_env(a.device, env)?,
-                threads: a.threads,
-                data_dir: data_dir()?,
-                out_dir: a.out.clone(),
-                json: a.json,
-                quiet: cli.quiet,
-            };
-            train::train_cmd(&opts, stop)
-        }
-        Command::Describe(a) => {
-            let base = match &a.preset {
-                Some(p) => preset(p)?.model,
-                None => default_config().model,
-            };
-            let m = a.model.apply(base);
-            m.validate()?;
-            let d = describe::describe(&m);
-            if a.json {
-                println!("{}", serde_json::to_string_pretty(&d)?);
-            } else {
-                print!("{}", d.text());
-            }
-            Ok(Outcome::Ok)
-        }
-        Command::Data(cmd) => {
-            let dir = data_dir()?;
-            let text = match cmd {
-                DataCmd::Fetch { mirror } => data::fetch_cmd(&dir, &mirror, cli.quiet)?,
-                DataCmd::Verify => data::verify_cmd(&dir)?,
-                DataCmd::Show { index, train } => data::show_cmd(&dir, index, train, cli.quiet)?,
-            };
-            print!("{text}");
-            Ok(Outcome::Ok)
-        }
-        Command::Bench(a) => {
-            if a.threads == 0 || a.steps == 0 || a.repeats == 0 {
-                anyhow::bail!("--threads, --steps and --repeats must be at least 1");
-            }
-            if let Some(runs) = a.report {
-                if runs == 0 {
-                    anyhow::bail!("--report needs at least 1 run");
-                }
-                let tmp = std::env::temp_dir()
-                    .join(format!("rnnsweep-report-bench-{}", std::process::id()));
-                let r = bench::report_bench(&tmp, runs, 30);
-                let _ = std::fs::remove_dir_all(&tmp);
-                let r = r?;
-                if a.json {
-                    println!("{}", serde_json::to_string_pretty(&r)?);
-                } else {
-                    println!(
-                        "results summarize on {} runs x {} epochs ({} metric rows): load {:.2}s, summarize {:.2}s, render {:.3}s, total {:.2}s (writing the synthetic sweep took {:.1}s)",
-                        r.runs, r.epochs, r.metric_rows, r.load_seconds, r.summarize_seconds, r.render_seconds,
-                        r.load_seconds + r.summarize_seconds + r.render_seconds, r.write_seconds
-                    );
-                }
-                return Ok(Outcome::Ok);
-            }
-            for r in &a.recipes {
-                preset(r)?;
-            }
-            // Read the baseline first: a bad file should not cost a benchmark run.
-            let baseline = a.compare.as_deref().map(bench::load_baseline).transpose()?;
-            let data = data::load(&data_dir()?, cli.quiet)?;
-            let opts = bench::BenchOptions {
-                recipes: a.recipes,
-                warmup: a.warmup,
-                steps: a.steps,
-                repeats: a.repeats,
-            };
-            if !a.json && !cli.quiet {
-                eprintln!(
-                    "training throughput, {} thread(s), {} timed steps x {} windows after {} warm-up steps",
-                    a.threads, a.steps, a.repeats, a.warmup
-                );
-            }
-            let verbose = !a.json && !cli.quiet;
-            let rows = commands::with_threads(a.threads, || {
-                bench::run(&opts, &data, |r| {
-                    if verbose {
-                        eprintln!("  {}: {:.0} samples/s", r.recipe, r.samples_per_sec);
-                    }
-                })
-            })??;
-            if let Some(path) = &a.save {
-                rnnsweep::fsutil::write_atomic(
-                    path,
-                    serde_json::to_string_pretty(&rows)?.as_bytes(),
-                )
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            }
-            if a.json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                print!("{}", bench::table(&rows));
-                if let Some(base) = &baseline {
-                    println!();
-                    print!("{}", bench::compare_table(&rows, base));
-                }
-            }
-            Ok(Outcome::Ok)
-        }
+        Command::Sweep(a) => sweep::sweep_cmd(&a.options(g), stop),
+        Command::Plan(a) => sweep::plan_cmd(&a.into()),
+        Command::Train(a) => train::train_cmd(&a.options(g), stop),
+        Command::Predict(a) => predict::predict_cmd(&a.options(g)),
+        Command::Results(ResultsCmd::Summarize(a)) => results::summarize_cmd(&a.into()),
+        Command::Results(ResultsCmd::Compare(a)) => results::compare_cmd(&a.into()),
+        Command::Results(ResultsCmd::Curves(a)) => results::curves_cmd(&a.into()),
+        Command::Results(ResultsCmd::Report(a)) => results::report_cmd(&a.into()),
+        Command::Describe(a) => describe::describe_cmd(&a.into()),
+        Command::Data(a) => data::data_cmd(&a.options(g)),
+        Command::Bench(a) => bench::bench_cmd(&a.options(g)),
+        Command::Status(a) => status::status_cmd(&a.into()),
+        Command::Slurm(a) => slurm::slurm_cmd(&a.options(g)),
     }
 }

@@ -3,12 +3,16 @@
 //! steps (forward, backward, optimizer update, as in `fit`). The median over `repeats`
 //! timed windows is reported, beside PyTorch's figure for the same recipe. `--save FILE` keeps
 //! the rows as JSON and `--compare FILE` prints them against such a saved baseline.
+//! `--report RUNS` instead times `results summarize` on a synthetic sweep in a temporary folder.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
+use anyhow::Context;
 use dfdx::prelude::Cpu;
 use serde::{Deserialize, Serialize};
 
+use super::{with_threads, Outcome};
 use crate::data::Mnist;
 use crate::trainer::config::TrainConfig;
 use crate::trainer::fit::train_step;
@@ -16,12 +20,96 @@ use crate::trainer::model::Model;
 use crate::trainer::optim::Optimizer;
 use crate::trainer::presets::{preset, PRESETS};
 
+/// Options of `rnnsweep bench`.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
+    /// Recipe ids (empty: all six).
     pub recipes: Vec<String>,
+    /// Untimed steps before measuring.
     pub warmup: usize,
+    /// Timed steps per window (at least 1).
     pub steps: usize,
+    /// Timed windows; the median is reported (at least 1).
     pub repeats: usize,
+    /// Threads for matrix products (at least 1).
+    pub threads: usize,
+    /// Print JSON instead of tables.
+    pub json: bool,
+    /// Instead of training: time `results summarize` on a synthetic sweep of this many runs.
+    pub report: Option<usize>,
+    /// Also write the rows as JSON to this file (a baseline for `compare`).
+    pub save: Option<PathBuf>,
+    /// Print the rows against the baseline in this file.
+    pub compare: Option<PathBuf>,
+    /// The MNIST folder [default: see `data::resolve_dir`].
+    pub data_dir: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+/// Runs `rnnsweep bench`: checks the options, then measures the recipes (progress on stderr,
+/// the table or JSON on stdout) or, with `report`, the summary of a synthetic sweep.
+pub fn bench_cmd(o: &BenchOptions) -> anyhow::Result<Outcome> {
+    if o.threads == 0 || o.steps == 0 || o.repeats == 0 {
+        anyhow::bail!("--threads, --steps and --repeats must be at least 1");
+    }
+    if let Some(runs) = o.report {
+        return report_bench_cmd(runs, o.json);
+    }
+    for r in &o.recipes {
+        preset(r)?;
+    }
+    // Read the baseline first: a bad file should not cost a benchmark run.
+    let baseline = o.compare.as_deref().map(load_baseline).transpose()?;
+    let data = super::data::load(&crate::data::resolve_dir(o.data_dir.as_deref())?, o.quiet)?;
+    let verbose = !o.json && !o.quiet;
+    if verbose {
+        eprintln!(
+            "training throughput, {} thread(s), {} timed steps x {} windows after {} warm-up steps",
+            o.threads, o.steps, o.repeats, o.warmup
+        );
+    }
+    let rows = with_threads(o.threads, || {
+        run(o, &data, |r| {
+            if verbose {
+                eprintln!("  {}: {:.0} samples/s", r.recipe, r.samples_per_sec);
+            }
+        })
+    })??;
+    if let Some(path) = &o.save {
+        crate::fsutil::write_atomic(path, serde_json::to_string_pretty(&rows)?.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if o.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", table(&rows));
+        if let Some(base) = &baseline {
+            println!();
+            print!("{}", compare_table(&rows, base));
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `bench --report RUNS`: [`report_bench`] in a temporary folder (removed afterwards), printed.
+fn report_bench_cmd(runs: usize, json: bool) -> anyhow::Result<Outcome> {
+    if runs == 0 {
+        anyhow::bail!("--report needs at least 1 run");
+    }
+    let tmp = std::env::temp_dir().join(format!("rnnsweep-report-bench-{}", std::process::id()));
+    let r = report_bench(&tmp, runs, 30);
+    let _ = std::fs::remove_dir_all(&tmp);
+    let r = r?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "results summarize on {} runs x {} epochs ({} metric rows): load {:.2}s, summarize {:.2}s, render {:.3}s, total {:.2}s (writing the synthetic sweep took {:.1}s)",
+            r.runs, r.epochs, r.metric_rows, r.load_seconds, r.summarize_seconds, r.render_seconds,
+            r.load_seconds + r.summarize_seconds + r.render_seconds, r.write_seconds
+        );
+    }
+    Ok(Outcome::Ok)
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -138,7 +226,6 @@ pub fn table(rows: &[BenchRow]) -> String {
 
 /// Reads rows saved by `bench --save` (or printed by `bench --json`).
 pub fn load_baseline(path: &std::path::Path) -> anyhow::Result<Vec<BenchRow>> {
-    use anyhow::Context;
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot read baseline {}", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| {

@@ -1,11 +1,45 @@
 //! `rnnsweep data fetch | verify | show`: getting the MNIST files, checking them, and looking
-//! at a digit as the sequence of rows the network reads.
+//! at a digit as the sequence of rows the network reads. Also [`load`], how the other commands
+//! get the data (downloading what is missing, with progress).
 
 use std::path::{Path, PathBuf};
 
+use super::Outcome;
 use crate::commands::progress::FetchProgress;
 use crate::data::{self, fetch, Mnist};
 use crate::error::DataError;
+
+/// Options of `rnnsweep data`.
+#[derive(Clone, Debug)]
+pub struct DataOptions {
+    /// The MNIST folder [default: see `data::resolve_dir`].
+    pub data_dir: Option<PathBuf>,
+    pub quiet: bool,
+    pub action: DataAction,
+}
+
+/// What `rnnsweep data` does.
+#[derive(Clone, Debug)]
+pub enum DataAction {
+    /// Download the missing files (from these mirrors, else the default ones), verify all four.
+    Fetch { mirrors: Vec<String> },
+    /// Check the four files' checksums and structure.
+    Verify,
+    /// Print test image `index` (or training image, with `train`) as its 28 rows.
+    Show { index: usize, train: bool },
+}
+
+/// Runs `rnnsweep data`: resolves the folder, does the action and prints its report.
+pub fn data_cmd(o: &DataOptions) -> anyhow::Result<Outcome> {
+    let dir = data::resolve_dir(o.data_dir.as_deref())?;
+    let text = match &o.action {
+        DataAction::Fetch { mirrors } => fetch_report(&dir, mirrors, o.quiet)?,
+        DataAction::Verify => verify_report(&dir)?,
+        DataAction::Show { index, train } => show_image(&dir, *index, *train, o.quiet)?,
+    };
+    print!("{text}");
+    Ok(Outcome::Ok)
+}
 
 /// Loads MNIST from `dir`, downloading missing files first (with progress unless `quiet`).
 pub fn load(dir: &Path, quiet: bool) -> Result<Mnist, DataError> {
@@ -16,7 +50,7 @@ pub fn load(dir: &Path, quiet: bool) -> Result<Mnist, DataError> {
 }
 
 /// Downloads whatever is missing, then verifies all four files. Returns a report.
-pub fn fetch_cmd(dir: &Path, mirrors: &[String], quiet: bool) -> Result<String, DataError> {
+pub fn fetch_report(dir: &Path, mirrors: &[String], quiet: bool) -> Result<String, DataError> {
     let progress = FetchProgress::new(quiet);
     let fetched = fetch::fetch_missing(dir, &fetch::mirrors(mirrors), &|e| progress.event(e));
     progress.finish();
@@ -31,7 +65,7 @@ pub fn fetch_cmd(dir: &Path, mirrors: &[String], quiet: bool) -> Result<String, 
 }
 
 /// Verifies the four files in `dir` (SHA-256 and IDX structure).
-pub fn verify_cmd(dir: &Path) -> Result<String, DataError> {
+pub fn verify_report(dir: &Path) -> Result<String, DataError> {
     let paths = data::verify_dir(dir)?;
     let m = Mnist::load(dir)?;
     Ok(format!(
@@ -51,7 +85,7 @@ fn list(paths: &[PathBuf]) -> String {
 }
 
 /// Image `index` of the test (or training) set as 28 rows, with its label.
-pub fn show_cmd(dir: &Path, index: usize, train: bool, quiet: bool) -> Result<String, DataError> {
+pub fn show_image(dir: &Path, index: usize, train: bool, quiet: bool) -> Result<String, DataError> {
     let m = load(dir, quiet)?;
     let (split, name) = if train {
         (&m.train, "training")

@@ -1,10 +1,37 @@
 //! `rnnsweep describe`: the network as PyTorch would print it, with every parameter tensor's
-//! name, shape and size, as text or JSON.
+//! name, shape and size, as text or JSON. The model is a recipe's (or the default) with the
+//! model flags applied, as `train` builds it.
 
 use serde::Serialize;
 
+use super::Outcome;
 use crate::trainer::config::ModelConfig;
 use crate::trainer::model::{param_count, param_layout, torch_repr, ParamInfo};
+use crate::trainer::presets::{preset_or_default, ModelOverrides};
+
+/// Options of `rnnsweep describe`.
+#[derive(Clone, Debug)]
+pub struct DescribeOptions {
+    /// Describe this tutorial recipe's model instead of the default one.
+    pub preset: Option<String>,
+    /// The model flags, applied to the recipe's or default model.
+    pub model: ModelOverrides,
+    /// Print JSON instead of text.
+    pub json: bool,
+}
+
+/// Runs `rnnsweep describe`: builds and validates the model config, prints its description.
+pub fn describe_cmd(o: &DescribeOptions) -> anyhow::Result<Outcome> {
+    let m = o.model.apply(preset_or_default(o.preset.as_deref())?.model);
+    m.validate()?;
+    let d = describe(&m);
+    if o.json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+    } else {
+        print!("{}", d.text());
+    }
+    Ok(Outcome::Ok)
+}
 
 #[derive(Serialize)]
 pub struct Description {

@@ -1,5 +1,11 @@
-//! The program's commands as library functions taking typed options (parsed by `cli.rs`, the
-//! only module that sees clap). Each returns an [`Outcome`] that `main` maps to an exit code.
+//! The program's commands as library functions, one file per command (or family): each has a
+//! plain options struct (the flags as given, `None` for "not given"; no clap) and one entry
+//! function `xxx_cmd(&Options, ..) -> anyhow::Result<Outcome>`. The command owns everything
+//! after parsing: defaults that depend on the machine or the environment (cores, Slurm's
+//! variables, `RNNSWEEP_FAKE_TRAINER`, the data folder), checks of the values, loading, the
+//! work, and all its output on stdout and stderr. `cli.rs`, the only module that sees clap,
+//! just fills the options and calls the entry function; `main` maps the [`Outcome`] to an
+//! exit code.
 
 pub mod bench;
 pub mod data;

@@ -1,17 +1,49 @@
 //! `rnnsweep predict RUN`: loads a run's saved weights (a sweep cell's folder or a `train`
 //! output folder) and prints the predictions for the first test images beside their labels.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use dfdx::prelude::Cpu;
 use serde::Serialize;
 
+use super::Outcome;
 use crate::data::Mnist;
 use crate::store::RunDir;
 use crate::trainer::config::TrainConfig;
 use crate::trainer::fit::predict;
 use crate::trainer::model::Model;
+
+/// Options of `rnnsweep predict`.
+#[derive(Clone, Debug)]
+pub struct PredictOptions {
+    /// A run folder: a sweep cell's or a `train` output folder.
+    pub run: PathBuf,
+    /// How many test images, from the first (at least 1).
+    pub n: usize,
+    /// Print JSON instead of the text table.
+    pub json: bool,
+    /// The MNIST folder [default: see `data::resolve_dir`].
+    pub data_dir: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+/// Runs `rnnsweep predict`: checks `n`, loads the run before the data (a wrong folder fails
+/// fast), predicts and prints the table or JSON on stdout.
+pub fn predict_cmd(o: &PredictOptions) -> anyhow::Result<Outcome> {
+    if o.n == 0 {
+        anyhow::bail!("--n must be at least 1");
+    }
+    let run = load_run(&o.run)?;
+    let data = super::data::load(&crate::data::resolve_dir(o.data_dir.as_deref())?, o.quiet)?;
+    let p = predict_first(&run, &data, o.n);
+    if o.json {
+        println!("{}", serde_json::to_string_pretty(&p)?);
+    } else {
+        print!("{}", p.text());
+    }
+    Ok(Outcome::Ok)
+}
 
 #[derive(Debug, Serialize)]
 pub struct Predictions {
@@ -56,7 +88,7 @@ pub fn load_run(run_dir: &Path) -> anyhow::Result<SavedRun> {
 }
 
 /// Predicts the first `n` test images with a saved run.
-pub fn predict_cmd(run: &SavedRun, data: &Mnist, n: usize) -> Predictions {
+pub fn predict_first(run: &SavedRun, data: &Mnist, n: usize) -> Predictions {
     let n = n.clamp(1, data.test.len());
     let predicted = predict(&run.model, &Cpu::default(), &data.test, n);
     let labels = data.test.labels[..n].to_vec();

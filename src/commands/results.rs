@@ -1,5 +1,7 @@
 //! `rnnsweep results summarize | compare | curves | report`: tables, charts and the HTML report
-//! over one or more sweeps, read from disk only.
+//! over one or more sweeps, read from disk only. Each command's options name the sweeps the
+//! same way (`results`, `sweeps`, see [`resolve_sweeps`]) and group them by `by` (None: the
+//! default grouping of `report::summarize`).
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +9,7 @@ use anyhow::{bail, Context};
 
 use super::Outcome;
 use crate::fsutil::write_atomic;
-use crate::report::chart::{self, metric_title};
+use crate::report::chart::{self, metric_title, ChartFormat};
 use crate::report::export::{diff_line, exporter_for, group_line, Format, Tables};
 use crate::report::html::{self, Figure};
 use crate::report::load::{load, sweeps_in, Loaded};
@@ -64,6 +66,7 @@ pub fn build_summary(
     Ok((loaded, s))
 }
 
+/// Options of `rnnsweep results summarize`.
 #[derive(Clone, Debug)]
 pub struct SummarizeOptions {
     pub results: PathBuf,
@@ -130,22 +133,27 @@ fn find<'a>(s: &'a Summary, name: &str) -> anyhow::Result<&'a crate::report::sum
     }
 }
 
+/// Options of `rnnsweep results compare`.
+#[derive(Clone, Debug)]
+pub struct CompareOptions {
+    pub results: PathBuf,
+    pub sweeps: Vec<String>,
+    pub by: Option<Vec<String>>,
+    /// Variant labels as `summarize` shows them (a unique prefix is enough).
+    pub a: String,
+    pub b: String,
+    pub json: bool,
+}
+
 /// `results compare A B`: each variant's final test accuracy (mean ± std, n, t interval),
 /// divergence rate (Wilson) and collapsed count, then the paired difference of final test
 /// accuracy on their shared seeds (an interval only from 3 shared seeds).
-pub fn compare_cmd(
-    results: &Path,
-    sweeps: &[String],
-    a: &str,
-    b: &str,
-    by: Option<&[String]>,
-    json: bool,
-) -> anyhow::Result<Outcome> {
-    let dirs = resolve_sweeps(results, sweeps)?;
-    let (_, s) = build_summary(&dirs, by, Metric::TestAcc)?;
-    let (ga, gb) = (find(&s, a)?, find(&s, b)?);
+pub fn compare_cmd(o: &CompareOptions) -> anyhow::Result<Outcome> {
+    let dirs = resolve_sweeps(&o.results, &o.sweeps)?;
+    let (_, s) = build_summary(&dirs, o.by.as_deref(), Metric::TestAcc)?;
+    let (ga, gb) = (find(&s, &o.a)?, find(&s, &o.b)?);
     let d = compare(ga, gb);
-    if json {
+    if o.json {
         println!(
             "{}",
             serde_json::json!({ "a": ga.label, "b": gb.label, "diff": d, "a_group": ga, "b_group": gb })
@@ -192,35 +200,40 @@ fn panels(
     Ok((s, panels))
 }
 
-/// `results curves`: one SVG and/or PNG per metric.
-pub fn curves_cmd(
-    results: &Path,
-    sweeps: &[String],
-    by: Option<&[String]>,
-    out: Option<&Path>,
-    svg: bool,
-    png: bool,
-) -> anyhow::Result<Outcome> {
-    let dirs = resolve_sweeps(results, sweeps)?;
-    let (s, panels) = panels(&dirs, by)?;
+/// Options of `rnnsweep results curves`.
+#[derive(Clone, Debug)]
+pub struct CurvesOptions {
+    pub results: PathBuf,
+    pub sweeps: Vec<String>,
+    pub by: Option<Vec<String>>,
+    /// Folder for the charts [default: <results>/<sweep>/curves, or <results>/curves for
+    /// several sweeps].
+    pub out: Option<PathBuf>,
+    pub format: ChartFormat,
+}
+
+/// `results curves`: one SVG and/or PNG per metric; the files' paths on stdout.
+pub fn curves_cmd(o: &CurvesOptions) -> anyhow::Result<Outcome> {
+    let dirs = resolve_sweeps(&o.results, &o.sweeps)?;
+    let (s, panels) = panels(&dirs, o.by.as_deref())?;
     let name = sweep_names(&dirs).join(" + ");
-    let out = match out {
-        Some(o) => o.to_path_buf(),
+    let out = match &o.out {
+        Some(out) => out.clone(),
         None if dirs.len() == 1 => dirs[0].join("curves"),
-        None => results.join("curves"),
+        None => o.results.join("curves"),
     };
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut written = Vec::new();
     for (m, p) in &panels {
         let title = format!("{} — {name}", metric_title(*m));
         let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
-        if svg {
+        if o.format.svg() {
             files.push((
                 out.join(format!("{}.svg", m.name())),
                 chart::svg(p, &title)?.into_bytes(),
             ));
         }
-        if png {
+        if o.format.png() {
             files.push((
                 out.join(format!("{}.png", m.name())),
                 chart::png(p, &title)?,
@@ -239,15 +252,20 @@ pub fn curves_cmd(
     Ok(Outcome::Ok)
 }
 
+/// Options of `rnnsweep results report`.
+#[derive(Clone, Debug)]
+pub struct ReportOptions {
+    pub results: PathBuf,
+    pub sweeps: Vec<String>,
+    pub by: Option<Vec<String>>,
+    /// The HTML file to write.
+    pub out: PathBuf,
+}
+
 /// `results report`: the self-contained HTML page.
-pub fn report_cmd(
-    results: &Path,
-    sweeps: &[String],
-    by: Option<&[String]>,
-    out: &Path,
-) -> anyhow::Result<Outcome> {
-    let dirs = resolve_sweeps(results, sweeps)?;
-    let (s, panels) = panels(&dirs, by)?;
+pub fn report_cmd(o: &ReportOptions) -> anyhow::Result<Outcome> {
+    let dirs = resolve_sweeps(&o.results, &o.sweeps)?;
+    let (s, panels) = panels(&dirs, o.by.as_deref())?;
     let names = sweep_names(&dirs);
     let name = names.join(" + ");
     let figures = panels
@@ -261,9 +279,9 @@ pub fn report_cmd(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let page = html::page(&format!("rnnsweep report: {name}"), &names, &s, &figures);
-    write_atomic(out, page.as_bytes())
-        .with_context(|| format!("cannot write {}", out.display()))?;
-    eprint_counts(&s, Some(out));
+    write_atomic(&o.out, page.as_bytes())
+        .with_context(|| format!("cannot write {}", o.out.display()))?;
+    eprint_counts(&s, Some(&o.out));
     Ok(Outcome::Ok)
 }
 

@@ -11,18 +11,21 @@ use super::Outcome;
 use crate::cluster::sbatch::{script, shell_quote, ScriptOptions};
 use crate::fsutil::write_atomic;
 use crate::store::RunStore;
+use crate::trainer::backend::Backend;
+use crate::trainer::device::DeviceRequest;
 
 /// Slurm's default MaxArraySize is 1001 (task ids 0..=1000).
 pub const MAX_TASKS: usize = 1000;
 
+/// Options of `rnnsweep slurm`.
 #[derive(Clone, Debug)]
 pub struct SlurmOptions {
     pub grid: PathBuf,
     pub results: PathBuf,
-    pub data_dir: PathBuf,
-    /// Check that the MNIST files are there before writing the script (not when the jobs will
-    /// use the fake trainer, which reads no data).
-    pub check_data: bool,
+    /// The MNIST folder the jobs read [default: see `data::resolve_dir`]. It is checked before
+    /// the script is written, unless `RNNSWEEP_FAKE_TRAINER` is set (the jobs will then use the
+    /// fake trainer, which reads no data).
+    pub data_dir: Option<PathBuf>,
     /// Array tasks [default: one per cell, at most `MAX_TASKS`].
     pub tasks: Option<usize>,
     pub array_parallelism: Option<usize>,
@@ -41,7 +44,10 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(p).with_context(|| format!("cannot make {} absolute", p.display()))
 }
 
+/// Runs `rnnsweep slurm`: the script's path on stdout, how to submit and watch on stderr.
 pub fn slurm_cmd(o: &SlurmOptions) -> anyhow::Result<Outcome> {
+    let data_dir = crate::data::resolve_dir(o.data_dir.as_deref())?;
+    let check_data = Backend::from_env(DeviceRequest::Cpu, |k| std::env::var(k).ok())?.needs_data();
     let (spec, plan) = load_plan(&o.grid)?;
     anyhow::ensure!(o.cpus_per_task >= 1, "--cpus-per-task must be at least 1");
     let tasks = o.tasks.unwrap_or(plan.cells.len().min(MAX_TASKS));
@@ -51,9 +57,9 @@ pub fn slurm_cmd(o: &SlurmOptions) -> anyhow::Result<Outcome> {
         plan.cells.len()
     );
     // Compute nodes often have no internet: make sure the data is here before submitting.
-    if o.check_data {
-        super::data::load(&o.data_dir, o.quiet)
-            .with_context(|| format!("MNIST in {}", o.data_dir.display()))?;
+    if check_data {
+        super::data::load(&data_dir, o.quiet)
+            .with_context(|| format!("MNIST in {}", data_dir.display()))?;
     }
     let results = absolute(&o.results)?;
     let store = RunStore::open(&results, &plan.name);
@@ -61,7 +67,7 @@ pub fn slurm_cmd(o: &SlurmOptions) -> anyhow::Result<Outcome> {
     let logs = store.layout.slurm();
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let binary = std::env::current_exe().context("cannot find the rnnsweep binary")?;
-    let (grid, data_dir) = (absolute(&o.grid)?, absolute(&o.data_dir)?);
+    let (grid, data_dir) = (absolute(&o.grid)?, absolute(&data_dir)?);
     let extra: Vec<String> = if o.rerun_failed {
         vec!["--rerun-failed".into()]
     } else {

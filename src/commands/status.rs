@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::results::resolve_sweeps;
 use super::Outcome;
 use crate::report::export::cut;
-use crate::store::lease::{now, Leases};
+use crate::store::lease::{now, ttl_from_env, Leases};
 use crate::store::state::CellState;
 use crate::store::RunStore;
 
@@ -173,19 +173,25 @@ pub fn render(s: &SweepState) -> String {
     o
 }
 
-/// `rnnsweep status SWEEP...`.
-pub fn status_cmd(
-    results: &Path,
-    sweeps: &[String],
-    ttl: Duration,
-    json: bool,
-) -> anyhow::Result<Outcome> {
-    let dirs = resolve_sweeps(results, sweeps)?;
+/// Options of `rnnsweep status`.
+#[derive(Clone, Debug)]
+pub struct StatusOptions {
+    pub results: std::path::PathBuf,
+    /// Sweeps by name (under `results`) or folder (none: every sweep under `results`).
+    pub sweeps: Vec<String>,
+    pub json: bool,
+}
+
+/// `rnnsweep status SWEEP...`: the lease time-to-live comes from `RNNSWEEP_LEASE_TTL` (see
+/// `store::lease`).
+pub fn status_cmd(o: &StatusOptions) -> anyhow::Result<Outcome> {
+    let ttl = ttl_from_env()?;
+    let dirs = resolve_sweeps(&o.results, &o.sweeps)?;
     let states = dirs
         .iter()
         .map(|d| sweep_state(d, ttl))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    if json {
+    if o.json {
         println!("{}", serde_json::to_string_pretty(&states)?);
     } else {
         for s in &states {

@@ -1,5 +1,7 @@
 //! `rnnsweep sweep GRID` and `rnnsweep plan GRID`: expand a grid, show what is done, run what
-//! is not (in parallel, with progress), and print the cells in plan order.
+//! is not (in parallel, with progress), and print the cells in plan order. The sweep's defaults
+//! are chosen here: jobs and matmul threads from the cores, the shard from Slurm's variables,
+//! the trainer from `RNNSWEEP_FAKE_TRAINER`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -20,25 +22,58 @@ use crate::store::state::CellState;
 use crate::store::{CellResult, RunStore};
 use crate::trainer::backend::Backend;
 use crate::trainer::config::{LayerKind, TrainConfig};
+use crate::trainer::device::DeviceRequest;
 use crate::trainer::fake::FAKE_ENV;
 use crate::trainer::fit::StepInfo;
 use crate::trainer::record::{MetricRow, MetricSplit};
 
-/// Options of `rnnsweep sweep`.
+/// Options of `rnnsweep sweep`, as given on the command line (`None`: the default).
 #[derive(Clone, Debug)]
 pub struct SweepOptions {
     pub grid: PathBuf,
     pub results: PathBuf,
-    pub data_dir: PathBuf,
-    /// The real trainer on a device, or the fake one (tests).
-    pub backend: Backend,
-    pub run: RunOptions,
-    /// Only this slice of the plan (None: every cell).
+    /// The MNIST folder [default: see `data::resolve_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// The device of the real trainer (the fake one is chosen by `RNNSWEEP_FAKE_TRAINER`).
+    pub device: DeviceRequest,
+    /// Cells trained at the same time [default: the number of CPU cores].
+    pub jobs: Option<usize>,
+    /// Matmul threads per cell [default: the cores shared out between the cells that run at
+    /// once, see [`threads_per_job`]].
+    pub threads_per_job: Option<usize>,
+    pub rerun_failed: bool,
+    /// Only this slice of the plan [default: from `SLURM_ARRAY_TASK_*` when set, else every cell].
     pub shard: Option<Shard>,
-    /// With Some(cores), the matmul threads per cell are chosen here: the cores shared out
-    /// between the cells that run at once (see `threads_per_job`).
-    pub spare_cores: Option<usize>,
     pub quiet: bool,
+}
+
+/// Cells at once and matmul threads per cell, from the flags and the number of cores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Workers {
+    jobs: usize,
+    /// The flag's value, else 1 until `spare_cores` are shared out.
+    threads_per_job: usize,
+    /// Some(cores) when the threads per cell are left to [`threads_per_job`], which needs the
+    /// number of pending cells.
+    spare_cores: Option<usize>,
+}
+
+impl Workers {
+    fn resolve(
+        jobs: Option<usize>,
+        threads_per_job: Option<usize>,
+        cores: usize,
+    ) -> anyhow::Result<Workers> {
+        let jobs = jobs.unwrap_or(cores);
+        if jobs == 0 || threads_per_job == Some(0) {
+            anyhow::bail!("--jobs and --threads-per-job must be at least 1");
+        }
+        Ok(Workers {
+            jobs,
+            threads_per_job: threads_per_job.unwrap_or(1),
+            spare_cores: threads_per_job.is_none().then_some(cores),
+        })
+    }
 }
 
 /// Loads the grid and expands it (errors name file:line:column).
@@ -103,10 +138,20 @@ struct PlanRow<'a> {
     config: &'a TrainConfig,
 }
 
+/// Options of `rnnsweep plan`.
+#[derive(Clone, Debug)]
+pub struct PlanOptions {
+    pub grid: PathBuf,
+    /// Results root, to show which cells are done.
+    pub results: PathBuf,
+    /// Print JSON (every cell with its full config).
+    pub json: bool,
+}
+
 /// `rnnsweep plan`: the cells with their status and a cost estimate.
-pub fn plan_cmd(grid: &Path, results: &Path, json: bool) -> anyhow::Result<Outcome> {
-    let (_, plan) = load_plan(grid)?;
-    let store = RunStore::open(results, &plan.name);
+pub fn plan_cmd(o: &PlanOptions) -> anyhow::Result<Outcome> {
+    let (_, plan) = load_plan(&o.grid)?;
+    let store = RunStore::open(&o.results, &plan.name);
     let leases = Leases::new(store.layout.leases(), lease::ttl_from_env()?);
     let states: Vec<CellState> = plan
         .cells
@@ -128,7 +173,7 @@ pub fn plan_cmd(grid: &Path, results: &Path, json: bool) -> anyhow::Result<Outco
             config: &c.config,
         })
         .collect();
-    if json {
+    if o.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(Outcome::Ok);
     }
@@ -324,14 +369,30 @@ impl SweepObserver for SweepProgress {
 
 /// `rnnsweep sweep`: runs what is not done yet.
 pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outcome> {
+    let env = |k: &str| std::env::var(k).ok();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = Workers::resolve(opts.jobs, opts.threads_per_job, cores)?;
+    let shard = match opts.shard {
+        Some(s) => Some(s),
+        None => Shard::from_slurm_env(env)?,
+    };
+    let data_dir = crate::data::resolve_dir(opts.data_dir.as_deref())?;
+    let backend = Backend::from_env(opts.device, env)?;
+    let mut run = RunOptions {
+        jobs: workers.jobs,
+        threads_per_job: workers.threads_per_job,
+        lease_ttl: lease::ttl_from_env()?,
+        rerun_failed: opts.rerun_failed,
+    };
+
     let (spec, plan) = load_plan(&opts.grid)?;
     let store = RunStore::open(&opts.results, &plan.name);
     store.init(&spec.text, &plan)?;
-    let rerun_failed = opts.run.rerun_failed;
+    let rerun_failed = run.rerun_failed;
     let mine: Vec<&Cell> = plan
         .cells
         .iter()
-        .filter(|c| opts.shard.is_none_or(|s| s.contains(c.index)))
+        .filter(|c| shard.is_none_or(|s| s.contains(c.index)))
         .collect();
     let statuses: Vec<CellState> = mine.iter().map(|c| store.cell_state(c, None).0).collect();
     let pending: Vec<&Cell> = mine
@@ -349,7 +410,7 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     eprintln!(
         "sweep {:?}{}: {} cells, {done} done, {} to run{} -> {}",
         plan.name,
-        opts.shard
+        shard
             .map(|s| format!(" shard {s} ({} of {} cells)", mine.len(), plan.cells.len()))
             .unwrap_or_default(),
         mine.len(),
@@ -362,16 +423,15 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         store.layout.root().display()
     );
     let mut outcomes = Vec::new();
-    let mut run = opts.run.clone();
-    if let Some(cores) = opts.spare_cores {
+    if let Some(cores) = workers.spare_cores {
         run.threads_per_job = threads_per_job(cores, run.jobs, pending.len());
     }
     if !pending.is_empty() {
-        let data = match opts.backend.needs_data() {
-            true => Some(super::data::load(&opts.data_dir, opts.quiet)?),
+        let data = match backend.needs_data() {
+            true => Some(super::data::load(&data_dir, opts.quiet)?),
             false => None,
         };
-        if let Backend::Fake(_) = opts.backend {
+        if let Backend::Fake(_) = backend {
             eprintln!("training with the fake trainer ({FAKE_ENV} is set)");
         }
         eprintln!(
@@ -395,7 +455,7 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
                 "threads_per_job": run.threads_per_job
             }),
         );
-        outcomes = opts.backend.with_trainer(data.as_ref(), |trainer| {
+        outcomes = backend.with_trainer(data.as_ref(), |trainer| {
             runner::run(&pending, &store, trainer, &run, stop, &progress)
         })?;
         progress.mp.clear().ok();
@@ -407,7 +467,7 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     }
     // Final table, in plan order, from the store (what is on disk is the truth); a cell another
     // process is training shows as "running".
-    let leases = Leases::new(store.layout.leases(), opts.run.lease_ttl);
+    let leases = Leases::new(store.layout.leases(), run.lease_ttl);
     let inspected: Vec<(CellState, Option<CellResult>)> = mine
         .iter()
         .map(|c| store.cell_state(c, Some(&leases)))
@@ -508,5 +568,34 @@ mod tests {
         assert_eq!(threads_per_job(8, 8, 3), 2);
         assert_eq!(threads_per_job(8, 1, 10), 8);
         assert_eq!(threads_per_job(1, 4, 4), 1);
+    }
+
+    #[test]
+    fn jobs_default_to_the_cores_and_zero_is_refused() {
+        use super::Workers;
+        let w = |jobs, threads| Workers::resolve(jobs, threads, 8);
+        assert_eq!(
+            w(None, None).unwrap(),
+            Workers {
+                jobs: 8,
+                threads_per_job: 1,
+                spare_cores: Some(8)
+            }
+        );
+        assert_eq!(
+            w(Some(3), Some(2)).unwrap(),
+            Workers {
+                jobs: 3,
+                threads_per_job: 2,
+                spare_cores: None
+            }
+        );
+        assert_eq!(w(Some(2), None).unwrap().spare_cores, Some(8));
+        for (jobs, threads) in [(Some(0), None), (None, Some(0)), (Some(0), Some(0))] {
+            assert_eq!(
+                w(jobs, threads).unwrap_err().to_string(),
+                "--jobs and --threads-per-job must be at least 1"
+            );
+        }
     }
 }

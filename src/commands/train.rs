@@ -1,7 +1,8 @@
 //! `rnnsweep train`: one training run with a progress bar, a metrics table as it goes, and its
 //! files in an output directory: `config.json` (first), `metrics.csv` (rewritten atomically after
 //! every evaluation, so a crash loses at most the current window), `weights.safetensors` (for a
-//! completed run) and `result.json` (last).
+//! completed run) and `result.json` (last). The run's config is a recipe or the default with
+//! the flags applied (`trainer::presets`), checked here along with `--threads`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -14,22 +15,37 @@ use crate::fsutil::write_atomic;
 use crate::store::{MetricsLog, RunDir};
 use crate::trainer::backend::{Backend, Trained};
 use crate::trainer::config::TrainConfig;
+use crate::trainer::device::DeviceRequest;
 use crate::trainer::fit::{Observer, StepInfo};
+use crate::trainer::presets::{preset_or_default, TrainOverrides};
 use crate::trainer::record::{MetricRow, MetricSplit, RunRecord, RunStatus};
 
-/// Everything `rnnsweep train` needs, already parsed and resolved.
+/// Everything `rnnsweep train` needs, as given on the command line.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
-    pub config: TrainConfig,
-    /// The real trainer on a device, or the fake one (tests).
-    pub backend: Backend,
+    /// Start from this tutorial recipe (see `trainer::presets`) instead of the default config.
+    pub preset: Option<String>,
+    /// The flags that change the recipe or default.
+    pub overrides: TrainOverrides,
+    /// The device of the real trainer (the fake one is chosen by `RNNSWEEP_FAKE_TRAINER`).
+    pub device: DeviceRequest,
+    /// CPU threads for matrix products (at least 1).
     pub threads: usize,
-    pub data_dir: PathBuf,
+    /// The MNIST folder [default: see `data::resolve_dir`].
+    pub data_dir: Option<PathBuf>,
     /// Output directory (default `results/train/<config slug>`).
     pub out_dir: Option<PathBuf>,
     /// Print the final record as JSON on stdout (tables go to stderr).
     pub json: bool,
     pub quiet: bool,
+}
+
+/// The config `train` runs: the recipe (or the default) with the flags applied, validated.
+pub fn config(preset: Option<&str>, overrides: &TrainOverrides) -> anyhow::Result<TrainConfig> {
+    let c = overrides.apply(preset_or_default(preset)?);
+    c.validate()
+        .context("check the training flags (rnnsweep train --help)")?;
+    Ok(c)
 }
 
 /// Progress bar + metric table + incremental CSV.
@@ -96,10 +112,14 @@ impl Observer for TrainObserver {
 
 /// Runs `rnnsweep train`. `stop` is set by the Ctrl-C handler.
 pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outcome> {
-    let cfg = &opts.config;
-    cfg.validate()?;
-    let data = match opts.backend.needs_data() {
-        true => Some(super::data::load(&opts.data_dir, opts.quiet)?),
+    if opts.threads == 0 {
+        anyhow::bail!("--threads must be at least 1");
+    }
+    let cfg = &config(opts.preset.as_deref(), &opts.overrides)?;
+    let backend = Backend::from_env(opts.device, |k| std::env::var(k).ok())?;
+    let data_dir = crate::data::resolve_dir(opts.data_dir.as_deref())?;
+    let data = match backend.needs_data() {
+        true => Some(super::data::load(&data_dir, opts.quiet)?),
         false => None,
     };
     let out = opts
@@ -130,8 +150,7 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         cfg.seed
     ));
     let Trained { record, weights } = with_threads(opts.threads, || {
-        opts.backend
-            .with_trainer(data.as_ref(), |t| t.train(cfg, &obs, stop))
+        backend.with_trainer(data.as_ref(), |t| t.train(cfg, &obs, stop))
     })??;
     obs.bar.finish_and_clear();
     if let Some(e) = obs.metrics.take_error() {
@@ -187,4 +206,51 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         }
         RunStatus::Interrupted { .. } => Outcome::Interrupted,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trainer::config::{LayerKind, ModelConfig};
+    use crate::trainer::presets::{preset, ModelOverrides};
+
+    #[test]
+    fn config_is_the_preset_with_the_flags_then_validated() {
+        let o = TrainOverrides {
+            model: ModelOverrides {
+                cell: Some(LayerKind::Gru),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let c = config(Some("model_c"), &o).unwrap();
+        let mut want = preset("model_c").unwrap();
+        want.model = ModelConfig {
+            cell: LayerKind::Gru,
+            activation: None,
+            ..want.model
+        };
+        assert_eq!(c, want);
+        assert!(config(Some("model_d"), &o)
+            .unwrap_err()
+            .to_string()
+            .contains("known presets"));
+    }
+
+    #[test]
+    fn invalid_flags_say_where_to_look() {
+        let o = TrainOverrides {
+            model: ModelOverrides {
+                hidden: Some(0),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let e = config(None, &o).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "check the training flags (rnnsweep train --help)"
+        );
+        assert!(format!("{e:#}").contains("hidden"), "{e:#}");
+    }
 }

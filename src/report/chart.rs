@@ -2,7 +2,8 @@
 //! a line per group (mean over seeds) with a shaded band (min–max over seeds), epochs on x, the
 //! metric on y, a title, axis labels and a legend panel on the right. Text is laid out with the
 //! embedded DejaVu Sans, so the output does not depend on the fonts installed. A chart that
-//! cannot be drawn or encoded is a [`ChartError`] naming its title.
+//! cannot be drawn or encoded is a [`ChartError`] naming its title. [`ChartFormat`] says which
+//! of the two encodings to make (`results curves --format`).
 
 use std::sync::Once;
 
@@ -87,6 +88,61 @@ fn draw_error<E: std::error::Error + Send + Sync + 'static>(
     move |e| ChartError::Draw {
         title: title.to_string(),
         source: Box::new(e),
+    }
+}
+
+/// Which files `results curves` writes per chart: SVG, PNG or both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChartFormat {
+    Svg,
+    Png,
+    Both,
+}
+
+impl ChartFormat {
+    /// Every accepted spelling, in declaration order.
+    pub const ALL: &'static [&'static str] = &["svg", "png", "both"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChartFormat::Svg => "svg",
+            ChartFormat::Png => "png",
+            ChartFormat::Both => "both",
+        }
+    }
+
+    /// Whether an SVG file is wanted.
+    pub fn svg(self) -> bool {
+        self != ChartFormat::Png
+    }
+
+    /// Whether a PNG file is wanted.
+    pub fn png(self) -> bool {
+        self != ChartFormat::Svg
+    }
+}
+
+impl std::fmt::Display for ChartFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// For clap's `--format`: the text is what clap prints after "invalid value".
+impl std::str::FromStr for ChartFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "svg" => ChartFormat::Svg,
+            "png" => ChartFormat::Png,
+            "both" => ChartFormat::Both,
+            _ => {
+                return Err(format!(
+                    "unknown format {s:?}; allowed: {}",
+                    Self::ALL.join(", ")
+                ))
+            }
+        })
     }
 }
 
@@ -236,6 +292,22 @@ mod tests {
             })
             .collect();
         aggregate(Metric::TestAcc, &labels, &obs)
+    }
+
+    #[test]
+    fn chart_formats_parse_print_and_choose_the_files() {
+        for word in ChartFormat::ALL {
+            let f: ChartFormat = word.parse().unwrap();
+            assert_eq!(f.to_string(), *word);
+        }
+        let wants = |f: ChartFormat| (f.svg(), f.png());
+        assert_eq!(wants(ChartFormat::Svg), (true, false));
+        assert_eq!(wants(ChartFormat::Png), (false, true));
+        assert_eq!(wants(ChartFormat::Both), (true, true));
+        assert_eq!(
+            "pdf".parse::<ChartFormat>().unwrap_err(),
+            "unknown format \"pdf\"; allowed: svg, png, both"
+        );
     }
 
     #[test]
