@@ -18,7 +18,7 @@ use rnnsweep::report::export::{Format, Tables};
 use rnnsweep::report::summarize::Metric;
 use rnnsweep::trainer::config::{Activation, EvalEvery, LayerKind, OptimKind};
 use rnnsweep::trainer::device::DeviceRequest;
-use rnnsweep::trainer::presets::{ModelOverrides, TrainOverrides};
+use rnnsweep::trainer::presets::{ModelOverrides, OptimKnobs, TrainOverrides};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -272,6 +272,50 @@ struct ModelArgs {
     layers: Option<usize>,
 }
 
+/// The optimizer and clipping settings beyond kind, lr and momentum (PyTorch's names).
+#[derive(Args, Debug, Clone)]
+struct OptimKnobArgs {
+    /// SGD Nesterov momentum (needs --momentum > 0)
+    #[arg(long)]
+    nesterov: bool,
+    /// L2 penalty: coupled for sgd/adam/rmsprop, decoupled for adamw [default: 0; adamw 0.01]
+    #[arg(long, allow_negative_numbers = true)]
+    weight_decay: Option<f64>,
+    /// Adam/AdamW beta1 [default: 0.9]
+    #[arg(long, allow_negative_numbers = true)]
+    beta1: Option<f64>,
+    /// Adam/AdamW beta2 [default: 0.999]
+    #[arg(long, allow_negative_numbers = true)]
+    beta2: Option<f64>,
+    /// Adam/AdamW/RMSprop epsilon [default: 1e-8]
+    #[arg(long, allow_negative_numbers = true)]
+    eps: Option<f64>,
+    /// RMSprop smoothing constant [default: 0.99]
+    #[arg(long, allow_negative_numbers = true)]
+    alpha: Option<f64>,
+    /// Clip the total gradient 2-norm to this before every step (clip_grad_norm_)
+    #[arg(long, allow_negative_numbers = true, value_name = "X")]
+    clip_grad_norm: Option<f64>,
+    /// Clamp every gradient value to ±X before every step (clip_grad_value_)
+    #[arg(long, allow_negative_numbers = true, value_name = "X")]
+    clip_grad_value: Option<f64>,
+}
+
+impl From<OptimKnobArgs> for OptimKnobs {
+    fn from(a: OptimKnobArgs) -> Self {
+        OptimKnobs {
+            nesterov: a.nesterov,
+            weight_decay: a.weight_decay,
+            beta1: a.beta1,
+            beta2: a.beta2,
+            eps: a.eps,
+            alpha: a.alpha,
+            clip_grad_norm: a.clip_grad_norm,
+            clip_grad_value: a.clip_grad_value,
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 struct TrainArgs {
     /// Start from a tutorial recipe (rnnimc, model_a, model_b, model_c, lstm_h20, lstm_h64); flags override it
@@ -279,15 +323,17 @@ struct TrainArgs {
     preset: Option<String>,
     #[command(flatten)]
     model: ModelArgs,
-    /// Optimizer: sgd, adam or rmsprop (PyTorch semantics)
+    /// Optimizer: sgd, adam, adamw or rmsprop (PyTorch semantics)
     #[arg(long)]
     optimizer: Option<OptimKind>,
-    /// Learning rate [default: 0.1 for sgd, 0.001 for adam, 0.01 for rmsprop]
+    /// Learning rate [default: 0.1 for sgd, 0.001 for adam and adamw, 0.01 for rmsprop]
     #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// SGD momentum
     #[arg(long, allow_negative_numbers = true)]
     momentum: Option<f64>,
+    #[command(flatten)]
+    knobs: OptimKnobArgs,
     /// Mini-batch size
     #[arg(long)]
     batch: Option<usize>,
@@ -528,6 +574,7 @@ impl TrainArgs {
                 optimizer: self.optimizer,
                 lr: self.lr,
                 momentum: self.momentum,
+                knobs: self.knobs.into(),
                 batch_size: self.batch,
                 epochs: self.epochs,
                 iterations: self.iterations,

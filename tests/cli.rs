@@ -87,6 +87,22 @@ fn bad_input_is_a_clear_error_with_exit_2() {
             "out of range: the test set has 10000 images",
         ),
         (&["bench", "--recipe", "nope"], "known presets"),
+        (
+            &["train", "--clip-grad-norm", "0"],
+            "clip_grad_norm must be a number > 0",
+        ),
+        (
+            &["train", "--optimizer", "adam", "--nesterov"],
+            "nesterov applies to sgd only, not adam",
+        ),
+        (
+            &["train", "--optimizer", "sgd", "--alpha", "0.9"],
+            "alpha applies to rmsprop only, not sgd",
+        ),
+        (
+            &["train", "--clip-grad-norm", "1", "--clip-grad-value", "1"],
+            "set one of clip_grad_norm and clip_grad_value",
+        ),
     ];
     for (args, want) in cases {
         let o = rnnsweep(args);
@@ -150,6 +166,10 @@ fn train_writes_config_metrics_and_result_and_prints_json() {
             "--eval-every",
             "10",
             "--eval-before",
+            "--clip-grad-norm",
+            "1",
+            "--weight-decay",
+            "0.001",
             "--json",
             "--out",
             out.to_str().unwrap(),
@@ -166,8 +186,15 @@ fn train_writes_config_metrics_and_result_and_prints_json() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "epoch,iteration,split,loss,acc,samples,seconds,samples_per_sec"
+        "epoch,iteration,split,loss,acc,samples,seconds,samples_per_sec,grad_norm,grad_norm_max"
     );
+    // Train rows carry the pre-clip gradient norm (last step, largest in the window).
+    let train_row: Vec<&str> = lines[2].split(',').collect();
+    assert_eq!(train_row[2], "train");
+    assert!(train_row[8].parse::<f64>().unwrap() > 0.0, "{}", lines[2]);
+    assert!(train_row[9].parse::<f64>().unwrap() >= train_row[8].parse::<f64>().unwrap());
+    assert_eq!(rec.config.optim.clip_grad_norm, Some(1.0));
+    assert_eq!(rec.config.optim.weight_decay, Some(0.001));
     // before training: test only; then 3 points with train + test rows.
     assert_eq!(lines.len(), 1 + 1 + 3 * 2);
     assert!(lines[1].starts_with("0,0,test,"));

@@ -136,6 +136,46 @@ fn ids_are_stable_and_sensitive() {
     );
 }
 
+/// A new key at its default, written out or left out, is the same cell as before the key
+/// existed; any other value is another cell.
+#[test]
+fn study_space_keys_at_their_defaults_keep_the_id() {
+    let ids = |p: &Plan| p.cells.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+    let base = ids(&plan_of(GRID));
+    for explicit in [
+        "weight_decay = 0.0",
+        "beta1 = 0.9",
+        "beta2 = 0.999",
+        "eps = 1e-8",
+        "nesterov = false",
+    ] {
+        let g = GRID.replace("epochs = 1", &format!("epochs = 1\n{explicit}"));
+        assert_eq!(ids(&plan_of(&g)), base, "{explicit}");
+    }
+    for changed in [
+        "weight_decay = 0.001",
+        "beta1 = 0.8",
+        "eps = 1e-7",
+        "clip_grad_norm = 1.0",
+        "clip_grad_value = 1.0",
+    ] {
+        let g = GRID.replace("epochs = 1", &format!("epochs = 1\n{changed}"));
+        let other = ids(&plan_of(&g));
+        assert!(base.iter().zip(&other).all(|(a, b)| a != b), "{changed}");
+    }
+    // adamw: its default weight decay is 0.01, written or not.
+    let adamw = GRID.replace("optimizer = \"adam\"", "optimizer = \"adamw\"");
+    let with_default = adamw.replace("epochs = 1", "epochs = 1\nweight_decay = 0.01");
+    assert_eq!(ids(&plan_of(&adamw)), ids(&plan_of(&with_default)));
+    assert_ne!(ids(&plan_of(&adamw)), base);
+    let c = &plan_of(&GRID.replace("epochs = 1", "epochs = 1\nclip_grad_norm = 1.0")).cells[0];
+    assert!(
+        c.id.starts_with("lstm-h8-l1-adam-lr0.01-b32-ep1-s0-clipnorm1-"),
+        "{}",
+        c.id
+    );
+}
+
 /// Users' finished results stay valid: the grids of 2026-11-29 (text and cell ids frozen in
 /// tests/fixtures/cell_ids.json, written by `rnnsweep plan --json` before the study-space keys
 /// existed) still expand to exactly the same cell ids, in the same order.

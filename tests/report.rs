@@ -75,6 +75,8 @@ fn fixture(root: &Path) -> std::path::PathBuf {
             samples: 60_000,
             seconds: epoch as f64 * 10.0,
             samples_per_sec: (split == MetricSplit::Train).then_some(6000.0),
+            grad_norm: (split == MetricSplit::Train).then_some(1.5),
+            grad_norm_max: (split == MetricSplit::Train).then_some(3.0),
         };
         let (status, metrics, final_acc) = match acc {
             Some(a) => (

@@ -13,6 +13,10 @@ What it writes:
   initial values: the logits and the mean cross-entropy of the batch, every parameter's gradient,
   and the parameters after 3 optimizer steps on that batch for SGD, SGD with momentum, Adam and
   RMSprop (PyTorch's defaults otherwise).
+- optimizers.json: the knobs of the study space on an LSTM (hidden 4, 1 layer): for each
+  optimizer spec (written exactly as rnnsweep's `optim` config: weight decay, AdamW, betas, eps,
+  alpha, Nesterov, clip_grad_norm, clip_grad_value), in float32 and float64, the parameters
+  after 3 steps and the total gradient 2-norm before clipping at each step.
 - divergence.json: a relu RNN whose recurrent weights start large, trained with SGD on the batch
   until something goes non-finite: the step at which PyTorch's loss first is NaN/inf, and the
   first non-finite quantity found in rnnsweep's order (the loss, then each gradient in parameter
@@ -180,6 +184,61 @@ def divergence(x, y, scale, lr):
     }
 
 
+# The study-space optimizer specs, as rnnsweep's OptimConfig JSON (absent = PyTorch's default).
+OPTIMIZER_KNOBS = {
+    "sgd_weight_decay": {"kind": "sgd", "lr": 0.1, "momentum": 0.0, "weight_decay": 0.05},
+    "sgd_nesterov": {"kind": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01},
+    "sgd_clip_norm": {"kind": "sgd", "lr": 0.5, "momentum": 0.0, "clip_grad_norm": 0.05},
+    "sgd_clip_value": {"kind": "sgd", "lr": 0.5, "momentum": 0.0, "clip_grad_value": 0.002},
+    "adam_knobs": {"kind": "adam", "lr": 0.01, "momentum": 0.0, "weight_decay": 0.05, "betas": [0.8, 0.99], "eps": 1e-6},
+    "adam_clip_norm": {"kind": "adam", "lr": 0.01, "momentum": 0.0, "clip_grad_norm": 0.05},
+    "adamw_default": {"kind": "adamw", "lr": 0.01, "momentum": 0.0},
+    "adamw_knobs": {"kind": "adamw", "lr": 0.01, "momentum": 0.0, "weight_decay": 0.5, "betas": [0.85, 0.995], "eps": 1e-7},
+    "rmsprop_knobs": {"kind": "rmsprop", "lr": 0.01, "momentum": 0.0, "weight_decay": 0.05, "alpha": 0.9, "eps": 1e-6},
+}
+
+
+def make_knob_optimizer(spec, params):
+    kw = {"lr": spec["lr"]}
+    if "weight_decay" in spec:
+        kw["weight_decay"] = spec["weight_decay"]
+    if spec["kind"] == "sgd":
+        return torch.optim.SGD(params, momentum=spec["momentum"], nesterov=spec.get("nesterov", False), **kw)
+    for k in ("betas", "eps", "alpha"):
+        if k in spec:
+            kw[k] = tuple(spec[k]) if k == "betas" else spec[k]
+    if spec["kind"] == "adam":
+        return torch.optim.Adam(params, **kw)
+    if spec["kind"] == "adamw":
+        return torch.optim.AdamW(params, **kw)
+    return torch.optim.RMSprop(params, **kw)
+
+
+def total_norm(params):
+    """What clip_grad_norm_ computes (and returns): the 2-norm of the per-tensor 2-norms."""
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params])))
+
+
+def knob_runs(init, x, y, dtype):
+    out = {}
+    for key, spec in OPTIMIZER_KNOBS.items():
+        m = model_from(init, "lstm", 1, "tanh", dtype)
+        params = list(m.parameters())
+        opt = make_knob_optimizer(spec, params)
+        norms = []
+        for _ in range(STEPS):
+            opt.zero_grad()
+            nn.functional.cross_entropy(m(x.to(dtype)), y).backward()
+            norms.append(total_norm(params))
+            if "clip_grad_norm" in spec:
+                torch.nn.utils.clip_grad_norm_(params, spec["clip_grad_norm"])
+            if "clip_grad_value" in spec:
+                torch.nn.utils.clip_grad_value_(params, spec["clip_grad_value"])
+            opt.step()
+        out[key] = {"after": [rounded(flat(p), dtype) for _, p in m.named_parameters()], "grad_norms": norms}
+    return out
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
@@ -218,6 +277,22 @@ def main():
             with open(os.path.join(a.out, name), "w") as f:
                 json.dump(fixture, f, separators=(",", ":"))
             print("wrote", name)
+    torch.manual_seed(300)
+    m = Classifier("lstm", HIDDEN, 1, None)
+    init = [[f32(v) for v in flat(p)] for _, p in m.named_parameters()]
+    knobs = {
+        "meta": meta,
+        "model": {"cell": "lstm", "activation": None, "hidden": HIDDEN, "layers": 1},
+        "optimizers": OPTIMIZER_KNOBS,
+        "names": [n for n, _ in m.named_parameters()],
+        "init": init,
+        "f32": knob_runs(init, x, y, torch.float32),
+        "f64": knob_runs(init, x, y, torch.float64),
+    }
+    with open(os.path.join(a.out, "optimizers.json"), "w") as f:
+        json.dump(knobs, f, separators=(",", ":"))
+    print("wrote optimizers.json; pre-clip gradient norms (f32):",
+          {k: [round(n, 4) for n in v["grad_norms"]] for k, v in knobs["f32"].items()})
     # Two ways to blow up: the hidden state grows (2^27) until the second step's loss overflows,
     # and a huge gradient step that overflows a parameter (fc.weight) at the first update.
     cases = [divergence(x, y, 2.0, 0.5), divergence(x, y, 26.0, 10.0)]

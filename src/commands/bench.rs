@@ -337,6 +337,8 @@ pub fn report_bench(
                     samples: 60_000,
                     seconds: e as f64 * 10.0,
                     samples_per_sec: (split == MetricSplit::Train).then_some(6000.0),
+                    grad_norm: (split == MetricSplit::Train).then_some(1.0),
+                    grad_norm_max: (split == MetricSplit::Train).then_some(2.0),
                 })
             })
             .collect();

@@ -15,12 +15,82 @@ pub enum Kind {
     Word(&'static [&'static str]),
     /// An integer in the inclusive range.
     Int(u64, u64),
-    /// A number > 0 (`lr`) or in [0, 1) (`momentum`).
-    PositiveFloat,
-    UnitFloat,
+    /// A number in the range.
+    Float(FloatRange),
     /// `"epoch"` or an integer ≥ 1.
     EvalEvery,
     Bool,
+}
+
+/// Where a number must lie: from `lo` to `hi` (unbounded above when `hi` is infinite), each
+/// end included or not; `noun` names the key in errors ("the learning rate").
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FloatRange {
+    pub lo: f64,
+    pub lo_open: bool,
+    pub hi: f64,
+    pub hi_open: bool,
+    pub noun: &'static str,
+}
+
+impl FloatRange {
+    const fn new(noun: &'static str, lo: f64, lo_open: bool, hi: f64, hi_open: bool) -> Self {
+        FloatRange {
+            lo,
+            lo_open,
+            hi,
+            hi_open,
+            noun,
+        }
+    }
+
+    pub fn contains(&self, x: f64) -> bool {
+        let above = if self.lo_open {
+            x > self.lo
+        } else {
+            x >= self.lo
+        };
+        let below = if self.hi_open {
+            x < self.hi
+        } else {
+            x <= self.hi
+        };
+        x.is_finite() && above && below
+    }
+}
+
+impl fmt::Display for FloatRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.hi.is_infinite() {
+            let op = if self.lo_open { ">" } else { "≥" };
+            return write!(f, "a number {op} {}", self.lo);
+        }
+        write!(
+            f,
+            "in {}{}, {}{}",
+            if self.lo_open { "(" } else { "[" },
+            self.lo,
+            self.hi,
+            if self.hi_open { ")" } else { "]" }
+        )
+    }
+}
+
+/// The learning rate's range.
+pub const LR: Kind = Kind::Float(FloatRange::new(
+    "the learning rate",
+    0.0,
+    true,
+    100.0,
+    false,
+));
+/// A momentum or beta: [0, 1).
+const fn unit(noun: &'static str) -> Kind {
+    Kind::Float(FloatRange::new(noun, 0.0, false, 1.0, true))
+}
+/// A number > 0 (`open`) or ≥ 0.
+const fn positive(noun: &'static str, open: bool) -> Kind {
+    Kind::Float(FloatRange::new(noun, 0.0, open, f64::INFINITY, true))
 }
 
 /// Every key, with its kind and a one-line description.
@@ -42,8 +112,40 @@ pub const KEYS: &[(&str, Kind, &str)] = &[
         Kind::Word(OptimKind::ALL),
         "optimizer (PyTorch semantics)",
     ),
-    ("lr", Kind::PositiveFloat, "learning rate"),
-    ("momentum", Kind::UnitFloat, "sgd momentum"),
+    ("lr", LR, "learning rate"),
+    ("momentum", unit("momentum"), "sgd momentum"),
+    (
+        "nesterov",
+        Kind::Bool,
+        "sgd Nesterov momentum (needs momentum > 0)",
+    ),
+    (
+        "weight_decay",
+        positive("the weight decay", false),
+        "L2 penalty (coupled for sgd/adam/rmsprop, decoupled for adamw; default 0, adamw 0.01)",
+    ),
+    ("beta1", unit("beta1"), "adam/adamw β1 (default 0.9)"),
+    ("beta2", unit("beta2"), "adam/adamw β2 (default 0.999)"),
+    (
+        "eps",
+        positive("eps", false),
+        "adam/adamw/rmsprop ε (default 1e-8)",
+    ),
+    (
+        "alpha",
+        Kind::Float(FloatRange::new("alpha", 0.0, false, 1.0, false)),
+        "rmsprop smoothing constant (default 0.99)",
+    ),
+    (
+        "clip_grad_norm",
+        positive("clip_grad_norm", true),
+        "clip the total gradient 2-norm to this (torch.nn.utils.clip_grad_norm_)",
+    ),
+    (
+        "clip_grad_value",
+        positive("clip_grad_value", true),
+        "clamp every gradient value to ±this (torch.nn.utils.clip_grad_value_)",
+    ),
     ("batch", Kind::Int(1, 60_000), "mini-batch size"),
     ("epochs", Kind::Int(1, 10_000), "epochs to train"),
     (
@@ -139,28 +241,18 @@ pub fn check(kind: Kind, v: &toml::Value) -> Result<Value, String> {
             "expected an integer in {lo}..={hi}, got {}",
             describe(other)
         )),
-        (Kind::PositiveFloat | Kind::UnitFloat, toml::Value::Integer(i)) => {
-            check(kind, &toml::Value::Float(*i as f64))
-        }
-        (Kind::PositiveFloat, toml::Value::Float(x)) => {
-            if x.is_finite() && *x > 0.0 && *x <= 100.0 {
+        (Kind::Float(_), toml::Value::Integer(i)) => check(kind, &toml::Value::Float(*i as f64)),
+        (Kind::Float(range), toml::Value::Float(x)) => {
+            if range.contains(*x) {
                 Ok(Value::Float(*x))
             } else {
                 Err(format!(
-                    "{x} is not allowed; the learning rate must be in (0, 100]"
+                    "{x} is not allowed; {} must be {range}",
+                    range.noun
                 ))
             }
         }
-        (Kind::UnitFloat, toml::Value::Float(x)) => {
-            if (0.0..1.0).contains(x) {
-                Ok(Value::Float(*x))
-            } else {
-                Err(format!("{x} is not allowed; momentum must be in [0, 1)"))
-            }
-        }
-        (Kind::PositiveFloat | Kind::UnitFloat, other) => {
-            Err(format!("expected a number, got {}", describe(other)))
-        }
+        (Kind::Float(_), other) => Err(format!("expected a number, got {}", describe(other))),
         (Kind::EvalEvery, toml::Value::String(s)) => s
             .parse::<EvalEvery>()
             .map(Value::Every)
@@ -251,9 +343,21 @@ pub fn build(s: &Settings, seed: u64) -> Result<TrainConfig, BuildError> {
             activation: word(s, "activation").map(|a| a.parse().expect("checked")),
         },
         optim: OptimConfig {
-            kind: optimizer,
-            lr: float(s, "lr").ok_or_else(|| missing("lr", ""))?,
             momentum: float(s, "momentum").unwrap_or(0.0),
+            nesterov: matches!(s.get("nesterov").map(|x| &x.value), Some(Value::Bool(true))),
+            weight_decay: float(s, "weight_decay"),
+            betas: match (float(s, "beta1"), float(s, "beta2")) {
+                (None, None) => None,
+                (b1, b2) => Some((
+                    b1.unwrap_or(OptimConfig::ADAM_BETAS.0),
+                    b2.unwrap_or(OptimConfig::ADAM_BETAS.1),
+                )),
+            },
+            eps: float(s, "eps"),
+            alpha: float(s, "alpha"),
+            clip_grad_norm: float(s, "clip_grad_norm"),
+            clip_grad_value: float(s, "clip_grad_value"),
+            ..OptimConfig::new(optimizer, float(s, "lr").ok_or_else(|| missing("lr", ""))?)
         },
         batch_size: int(s, "batch").ok_or_else(|| missing("batch", ""))? as usize,
         budget,
@@ -272,11 +376,17 @@ pub fn build(s: &Settings, seed: u64) -> Result<TrainConfig, BuildError> {
         },
     };
     cfg.validate().map_err(|e| BuildError {
-        blame: s.get(e.key).cloned(),
+        // The betas are one setting of the config but two keys: blame whichever is set.
+        blame: match e.key {
+            "betas" => s.get("beta1").or_else(|| s.get("beta2")),
+            key => s.get(key),
+        }
+        .cloned(),
         message: e.to_string(),
     })?;
     Ok(TrainConfig {
         model: cfg.model.normalized(),
+        optim: cfg.optim.normalized(),
         ..cfg
     })
 }
@@ -304,16 +414,26 @@ mod tests {
         assert!(check(Kind::Int(1, 10), &v("2.5"))
             .unwrap_err()
             .contains("expected an integer"));
+        assert_eq!(check(LR, &v("1")).unwrap(), Value::Float(1.0));
+        assert!(check(LR, &v("-0.1"))
+            .unwrap_err()
+            .contains("the learning rate must be in (0, 100]"));
+        assert!(check(unit("momentum"), &v("1.0"))
+            .unwrap_err()
+            .contains("momentum must be in [0, 1)"));
+        assert!(check(positive("the weight decay", false), &v("-1"))
+            .unwrap_err()
+            .contains("the weight decay must be a number ≥ 0"));
         assert_eq!(
-            check(Kind::PositiveFloat, &v("1")).unwrap(),
-            Value::Float(1.0)
+            check(positive("the weight decay", false), &v("0")).unwrap(),
+            Value::Float(0.0)
         );
-        assert!(check(Kind::PositiveFloat, &v("-0.1"))
+        assert!(check(positive("clip_grad_norm", true), &v("0"))
             .unwrap_err()
-            .contains("(0, 100]"));
-        assert!(check(Kind::UnitFloat, &v("1.0"))
+            .contains("clip_grad_norm must be a number > 0"));
+        assert!(check(positive("eps", false), &v("inf"))
             .unwrap_err()
-            .contains("[0, 1)"));
+            .contains("eps must be a number ≥ 0"));
         assert_eq!(
             check(Kind::EvalEvery, &v("500")).unwrap(),
             Value::Every(EvalEvery::Iterations(500))

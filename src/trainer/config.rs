@@ -53,7 +53,7 @@ word_enum!(
 );
 word_enum!(
     /// The optimizer, with PyTorch semantics.
-    OptimKind, "optimizer", { Sgd => "sgd", Adam => "adam", Rmsprop => "rmsprop" }
+    OptimKind, "optimizer", { Sgd => "sgd", Adam => "adam", Adamw => "adamw", Rmsprop => "rmsprop" }
 );
 
 impl LayerKind {
@@ -135,15 +135,42 @@ impl ModelConfig {
     }
 }
 
-/// Optimizer and learning rate. Betas, alpha and eps are PyTorch's defaults.
+/// The optimizer, its hyperparameters and gradient clipping, as PyTorch's `torch.optim` and
+/// `torch.nn.utils.clip_grad_*_` take them. A setting left out (`None`, `false`) is PyTorch's
+/// default, and is not written to JSON: configs (and so cell ids) written before a setting
+/// existed are unchanged, and [`OptimConfig::normalized`] turns an explicit default back into
+/// `None` so that both spellings are one cell.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptimConfig {
     pub kind: OptimKind,
     pub lr: f64,
-    /// SGD momentum (0 = plain SGD); must be 0 for adam and rmsprop.
+    /// SGD momentum (0 = plain SGD); must be 0 for the others.
     #[serde(default)]
     pub momentum: f64,
+    /// SGD's Nesterov momentum (needs momentum > 0, as in PyTorch).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nesterov: bool,
+    /// L2 penalty: added to the gradient (`g + wd·p`) for sgd, adam and rmsprop; decoupled
+    /// (`p ← p·(1 − lr·wd)` before the step) for adamw. Default 0, and 0.01 for adamw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<f64>,
+    /// Adam/AdamW (β1, β2). Default (0.9, 0.999).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub betas: Option<(f64, f64)>,
+    /// Adam/AdamW/RMSprop ε. Default 1e-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eps: Option<f64>,
+    /// RMSprop smoothing constant α. Default 0.99.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// `clip_grad_norm_(params, X)` before every step: when the total 2-norm of all gradients
+    /// exceeds X, every gradient is scaled by X / (norm + 1e-6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_grad_norm: Option<f64>,
+    /// `clip_grad_value_(params, X)` before every step: every gradient value clamped to [−X, X].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_grad_value: Option<f64>,
 }
 
 impl OptimConfig {
@@ -151,8 +178,73 @@ impl OptimConfig {
     pub const ADAM_EPS: f64 = 1e-8;
     pub const RMSPROP_ALPHA: f64 = 0.99;
     pub const RMSPROP_EPS: f64 = 1e-8;
+    /// torch.optim.AdamW's default weight decay (the others' is 0).
+    pub const ADAMW_WEIGHT_DECAY: f64 = 0.01;
+    /// The 1e-6 that `clip_grad_norm_` adds to the norm before dividing.
+    pub const CLIP_NORM_EPS: f64 = 1e-6;
+
+    /// `kind` at learning rate `lr`, everything else PyTorch's default.
+    pub fn new(kind: OptimKind, lr: f64) -> Self {
+        OptimConfig {
+            kind,
+            lr,
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: None,
+            betas: None,
+            eps: None,
+            alpha: None,
+            clip_grad_norm: None,
+            clip_grad_value: None,
+        }
+    }
+
+    /// The weight decay in force.
+    pub fn weight_decay(&self) -> f64 {
+        self.weight_decay.unwrap_or(match self.kind {
+            OptimKind::Adamw => Self::ADAMW_WEIGHT_DECAY,
+            _ => 0.0,
+        })
+    }
+
+    /// Adam/AdamW's betas in force.
+    pub fn betas(&self) -> (f64, f64) {
+        self.betas.unwrap_or(Self::ADAM_BETAS)
+    }
+
+    /// ε in force (Adam, AdamW, RMSprop).
+    pub fn eps(&self) -> f64 {
+        self.eps.unwrap_or(match self.kind {
+            OptimKind::Rmsprop => Self::RMSPROP_EPS,
+            _ => Self::ADAM_EPS,
+        })
+    }
+
+    /// RMSprop's α in force.
+    pub fn alpha(&self) -> f64 {
+        self.alpha.unwrap_or(Self::RMSPROP_ALPHA)
+    }
+
+    /// Canonical form: a setting equal to its default is left out.
+    pub fn normalized(mut self) -> Self {
+        let defaults = OptimConfig::new(self.kind, self.lr);
+        if self.weight_decay == Some(defaults.weight_decay()) {
+            self.weight_decay = None;
+        }
+        if self.betas == Some(defaults.betas()) {
+            self.betas = None;
+        }
+        if self.eps == Some(defaults.eps()) {
+            self.eps = None;
+        }
+        if self.alpha == Some(defaults.alpha()) {
+            self.alpha = None;
+        }
+        self
+    }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let kind = self.kind;
         if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 100.0) {
             return Err(ConfigError::new(
                 "lr",
@@ -167,11 +259,87 @@ impl OptimConfig {
                 "momentum must be in [0, 1)",
             ));
         }
-        if self.momentum != 0.0 && self.kind != OptimKind::Sgd {
+        let only = |key: &'static str, value: String, which: &[OptimKind]| {
+            if which.contains(&kind) {
+                return Ok(());
+            }
+            let names: Vec<&str> = which.iter().map(|k| k.as_str()).collect();
+            Err(ConfigError::new(
+                key,
+                value,
+                format!(
+                    "{key} {} to {} only, not {kind}",
+                    if key == "betas" { "apply" } else { "applies" },
+                    names.join(" and ")
+                ),
+            ))
+        };
+        if self.momentum != 0.0 {
+            only("momentum", self.momentum.to_string(), &[OptimKind::Sgd])?;
+        }
+        if self.nesterov {
+            only("nesterov", "true".into(), &[OptimKind::Sgd])?;
+            if self.momentum == 0.0 {
+                return Err(ConfigError::new(
+                    "nesterov",
+                    true,
+                    "Nesterov momentum needs a momentum > 0 (as in PyTorch)",
+                ));
+            }
+        }
+        if let Some(wd) = self.weight_decay {
+            if !(wd.is_finite() && wd >= 0.0) {
+                return Err(ConfigError::new(
+                    "weight_decay",
+                    wd,
+                    "the weight decay must be a number ≥ 0",
+                ));
+            }
+        }
+        if let Some((b1, b2)) = self.betas {
+            let adam = [OptimKind::Adam, OptimKind::Adamw];
+            only("betas", format!("({b1}, {b2})"), &adam)?;
+            for (key, b) in [("beta1", b1), ("beta2", b2)] {
+                if !(0.0..1.0).contains(&b) {
+                    return Err(ConfigError::new(key, b, format!("{key} must be in [0, 1)")));
+                }
+            }
+        }
+        if let Some(eps) = self.eps {
+            only(
+                "eps",
+                eps.to_string(),
+                &[OptimKind::Adam, OptimKind::Adamw, OptimKind::Rmsprop],
+            )?;
+            if !(eps.is_finite() && eps >= 0.0) {
+                return Err(ConfigError::new("eps", eps, "eps must be a number ≥ 0"));
+            }
+        }
+        if let Some(alpha) = self.alpha {
+            only("alpha", alpha.to_string(), &[OptimKind::Rmsprop])?;
+            if !(0.0..=1.0).contains(&alpha) {
+                return Err(ConfigError::new("alpha", alpha, "alpha must be in [0, 1]"));
+            }
+        }
+        for (key, v) in [
+            ("clip_grad_norm", self.clip_grad_norm),
+            ("clip_grad_value", self.clip_grad_value),
+        ] {
+            if let Some(x) = v {
+                if !(x.is_finite() && x > 0.0) {
+                    return Err(ConfigError::new(
+                        key,
+                        x,
+                        format!("{key} must be a number > 0 (leave it out for no clipping)"),
+                    ));
+                }
+            }
+        }
+        if let (Some(_), Some(v)) = (self.clip_grad_norm, self.clip_grad_value) {
             return Err(ConfigError::new(
-                "momentum",
-                self.momentum,
-                format!("momentum applies to sgd only, not {}", self.kind),
+                "clip_grad_value",
+                v,
+                "set one of clip_grad_norm and clip_grad_value, not both",
             ));
         }
         Ok(())
@@ -345,6 +513,28 @@ impl TrainConfig {
         );
         if self.optim.momentum != 0.0 {
             s.push_str(&format!("-m{}", self.optim.momentum));
+        }
+        let o = &self.optim;
+        if o.nesterov {
+            s.push_str("-nesterov");
+        }
+        if let Some(wd) = o.weight_decay {
+            s.push_str(&format!("-wd{wd}"));
+        }
+        if let Some((b1, b2)) = o.betas {
+            s.push_str(&format!("-betas{b1}_{b2}"));
+        }
+        if let Some(eps) = o.eps {
+            s.push_str(&format!("-eps{eps}"));
+        }
+        if let Some(alpha) = o.alpha {
+            s.push_str(&format!("-alpha{alpha}"));
+        }
+        if let Some(x) = o.clip_grad_norm {
+            s.push_str(&format!("-clipnorm{x}"));
+        }
+        if let Some(x) = o.clip_grad_value {
+            s.push_str(&format!("-clipvalue{x}"));
         }
         if let Some(n) = self.train_limit {
             s.push_str(&format!("-n{n}"));

@@ -255,6 +255,11 @@ impl FakeCurve {
         0.1 + (self.ceiling - 0.1) * progress
     }
 
+    /// A gradient norm that shrinks as training goes on (from 5.1 towards 0.1).
+    pub fn grad_norm(&self, samples: u64) -> f64 {
+        0.1 + 5.0 * 0.5f64.powf(samples as f64 / self.half_samples)
+    }
+
     /// A cross-entropy that falls as the accuracy rises: ln 10 at chance.
     pub fn loss(acc: f64) -> f64 {
         -(0.9 * acc.clamp(0.0, 1.0) + 0.01).ln()
@@ -283,6 +288,7 @@ impl Learner for FakeLearner {
             return Step {
                 loss: f64::NAN,
                 correct: 0,
+                grad_norm: f64::NAN,
                 non_finite: Some((NonFiniteKind::Loss, None)),
             };
         }
@@ -291,6 +297,7 @@ impl Learner for FakeLearner {
         Step {
             loss: FakeCurve::loss(acc),
             correct: (acc * idx.len() as f64).round() as u64,
+            grad_norm: self.curve.grad_norm(self.samples),
             non_finite: None,
         }
     }

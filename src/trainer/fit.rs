@@ -188,6 +188,9 @@ pub struct Step {
     pub loss: f64,
     /// Correct predictions in the batch.
     pub correct: u64,
+    /// The total 2-norm of the gradients before clipping (NaN when the loss was not finite,
+    /// so no backward pass ran).
+    pub grad_norm: f64,
     /// The first non-finite quantity of the step (loss, then gradients, then updated
     /// parameters), with the parameter's index in the model's layout.
     pub non_finite: Option<(NonFiniteKind, Option<usize>)>,
@@ -212,17 +215,21 @@ pub fn train_step<D: LayerKernel<f32>>(
     let loss = cross_entropy_with_logits_loss(logits.put_tape(tape), yt);
     let loss_value = loss.as_vec()[0] as f64;
     let (_, correct, _) = score(&host_logits, idx.iter().map(|&i| split.labels[i]));
-    let non_finite = if loss_value.is_finite() {
-        let grads = loss.backward();
-        opt.update(&mut model.params, &grads)
-            .map(|(kind, i)| (kind, Some(i)))
-    } else {
-        Some((NonFiniteKind::Loss, None))
-    };
+    if !loss_value.is_finite() {
+        return Step {
+            loss: loss_value,
+            correct,
+            grad_norm: f64::NAN,
+            non_finite: Some((NonFiniteKind::Loss, None)),
+        };
+    }
+    let grads = loss.backward();
+    let update = opt.update(&mut model.params, &grads);
     Step {
         loss: loss_value,
         correct,
-        non_finite,
+        grad_norm: update.grad_norm,
+        non_finite: update.non_finite.map(|(kind, i)| (kind, Some(i))),
     }
 }
 
@@ -233,14 +240,22 @@ struct Window {
     correct: u64,
     samples: u64,
     seconds: f64,
+    /// Pre-clip gradient norm of the last step, and the largest in the window.
+    grad_norm: Option<f64>,
+    grad_norm_max: Option<f64>,
 }
 
 impl Window {
-    fn add(&mut self, batch_loss: f64, correct: u64, n: usize, seconds: f64) {
-        self.loss += batch_loss * n as f64;
-        self.correct += correct;
+    fn add(&mut self, step: &Step, n: usize, seconds: f64) {
+        self.loss += step.loss * n as f64;
+        self.correct += step.correct;
         self.samples += n as u64;
         self.seconds += seconds;
+        self.grad_norm = Some(step.grad_norm);
+        self.grad_norm_max = Some(
+            self.grad_norm_max
+                .map_or(step.grad_norm, |m| m.max(step.grad_norm)),
+        );
     }
 }
 
@@ -321,6 +336,8 @@ impl Recorder<'_> {
                 samples: w.samples,
                 seconds: train_seconds,
                 samples_per_sec: Some(w.samples as f64 / w.seconds.max(1e-12)),
+                grad_norm: w.grad_norm,
+                grad_norm_max: w.grad_norm_max,
             });
         }
         rows.push(MetricRow {
@@ -332,6 +349,8 @@ impl Recorder<'_> {
             samples: self.n_test as u64,
             seconds: train_seconds,
             samples_per_sec: None,
+            grad_norm: None,
+            grad_norm_max: None,
         });
         self.obs.eval(&rows);
         self.metrics.extend(rows);
@@ -415,7 +434,7 @@ pub(crate) fn run_loop(
             }
             let t0 = Instant::now();
             let step = learner.step(idx);
-            let (loss_value, correct) = (step.loss, step.correct);
+            let loss_value = step.loss;
             iteration += 1;
             if let Some((kind, tensor)) = step.non_finite {
                 status = RunStatus::Diverged {
@@ -431,7 +450,7 @@ pub(crate) fn run_loop(
             }
             let secs = t0.elapsed().as_secs_f64();
             train_seconds += secs;
-            rec.window.add(loss_value, correct, idx.len(), secs);
+            rec.window.add(&step, idx.len(), secs);
             ep.iterations += 1;
             ep.samples += idx.len() as u64;
             ep.seconds += secs;

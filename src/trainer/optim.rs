@@ -1,10 +1,19 @@
-//! SGD (with optional momentum), Adam and RMSprop with PyTorch's semantics, applied tensor by
-//! tensor to runtime-sized parameters (dfdx's own optimizers need compile-time shapes, and its
-//! RMSprop differs from PyTorch's: eps inside the square root, square average starting at 1).
+//! SGD (optional momentum, Nesterov), Adam, AdamW and RMSprop with PyTorch's semantics, weight
+//! decay, and gradient clipping as `torch.nn.utils.clip_grad_norm_`/`clip_grad_value_`, applied
+//! tensor by tensor to runtime-sized parameters (dfdx's own optimizers need compile-time
+//! shapes, and its RMSprop differs from PyTorch's: eps inside the square root, square average
+//! starting at 1).
 //!
-//! PyTorch, for gradient g at step t (1-based):
-//! - SGD: buf = g (first step), buf = μ·buf + g afterwards; p -= lr·buf (buf = g when μ = 0).
-//! - Adam: m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²; p -= (lr / (1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε).
+//! PyTorch, for gradient g at step t (1-based), in this order:
+//! - clipping: with `clip_grad_norm = X`, n = ‖(all gradients)‖₂ and every g ← g · min(1,
+//!   X / (n + 1e-6)); with `clip_grad_value = X`, g ← clamp(g, −X, X). n is computed (and
+//!   reported) whether or not clipping is on: it is the pre-clip gradient norm of the step.
+//! - coupled weight decay (sgd, adam, rmsprop): g ← g + wd·p. AdamW instead decays the
+//!   parameter: p ← p·(1 − lr·wd), then steps as Adam.
+//! - SGD: buf = g (first step), buf = μ·buf + g afterwards; p -= lr·(g + μ·buf) with Nesterov,
+//!   else p -= lr·buf (buf = g when μ = 0).
+//! - Adam/AdamW: m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
+//!   p -= (lr / (1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε).
 //! - RMSprop: v = α·v + (1−α)·g² (v starts at 0); p -= lr · g / (√v + ε).
 //!
 //! On the CPU the update runs as one loop per parameter over host copies (state kept in f64),
@@ -55,14 +64,10 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
     }
 
     /// Applies one update to every parameter from its gradient in `grads`: on host copies for
-    /// the CPU, with tensor ops elsewhere. Returns the first non-finite tensor found, if any:
-    /// every gradient is checked before anything is updated (a non-finite gradient leaves the
-    /// parameters untouched), then every parameter after its update.
-    pub fn update(
-        &mut self,
-        params: &mut [Flat<E, D>],
-        grads: &Gradients<E, D>,
-    ) -> Option<(NonFiniteKind, usize)>
+    /// the CPU, with tensor ops elsewhere. Every gradient is checked before anything is updated
+    /// (a non-finite gradient leaves the parameters untouched), then every parameter after its
+    /// update; the report names the first non-finite tensor, if any.
+    pub fn update(&mut self, params: &mut [Flat<E, D>], grads: &Gradients<E, D>) -> Update
     where
         D: 'static,
     {
@@ -73,26 +78,47 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
         }
     }
 
+    /// The clipping factor of `clip_grad_norm_` for a total gradient norm `norm` (1 without
+    /// norm clipping): min(1, X / (norm + 1e-6)), as torch clamps it.
+    fn clip_coef(&self, norm: f64) -> f64 {
+        match self.cfg.clip_grad_norm {
+            Some(max) => (max / (norm + OptimConfig::CLIP_NORM_EPS)).min(1.0),
+            None => 1.0,
+        }
+    }
+
     /// The update as one loop per parameter over host copies (any device; used for the CPU).
-    /// Returns the first non-finite tensor, as [`Optimizer::update`] does.
-    pub fn update_host(
-        &mut self,
-        params: &mut [Flat<E, D>],
-        grads: &Gradients<E, D>,
-    ) -> Option<(NonFiniteKind, usize)> {
+    pub fn update_host(&mut self, params: &mut [Flat<E, D>], grads: &Gradients<E, D>) -> Update {
         assert_eq!(params.len(), self.slots.len());
         let f = |x: E| x.to_f64().expect("an f64");
-        let all_g: Vec<Vec<f64>> = params
+        let mut all_g: Vec<Vec<f64>> = params
             .iter()
             .map(|p| grads.get(p).as_vec().into_iter().map(f).collect())
             .collect();
+        let grad_norm = all_g.iter().flatten().map(|g| g * g).sum::<f64>().sqrt();
         if let Some(i) = all_g.iter().position(|g| !all_finite(g)) {
-            return Some((NonFiniteKind::Gradient, i));
+            return Update {
+                grad_norm,
+                non_finite: Some((NonFiniteKind::Gradient, i)),
+            };
+        }
+        let coef = self.clip_coef(grad_norm);
+        let clip_value = self.cfg.clip_grad_value;
+        if coef != 1.0 || clip_value.is_some() {
+            for g in all_g.iter_mut().flatten() {
+                *g *= coef;
+                if let Some(x) = clip_value {
+                    *g = g.clamp(-x, x);
+                }
+            }
         }
         self.step += 1;
-        let (lr, mu, t) = (self.cfg.lr, self.cfg.momentum, self.step as i32);
+        let cfg = &self.cfg;
+        let (lr, mu, t) = (cfg.lr, cfg.momentum, self.step as i32);
+        let (wd, (b1, b2), eps, alpha) = (cfg.weight_decay(), cfg.betas(), cfg.eps(), cfg.alpha());
+        let adam = matches!(cfg.kind, OptimKind::Adam | OptimKind::Adamw);
         let mut bad_param = None;
-        for (i, ((p, slot), g)) in params
+        for (i, ((p, slot), mut g)) in params
             .iter_mut()
             .zip(self.slots.iter_mut())
             .zip(all_g)
@@ -101,17 +127,23 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
             let mut pv: Vec<f64> = p.as_vec().into_iter().map(f).collect();
             let n = pv.len();
             if !matches!(slot, Slot::Host(..)) {
-                let second = if self.cfg.kind == OptimKind::Adam {
-                    n
-                } else {
-                    0
-                };
-                *slot = Slot::Host(vec![0.0; n], vec![0.0; second]);
+                *slot = Slot::Host(vec![0.0; n], vec![0.0; if adam { n } else { 0 }]);
             }
             let Slot::Host(a, b) = slot else {
                 unreachable!("set just above")
             };
-            match self.cfg.kind {
+            if wd != 0.0 {
+                if cfg.kind == OptimKind::Adamw {
+                    for p in pv.iter_mut() {
+                        *p *= 1.0 - lr * wd;
+                    }
+                } else {
+                    for (g, p) in g.iter_mut().zip(&pv) {
+                        *g += wd * p;
+                    }
+                }
+            }
+            match cfg.kind {
                 OptimKind::Sgd if mu == 0.0 => {
                     for (p, g) in pv.iter_mut().zip(&g) {
                         *p -= lr * g;
@@ -120,11 +152,11 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
                 OptimKind::Sgd => {
                     for ((p, g), buf) in pv.iter_mut().zip(&g).zip(a.iter_mut()) {
                         *buf = if t == 1 { *g } else { mu * *buf + g };
-                        *p -= lr * *buf;
+                        let d = if cfg.nesterov { g + mu * *buf } else { *buf };
+                        *p -= lr * d;
                     }
                 }
-                OptimKind::Adam => {
-                    let (b1, b2) = OptimConfig::ADAM_BETAS;
+                OptimKind::Adam | OptimKind::Adamw => {
                     let bc1 = 1.0 - b1.powi(t);
                     let bc2_sqrt = (1.0 - b2.powi(t)).sqrt();
                     for (((p, g), m), v) in
@@ -132,15 +164,14 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
                     {
                         *m = *m * b1 + g * (1.0 - b1);
                         *v = *v * b2 + g * g * (1.0 - b2);
-                        let denom = v.sqrt() / bc2_sqrt + OptimConfig::ADAM_EPS;
+                        let denom = v.sqrt() / bc2_sqrt + eps;
                         *p -= *m / denom * (lr / bc1);
                     }
                 }
                 OptimKind::Rmsprop => {
-                    let alpha = OptimConfig::RMSPROP_ALPHA;
                     for ((p, g), v) in pv.iter_mut().zip(&g).zip(a.iter_mut()) {
                         *v = *v * alpha + g * g * (1.0 - alpha);
-                        *p -= g / (v.sqrt() + OptimConfig::RMSPROP_EPS) * lr;
+                        *p -= g / (v.sqrt() + eps) * lr;
                     }
                 }
             }
@@ -154,43 +185,71 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
             }
             p.copy_from(&back);
         }
-        bad_param.map(|i| (NonFiniteKind::Parameter, i))
+        Update {
+            grad_norm,
+            non_finite: bad_param.map(|i| (NonFiniteKind::Parameter, i)),
+        }
     }
 
-    /// The update with tensor ops (every device). Returns the first non-finite tensor, as
-    /// [`Optimizer::update`] does (each check copies the tensor to the host).
-    pub fn update_tensors(
-        &mut self,
-        params: &mut [Flat<E, D>],
-        grads: &Gradients<E, D>,
-    ) -> Option<(NonFiniteKind, usize)> {
+    /// The update with tensor ops (every device); each finiteness check and the gradient norm
+    /// copy the tensor to the host.
+    pub fn update_tensors(&mut self, params: &mut [Flat<E, D>], grads: &Gradients<E, D>) -> Update {
         assert_eq!(params.len(), self.slots.len());
-        let finite = |t: &Flat<E, D>| {
+        let host = |t: &Flat<E, D>| -> Vec<f64> {
             t.as_vec()
                 .iter()
-                .all(|x| x.to_f64().is_some_and(f64::is_finite))
+                .map(|x| x.to_f64().expect("an f64"))
+                .collect()
         };
-        if let Some(i) = params.iter().position(|p| !finite(&grads.get(p))) {
-            return Some((NonFiniteKind::Gradient, i));
+        let host_grads: Vec<Vec<f64>> = params.iter().map(|p| host(&grads.get(p))).collect();
+        let grad_norm = host_grads
+            .iter()
+            .flatten()
+            .map(|g| g * g)
+            .sum::<f64>()
+            .sqrt();
+        if let Some(i) = host_grads.iter().position(|g| !all_finite(g)) {
+            return Update {
+                grad_norm,
+                non_finite: Some((NonFiniteKind::Gradient, i)),
+            };
         }
         self.step += 1;
         let e = |x: f64| E::from_f64(x).expect("scalar fits the element type");
-        let lr = self.cfg.lr;
-        let t = self.step as i32;
+        let coef = self.clip_coef(grad_norm);
+        let cfg = &self.cfg;
+        let (lr, mu, t) = (cfg.lr, cfg.momentum, self.step as i32);
+        let (wd, (b1, b2), eps, alpha) = (cfg.weight_decay(), cfg.betas(), cfg.eps(), cfg.alpha());
         for (p, slot) in params.iter_mut().zip(self.slots.iter_mut()) {
-            let g = grads.get(&*p);
-            let delta = match self.cfg.kind {
-                OptimKind::Sgd if self.cfg.momentum == 0.0 => g * e(lr),
+            let mut g = grads.get(&*p);
+            if coef != 1.0 {
+                g = g * e(coef);
+            }
+            if let Some(x) = cfg.clip_grad_value {
+                g = g.clamp(-x, x);
+            }
+            if wd != 0.0 {
+                if cfg.kind == OptimKind::Adamw {
+                    *p = p.clone() * e(1.0 - lr * wd);
+                } else {
+                    g = g + p.clone() * e(wd);
+                }
+            }
+            let delta = match cfg.kind {
+                OptimKind::Sgd if mu == 0.0 => g * e(lr),
                 OptimKind::Sgd => {
                     let buf = match std::mem::replace(slot, Slot::Empty) {
-                        Slot::Momentum(b) => b * e(self.cfg.momentum) + g,
-                        _ => g,
+                        Slot::Momentum(b) => b * e(mu) + g.clone(),
+                        _ => g.clone(),
                     };
                     *slot = Slot::Momentum(buf.clone());
-                    buf * e(lr)
+                    if cfg.nesterov {
+                        (g + buf * e(mu)) * e(lr)
+                    } else {
+                        buf * e(lr)
+                    }
                 }
-                OptimKind::Adam => {
-                    let (b1, b2) = OptimConfig::ADAM_BETAS;
+                OptimKind::Adam | OptimKind::Adamw => {
                     let (m, v) = match std::mem::replace(slot, Slot::Empty) {
                         Slot::Adam { m, v } => (m, v),
                         _ => (
@@ -202,30 +261,44 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
                     let v = v * e(b2) + g.square() * e(1.0 - b2);
                     let bc1 = 1.0 - b1.powi(t);
                     let bc2_sqrt = (1.0 - b2.powi(t)).sqrt();
-                    let denom = v.clone().sqrt() / e(bc2_sqrt) + e(OptimConfig::ADAM_EPS);
+                    let denom = v.clone().sqrt() / e(bc2_sqrt) + e(eps);
                     let delta = m.clone() / denom * e(lr / bc1);
                     *slot = Slot::Adam { m, v };
                     delta
                 }
                 OptimKind::Rmsprop => {
-                    let alpha = OptimConfig::RMSPROP_ALPHA;
                     let v = match std::mem::replace(slot, Slot::Empty) {
                         Slot::Square(v) => v,
                         _ => g.device().zeros_like(g.shape()),
                     };
                     let v = v * e(alpha) + g.clone().square() * e(1.0 - alpha);
-                    let avg = v.clone().sqrt() + e(OptimConfig::RMSPROP_EPS);
+                    let avg = v.clone().sqrt() + e(eps);
                     *slot = Slot::Square(v);
                     g / avg * e(lr)
                 }
             };
             *p = p.clone() - delta;
         }
-        params
+        let non_finite = params
             .iter()
-            .position(|p| !finite(p))
-            .map(|i| (NonFiniteKind::Parameter, i))
+            .position(|p| !all_finite(&host(p)))
+            .map(|i| (NonFiniteKind::Parameter, i));
+        Update {
+            grad_norm,
+            non_finite,
+        }
     }
+}
+
+/// What one optimizer update saw and did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Update {
+    /// The total 2-norm of all gradients before clipping (what `clip_grad_norm_` returns):
+    /// NaN or inf when a gradient is.
+    pub grad_norm: f64,
+    /// The first non-finite tensor: a gradient (found before any update; nothing was updated)
+    /// or a parameter after its update, with its index in the parameter list.
+    pub non_finite: Option<(NonFiniteKind, usize)>,
 }
 
 /// Whether every value is finite (no NaN, no ±inf).
@@ -269,7 +342,10 @@ mod tests {
     }
 
     fn cfg(kind: OptimKind, lr: f64, momentum: f64) -> OptimConfig {
-        OptimConfig { kind, lr, momentum }
+        OptimConfig {
+            momentum,
+            ..OptimConfig::new(kind, lr)
+        }
     }
 
     #[test]
@@ -337,16 +413,132 @@ mod tests {
         close(&got, &[p1 - 1e-3 * 2.0 / (v2.sqrt() + 1e-8), 0.0]);
     }
 
+    fn with(kind: OptimKind, lr: f64, f: impl FnOnce(&mut OptimConfig)) -> OptimConfig {
+        let mut c = OptimConfig::new(kind, lr);
+        f(&mut c);
+        c.validate().unwrap();
+        c
+    }
+
+    #[test]
+    fn clip_grad_norm_scales_every_gradient_by_max_over_norm_plus_1e6() {
+        // g = (3, 4): norm 5 > 1, so g ← g · 1/(5 + 1e-6); SGD lr 1 subtracts it.
+        let c = with(OptimKind::Sgd, 1.0, |c| c.clip_grad_norm = Some(1.0));
+        let k = 1.0 / (5.0 + 1e-6);
+        close(
+            &run(c.clone(), [0.0, 0.0], &[[3.0, 4.0]]),
+            &[-3.0 * k, -4.0 * k],
+        );
+        // Below the limit nothing changes (torch multiplies by the clamped coefficient, 1).
+        close(&run(c, [0.0, 0.0], &[[0.3, 0.4]]), &[-0.3, -0.4]);
+    }
+
+    #[test]
+    fn clip_grad_value_clamps_each_value() {
+        let c = with(OptimKind::Sgd, 1.0, |c| c.clip_grad_value = Some(0.5));
+        close(&run(c, [0.0, 0.0], &[[3.0, -0.25]]), &[-0.5, 0.25]);
+    }
+
+    #[test]
+    fn the_update_reports_the_pre_clip_gradient_norm() {
+        let dev = Cpu::default();
+        let c = with(OptimKind::Sgd, 1.0, |c| c.clip_grad_norm = Some(1.0));
+        for host in [true, false] {
+            let mut params = vec![
+                dev.tensor_from_vec(vec![0.0f64, 0.0], (2,)),
+                dev.tensor_from_vec(vec![0.0f64], (1,)),
+            ];
+            let loss = (params[0].leaky_trace() * dev.tensor_from_vec(vec![2.0, 4.0], (2,))).sum()
+                + (params[1].leaky_trace() * dev.tensor_from_vec(vec![4.0], (1,))).sum();
+            let grads = loss.backward();
+            let mut opt = Optimizer::<f64, Cpu>::new(&c, 2);
+            let u = if host {
+                opt.update_host(&mut params, &grads)
+            } else {
+                opt.update_tensors(&mut params, &grads)
+            };
+            // ‖(2, 4, 4)‖ = 6 over both tensors, before clipping to 1.
+            assert_eq!(u.grad_norm, 6.0, "host={host}");
+            assert_eq!(u.non_finite, None);
+            let k = 1.0 / (6.0 + 1e-6);
+            close(&params[0].as_vec(), &[-2.0 * k, -4.0 * k]);
+            close(&params[1].as_vec(), &[-4.0 * k]);
+        }
+    }
+
+    #[test]
+    fn weight_decay_is_coupled_for_sgd_adam_rmsprop_and_decoupled_for_adamw() {
+        // SGD: g + wd·p = 0.5 + 0.1·2 = 0.7; p = 2 − 0.1·0.7.
+        let c = with(OptimKind::Sgd, 0.1, |c| c.weight_decay = Some(0.1));
+        close(&run(c, [2.0, 0.0], &[[0.5, 0.0]]), &[2.0 - 0.07, 0.0]);
+        // Adam step 1 with g' = g + wd·p: update lr·g'/(|g'| + ε).
+        let c = with(OptimKind::Adam, 0.01, |c| c.weight_decay = Some(0.1));
+        let g = 0.5 + 0.1 * 2.0;
+        close(
+            &run(c, [2.0, 0.0], &[[0.5, 0.0]]),
+            &[2.0 - 0.01 * g / (g + 1e-8), 0.0],
+        );
+        // RMSprop step 1: v = 0.01·g'², p −= lr·g'/(√v + ε).
+        let c = with(OptimKind::Rmsprop, 0.01, |c| c.weight_decay = Some(0.1));
+        let v: f64 = 0.01 * g * g;
+        close(
+            &run(c, [2.0, 0.0], &[[0.5, 0.0]]),
+            &[2.0 - 0.01 * g / (v.sqrt() + 1e-8), 0.0],
+        );
+        // AdamW: p ← p·(1 − lr·wd), then Adam on the raw gradient (default wd 0.01).
+        let c = with(OptimKind::Adamw, 0.01, |_| {});
+        assert_eq!(c.weight_decay(), 0.01);
+        let decayed = 2.0 * (1.0 - 0.01 * 0.01);
+        close(
+            &run(c, [2.0, 0.0], &[[0.5, 0.0]]),
+            &[decayed - 0.01 * 0.5 / (0.5 + 1e-8), 0.0],
+        );
+    }
+
+    #[test]
+    fn nesterov_steps_along_g_plus_mu_buf() {
+        // Step 1: buf = g = 1, d = g + μ·buf = 1.9; p = −0.19. Step 2: buf = 0.9 + 2 = 2.9,
+        // d = 2 + 0.9·2.9 = 4.61; p = −0.19 − 0.461.
+        let c = with(OptimKind::Sgd, 0.1, |c| {
+            c.momentum = 0.9;
+            c.nesterov = true;
+        });
+        close(
+            &run(c, [0.0, 0.0], &[[1.0, 0.0], [2.0, 0.0]]),
+            &[-0.19 - 0.461, 0.0],
+        );
+    }
+
+    #[test]
+    fn betas_eps_and_alpha_are_used() {
+        // Adam step 2 with β = (0.5, 0.6), ε = 0.1, written out.
+        let c = with(OptimKind::Adam, 0.01, |c| {
+            c.betas = Some((0.5, 0.6));
+            c.eps = Some(0.1);
+        });
+        let got = run(c, [0.0, 0.0], &[[1.0, 0.0], [3.0, 0.0]]);
+        let p1 = -0.01 * 1.0 / (1.0 + 0.1);
+        let (m2, v2): (f64, f64) = (0.5 * 0.5 + 0.5 * 3.0, 0.6 * 0.4 + 0.4 * 9.0);
+        let p2 = p1 - 0.01 / (1.0 - 0.25) * m2 / (v2.sqrt() / (1.0f64 - 0.36).sqrt() + 0.1);
+        close(&got, &[p2, 0.0]);
+        // RMSprop with α = 0.5, ε = 0.1: v = 0.5·g², p = −lr·g/(√v + ε).
+        let c = with(OptimKind::Rmsprop, 0.01, |c| {
+            c.alpha = Some(0.5);
+            c.eps = Some(0.1);
+        });
+        let v: f64 = 0.5 * 4.0;
+        close(
+            &run(c, [0.0, 0.0], &[[2.0, 0.0]]),
+            &[-0.01 * 2.0 / (v.sqrt() + 0.1), 0.0],
+        );
+    }
+
     /// A non-finite gradient is found before anything is updated (parameters untouched); a
     /// parameter that overflows in the update is found after it; both on either update path.
     #[test]
     fn non_finite_gradients_and_parameters_are_reported() {
         let dev = Cpu::default();
-        let cfg = OptimConfig {
-            kind: OptimKind::Sgd,
-            lr: 1.0,
-            momentum: 0.0,
-        };
+        let cfg = OptimConfig::new(OptimKind::Sgd, 1.0);
         for host in [true, false] {
             let step = |p0: [f32; 2], p1: [f32; 2], g1: [f32; 2]| {
                 let mut params = vec![
@@ -363,7 +555,7 @@ mod tests {
                 } else {
                     opt.update_tensors(&mut params, &grads)
                 };
-                (r, params[0].as_vec())
+                (r.non_finite, params[0].as_vec())
             };
             let (r, p0) = step([1.0, 2.0], [0.0, 0.0], [f32::NAN, 0.0]);
             assert_eq!(r, Some((NonFiniteKind::Gradient, 1)), "host={host}");

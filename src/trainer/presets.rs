@@ -28,11 +28,7 @@ pub fn preset(id: &str) -> Result<TrainConfig, ConfigError> {
         layers: 1,
         activation: None,
     };
-    let opt = |kind, lr| OptimConfig {
-        kind,
-        lr,
-        momentum: 0.0,
-    };
+    let opt = OptimConfig::new;
     let eval = |every, before_training, test_limit| EvalConfig {
         every,
         before_training,
@@ -98,11 +94,7 @@ pub fn default_config() -> TrainConfig {
             layers: 1,
             activation: None,
         },
-        optim: OptimConfig {
-            kind: OptimKind::Adam,
-            lr: 1e-3,
-            momentum: 0.0,
-        },
+        optim: OptimConfig::new(OptimKind::Adam, 1e-3),
         batch_size: 64,
         budget: Budget::Epochs(1),
         seed: 0,
@@ -116,11 +108,11 @@ pub fn default_config() -> TrainConfig {
 }
 
 /// The learning rate `train --optimizer K` uses unless `--lr` is given: 0.1 for sgd, 0.001
-/// for adam, 0.01 for rmsprop.
+/// for adam and adamw (PyTorch's defaults), 0.01 for rmsprop.
 pub fn default_lr(kind: OptimKind) -> f64 {
     match kind {
         OptimKind::Sgd => 0.1,
-        OptimKind::Adam => 1e-3,
+        OptimKind::Adam | OptimKind::Adamw => 1e-3,
         OptimKind::Rmsprop => 1e-2,
     }
 }
@@ -176,6 +168,7 @@ pub struct TrainOverrides {
     pub optimizer: Option<OptimKind>,
     pub lr: Option<f64>,
     pub momentum: Option<f64>,
+    pub knobs: OptimKnobs,
     pub batch_size: Option<usize>,
     /// Whole epochs; `iterations` wins if both are given (the command line allows only one).
     pub epochs: Option<u32>,
@@ -186,6 +179,45 @@ pub struct TrainOverrides {
     pub eval_every: Option<EvalEvery>,
     /// `true`: also evaluate the untrained model; `false` keeps the base's setting.
     pub eval_before: bool,
+}
+
+/// Optimizer and clipping settings beyond kind, lr and momentum (see [`OptimConfig`]); `None`
+/// and `false` keep the base's setting.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OptimKnobs {
+    pub nesterov: bool,
+    pub weight_decay: Option<f64>,
+    pub beta1: Option<f64>,
+    pub beta2: Option<f64>,
+    pub eps: Option<f64>,
+    pub alpha: Option<f64>,
+    pub clip_grad_norm: Option<f64>,
+    pub clip_grad_value: Option<f64>,
+}
+
+impl OptimKnobs {
+    /// `o` with these settings, in canonical form (an explicit default is left out).
+    pub fn apply(&self, mut o: OptimConfig) -> OptimConfig {
+        o.nesterov |= self.nesterov;
+        if self.weight_decay.is_some() {
+            o.weight_decay = self.weight_decay;
+        }
+        if self.beta1.is_some() || self.beta2.is_some() {
+            let (b1, b2) = o.betas();
+            o.betas = Some((self.beta1.unwrap_or(b1), self.beta2.unwrap_or(b2)));
+        }
+        for (field, value) in [
+            (&mut o.eps, self.eps),
+            (&mut o.alpha, self.alpha),
+            (&mut o.clip_grad_norm, self.clip_grad_norm),
+            (&mut o.clip_grad_value, self.clip_grad_value),
+        ] {
+            if value.is_some() {
+                *field = value;
+            }
+        }
+        o.normalized()
+    }
 }
 
 impl TrainOverrides {
@@ -204,6 +236,7 @@ impl TrainOverrides {
         if let Some(m) = self.momentum {
             c.optim.momentum = m;
         }
+        c.optim = self.knobs.apply(c.optim);
         if let Some(b) = self.batch_size {
             c.batch_size = b;
         }

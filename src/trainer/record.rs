@@ -37,6 +37,13 @@ pub struct MetricRow {
     /// and null in JSON for test rows, so every CSV row has the same columns).
     #[serde(default)]
     pub samples_per_sec: Option<f64>,
+    /// Train rows: the total gradient 2-norm before clipping at the last step of the window
+    /// (what `clip_grad_norm_` returns), and its largest value over the window: what one looks
+    /// at when a run explodes. Empty for test rows and in records written before they existed.
+    #[serde(default)]
+    pub grad_norm: Option<f64>,
+    #[serde(default)]
+    pub grad_norm_max: Option<f64>,
 }
 
 /// JSON has no NaN or infinity (serde_json writes them as null): read null back as NaN.
@@ -186,11 +193,13 @@ mod tests {
             samples: 10,
             seconds: 0.5,
             samples_per_sec: None,
+            grad_norm: None,
+            grad_norm_max: None,
         };
         let back: MetricRow = serde_json::from_str(&serde_json::to_string(&row).unwrap()).unwrap();
         assert!(back.loss.is_nan());
         assert_eq!(back.acc, 0.1);
         let csv = String::from_utf8(RunRecord::metrics_csv(&[row])).unwrap();
-        assert_eq!(csv, "epoch,iteration,split,loss,acc,samples,seconds,samples_per_sec\n1,5,test,inf,0.1,10,0.5,\n");
+        assert_eq!(csv, "epoch,iteration,split,loss,acc,samples,seconds,samples_per_sec,grad_norm,grad_norm_max\n1,5,test,inf,0.1,10,0.5,,,\n");
     }
 }
