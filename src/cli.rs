@@ -16,7 +16,7 @@ use rnnsweep::commands::{
 use rnnsweep::report::chart::ChartFormat;
 use rnnsweep::report::export::{Format, Tables};
 use rnnsweep::report::summarize::Metric;
-use rnnsweep::trainer::config::{Activation, EvalEvery, LayerKind, OptimKind};
+use rnnsweep::trainer::config::{Activation, EvalEvery, LayerKind, OptimKind, ScheduleKind};
 use rnnsweep::trainer::device::DeviceRequest;
 use rnnsweep::trainer::presets::{ModelOverrides, OptimKnobs, TrainOverrides};
 
@@ -51,7 +51,7 @@ enum Command {
     /// List a grid's cells with their status and a cost estimate
     Plan(PlanArgs),
     /// Train one network and record its metrics
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Predict the first test images with a finished run's weights
     Predict(PredictArgs),
     /// Tables and comparisons of finished sweeps (read from the results folder)
@@ -299,6 +299,22 @@ struct OptimKnobArgs {
     /// Clamp every gradient value to ±X before every step (clip_grad_value_)
     #[arg(long, allow_negative_numbers = true, value_name = "X")]
     clip_grad_value: Option<f64>,
+    /// Learning-rate schedule: constant, step (StepLR, per epoch) or cosine (CosineAnnealingLR
+    /// over the run, per step) [default: constant]
+    #[arg(long)]
+    lr_schedule: Option<ScheduleKind>,
+    /// Step schedule: epochs between decays
+    #[arg(long, value_name = "EPOCHS")]
+    step_size: Option<u64>,
+    /// Step schedule: decay factor [default: 0.1]
+    #[arg(long, allow_negative_numbers = true)]
+    gamma: Option<f64>,
+    /// Cosine schedule: the final learning rate [default: 0]
+    #[arg(long, allow_negative_numbers = true)]
+    eta_min: Option<f64>,
+    /// Linear warmup over the first N steps (multiplies the schedule)
+    #[arg(long, value_name = "N")]
+    warmup: Option<u64>,
 }
 
 impl From<OptimKnobArgs> for OptimKnobs {
@@ -312,6 +328,11 @@ impl From<OptimKnobArgs> for OptimKnobs {
             alpha: a.alpha,
             clip_grad_norm: a.clip_grad_norm,
             clip_grad_value: a.clip_grad_value,
+            lr_schedule: a.lr_schedule,
+            step_size: a.step_size,
+            gamma: a.gamma,
+            eta_min: a.eta_min,
+            warmup: a.warmup,
         }
     }
 }

@@ -186,7 +186,7 @@ fn train_writes_config_metrics_and_result_and_prints_json() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "epoch,iteration,split,loss,acc,samples,seconds,samples_per_sec,grad_norm,grad_norm_max"
+        "epoch,iteration,split,loss,acc,samples,seconds,samples_per_sec,grad_norm,grad_norm_max,lr"
     );
     // Train rows carry the pre-clip gradient norm (last step, largest in the window).
     let train_row: Vec<&str> = lines[2].split(',').collect();

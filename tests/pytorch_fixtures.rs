@@ -406,3 +406,29 @@ fn optimizer_knobs_and_clipping_match_pytorch() {
     check_knobs::<f64>(&k, &k.f64, 1e-9, 1e-9);
     check_knobs::<f32>(&k, &k.f32, 1e-5, 3e-5);
 }
+
+#[derive(Deserialize)]
+struct Schedules {
+    epochs: u64,
+    batches_per_epoch: u64,
+    specs: std::collections::BTreeMap<String, OptimConfig>,
+    lrs: std::collections::BTreeMap<String, Vec<f64>>,
+}
+
+/// The learning rate of every step, against PyTorch's StepLR (per epoch), CosineAnnealingLR
+/// and LinearLR warmup (per iteration, chained).
+#[test]
+fn learning_rate_schedules_match_pytorchs_schedulers() {
+    let s: Schedules = load("schedules.json");
+    assert!(s.specs.len() >= 6);
+    let total = s.epochs * s.batches_per_epoch;
+    for (key, spec) in &s.specs {
+        spec.validate().unwrap_or_else(|e| panic!("{key}: {e}"));
+        let want = &s.lrs[key];
+        assert_eq!(want.len() as u64, total);
+        let got: Vec<f64> = (0..total)
+            .map(|t| spec.lr_at(t, t / s.batches_per_epoch + 1, total))
+            .collect();
+        close(&format!("{key} learning rates"), &got, want, 1e-12, 0.0);
+    }
+}

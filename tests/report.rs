@@ -77,6 +77,7 @@ fn fixture(root: &Path) -> std::path::PathBuf {
             samples_per_sec: (split == MetricSplit::Train).then_some(6000.0),
             grad_norm: (split == MetricSplit::Train).then_some(1.5),
             grad_norm_max: (split == MetricSplit::Train).then_some(3.0),
+            lr: Some(0.1),
         };
         let (status, metrics, final_acc) = match acc {
             Some(a) => (

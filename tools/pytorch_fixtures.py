@@ -17,6 +17,9 @@ What it writes:
   optimizer spec (written exactly as rnnsweep's `optim` config: weight decay, AdamW, betas, eps,
   alpha, Nesterov, clip_grad_norm, clip_grad_value), in float32 and float64, the parameters
   after 3 steps and the total gradient 2-norm before clipping at each step.
+- schedules.json: the learning rate of every step under PyTorch's schedulers (StepLR stepped
+  per epoch, CosineAnnealingLR over the run and LinearLR warmup stepped per iteration, chained),
+  for specs written as rnnsweep's `optim` config.
 - divergence.json: a relu RNN whose recurrent weights start large, trained with SGD on the batch
   until something goes non-finite: the step at which PyTorch's loss first is NaN/inf, and the
   first non-finite quantity found in rnnsweep's order (the loss, then each gradient in parameter
@@ -239,6 +242,46 @@ def knob_runs(init, x, y, dtype):
     return out
 
 
+SCHEDULES = {
+    "constant": {"kind": "sgd", "lr": 0.1, "momentum": 0.0},
+    "step": {"kind": "sgd", "lr": 0.1, "momentum": 0.0, "lr_schedule": {"kind": "step", "step_size": 2, "gamma": 0.5}},
+    "cosine": {"kind": "sgd", "lr": 0.1, "momentum": 0.0, "lr_schedule": {"kind": "cosine", "eta_min": 0.001}},
+    "warmup_step": {"kind": "sgd", "lr": 0.1, "momentum": 0.0, "lr_schedule": {"kind": "step", "step_size": 1, "gamma": 0.5}, "warmup": 5},
+    "warmup_cosine": {"kind": "adam", "lr": 0.01, "momentum": 0.0, "lr_schedule": {"kind": "cosine", "eta_min": 0.0}, "warmup": 4},
+    "warmup_only": {"kind": "adam", "lr": 0.01, "momentum": 0.0, "warmup": 3},
+}
+SCHEDULE_EPOCHS, BATCHES_PER_EPOCH = 5, 3
+
+
+def schedule_lrs(spec):
+    """The rate of each step: per-iteration schedulers step after every optimizer step, StepLR
+    after every epoch (as a training loop calls them)."""
+    p = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([p], lr=spec["lr"])
+    total = SCHEDULE_EPOCHS * BATCHES_PER_EPOCH
+    per_iter, per_epoch = [], []
+    if "warmup" in spec:
+        n = spec["warmup"]
+        per_iter.append(torch.optim.lr_scheduler.LinearLR(opt, start_factor=1.0 / n, end_factor=1.0, total_iters=n - 1))
+    sched = spec.get("lr_schedule", {"kind": "constant"})
+    if sched["kind"] == "step":
+        per_epoch.append(torch.optim.lr_scheduler.StepLR(opt, step_size=sched["step_size"], gamma=sched["gamma"]))
+    elif sched["kind"] == "cosine":
+        per_iter.append(torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=sched["eta_min"]))
+    chained = torch.optim.lr_scheduler.ChainedScheduler(per_iter) if len(per_iter) > 1 else (per_iter[0] if per_iter else None)
+    lrs = []
+    for epoch in range(SCHEDULE_EPOCHS):
+        for _ in range(BATCHES_PER_EPOCH):
+            lrs.append(opt.param_groups[0]["lr"])
+            p.grad = torch.zeros(1)
+            opt.step()
+            if chained is not None:
+                chained.step()
+        for s_ in per_epoch:
+            s_.step()
+    return lrs
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
@@ -293,6 +336,16 @@ def main():
         json.dump(knobs, f, separators=(",", ":"))
     print("wrote optimizers.json; pre-clip gradient norms (f32):",
           {k: [round(n, 4) for n in v["grad_norms"]] for k, v in knobs["f32"].items()})
+    schedules = {
+        "meta": meta,
+        "epochs": SCHEDULE_EPOCHS,
+        "batches_per_epoch": BATCHES_PER_EPOCH,
+        "specs": SCHEDULES,
+        "lrs": {k: schedule_lrs(v) for k, v in SCHEDULES.items()},
+    }
+    with open(os.path.join(a.out, "schedules.json"), "w") as f:
+        json.dump(schedules, f, separators=(",", ":"))
+    print("wrote schedules.json:", {k: [round(v, 5) for v in lrs] for k, lrs in schedules["lrs"].items()})
     # Two ways to blow up: the hidden state grows (2^27) until the second step's loss overflows,
     # and a huge gradient step that overflows a parameter (fc.weight) at the first update.
     cases = [divergence(x, y, 2.0, 0.5), divergence(x, y, 26.0, 10.0)]

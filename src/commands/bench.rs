@@ -339,6 +339,7 @@ pub fn report_bench(
                     samples_per_sec: (split == MetricSplit::Train).then_some(6000.0),
                     grad_norm: (split == MetricSplit::Train).then_some(1.0),
                     grad_norm_max: (split == MetricSplit::Train).then_some(2.0),
+                    lr: Some(0.1),
                 })
             })
             .collect();

@@ -42,6 +42,10 @@ pub struct TrainOptions {
 
 /// The config `train` runs: the recipe (or the default) with the flags applied, validated.
 pub fn config(preset: Option<&str>, overrides: &TrainOverrides) -> anyhow::Result<TrainConfig> {
+    overrides
+        .knobs
+        .check()
+        .context("check the training flags (rnnsweep train --help)")?;
     let c = overrides.apply(preset_or_default(preset)?);
     c.validate()
         .context("check the training flags (rnnsweep train --help)")?;

@@ -146,6 +146,31 @@ pub const KEYS: &[(&str, Kind, &str)] = &[
         positive("clip_grad_value", true),
         "clamp every gradient value to ±this (torch.nn.utils.clip_grad_value_)",
     ),
+    (
+        "lr_schedule",
+        Kind::Word(ScheduleKind::ALL),
+        "constant (default), step (StepLR per epoch) or cosine (CosineAnnealingLR per step)",
+    ),
+    (
+        "step_size",
+        Kind::Int(1, 10_000),
+        "lr_schedule = \"step\": epochs between decays",
+    ),
+    (
+        "gamma",
+        Kind::Float(FloatRange::new("gamma", 0.0, true, 1.0, false)),
+        "lr_schedule = \"step\": decay factor (default 0.1)",
+    ),
+    (
+        "eta_min",
+        positive("eta_min", false),
+        "lr_schedule = \"cosine\": the final rate (default 0)",
+    ),
+    (
+        "warmup",
+        Kind::Int(2, 100_000_000),
+        "linear warmup over the first N steps (multiplies the schedule)",
+    ),
     ("batch", Kind::Int(1, 60_000), "mini-batch size"),
     ("epochs", Kind::Int(1, 10_000), "epochs to train"),
     (
@@ -308,6 +333,40 @@ fn float(s: &Settings, k: &str) -> Option<f64> {
     }
 }
 
+/// The learning-rate schedule of a cell: `lr_schedule` and the keys of that schedule; a key
+/// of another schedule is an error located at it.
+fn schedule(s: &Settings) -> Result<LrSchedule, BuildError> {
+    let kind = word(s, "lr_schedule").unwrap_or("constant");
+    let belongs = |key: &str| match key {
+        "step_size" | "gamma" => kind == "step",
+        _ => kind == "cosine",
+    };
+    for key in ["step_size", "gamma", "eta_min"] {
+        if let Some(setting) = s.get(key).filter(|_| !belongs(key)) {
+            let owner = if key == "eta_min" { "cosine" } else { "step" };
+            return Err(BuildError {
+                message: format!(
+                    "`{key}` belongs to lr_schedule = \"{owner}\", but this cell's schedule is \"{kind}\""
+                ),
+                blame: Some(setting.clone()),
+            });
+        }
+    }
+    Ok(match kind {
+        "step" => LrSchedule::Step {
+            step_size: int(s, "step_size").ok_or_else(|| BuildError {
+                message: "lr_schedule = \"step\" needs `step_size` (epochs between decays)".into(),
+                blame: s.get("lr_schedule").cloned(),
+            })?,
+            gamma: float(s, "gamma").unwrap_or(LrSchedule::STEP_GAMMA),
+        },
+        "cosine" => LrSchedule::Cosine {
+            eta_min: float(s, "eta_min").unwrap_or(0.0),
+        },
+        _ => LrSchedule::Constant,
+    })
+}
+
 /// Builds and validates the training config of one cell.
 pub fn build(s: &Settings, seed: u64) -> Result<TrainConfig, BuildError> {
     let missing = |k: &str, hint: &str| {
@@ -357,6 +416,8 @@ pub fn build(s: &Settings, seed: u64) -> Result<TrainConfig, BuildError> {
             alpha: float(s, "alpha"),
             clip_grad_norm: float(s, "clip_grad_norm"),
             clip_grad_value: float(s, "clip_grad_value"),
+            lr_schedule: schedule(s)?,
+            warmup: int(s, "warmup"),
             ..OptimConfig::new(optimizer, float(s, "lr").ok_or_else(|| missing("lr", ""))?)
         },
         batch_size: int(s, "batch").ok_or_else(|| missing("batch", ""))? as usize,

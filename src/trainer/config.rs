@@ -52,6 +52,10 @@ word_enum!(
     Activation, "activation", { Relu => "relu", Tanh => "tanh" }
 );
 word_enum!(
+    /// The kind of learning-rate schedule (see [`LrSchedule`]).
+    ScheduleKind, "lr_schedule", { Constant => "constant", Step => "step", Cosine => "cosine" }
+);
+word_enum!(
     /// The optimizer, with PyTorch semantics.
     OptimKind, "optimizer", { Sgd => "sgd", Adam => "adam", Adamw => "adamw", Rmsprop => "rmsprop" }
 );
@@ -171,6 +175,47 @@ pub struct OptimConfig {
     /// `clip_grad_value_(params, X)` before every step: every gradient value clamped to [−X, X].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip_grad_value: Option<f64>,
+    /// How the learning rate changes over the run (default: constant).
+    #[serde(default, skip_serializing_if = "LrSchedule::is_constant")]
+    pub lr_schedule: LrSchedule,
+    /// A linear warmup over the first N steps, multiplying the schedule's rate: step t
+    /// (0-based) uses (t + 1)/N of it (torch: `LinearLR(start_factor=1/N, total_iters=N-1)`,
+    /// chained with the schedule by `ChainedScheduler`, stepped per iteration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<u64>,
+}
+
+/// The learning-rate schedule, as PyTorch's schedulers compute it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum LrSchedule {
+    /// The rate stays `lr`.
+    #[default]
+    Constant,
+    /// `StepLR(step_size, gamma)` stepped once per epoch: during epoch e (1-based) the rate
+    /// is lr · gamma^⌊(e − 1) / step_size⌋.
+    Step { step_size: u64, gamma: f64 },
+    /// `CosineAnnealingLR(T_max = the run's steps, eta_min)` stepped once per iteration: step t
+    /// (0-based) uses eta_min + (lr − eta_min)·(1 + cos(π·t / T_max))/2 (the closed form; torch's
+    /// recursive update agrees to rounding).
+    Cosine { eta_min: f64 },
+}
+
+impl LrSchedule {
+    /// StepLR's default gamma.
+    pub const STEP_GAMMA: f64 = 0.1;
+
+    pub fn is_constant(&self) -> bool {
+        *self == LrSchedule::Constant
+    }
+
+    pub fn kind(&self) -> ScheduleKind {
+        match self {
+            LrSchedule::Constant => ScheduleKind::Constant,
+            LrSchedule::Step { .. } => ScheduleKind::Step,
+            LrSchedule::Cosine { .. } => ScheduleKind::Cosine,
+        }
+    }
 }
 
 impl OptimConfig {
@@ -196,6 +241,27 @@ impl OptimConfig {
             alpha: None,
             clip_grad_norm: None,
             clip_grad_value: None,
+            lr_schedule: LrSchedule::Constant,
+            warmup: None,
+        }
+    }
+
+    /// The learning rate of the step that follows `steps_done` steps, taken in epoch `epoch`
+    /// (1-based) of a run of `total_steps` steps: the schedule's rate times the warmup factor.
+    pub fn lr_at(&self, steps_done: u64, epoch: u64, total_steps: u64) -> f64 {
+        let base = match self.lr_schedule {
+            LrSchedule::Constant => self.lr,
+            LrSchedule::Step { step_size, gamma } => {
+                self.lr * gamma.powi(((epoch.max(1) - 1) / step_size) as i32)
+            }
+            LrSchedule::Cosine { eta_min } => {
+                let t = steps_done.min(total_steps) as f64 / total_steps.max(1) as f64;
+                eta_min + (self.lr - eta_min) * (1.0 + (std::f64::consts::PI * t).cos()) / 2.0
+            }
+        };
+        match self.warmup {
+            Some(n) if steps_done < n => base * (steps_done + 1) as f64 / n as f64,
+            _ => base,
         }
     }
 
@@ -333,6 +399,42 @@ impl OptimConfig {
                         format!("{key} must be a number > 0 (leave it out for no clipping)"),
                     ));
                 }
+            }
+        }
+        match self.lr_schedule {
+            LrSchedule::Constant => {}
+            LrSchedule::Step { step_size, gamma } => {
+                if step_size == 0 {
+                    return Err(ConfigError::new(
+                        "step_size",
+                        0,
+                        "step_size counts epochs: ≥ 1",
+                    ));
+                }
+                if !(gamma.is_finite() && gamma > 0.0 && gamma <= 1.0) {
+                    return Err(ConfigError::new("gamma", gamma, "gamma must be in (0, 1]"));
+                }
+            }
+            LrSchedule::Cosine { eta_min } => {
+                if !(eta_min.is_finite() && eta_min >= 0.0 && eta_min < self.lr) {
+                    return Err(ConfigError::new(
+                        "eta_min",
+                        eta_min,
+                        format!(
+                            "eta_min must be ≥ 0 and below the learning rate {}",
+                            self.lr
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(n) = self.warmup {
+            if n < 2 {
+                return Err(ConfigError::new(
+                    "warmup",
+                    n,
+                    "a warmup lasts at least 2 steps (leave it out for none)",
+                ));
             }
         }
         if let (Some(_), Some(v)) = (self.clip_grad_norm, self.clip_grad_value) {
@@ -536,6 +638,16 @@ impl TrainConfig {
         if let Some(x) = o.clip_grad_value {
             s.push_str(&format!("-clipvalue{x}"));
         }
+        match o.lr_schedule {
+            LrSchedule::Constant => {}
+            LrSchedule::Step { step_size, gamma } => {
+                s.push_str(&format!("-step{step_size}x{gamma}"))
+            }
+            LrSchedule::Cosine { eta_min } => s.push_str(&format!("-cosine{eta_min}")),
+        }
+        if let Some(n) = o.warmup {
+            s.push_str(&format!("-warmup{n}"));
+        }
         if let Some(n) = self.train_limit {
             s.push_str(&format!("-n{n}"));
         }
@@ -588,6 +700,99 @@ mod tests {
             },
             "momentum applies to sgd only",
         );
+    }
+
+    #[test]
+    fn schedules_by_hand() {
+        let mut o = OptimConfig::new(OptimKind::Sgd, 1.0);
+        assert_eq!(o.lr_at(7, 3, 10), 1.0);
+        o.lr_schedule = LrSchedule::Step {
+            step_size: 2,
+            gamma: 0.5,
+        };
+        // Epochs 1-2 at 1, 3-4 at 0.5, 5 at 0.25, whatever the step.
+        let by_epoch: Vec<f64> = (1..=5).map(|e| o.lr_at(0, e, 10)).collect();
+        assert_eq!(by_epoch, vec![1.0, 1.0, 0.5, 0.5, 0.25]);
+        o.lr_schedule = LrSchedule::Cosine { eta_min: 0.2 };
+        assert_eq!(o.lr_at(0, 1, 10), 1.0);
+        assert!(
+            (o.lr_at(5, 1, 10) - 0.6).abs() < 1e-15,
+            "half way: (1 + 0.2)/2"
+        );
+        assert!((o.lr_at(10, 1, 10) - 0.2).abs() < 1e-15);
+        // A warmup of 4 steps multiplies by 1/4, 2/4, 3/4, then 1.
+        o.lr_schedule = LrSchedule::Constant;
+        o.warmup = Some(4);
+        let w: Vec<f64> = (0..6).map(|t| o.lr_at(t, 1, 10)).collect();
+        assert_eq!(w, vec![0.25, 0.5, 0.75, 1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn study_space_settings_are_checked() {
+        let base = OptimConfig::new(OptimKind::Rmsprop, 0.01);
+        let check = |f: &dyn Fn(&mut OptimConfig), want: &str| {
+            let mut o = base.clone();
+            f(&mut o);
+            let e = o.validate().unwrap_err().to_string();
+            assert!(e.contains(want), "{e:?} lacks {want:?}");
+        };
+        check(
+            &|o| o.nesterov = true,
+            "nesterov applies to sgd only, not rmsprop",
+        );
+        check(
+            &|o| o.betas = Some((0.9, 0.99)),
+            "betas apply to adam and adamw only",
+        );
+        check(
+            &|o| o.weight_decay = Some(-1.0),
+            "weight decay must be a number ≥ 0",
+        );
+        check(&|o| o.alpha = Some(1.5), "alpha must be in [0, 1]");
+        check(&|o| o.eps = Some(f64::NAN), "eps must be a number ≥ 0");
+        check(
+            &|o| o.clip_grad_norm = Some(0.0),
+            "clip_grad_norm must be a number > 0",
+        );
+        check(
+            &|o| {
+                o.clip_grad_norm = Some(1.0);
+                o.clip_grad_value = Some(1.0);
+            },
+            "not both",
+        );
+        check(
+            &|o| {
+                o.lr_schedule = LrSchedule::Step {
+                    step_size: 0,
+                    gamma: 0.5,
+                }
+            },
+            "step_size counts epochs",
+        );
+        check(
+            &|o| {
+                o.lr_schedule = LrSchedule::Step {
+                    step_size: 1,
+                    gamma: 1.5,
+                }
+            },
+            "gamma must be in (0, 1]",
+        );
+        check(
+            &|o| o.lr_schedule = LrSchedule::Cosine { eta_min: 1.0 },
+            "eta_min must be ≥ 0 and below the learning rate",
+        );
+        check(&|o| o.warmup = Some(1), "at least 2 steps");
+        let mut sgd = OptimConfig::new(OptimKind::Sgd, 0.1);
+        sgd.nesterov = true;
+        assert!(sgd
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("needs a momentum > 0"));
+        sgd.momentum = 0.9;
+        sgd.validate().unwrap();
     }
 
     #[test]

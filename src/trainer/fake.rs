@@ -325,6 +325,7 @@ impl Learner for FakeLearner {
     fn param_name(&self, i: usize) -> String {
         format!("parameter {i}")
     }
+    fn set_lr(&mut self, _lr: f64) {}
 }
 
 /// The fake trainer (see the module's documentation).
@@ -499,6 +500,50 @@ mod tests {
         assert!(e.contains("`fail` rule"), "{e}");
         let p = std::panic::catch_unwind(|| train("panic", &c));
         assert!(p.is_err());
+    }
+
+    /// Every metric row carries the learning rate in force, as the schedule sets it before
+    /// every step: here a step schedule halving each epoch after a 5-step warmup.
+    #[test]
+    fn metric_rows_carry_the_scheduled_learning_rate() {
+        let mut c = tiny(); // 10 steps per epoch, 40 steps, evaluations every 10
+        c.optim.lr_schedule = crate::trainer::config::LrSchedule::Step {
+            step_size: 1,
+            gamma: 0.5,
+        };
+        c.optim.warmup = Some(5);
+        let lr = c.optim.lr;
+        let t = train("", &c).unwrap();
+        let rows: Vec<(u64, Option<f64>)> = t
+            .record
+            .metrics
+            .iter()
+            .map(|r| (r.iteration, r.lr))
+            .collect();
+        // Before training: the first step's rate (warmup 1/5); then the rate of the last step
+        // of epochs 1..4: lr, lr/2, lr/4, lr/8.
+        let want = [
+            (0, lr / 5.0),
+            (10, lr),
+            (10, lr),
+            (20, lr / 2.0),
+            (20, lr / 2.0),
+            (30, lr / 4.0),
+            (30, lr / 4.0),
+            (40, lr / 8.0),
+            (40, lr / 8.0),
+        ];
+        assert_eq!(rows.len(), want.len());
+        for ((it, got), (wit, w)) in rows.iter().zip(want) {
+            assert_eq!(*it, wit);
+            assert!(
+                (got.unwrap() - w).abs() < 1e-15,
+                "step {it}: {got:?} vs {w}"
+            );
+        }
+        // Train rows report the pre-clip gradient norm of their window.
+        let train_rows = t.record.metrics.iter().filter(|r| r.grad_norm.is_some());
+        assert_eq!(train_rows.count(), 4);
     }
 
     #[test]

@@ -270,6 +270,8 @@ pub(crate) trait Learner {
     fn evaluate(&mut self, n: usize) -> Evaluation;
     /// PyTorch's name of parameter `i` (to say which tensor went non-finite).
     fn param_name(&self, i: usize) -> String;
+    /// The learning rate of the next steps (the schedule's, set before every step).
+    fn set_lr(&mut self, lr: f64);
 }
 
 /// A dfdx model with its optimizer, on `dev`, trained on `data`.
@@ -296,6 +298,9 @@ impl<D: LayerKernel<f32>> Learner for ModelLearner<'_, D> {
     fn param_name(&self, i: usize) -> String {
         self.model.layout[i].name.clone()
     }
+    fn set_lr(&mut self, lr: f64) {
+        self.opt.set_lr(lr);
+    }
 }
 
 /// Collects the metric rows: the training window since the last evaluation, and test evaluations.
@@ -308,6 +313,8 @@ struct Recorder<'a> {
     last_eval_iteration: Option<u64>,
     /// The latest test evaluation (for the collapse check at the end).
     last_eval: Option<Evaluation>,
+    /// The learning rate in force (of the last step taken, or of the first before training).
+    lr: f64,
 }
 
 impl Recorder<'_> {
@@ -338,6 +345,7 @@ impl Recorder<'_> {
                 samples_per_sec: Some(w.samples as f64 / w.seconds.max(1e-12)),
                 grad_norm: w.grad_norm,
                 grad_norm_max: w.grad_norm_max,
+                lr: Some(self.lr),
             });
         }
         rows.push(MetricRow {
@@ -351,6 +359,7 @@ impl Recorder<'_> {
             samples_per_sec: None,
             grad_norm: None,
             grad_norm_max: None,
+            lr: Some(self.lr),
         });
         self.obs.eval(&rows);
         self.metrics.extend(rows);
@@ -411,6 +420,7 @@ pub(crate) fn run_loop(
         eval_seconds: 0.0,
         last_eval_iteration: None,
         last_eval: None,
+        lr: cfg.optim.lr_at(0, 1, total),
     };
     if cfg.eval.before_training {
         rec.eval_point(0, 0, learner, 0.0);
@@ -432,6 +442,8 @@ pub(crate) fn run_loop(
                 epochs.push(ep);
                 break 'epochs;
             }
+            rec.lr = cfg.optim.lr_at(iteration, epoch, total);
+            learner.set_lr(rec.lr);
             let t0 = Instant::now();
             let step = learner.step(idx);
             let loss_value = step.loss;

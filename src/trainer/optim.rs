@@ -63,6 +63,11 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
         self.step
     }
 
+    /// Sets the learning rate of the next updates (a schedule calls this before every step).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.cfg.lr = lr;
+    }
+
     /// Applies one update to every parameter from its gradient in `grads`: on host copies for
     /// the CPU, with tensor ops elsewhere. Every gradient is checked before anything is updated
     /// (a non-finite gradient leaves the parameters untouched), then every parameter after its

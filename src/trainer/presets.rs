@@ -4,8 +4,8 @@
 //! flags override a recipe or that default ([`ModelOverrides`], [`TrainOverrides`]).
 
 use super::config::{
-    Activation, Budget, EvalConfig, EvalEvery, LayerKind, ModelConfig, OptimConfig, OptimKind,
-    TrainConfig,
+    Activation, Budget, EvalConfig, EvalEvery, LayerKind, LrSchedule, ModelConfig, OptimConfig,
+    OptimKind, ScheduleKind, TrainConfig,
 };
 use crate::error::ConfigError;
 
@@ -193,9 +193,55 @@ pub struct OptimKnobs {
     pub alpha: Option<f64>,
     pub clip_grad_norm: Option<f64>,
     pub clip_grad_value: Option<f64>,
+    /// `constant`, `step` or `cosine`; `step_size` and `gamma` go with step, `eta_min` with
+    /// cosine (see [`OptimKnobs::check`]).
+    pub lr_schedule: Option<ScheduleKind>,
+    pub step_size: Option<u64>,
+    pub gamma: Option<f64>,
+    pub eta_min: Option<f64>,
+    pub warmup: Option<u64>,
 }
 
 impl OptimKnobs {
+    /// Schedule settings that belong to the schedule chosen (a `gamma` without
+    /// `lr_schedule = step` would otherwise be ignored).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let kind = self.lr_schedule;
+        for (key, value, owner) in [
+            (
+                "step_size",
+                self.step_size.map(|v| v.to_string()),
+                ScheduleKind::Step,
+            ),
+            (
+                "gamma",
+                self.gamma.map(|v| v.to_string()),
+                ScheduleKind::Step,
+            ),
+            (
+                "eta_min",
+                self.eta_min.map(|v| v.to_string()),
+                ScheduleKind::Cosine,
+            ),
+        ] {
+            if let Some(v) = value.filter(|_| kind != Some(owner)) {
+                return Err(ConfigError::new(
+                    key,
+                    v,
+                    format!("{key} goes with lr_schedule {owner}"),
+                ));
+            }
+        }
+        if kind == Some(ScheduleKind::Step) && self.step_size.is_none() {
+            return Err(ConfigError::new(
+                "lr_schedule",
+                "step",
+                "the step schedule needs a step size in epochs",
+            ));
+        }
+        Ok(())
+    }
+
     /// `o` with these settings, in canonical form (an explicit default is left out).
     pub fn apply(&self, mut o: OptimConfig) -> OptimConfig {
         o.nesterov |= self.nesterov;
@@ -205,6 +251,21 @@ impl OptimKnobs {
         if self.beta1.is_some() || self.beta2.is_some() {
             let (b1, b2) = o.betas();
             o.betas = Some((self.beta1.unwrap_or(b1), self.beta2.unwrap_or(b2)));
+        }
+        if let Some(kind) = self.lr_schedule {
+            o.lr_schedule = match kind {
+                ScheduleKind::Constant => LrSchedule::Constant,
+                ScheduleKind::Step => LrSchedule::Step {
+                    step_size: self.step_size.unwrap_or(1),
+                    gamma: self.gamma.unwrap_or(LrSchedule::STEP_GAMMA),
+                },
+                ScheduleKind::Cosine => LrSchedule::Cosine {
+                    eta_min: self.eta_min.unwrap_or(0.0),
+                },
+            };
+        }
+        if self.warmup.is_some() {
+            o.warmup = self.warmup;
         }
         for (field, value) in [
             (&mut o.eps, self.eps),

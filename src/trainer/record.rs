@@ -44,6 +44,10 @@ pub struct MetricRow {
     pub grad_norm: Option<f64>,
     #[serde(default)]
     pub grad_norm_max: Option<f64>,
+    /// The learning rate in force: of the window's last step (train rows), or at the
+    /// evaluation (test rows). Empty in records written before it existed.
+    #[serde(default)]
+    pub lr: Option<f64>,
 }
 
 /// JSON has no NaN or infinity (serde_json writes them as null): read null back as NaN.
@@ -195,11 +199,12 @@ mod tests {
             samples_per_sec: None,
             grad_norm: None,
             grad_norm_max: None,
+            lr: None,
         };
         let back: MetricRow = serde_json::from_str(&serde_json::to_string(&row).unwrap()).unwrap();
         assert!(back.loss.is_nan());
         assert_eq!(back.acc, 0.1);
         let csv = String::from_utf8(RunRecord::metrics_csv(&[row])).unwrap();
-        assert_eq!(csv, "epoch,iteration,split,loss,acc,samples,seconds,samples_per_sec,grad_norm,grad_norm_max\n1,5,test,inf,0.1,10,0.5,,,\n");
+        assert_eq!(csv, "epoch,iteration,split,loss,acc,samples,seconds,samples_per_sec,grad_norm,grad_norm_max,lr\n1,5,test,inf,0.1,10,0.5,,,,\n");
     }
 }
