@@ -16,7 +16,9 @@ use rnnsweep::commands::{
 use rnnsweep::report::chart::ChartFormat;
 use rnnsweep::report::export::{Format, Tables};
 use rnnsweep::report::summarize::Metric;
-use rnnsweep::trainer::config::{Activation, EvalEvery, LayerKind, OptimKind, ScheduleKind};
+use rnnsweep::trainer::config::{
+    Activation, EvalEvery, InitScheme, LayerKind, OptimKind, ScheduleKind,
+};
 use rnnsweep::trainer::device::DeviceRequest;
 use rnnsweep::trainer::presets::{ModelOverrides, OptimKnobs, TrainOverrides};
 
@@ -270,6 +272,16 @@ struct ModelArgs {
     /// Stacked recurrent layers
     #[arg(long)]
     layers: Option<usize>,
+    /// Recurrent weights' init: pytorch, orthogonal (each gate block of W_hh), identity (IRNN:
+    /// rnn only, W_hh = init_scale·I, zero biases) [default: pytorch]
+    #[arg(long)]
+    init: Option<InitScheme>,
+    /// init identity: the scale of W_hh [default: 1]
+    #[arg(long, allow_negative_numbers = true)]
+    init_scale: Option<f64>,
+    /// LSTM: the forget gate's initial bias (in bias_ih; its bias_hh slice starts at 0)
+    #[arg(long, allow_negative_numbers = true)]
+    forget_bias: Option<f64>,
 }
 
 /// The optimizer and clipping settings beyond kind, lr and momentum (PyTorch's names).
@@ -582,6 +594,9 @@ impl From<ModelArgs> for ModelOverrides {
             activation: a.activation,
             hidden: a.hidden,
             layers: a.layers,
+            init: a.init,
+            init_scale: a.init_scale,
+            forget_bias: a.forget_bias,
         }
     }
 }

@@ -22,6 +22,7 @@ fn configs() -> Vec<ModelConfig> {
                 hidden: 4,
                 layers,
                 activation: act,
+                ..ModelConfig::default()
             });
         }
     }
@@ -285,6 +286,7 @@ fn parameter_layout_matches_pytorch() {
         hidden: 100,
         layers: 2,
         activation: Some(Activation::Relu),
+        ..ModelConfig::default()
     };
     let shapes: Vec<Vec<usize>> = param_layout(&cfg).into_iter().map(|p| p.shape).collect();
     let want: Vec<Vec<usize>> = vec![
@@ -306,6 +308,7 @@ fn parameter_layout_matches_pytorch() {
         hidden: 64,
         layers: 1,
         activation: None,
+        ..ModelConfig::default()
     };
     // 4*64*28 + 4*64*64 + 2*4*64 + 64*10 + 10
     assert_eq!(param_count(&lstm), 7168 + 16384 + 512 + 650);
@@ -314,6 +317,7 @@ fn parameter_layout_matches_pytorch() {
         hidden: 20,
         layers: 1,
         activation: None,
+        ..ModelConfig::default()
     };
     assert_eq!(param_layout(&gru)[0].shape, vec![60, 28]);
 }
@@ -325,6 +329,7 @@ fn init_is_pytorch_uniform_and_seeded() {
         hidden: 64,
         layers: 1,
         activation: None,
+        ..ModelConfig::default()
     };
     let (_, a) = model(&cfg, 5);
     let (_, b) = model(&cfg, 5);
@@ -346,6 +351,7 @@ fn weights_round_trip_through_safetensors_with_pytorch_names() {
         hidden: 5,
         layers: 2,
         activation: None,
+        ..ModelConfig::default()
     };
     let dev = Cpu::default();
     let m = Model::<f32, Cpu>::init(&cfg, 3, &dev);

@@ -148,6 +148,8 @@ fn study_space_keys_at_their_defaults_keep_the_id() {
         "beta2 = 0.999",
         "eps = 1e-8",
         "nesterov = false",
+        "init = \"pytorch\"",
+        "lr_schedule = \"constant\"",
     ] {
         let g = GRID.replace("epochs = 1", &format!("epochs = 1\n{explicit}"));
         assert_eq!(ids(&plan_of(&g)), base, "{explicit}");
@@ -158,6 +160,10 @@ fn study_space_keys_at_their_defaults_keep_the_id() {
         "eps = 1e-7",
         "clip_grad_norm = 1.0",
         "clip_grad_value = 1.0",
+        "init = \"orthogonal\"",
+        "forget_bias = 1.0",
+        "lr_schedule = \"cosine\"",
+        "warmup = 10",
     ] {
         let g = GRID.replace("epochs = 1", &format!("epochs = 1\n{changed}"));
         let other = ids(&plan_of(&g));

@@ -62,6 +62,7 @@ impl FixtureModel {
                 .activation
                 .as_deref()
                 .map(|a| a.parse::<Activation>().unwrap()),
+            ..ModelConfig::default()
         }
     }
 }

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::Outcome;
-use crate::trainer::config::ModelConfig;
+use crate::trainer::config::{InitScheme, ModelConfig};
 use crate::trainer::model::{param_count, param_layout, torch_repr, ParamInfo};
 use crate::trainer::presets::{preset_or_default, ModelOverrides};
 
@@ -51,6 +51,26 @@ pub fn describe(cfg: &ModelConfig) -> Description {
     }
 }
 
+/// How the model starts, when it is not PyTorch's default: e.g. `orthogonal W_hh blocks,
+/// forget-gate bias 1 (in bias_ih)`.
+fn init_note(m: &ModelConfig) -> Option<String> {
+    let mut parts = Vec::new();
+    match m.init {
+        InitScheme::Pytorch => {}
+        InitScheme::Orthogonal => parts.push("orthogonal W_hh gate blocks".to_string()),
+        InitScheme::Identity => parts.push(format!(
+            "identity (IRNN): W_hh = {}·I, recurrent biases 0",
+            m.init_scale.unwrap_or(1.0)
+        )),
+    }
+    if let Some(b) = m.forget_bias {
+        parts.push(format!(
+            "forget-gate bias {b} (in bias_ih; bias_hh's slice 0)"
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 /// Groups digits in threes: 34210 → "34,210".
 pub fn thousands(n: usize) -> String {
     let s = n.to_string();
@@ -66,7 +86,11 @@ pub fn thousands(n: usize) -> String {
 
 impl Description {
     pub fn text(&self) -> String {
-        let mut out = format!("{}\n\n", self.repr);
+        let mut out = format!("{}\n", self.repr);
+        if let Some(init) = init_note(&self.model) {
+            out.push_str(&format!("init: {init}\n"));
+        }
+        out.push('\n');
         let w = self
             .tensors
             .iter()
@@ -108,6 +132,7 @@ mod tests {
             hidden: 100,
             layers: 2,
             activation: Some(Activation::Relu),
+            ..ModelConfig::default()
         });
         let t = d.text();
         assert!(

@@ -61,6 +61,9 @@ impl FloatRange {
 
 impl fmt::Display for FloatRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.lo.is_infinite() && self.hi.is_infinite() {
+            return f.write_str("a finite number");
+        }
         if self.hi.is_infinite() {
             let op = if self.lo_open { ">" } else { "≥" };
             return write!(f, "a number {op} {}", self.lo);
@@ -107,6 +110,27 @@ pub const KEYS: &[(&str, Kind, &str)] = &[
         "hidden units per layer",
     ),
     ("layers", Kind::Int(1, MAX_LAYERS as u64), "stacked layers"),
+    (
+        "init",
+        Kind::Word(InitScheme::ALL),
+        "recurrent weights: pytorch (default), orthogonal, identity (IRNN, rnn only)",
+    ),
+    (
+        "init_scale",
+        positive("init_scale", true),
+        "init = \"identity\": W_hh = init_scale · I (default 1)",
+    ),
+    (
+        "forget_bias",
+        Kind::Float(FloatRange::new(
+            "forget_bias",
+            f64::NEG_INFINITY,
+            true,
+            f64::INFINITY,
+            true,
+        )),
+        "lstm: the forget gate's initial bias (in bias_ih)",
+    ),
     (
         "optimizer",
         Kind::Word(OptimKind::ALL),
@@ -400,6 +424,9 @@ pub fn build(s: &Settings, seed: u64) -> Result<TrainConfig, BuildError> {
             hidden: int(s, "hidden").ok_or_else(|| missing("hidden", ""))? as usize,
             layers: int(s, "layers").unwrap_or(1) as usize,
             activation: word(s, "activation").map(|a| a.parse().expect("checked")),
+            init: word(s, "init").map_or(InitScheme::Pytorch, |w| w.parse().expect("checked")),
+            init_scale: float(s, "init_scale"),
+            forget_bias: float(s, "forget_bias"),
         },
         optim: OptimConfig {
             momentum: float(s, "momentum").unwrap_or(0.0),

@@ -52,6 +52,29 @@ word_enum!(
     Activation, "activation", { Relu => "relu", Tanh => "tanh" }
 );
 word_enum!(
+    /// How the recurrent weights W_hh start. `pytorch`: every parameter U(−1/√H, 1/√H), as
+    /// nn.RNN/LSTM/GRU do. `orthogonal`: then each gate block (H × H) of every W_hh is replaced
+    /// by a random orthogonal matrix (torch.nn.init.orthogonal_ on the block: QR of a Gaussian
+    /// matrix, signs fixed by R's diagonal). `identity` (rnn only; IRNN, Le, Jaitly & Hinton
+    /// 2015): W_hh = init_scale · I and every recurrent bias 0; W_ih keeps PyTorch's init.
+    InitScheme, "init", { Pytorch => "pytorch", Orthogonal => "orthogonal", Identity => "identity" }
+);
+
+// The variants come from `word_enum!`, which cannot mark one `#[default]`.
+#[allow(clippy::derivable_impls)]
+impl Default for InitScheme {
+    fn default() -> Self {
+        InitScheme::Pytorch
+    }
+}
+
+impl InitScheme {
+    pub fn is_pytorch(&self) -> bool {
+        *self == InitScheme::Pytorch
+    }
+}
+
+word_enum!(
     /// The kind of learning-rate schedule (see [`LrSchedule`]).
     ScheduleKind, "lr_schedule", { Constant => "constant", Step => "step", Cosine => "cosine" }
 );
@@ -81,6 +104,31 @@ pub struct ModelConfig {
     /// Only for `rnn` (default tanh, as in PyTorch); must be absent for lstm and gru.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activation: Option<Activation>,
+    /// How the recurrent weights start (default PyTorch's uniform init of every parameter).
+    #[serde(default, skip_serializing_if = "InitScheme::is_pytorch")]
+    pub init: InitScheme,
+    /// `init = "identity"`: W_hh = init_scale · I (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_scale: Option<f64>,
+    /// LSTM only: the forget gate's bias starts at this value, all in `bias_ih` (its slice of
+    /// `bias_hh` starts at 0), so the gate's total bias is exactly this value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forget_bias: Option<f64>,
+}
+
+/// The model of `train` and `describe` without flags: a tanh RNN h128, one layer.
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            cell: LayerKind::Rnn,
+            hidden: 128,
+            layers: 1,
+            activation: None,
+            init: InitScheme::Pytorch,
+            init_scale: None,
+            forget_bias: None,
+        }
+    }
 }
 
 impl ModelConfig {
@@ -93,6 +141,9 @@ impl ModelConfig {
     pub fn normalized(mut self) -> Self {
         if self.cell == LayerKind::Rnn {
             self.activation = Some(self.rnn_activation());
+        }
+        if self.init_scale == Some(1.0) && self.init == InitScheme::Identity {
+            self.init_scale = None;
         }
         self
     }
@@ -111,6 +162,49 @@ impl ModelConfig {
                 self.layers,
                 format!("layers must be 1..={MAX_LAYERS}"),
             ));
+        }
+        if self.init == InitScheme::Identity && self.cell != LayerKind::Rnn {
+            return Err(ConfigError::new(
+                "init",
+                "identity",
+                format!(
+                    "the identity init (IRNN) is for rnn cells; {} gates need their own \
+                     recurrent weights (try orthogonal)",
+                    self.cell
+                ),
+            ));
+        }
+        if let Some(x) = self.init_scale {
+            if self.init != InitScheme::Identity {
+                return Err(ConfigError::new(
+                    "init_scale",
+                    x,
+                    "init_scale goes with init = \"identity\"",
+                ));
+            }
+            if !(x.is_finite() && x > 0.0) {
+                return Err(ConfigError::new(
+                    "init_scale",
+                    x,
+                    "init_scale must be a number > 0",
+                ));
+            }
+        }
+        if let Some(b) = self.forget_bias {
+            if self.cell != LayerKind::Lstm {
+                return Err(ConfigError::new(
+                    "forget_bias",
+                    b,
+                    format!("forget_bias is for lstm cells, not {}", self.cell),
+                ));
+            }
+            if !b.is_finite() {
+                return Err(ConfigError::new(
+                    "forget_bias",
+                    b,
+                    "forget_bias must be a number",
+                ));
+            }
         }
         if let (LayerKind::Lstm | LayerKind::Gru, Some(a)) = (self.cell, self.activation) {
             return Err(ConfigError::new(
@@ -615,6 +709,14 @@ impl TrainConfig {
         );
         if self.optim.momentum != 0.0 {
             s.push_str(&format!("-m{}", self.optim.momentum));
+        }
+        match m.init {
+            InitScheme::Pytorch => {}
+            InitScheme::Orthogonal => s.push_str("-orth"),
+            InitScheme::Identity => s.push_str(&format!("-irnn{}", m.init_scale.unwrap_or(1.0))),
+        }
+        if let Some(b) = m.forget_bias {
+            s.push_str(&format!("-fb{b}"));
         }
         let o = &self.optim;
         if o.nesterov {

@@ -8,6 +8,7 @@ pub mod device;
 pub mod fake;
 pub mod fit;
 pub mod fused;
+pub mod init;
 pub mod kernel;
 pub mod model;
 pub mod ops;

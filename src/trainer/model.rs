@@ -17,8 +17,6 @@
 //! [`ModelLoadError`] naming the first that does not fit.
 
 use dfdx::prelude::*;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::config::{LayerKind, ModelConfig};
@@ -65,7 +63,7 @@ pub enum ModelLoadError {
 }
 
 /// Tensors per recurrent layer: W_ih, W_hh, b_ih, b_hh, in that order.
-const PER_LAYER: usize = 4;
+pub const PER_LAYER: usize = 4;
 
 /// Input features of layer `l`: the 28 pixels of an image row, or the layer below's state.
 fn layer_input(cfg: &ModelConfig, l: usize) -> usize {
@@ -131,21 +129,18 @@ pub struct Model<E: Dtype, D: Device<E>> {
 
 impl<E: Dtype, D: Device<E>> Model<E, D> {
     /// PyTorch's initialisation: U(-1/√hidden, 1/√hidden) for every recurrent weight and bias,
-    /// U(-1/√in, 1/√in) for the head (in = hidden). Values are drawn on the host from a ChaCha8
-    /// stream seeded by `seed`, so they do not depend on the device.
+    /// U(-1/√in, 1/√in) for the head (in = hidden), then the config's init scheme (see
+    /// `trainer::init`). Values are drawn on the host from ChaCha8 streams seeded by `seed`, so
+    /// they do not depend on the device.
     pub fn init(config: &ModelConfig, seed: u64, dev: &D) -> Self {
         let config = config.clone().normalized();
         let layout = param_layout(&config);
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(0);
-        let k = 1.0 / (config.hidden as f64).sqrt();
-        let params = layout
-            .iter()
-            .map(|p| {
-                let v: Vec<E> = (0..p.numel())
-                    .map(|_| E::from_f64(rng.gen_range(-k..k)).unwrap())
-                    .collect();
-                dev.tensor_from_vec(v, (p.numel(),))
+        let params = super::init::initial_values(&config, seed)
+            .into_iter()
+            .map(|v| {
+                let n = v.len();
+                let v: Vec<E> = v.into_iter().map(|x| E::from_f64(x).unwrap()).collect();
+                dev.tensor_from_vec(v, (n,))
             })
             .collect();
         Model {

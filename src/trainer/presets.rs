@@ -4,8 +4,8 @@
 //! flags override a recipe or that default ([`ModelOverrides`], [`TrainOverrides`]).
 
 use super::config::{
-    Activation, Budget, EvalConfig, EvalEvery, LayerKind, LrSchedule, ModelConfig, OptimConfig,
-    OptimKind, ScheduleKind, TrainConfig,
+    Activation, Budget, EvalConfig, EvalEvery, InitScheme, LayerKind, LrSchedule, ModelConfig,
+    OptimConfig, OptimKind, ScheduleKind, TrainConfig,
 };
 use crate::error::ConfigError;
 
@@ -21,12 +21,14 @@ pub fn preset(id: &str) -> Result<TrainConfig, ConfigError> {
         hidden,
         layers,
         activation: Some(act),
+        ..ModelConfig::default()
     };
     let lstm = |hidden| ModelConfig {
         cell: LayerKind::Lstm,
         hidden,
         layers: 1,
         activation: None,
+        ..ModelConfig::default()
     };
     let opt = OptimConfig::new;
     let eval = |every, before_training, test_limit| EvalConfig {
@@ -93,6 +95,7 @@ pub fn default_config() -> TrainConfig {
             hidden: 128,
             layers: 1,
             activation: None,
+            ..ModelConfig::default()
         },
         optim: OptimConfig::new(OptimKind::Adam, 1e-3),
         batch_size: 64,
@@ -133,6 +136,9 @@ pub struct ModelOverrides {
     pub activation: Option<Activation>,
     pub hidden: Option<usize>,
     pub layers: Option<usize>,
+    pub init: Option<InitScheme>,
+    pub init_scale: Option<f64>,
+    pub forget_bias: Option<f64>,
 }
 
 impl ModelOverrides {
@@ -154,7 +160,16 @@ impl ModelOverrides {
         if let Some(l) = self.layers {
             base.layers = l;
         }
-        base
+        if let Some(i) = self.init {
+            base.init = i;
+        }
+        if self.init_scale.is_some() {
+            base.init_scale = self.init_scale;
+        }
+        if self.forget_bias.is_some() {
+            base.forget_bias = self.forget_bias;
+        }
+        base.normalized()
     }
 }
 
@@ -435,6 +450,7 @@ mod tests {
             activation: Some(Activation::Tanh),
             hidden: Some(20),
             layers: Some(3),
+            ..ModelOverrides::default()
         };
         let m = gru_tanh.apply(preset("model_a").unwrap().model);
         assert_eq!(
