@@ -282,6 +282,9 @@ struct ModelArgs {
     /// LSTM: the forget gate's initial bias (in bias_ih; its bias_hh slice starts at 0)
     #[arg(long, allow_negative_numbers = true)]
     forget_bias: Option<f64>,
+    /// Dropout probability between stacked layers, in training (needs --layers ≥ 2)
+    #[arg(long, allow_negative_numbers = true, value_name = "P")]
+    dropout: Option<f64>,
 }
 
 /// The optimizer and clipping settings beyond kind, lr and momentum (PyTorch's names).
@@ -597,6 +600,7 @@ impl From<ModelArgs> for ModelOverrides {
             init: a.init,
             init_scale: a.init_scale,
             forget_bias: a.forget_bias,
+            dropout: a.dropout,
         }
     }
 }

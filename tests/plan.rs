@@ -150,6 +150,7 @@ fn study_space_keys_at_their_defaults_keep_the_id() {
         "nesterov = false",
         "init = \"pytorch\"",
         "lr_schedule = \"constant\"",
+        "dropout = 0.0",
     ] {
         let g = GRID.replace("epochs = 1", &format!("epochs = 1\n{explicit}"));
         assert_eq!(ids(&plan_of(&g)), base, "{explicit}");

@@ -121,6 +121,11 @@ pub const KEYS: &[(&str, Kind, &str)] = &[
         "init = \"identity\": W_hh = init_scale · I (default 1)",
     ),
     (
+        "dropout",
+        Kind::Float(FloatRange::new("dropout", 0.0, false, 1.0, true)),
+        "dropout between stacked layers, in training (nn.RNN's dropout; needs layers ≥ 2)",
+    ),
+    (
         "forget_bias",
         Kind::Float(FloatRange::new(
             "forget_bias",
@@ -427,6 +432,7 @@ pub fn build(s: &Settings, seed: u64) -> Result<TrainConfig, BuildError> {
             init: word(s, "init").map_or(InitScheme::Pytorch, |w| w.parse().expect("checked")),
             init_scale: float(s, "init_scale"),
             forget_bias: float(s, "forget_bias"),
+            dropout: float(s, "dropout"),
         },
         optim: OptimConfig {
             momentum: float(s, "momentum").unwrap_or(0.0),

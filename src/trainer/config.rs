@@ -114,6 +114,10 @@ pub struct ModelConfig {
     /// `bias_hh` starts at 0), so the gate's total bias is exactly this value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forget_bias: Option<f64>,
+    /// Dropout probability on every layer's output but the last, in training (the `dropout`
+    /// argument of nn.RNN/LSTM/GRU; see `trainer::dropout`). Needs 2 or more layers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<f64>,
 }
 
 /// The model of `train` and `describe` without flags: a tanh RNN h128, one layer.
@@ -127,6 +131,7 @@ impl Default for ModelConfig {
             init: InitScheme::Pytorch,
             init_scale: None,
             forget_bias: None,
+            dropout: None,
         }
     }
 }
@@ -144,6 +149,9 @@ impl ModelConfig {
         }
         if self.init_scale == Some(1.0) && self.init == InitScheme::Identity {
             self.init_scale = None;
+        }
+        if self.dropout == Some(0.0) {
+            self.dropout = None;
         }
         self
     }
@@ -187,6 +195,19 @@ impl ModelConfig {
                     "init_scale",
                     x,
                     "init_scale must be a number > 0",
+                ));
+            }
+        }
+        if let Some(p) = self.dropout {
+            if !(0.0..1.0).contains(&p) {
+                return Err(ConfigError::new("dropout", p, "dropout must be in [0, 1)"));
+            }
+            if p > 0.0 && self.layers < 2 {
+                return Err(ConfigError::new(
+                    "dropout",
+                    p,
+                    "dropout acts between stacked layers: set layers ≥ 2 (PyTorch would \
+                     ignore it on 1 layer)",
                 ));
             }
         }
@@ -717,6 +738,9 @@ impl TrainConfig {
         }
         if let Some(b) = m.forget_bias {
             s.push_str(&format!("-fb{b}"));
+        }
+        if let Some(p) = m.dropout {
+            s.push_str(&format!("-drop{p}"));
         }
         let o = &self.optim;
         if o.nesterov {

@@ -11,6 +11,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::config::{EvalEvery, TrainConfig};
+use super::dropout::Dropout;
 use super::kernel::LayerKernel;
 use super::model::{param_count, Model};
 use super::optim::Optimizer;
@@ -206,11 +207,29 @@ pub fn train_step<D: LayerKernel<f32>>(
     split: &Split,
     idx: &[usize],
 ) -> Step {
+    train_step_with(model, opt, dev, split, idx, None)
+}
+
+/// [`train_step`] with the model's dropout (masks drawn from `dropout` for this step).
+pub fn train_step_with<D: LayerKernel<f32>>(
+    model: &mut Model<f32, D>,
+    opt: &mut Optimizer<f32, D>,
+    dev: &D,
+    split: &Split,
+    idx: &[usize],
+    dropout: Option<&mut Dropout>,
+) -> Step {
     let (x, y) = make_batch(split, idx);
     let n = idx.len();
     let xt = dev.tensor_from_vec(x, (SIDE * n, SIDE));
     let yt = dev.tensor_from_vec(y, (n, CLASSES));
-    let (logits, tape) = model.forward(xt, n, OwnedTape::default());
+    let masks: Vec<Vec<f32>> = dropout.map_or_else(Vec::new, |d| {
+        d.masks(SIDE, n)
+            .into_iter()
+            .map(|m| m.into_iter().map(|v| v as f32).collect())
+            .collect()
+    });
+    let (logits, tape) = model.forward_masked(xt, n, OwnedTape::default(), &masks);
     let host_logits = logits.as_vec();
     let loss = cross_entropy_with_logits_loss(logits.put_tape(tape), yt);
     let loss_value = loss.as_vec()[0] as f64;
@@ -278,18 +297,20 @@ pub(crate) trait Learner {
 struct ModelLearner<'a, D: LayerKernel<f32>> {
     model: Model<f32, D>,
     opt: Optimizer<f32, D>,
+    dropout: Option<Dropout>,
     dev: &'a D,
     data: &'a Mnist,
 }
 
 impl<D: LayerKernel<f32>> Learner for ModelLearner<'_, D> {
     fn step(&mut self, idx: &[usize]) -> Step {
-        train_step(
+        train_step_with(
             &mut self.model,
             &mut self.opt,
             self.dev,
             &self.data.train,
             idx,
+            self.dropout.as_mut(),
         )
     }
     fn evaluate(&mut self, n: usize) -> Evaluation {
@@ -383,6 +404,7 @@ pub fn fit<D: LayerKernel<f32>>(
     let mut learner = ModelLearner {
         model,
         opt,
+        dropout: Dropout::of(&cfg.model, cfg.seed),
         dev,
         data,
     };

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod config;
 pub mod device;
+pub mod dropout;
 pub mod fake;
 pub mod fit;
 pub mod fused;

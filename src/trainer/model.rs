@@ -301,18 +301,48 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
         batch: usize,
         tape: T,
     ) -> (Mat<E, D>, T) {
+        self.forward_ops_masked(x, batch, tape, &[])
+    }
+
+    /// [`Model::forward_ops`] with dropout masks between the layers (see
+    /// [`Model::forward_masked`]).
+    pub fn forward_ops_masked<T: Tape<E, D> + Merge<NoneTape>>(
+        &self,
+        x: Mat<E, D>,
+        batch: usize,
+        tape: T,
+        masks: &[Vec<E>],
+    ) -> (Mat<E, D>, T) {
         assert_eq!(x.shape().0, SIDE * batch, "input must be (28*batch, 28)");
         let mut tp = TapeThread::new(tape);
         let top = self.config.layers - 1;
         let mut input = x;
         for l in 0..top {
             input = ops::layer_stacked(&self.layer_params(l), input, batch, &mut tp);
+            input = Self::dropout(input, masks.get(l), &mut tp);
         }
         let h = ops::layer(&self.layer_params(top), input, batch, &mut tp)
             .pop()
             .expect("28 steps");
         let logits = self.head(h, &mut tp);
         (logits, tp.into_tape())
+    }
+
+    /// A layer's output sequence times its dropout mask (nothing without one).
+    fn dropout<T: Tape<E, D> + Merge<NoneTape>>(
+        hs: Mat<E, D>,
+        mask: Option<&Vec<E>>,
+        tp: &mut TapeThread<T>,
+    ) -> Mat<E, D> {
+        match mask {
+            None => hs,
+            Some(m) => {
+                let shape = *hs.shape();
+                assert_eq!(m.len(), shape.0 * shape.1, "a mask per output value");
+                let mask = hs.device().tensor_from_vec(m.clone(), shape);
+                tp.run(hs, |hs| hs * mask)
+            }
+        }
     }
 
     /// The linear head on the top layer's last hidden state, (batch, hidden) -> (batch, 10).
@@ -343,11 +373,27 @@ impl<E: Dtype, D: LayerKernel<E>> Model<E, D> {
         batch: usize,
         tape: T,
     ) -> (Mat<E, D>, T) {
+        self.forward_masked(x, batch, tape, &[])
+    }
+
+    /// [`Model::forward`] in training with dropout: `masks[l]` (values 0 or 1/(1 − p), one per
+    /// output value, time-major as the layer's output) multiplies layer l's output sequence
+    /// before layer l + 1 reads it. No masks: no dropout.
+    pub fn forward_masked<T: Tape<E, D> + Merge<NoneTape>>(
+        &self,
+        x: Mat<E, D>,
+        batch: usize,
+        tape: T,
+        masks: &[Vec<E>],
+    ) -> (Mat<E, D>, T) {
         assert_eq!(x.shape().0, SIDE * batch, "input must be (28*batch, 28)");
         let mut tp = TapeThread::new(tape);
         let mut input = x;
         for l in 0..self.config.layers {
             input = D::recurrent_layer(&self.layer_params(l), input, batch, &mut tp);
+            if l + 1 < self.config.layers {
+                input = Self::dropout(input, masks.get(l), &mut tp);
+            }
         }
         let rows = input.shape().0;
         let last = tp.run(input, |hs| hs.slice((rows - batch..rows, ..)));

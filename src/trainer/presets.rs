@@ -139,6 +139,7 @@ pub struct ModelOverrides {
     pub init: Option<InitScheme>,
     pub init_scale: Option<f64>,
     pub forget_bias: Option<f64>,
+    pub dropout: Option<f64>,
 }
 
 impl ModelOverrides {
@@ -168,6 +169,9 @@ impl ModelOverrides {
         }
         if self.forget_bias.is_some() {
             base.forget_bias = self.forget_bias;
+        }
+        if self.dropout.is_some() {
+            base.dropout = self.dropout;
         }
         base.normalized()
     }
