@@ -164,6 +164,42 @@ fn loss_of(
     cross_entropy_with_logits_loss(logits, targets.clone()).array()
 }
 
+/// Every parameter's backward gradient (`grads`) against central finite differences of
+/// `loss` (ε = 1e-6, tolerance 1e-6 + 1e-4 of the larger); returns how many were checked.
+fn assert_finite_differences(
+    cfg: &ModelConfig,
+    m: &Model<f64, Cpu>,
+    dev: &Cpu,
+    grads: &Gradients<f64, Cpu>,
+    loss: impl Fn(&Model<f64, Cpu>) -> f64,
+) -> usize {
+    let values = m.values();
+    let eps = 1e-6;
+    let mut checked = 0;
+    for (pi, info) in m.layout.iter().enumerate() {
+        let analytic = grads.get(&m.params[pi]).as_vec();
+        for k in 0..info.numel() {
+            let mut plus = values.clone();
+            plus[pi][k] += eps;
+            let mut minus = values.clone();
+            minus[pi][k] -= eps;
+            let lp = loss(&Model::from_values(cfg, &plus, dev).unwrap());
+            let lm = loss(&Model::from_values(cfg, &minus, dev).unwrap());
+            let numeric = (lp - lm) / (2.0 * eps);
+            let a = analytic[k];
+            let tol = 1e-6 + 1e-4 * a.abs().max(numeric.abs());
+            assert!(
+                (a - numeric).abs() <= tol,
+                "{}: d loss / d {}[{k}]: backward {a:e}, finite difference {numeric:e}",
+                cfg.label(),
+                info.name
+            );
+            checked += 1;
+        }
+    }
+    checked
+}
+
 #[test]
 fn gradients_match_finite_differences() {
     let batch = 2;
@@ -181,48 +217,17 @@ fn gradients_match_finite_differences() {
         );
         let loss = cross_entropy_with_logits_loss(logits.put_tape(tape), targets.clone());
         let grads = loss.backward();
-        let values = m.values();
-        let eps = 1e-6;
-        let mut checked = 0;
         for (pi, info) in m.layout.iter().enumerate() {
-            let analytic = grads.get(&m.params[pi]).as_vec();
             assert!(
-                analytic.iter().any(|g| *g != 0.0),
+                grads.get(&m.params[pi]).as_vec().iter().any(|g| *g != 0.0),
                 "{}: {} has an all-zero gradient",
                 cfg.label(),
                 info.name
             );
-            for k in 0..info.numel() {
-                let mut plus = values.clone();
-                plus[pi][k] += eps;
-                let mut minus = values.clone();
-                minus[pi][k] -= eps;
-                let lp = loss_of(
-                    &Model::from_values(&cfg, &plus, &dev).unwrap(),
-                    &dev,
-                    &x,
-                    batch,
-                    &targets,
-                );
-                let lm = loss_of(
-                    &Model::from_values(&cfg, &minus, &dev).unwrap(),
-                    &dev,
-                    &x,
-                    batch,
-                    &targets,
-                );
-                let numeric = (lp - lm) / (2.0 * eps);
-                let a = analytic[k];
-                let tol = 1e-6 + 1e-4 * a.abs().max(numeric.abs());
-                assert!(
-                    (a - numeric).abs() <= tol,
-                    "{}: d loss / d {}[{k}]: backward {a:e}, finite difference {numeric:e}",
-                    cfg.label(),
-                    info.name
-                );
-                checked += 1;
-            }
         }
+        let checked = assert_finite_differences(&cfg, &m, &dev, &grads, |m| {
+            loss_of(m, &dev, &x, batch, &targets)
+        });
         assert_eq!(checked, rnnsweep::trainer::model::param_count(&cfg));
     }
 }
@@ -423,11 +428,12 @@ fn dropout_with_a_fixed_mask_matches_the_ops_path_and_finite_differences() {
         }
         let gf = cross_entropy_with_logits_loss(lf.put_tape(tf), targets.clone()).backward();
         let go = cross_entropy_with_logits_loss(lo.put_tape(to), targets.clone()).backward();
-        let values = m.values();
-        let eps = 1e-6;
         for (pi, info) in m.layout.iter().enumerate() {
-            let analytic = gf.get(&m.params[pi]).as_vec();
-            for (a, b) in analytic.iter().zip(go.get(&m.params[pi]).as_vec()) {
+            let (f, o) = (
+                gf.get(&m.params[pi]).as_vec(),
+                go.get(&m.params[pi]).as_vec(),
+            );
+            for (a, b) in f.iter().zip(o) {
                 assert!(
                     (a - b).abs() < 1e-12,
                     "{} {}: fused vs ops",
@@ -435,22 +441,7 @@ fn dropout_with_a_fixed_mask_matches_the_ops_path_and_finite_differences() {
                     info.name
                 );
             }
-            for k in 0..info.numel() {
-                let mut plus = values.clone();
-                plus[pi][k] += eps;
-                let mut minus = values.clone();
-                minus[pi][k] -= eps;
-                let lp = masked_loss(&Model::from_values(&cfg, &plus, &dev).unwrap());
-                let lm = masked_loss(&Model::from_values(&cfg, &minus, &dev).unwrap());
-                let numeric = (lp - lm) / (2.0 * eps);
-                let a = analytic[k];
-                assert!(
-                    (a - numeric).abs() <= 1e-6 + 1e-4 * a.abs().max(numeric.abs()),
-                    "{}: d loss / d {}[{k}] under the mask: backward {a:e}, finite difference {numeric:e}",
-                    cfg.label(),
-                    info.name
-                );
-            }
         }
+        assert_finite_differences(&cfg, &m, &dev, &gf, masked_loss);
     }
 }
