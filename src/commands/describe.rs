@@ -147,6 +147,26 @@ mod tests {
             t.ends_with("total: 10 parameter tensors, 34,210 parameters\n"),
             "{t}"
         );
+        assert!(!t.contains("init:"), "PyTorch's init needs no note: {t}");
+        // Dropout in PyTorch's repr; the init schemes in a note under it.
+        let d = describe(&ModelConfig {
+            cell: LayerKind::Lstm,
+            hidden: 64,
+            layers: 2,
+            dropout: Some(0.3),
+            init: crate::trainer::config::InitScheme::Orthogonal,
+            forget_bias: Some(1.0),
+            ..ModelConfig::default()
+        });
+        let t = d.text();
+        assert!(
+            t.contains("LSTM(28, 64, num_layers=2, batch_first=True, dropout=0.3)\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("init: orthogonal W_hh gate blocks, forget-gate bias 1 (in bias_ih"),
+            "{t}"
+        );
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(thousands(999), "999");
     }

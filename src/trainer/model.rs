@@ -112,8 +112,14 @@ pub fn torch_repr(cfg: &ModelConfig) -> String {
     if cfg.cell == LayerKind::Rnn {
         args.push_str(&format!(", nonlinearity='{}'", cfg.rnn_activation()));
     }
+    // nn.RNN's extra_repr puts dropout after batch_first.
+    let dropout = cfg
+        .dropout
+        .filter(|&p| p > 0.0)
+        .map(|p| format!(", dropout={p}"))
+        .unwrap_or_default();
     format!(
-        "Classifier(\n  (rnn): {name}({args}, batch_first=True)\n  (fc): Linear(in_features={}, out_features={CLASSES}, bias=True)\n)",
+        "Classifier(\n  (rnn): {name}({args}, batch_first=True{dropout})\n  (fc): Linear(in_features={}, out_features={CLASSES}, bias=True)\n)",
         cfg.hidden
     )
 }
