@@ -17,7 +17,7 @@ use rnnsweep::report::chart::ChartFormat;
 use rnnsweep::report::export::{Format, Tables};
 use rnnsweep::report::summarize::Metric;
 use rnnsweep::trainer::config::{
-    Activation, EvalEvery, InitScheme, LayerKind, OptimKind, ScheduleKind,
+    Activation, EvalEvery, InitScheme, InputMode, LayerKind, OptimKind, ScheduleKind,
 };
 use rnnsweep::trainer::device::DeviceRequest;
 use rnnsweep::trainer::presets::{ModelOverrides, OptimKnobs, TrainOverrides};
@@ -285,6 +285,13 @@ struct ModelArgs {
     /// Dropout probability between stacked layers, in training (needs --layers ≥ 2)
     #[arg(long, allow_negative_numbers = true, value_name = "P")]
     dropout: Option<f64>,
+    /// How an image is read: rows (28 steps of 28 pixels), columns, pixels (784 steps of one
+    /// pixel) or permuted (784 pixels in a fixed random order) [default: rows]
+    #[arg(long)]
+    input: Option<InputMode>,
+    /// --input permuted: the seed of the pixel order [default: 0]
+    #[arg(long, value_name = "SEED")]
+    permutation_seed: Option<u64>,
 }
 
 /// The optimizer and clipping settings beyond kind, lr and momentum (PyTorch's names).
@@ -437,6 +444,12 @@ enum DataCmd {
         /// From the training set instead of the test set
         #[arg(long)]
         train: bool,
+        /// Show it as a network with this input reads it: rows, columns, pixels, permuted
+        #[arg(long, default_value = "rows")]
+        input: InputMode,
+        /// --input permuted: the seed of the pixel order
+        #[arg(long, default_value_t = 0, value_name = "SEED")]
+        permutation_seed: u64,
     },
 }
 
@@ -445,6 +458,12 @@ struct BenchArgs {
     /// Recipes to measure (repeatable) [default: all six]
     #[arg(long = "recipe")]
     recipes: Vec<String>,
+    /// Read the images this way instead of the recipes' rows: columns, pixels, permuted
+    #[arg(long)]
+    input: Option<InputMode>,
+    /// This hidden size instead of the recipes'
+    #[arg(long)]
+    hidden: Option<usize>,
     /// Untimed steps before measuring
     #[arg(long, default_value_t = 20)]
     warmup: usize,
@@ -601,6 +620,8 @@ impl From<ModelArgs> for ModelOverrides {
             init_scale: a.init_scale,
             forget_bias: a.forget_bias,
             dropout: a.dropout,
+            input: a.input,
+            permutation_seed: a.permutation_seed,
         }
     }
 }
@@ -649,7 +670,17 @@ impl DataCmd {
         let action = match self {
             DataCmd::Fetch { mirror } => data::DataAction::Fetch { mirrors: mirror },
             DataCmd::Verify => data::DataAction::Verify,
-            DataCmd::Show { index, train } => data::DataAction::Show { index, train },
+            DataCmd::Show {
+                index,
+                train,
+                input,
+                permutation_seed,
+            } => data::DataAction::Show {
+                index,
+                train,
+                input,
+                permutation_seed,
+            },
         };
         data::DataOptions {
             data_dir: g.data_dir,
@@ -671,6 +702,8 @@ impl BenchArgs {
             report: self.report,
             save: self.save,
             compare: self.compare,
+            input: self.input,
+            hidden: self.hidden,
             data_dir: g.data_dir,
             quiet: g.quiet,
         }

@@ -151,6 +151,7 @@ fn study_space_keys_at_their_defaults_keep_the_id() {
         "init = \"pytorch\"",
         "lr_schedule = \"constant\"",
         "dropout = 0.0",
+        "input = \"rows\"",
     ] {
         let g = GRID.replace("epochs = 1", &format!("epochs = 1\n{explicit}"));
         assert_eq!(ids(&plan_of(&g)), base, "{explicit}");
@@ -165,6 +166,8 @@ fn study_space_keys_at_their_defaults_keep_the_id() {
         "forget_bias = 1.0",
         "lr_schedule = \"cosine\"",
         "warmup = 10",
+        "input = \"pixels\"",
+        "input = \"permuted\"",
     ] {
         let g = GRID.replace("epochs = 1", &format!("epochs = 1\n{changed}"));
         let other = ids(&plan_of(&g));

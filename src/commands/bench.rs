@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{with_threads, Outcome};
 use crate::data::Mnist;
-use crate::trainer::config::TrainConfig;
+use crate::trainer::config::{InputMode, TrainConfig};
 use crate::trainer::fit::train_step;
-use crate::trainer::model::Model;
+use crate::trainer::model::{saved_bytes_per_sample, Model};
 use crate::trainer::optim::Optimizer;
 use crate::trainer::presets::{preset, PRESETS};
 
@@ -41,6 +41,10 @@ pub struct BenchOptions {
     pub save: Option<PathBuf>,
     /// Print the rows against the baseline in this file.
     pub compare: Option<PathBuf>,
+    /// Read the images this way instead of the recipes' rows (`--input`).
+    pub input: Option<InputMode>,
+    /// This hidden size instead of the recipes' (`--hidden`).
+    pub hidden: Option<usize>,
     /// The MNIST folder [default: see `data::resolve_dir`].
     pub data_dir: Option<PathBuf>,
     pub quiet: bool,
@@ -123,6 +127,12 @@ pub struct BenchRow {
     pub samples_per_sec: f64,
     pub min_samples_per_sec: f64,
     pub max_samples_per_sec: f64,
+    /// Bytes the fused layers keep per sample for back-propagation (0 in older baselines).
+    #[serde(default)]
+    pub saved_bytes_per_sample: usize,
+    /// The recipe was changed by `--input` or `--hidden` (no PyTorch reference then).
+    #[serde(default)]
+    pub changed: bool,
 }
 
 /// Benchmarks each recipe on the CPU in the current rayon pool (run it in a 1-thread pool).
@@ -138,8 +148,17 @@ pub fn run(
     };
     let mut rows = Vec::new();
     for id in ids {
-        let cfg = preset(&id)?;
-        let row = bench_one(&id, &cfg, data, opts);
+        let mut cfg = preset(&id)?;
+        if let Some(input) = opts.input {
+            cfg.model.input = input;
+        }
+        if let Some(h) = opts.hidden {
+            cfg.model.hidden = h;
+        }
+        cfg.model = cfg.model.normalized();
+        cfg.validate()?;
+        let mut row = bench_one(&id, &cfg, data, opts);
+        row.changed = opts.input.is_some_and(|i| !i.is_rows()) || opts.hidden.is_some();
         report(&row);
         rows.push(row);
     }
@@ -181,6 +200,8 @@ fn bench_one(id: &str, cfg: &TrainConfig, data: &Mnist, opts: &BenchOptions) -> 
         samples_per_sec: rates[rates.len() / 2],
         min_samples_per_sec: rates[0],
         max_samples_per_sec: rates[rates.len() - 1],
+        saved_bytes_per_sample: saved_bytes_per_sample(&cfg.model, std::mem::size_of::<f32>()),
+        changed: false,
     }
 }
 
@@ -203,24 +224,34 @@ fn pytorch(recipe: &str) -> Option<f64> {
 /// A fixed-width table of the rows, with PyTorch's figure and the ratio to it.
 pub fn table(rows: &[BenchRow]) -> String {
     let mut s = format!(
-        "{:<10} {:<18} {:<14} {:>5} {:>10} {:>14} {:>8} {:>7}\n",
-        "recipe", "model", "optimizer", "batch", "samples/s", "min..max", "PyTorch", "ratio"
+        "{:<10} {:<22} {:<14} {:>5} {:>10} {:>14} {:>11} {:>8} {:>7}\n",
+        "recipe",
+        "model",
+        "optimizer",
+        "batch",
+        "samples/s",
+        "min..max",
+        "BPTT KiB/s.",
+        "PyTorch",
+        "ratio"
     );
     for r in rows {
-        let torch = pytorch(&r.recipe);
+        let torch = pytorch(&r.recipe).filter(|_| !r.changed);
         s.push_str(&format!(
-            "{:<10} {:<18} {:<14} {:>5} {:>10.0} {:>14} {:>8} {:>7}\n",
+            "{:<10} {:<22} {:<14} {:>5} {:>10.0} {:>14} {:>11.1} {:>8} {:>7}\n",
             r.recipe,
             r.model,
             r.optimizer,
             r.batch,
             r.samples_per_sec,
             format!("{:.0}..{:.0}", r.min_samples_per_sec, r.max_samples_per_sec),
+            r.saved_bytes_per_sample as f64 / 1024.0,
             torch.map_or("-".into(), |t| format!("{t:.0}")),
             torch.map_or("-".into(), |t| format!("{:.2}x", r.samples_per_sec / t)),
         ));
     }
-    s.push_str("PyTorch: 2.15 CPU wheel, one thread, same recipes (reference figures, not measured here)\n");
+    s.push_str("BPTT KiB/s.: activations the fused layers keep per sample for the backward pass\n");
+    s.push_str("PyTorch: 2.15 CPU wheel, one thread, same recipes (reference figures, not measured here; none for a recipe changed by --input or --hidden)\n");
     s
 }
 
@@ -426,6 +457,8 @@ mod tests {
             samples_per_sec: median,
             min_samples_per_sec: median - spread,
             max_samples_per_sec: median + spread,
+            saved_bytes_per_sample: 0,
+            changed: false,
         }
     }
 

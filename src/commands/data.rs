@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::Outcome;
 use crate::commands::progress::FetchProgress;
+use crate::data::sequence::{InputMode, Reading};
 use crate::data::{self, fetch, Mnist};
 use crate::error::DataError;
 
@@ -25,8 +26,14 @@ pub enum DataAction {
     Fetch { mirrors: Vec<String> },
     /// Check the four files' checksums and structure.
     Verify,
-    /// Print test image `index` (or training image, with `train`) as its 28 rows.
-    Show { index: usize, train: bool },
+    /// Print test image `index` (or training image, with `train`) as a network with `input`
+    /// reads it.
+    Show {
+        index: usize,
+        train: bool,
+        input: InputMode,
+        permutation_seed: u64,
+    },
 }
 
 /// Runs `rnnsweep data`: resolves the folder, does the action and prints its report.
@@ -35,7 +42,18 @@ pub fn data_cmd(o: &DataOptions) -> anyhow::Result<Outcome> {
     let text = match &o.action {
         DataAction::Fetch { mirrors } => fetch_report(&dir, mirrors, o.quiet)?,
         DataAction::Verify => verify_report(&dir)?,
-        DataAction::Show { index, train } => show_image(&dir, *index, *train, o.quiet)?,
+        DataAction::Show {
+            index,
+            train,
+            input,
+            permutation_seed,
+        } => show_image(
+            &dir,
+            *index,
+            *train,
+            &Reading::new(*input, *permutation_seed),
+            o.quiet,
+        )?,
     };
     print!("{text}");
     Ok(Outcome::Ok)
@@ -85,7 +103,13 @@ fn list(paths: &[PathBuf]) -> String {
 }
 
 /// Image `index` of the test (or training) set as 28 rows, with its label.
-pub fn show_image(dir: &Path, index: usize, train: bool, quiet: bool) -> Result<String, DataError> {
+pub fn show_image(
+    dir: &Path,
+    index: usize,
+    train: bool,
+    reading: &Reading,
+    quiet: bool,
+) -> Result<String, DataError> {
     let m = load(dir, quiet)?;
     let (split, name) = if train {
         (&m.train, "training")
@@ -99,9 +123,21 @@ pub fn show_image(dir: &Path, index: usize, train: bool, quiet: bool) -> Result<
             len: split.len(),
         });
     }
+    let how = match reading.mode {
+        InputMode::Rows => "28 time steps (rows) of 28 pixels".to_string(),
+        InputMode::Columns => "28 time steps (columns, left to right) of 28 pixels".to_string(),
+        mode => format!(
+            "784 time steps of 1 pixel ({}), 28 steps to a line",
+            if mode == InputMode::Pixels {
+                "row by row"
+            } else {
+                "in the fixed permuted order"
+            }
+        ),
+    };
     Ok(format!(
-        "{name} image {index}, label {}: read as 28 time steps (rows) of 28 pixels\n{}",
+        "{name} image {index}, label {}: read as {how}\n{}",
         split.labels[index],
-        data::render_rows(split.image(index))
+        data::render_reading(split.image(index), reading)
     ))
 }

@@ -4,6 +4,7 @@
 
 pub mod fetch;
 pub mod idx;
+pub mod sequence;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -215,6 +216,29 @@ impl Mnist {
 
 /// Renders an image as 28 text rows, one per time step, darker characters for more ink.
 pub fn render_rows(pixels: &[u8]) -> String {
+    render_lines(pixels, "t")
+}
+
+/// An image as `reading` feeds it to a network: its pixels in reading order, 28 to a line. For
+/// rows and columns a line is one time step; for pixels and permuted, 28 consecutive steps
+/// (the line's label is its first step).
+pub fn render_reading(pixels: &[u8], reading: &sequence::Reading) -> String {
+    let ordered: Vec<u8> = reading.order().iter().map(|&i| pixels[i]).collect();
+    match reading.mode.features() {
+        1 => {
+            let mut out = String::new();
+            for (line, chunk) in render_lines(&ordered, "t").lines().enumerate() {
+                let rest = chunk.split_once(' ').map_or("", |(_, r)| r);
+                out.push_str(&format!("t={:03} {rest}\n", line * SIDE));
+            }
+            out
+        }
+        _ => render_lines(&ordered, "t"),
+    }
+}
+
+/// Pixels 28 to a line, as ASCII shades doubled for squareness, each line labelled.
+fn render_lines(pixels: &[u8], label: &str) -> String {
     const RAMP: &[u8] = b" .:-=+*#%@";
     let mut out = String::new();
     for (t, row) in pixels.chunks(SIDE).enumerate() {
@@ -223,7 +247,7 @@ pub fn render_rows(pixels: &[u8]) -> String {
             .map(|&p| RAMP[(p as usize * RAMP.len()) / 256] as char)
             .flat_map(|c| [c, c])
             .collect();
-        out.push_str(&format!("t={t:02} |{line}|\n"));
+        out.push_str(&format!("{label}={t:02} |{line}|\n"));
     }
     out
 }

@@ -121,6 +121,16 @@ pub const KEYS: &[(&str, Kind, &str)] = &[
         "init = \"identity\": W_hh = init_scale · I (default 1)",
     ),
     (
+        "input",
+        Kind::Word(InputMode::ALL),
+        "how an image is read: rows (default), columns, pixels (784 steps), permuted",
+    ),
+    (
+        "permutation_seed",
+        Kind::Int(0, 1 << 53),
+        "input = \"permuted\": the seed of the pixel order (default 0)",
+    ),
+    (
         "dropout",
         Kind::Float(FloatRange::new("dropout", 0.0, false, 1.0, true)),
         "dropout between stacked layers, in training (nn.RNN's dropout; needs layers ≥ 2)",
@@ -433,6 +443,8 @@ pub fn build(s: &Settings, seed: u64) -> Result<TrainConfig, BuildError> {
             init_scale: float(s, "init_scale"),
             forget_bias: float(s, "forget_bias"),
             dropout: float(s, "dropout"),
+            input: word(s, "input").map_or(InputMode::Rows, |w| w.parse().expect("checked")),
+            permutation_seed: int(s, "permutation_seed"),
         },
         optim: OptimConfig {
             momentum: float(s, "momentum").unwrap_or(0.0),

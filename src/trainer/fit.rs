@@ -19,7 +19,9 @@ use super::record::{
     EpochStats, MetricRow, MetricSplit, NonFinite, NonFiniteKind, RunRecord, RunStatus, TopClass,
     COLLAPSE_SHARE, FORMAT_VERSION,
 };
-use crate::data::{Mnist, Split, CLASSES, PIXELS, SIDE};
+use super::tape::Mat;
+use crate::data::sequence::{InputMode, Reading};
+use crate::data::{Mnist, Split, CLASSES, PIXELS};
 use crate::error::ConfigError;
 
 /// Test images evaluated per forward pass.
@@ -50,22 +52,34 @@ pub trait Observer {
 pub struct Silent;
 impl Observer for Silent {}
 
-/// Builds a time-major batch (28·n, 28) of pixels scaled to [0, 1] and its one-hot targets.
+/// Builds a time-major batch (28·n, 28) of image rows scaled to [0, 1] and its one-hot
+/// targets: the tutorials' reading (see [`make_batch_read`] for the others).
 pub fn make_batch(split: &Split, idx: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    make_batch_read(split, idx, &Reading::new(InputMode::Rows, 0))
+}
+
+/// Builds a time-major batch ((steps·n) × features, pixels scaled to [0, 1]) of the images
+/// `idx` as `reading` reads them, and its one-hot targets.
+pub fn make_batch_read(split: &Split, idx: &[usize], reading: &Reading) -> (Vec<f32>, Vec<f32>) {
     let n = idx.len();
-    let mut x = vec![0f32; SIDE * n * SIDE];
+    let mut x = vec![0f32; n * PIXELS];
     let mut y = vec![0f32; n * CLASSES];
     for (b, &i) in idx.iter().enumerate() {
-        let img = &split.images[i * PIXELS..(i + 1) * PIXELS];
-        for t in 0..SIDE {
-            let dst = &mut x[(t * n + b) * SIDE..(t * n + b + 1) * SIDE];
-            for (d, &p) in dst.iter_mut().zip(&img[t * SIDE..(t + 1) * SIDE]) {
-                *d = p as f32 / 255.0;
-            }
-        }
+        reading.write(&split.images[i * PIXELS..(i + 1) * PIXELS], b, n, &mut x);
         y[b * CLASSES + split.labels[i] as usize] = 1.0;
     }
     (x, y)
+}
+
+/// The batch tensor of `x` for `model`: (steps·n, features).
+fn batch_tensor<D: LayerKernel<f32>>(
+    model: &Model<f32, D>,
+    dev: &D,
+    x: Vec<f32>,
+    n: usize,
+) -> Mat<f32, D> {
+    let input = model.config.input;
+    dev.tensor_from_vec(x, (input.steps() * n, input.features()))
 }
 
 /// The predicted class of one row of logits, as `torch.argmax`: the first maximum, where NaN
@@ -142,13 +156,14 @@ pub fn evaluate<D: LayerKernel<f32>>(
     n: usize,
 ) -> Evaluation {
     let n = n.min(split.len());
+    let reading = model.config.reading();
     let (mut loss, mut correct, mut predicted) = (0.0, 0, [0u64; CLASSES]);
     let mut start = 0;
     while start < n {
         let end = (start + EVAL_CHUNK).min(n);
         let idx: Vec<usize> = (start..end).collect();
-        let (x, _) = make_batch(split, &idx);
-        let xt = dev.tensor_from_vec(x, (SIDE * idx.len(), SIDE));
+        let (x, _) = make_batch_read(split, &idx, &reading);
+        let xt = batch_tensor(model, dev, x, idx.len());
         let (logits, _) = model.forward(xt, idx.len(), NoneTape);
         let (l, c, p) = score(&logits.as_vec(), split.labels[start..end].iter().copied());
         loss += l;
@@ -173,12 +188,8 @@ pub fn predict<D: LayerKernel<f32>>(
     n: usize,
 ) -> Vec<usize> {
     let idx: Vec<usize> = (0..n.min(split.len())).collect();
-    let (x, _) = make_batch(split, &idx);
-    let (logits, _) = model.forward(
-        dev.tensor_from_vec(x, (SIDE * idx.len(), SIDE)),
-        idx.len(),
-        NoneTape,
-    );
+    let (x, _) = make_batch_read(split, &idx, &model.config.reading());
+    let (logits, _) = model.forward(batch_tensor(model, dev, x, idx.len()), idx.len(), NoneTape);
     logits.as_vec().chunks(CLASSES).map(argmax).collect()
 }
 
@@ -219,12 +230,12 @@ pub fn train_step_with<D: LayerKernel<f32>>(
     idx: &[usize],
     dropout: Option<&mut Dropout>,
 ) -> Step {
-    let (x, y) = make_batch(split, idx);
+    let (x, y) = make_batch_read(split, idx, &model.config.reading());
     let n = idx.len();
-    let xt = dev.tensor_from_vec(x, (SIDE * n, SIDE));
+    let xt = batch_tensor(model, dev, x, n);
     let yt = dev.tensor_from_vec(y, (n, CLASSES));
     let masks: Vec<Vec<f32>> = dropout.map_or_else(Vec::new, |d| {
-        d.masks(SIDE, n)
+        d.masks(model.config.input.steps(), n)
             .into_iter()
             .map(|m| m.into_iter().map(|v| v as f32).collect())
             .collect()

@@ -23,7 +23,7 @@ use super::config::{LayerKind, ModelConfig};
 use super::kernel::{LayerKernel, LayerParams};
 use super::ops;
 use super::tape::{Flat, Mat, TapeThread};
-use crate::data::{CLASSES, SIDE};
+use crate::data::CLASSES;
 
 /// Name and PyTorch shape of one parameter tensor.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -65,10 +65,11 @@ pub enum ModelLoadError {
 /// Tensors per recurrent layer: W_ih, W_hh, b_ih, b_hh, in that order.
 pub const PER_LAYER: usize = 4;
 
-/// Input features of layer `l`: the 28 pixels of an image row, or the layer below's state.
+/// Input features of layer `l`: what one step of the image holds (28 pixels of a row or column,
+/// or 1 pixel), or the layer below's state.
 fn layer_input(cfg: &ModelConfig, l: usize) -> usize {
     if l == 0 {
-        SIDE
+        cfg.input.features()
     } else {
         cfg.hidden
     }
@@ -93,6 +94,17 @@ pub fn param_layout(cfg: &ModelConfig) -> Vec<ParamInfo> {
     v
 }
 
+/// Bytes the CPU's fused layers keep per training sample for back-propagation through all the
+/// steps of `cfg`'s input, with `elem` bytes per value (4 for f32): the sum over layers of
+/// [`super::fused::saved_values_per_step`] times the steps.
+pub fn saved_bytes_per_sample(cfg: &ModelConfig, elem: usize) -> usize {
+    (0..cfg.layers)
+        .map(|l| super::fused::saved_values_per_step(cfg.cell, layer_input(cfg, l), cfg.hidden))
+        .sum::<usize>()
+        * cfg.input.steps()
+        * elem
+}
+
 /// Total number of trainable scalars.
 pub fn param_count(cfg: &ModelConfig) -> usize {
     param_layout(cfg).iter().map(ParamInfo::numel).sum()
@@ -105,7 +117,7 @@ pub fn torch_repr(cfg: &ModelConfig) -> String {
         LayerKind::Lstm => "LSTM",
         LayerKind::Gru => "GRU",
     };
-    let mut args = format!("{SIDE}, {}", cfg.hidden);
+    let mut args = format!("{}, {}", cfg.input.features(), cfg.hidden);
     if cfg.layers > 1 {
         args.push_str(&format!(", num_layers={}", cfg.layers));
     }
@@ -319,7 +331,12 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
         tape: T,
         masks: &[Vec<E>],
     ) -> (Mat<E, D>, T) {
-        assert_eq!(x.shape().0, SIDE * batch, "input must be (28*batch, 28)");
+        let input = self.config.input;
+        assert_eq!(
+            *x.shape(),
+            (input.steps() * batch, input.features()),
+            "input must be (steps·batch, features) for {input}"
+        );
         let mut tp = TapeThread::new(tape);
         let top = self.config.layers - 1;
         let mut input = x;
@@ -392,7 +409,12 @@ impl<E: Dtype, D: LayerKernel<E>> Model<E, D> {
         tape: T,
         masks: &[Vec<E>],
     ) -> (Mat<E, D>, T) {
-        assert_eq!(x.shape().0, SIDE * batch, "input must be (28*batch, 28)");
+        let input = self.config.input;
+        assert_eq!(
+            *x.shape(),
+            (input.steps() * batch, input.features()),
+            "input must be (steps·batch, features) for {input}"
+        );
         let mut tp = TapeThread::new(tape);
         let mut input = x;
         for l in 0..self.config.layers {

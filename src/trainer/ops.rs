@@ -7,7 +7,6 @@ use dfdx::prelude::*;
 use super::config::{Activation, LayerKind};
 use super::kernel::LayerParams;
 use super::tape::{Mat, TapeThread};
-use crate::data::SIDE;
 
 /// The layer with dfdx ops, its step outputs stacked time-major, (28·batch, hidden).
 pub fn layer_stacked<E: Dtype, D: Device<E>, T: Tape<E, D> + Merge<NoneTape>>(
@@ -43,6 +42,7 @@ pub fn layer<E: Dtype, D: Device<E>, T: Tape<E, D> + Merge<NoneTape>>(
             .permute::<_, Axes2<1, 0>>()
     });
     let rows = input.shape().0;
+    let steps = rows / batch;
     let ones: Mat<E, D> = input.device().ones_like(&(rows, 1));
     let xw = tp.run(input, |x| (x, ones).concat_along(Axis::<1>).matmul(w_aug));
     let step_input = |t: usize, tp: &mut TapeThread<T>| {
@@ -51,11 +51,11 @@ pub fn layer<E: Dtype, D: Device<E>, T: Tape<E, D> + Merge<NoneTape>>(
     let cols = |m: &Mat<E, D>, a: usize, b: usize, tp: &mut TapeThread<T>| {
         tp.run(m.clone(), |m| m.slice((.., a..b)))
     };
-    let mut outs: Vec<Mat<E, D>> = Vec::with_capacity(SIDE);
+    let mut outs: Vec<Mat<E, D>> = Vec::with_capacity(steps);
     match p.cell {
         LayerKind::Rnn => {
             let act = p.activation;
-            for t in 0..SIDE {
+            for t in 0..steps {
                 let xs = step_input(t, tp);
                 let pre = match outs.last() {
                     None => xs, // h0 = 0
@@ -70,7 +70,7 @@ pub fn layer<E: Dtype, D: Device<E>, T: Tape<E, D> + Merge<NoneTape>>(
         }
         LayerKind::Lstm => {
             let mut c: Option<Mat<E, D>> = None;
-            for t in 0..SIDE {
+            for t in 0..steps {
                 let xs = step_input(t, tp);
                 let gates = match outs.last() {
                     None => xs,
@@ -102,7 +102,7 @@ pub fn layer<E: Dtype, D: Device<E>, T: Tape<E, D> + Merge<NoneTape>>(
             // where h_* = h·W_hh*ᵀ + b_hh*. The GRU starts from an explicit zero h0.
             let bhh = b_hh.broadcast_like::<_, Axis<0>>(&(batch, g));
             let mut hp: Mat<E, D> = p.w_ih.device().zeros_like(&(batch, h));
-            for t in 0..SIDE {
+            for t in 0..steps {
                 let xs = step_input(t, tp);
                 let gh = tp.run(hp.clone(), |hp| hp.matmul(w_hh_t.clone()) + bhh.clone());
                 let x_rz = cols(&xs, 0, 2 * h, tp);
@@ -133,13 +133,15 @@ pub(crate) fn relu<E: Dtype, D: Device<E>, T: Tape<E, D>>(
     keep.choose(x, zeros)
 }
 
-/// Stacks the per-step outputs of a layer into the next layer's time-major input (28·batch, hidden).
+/// Stacks the per-step outputs of a layer into the next layer's time-major input
+/// (steps·batch, hidden).
 fn stack_steps<E: Dtype, D: Device<E>, T: Tape<E, D> + Merge<NoneTape>>(
     outs: Vec<Mat<E, D>>,
     batch: usize,
     hidden: usize,
     tp: &mut TapeThread<T>,
 ) -> Mat<E, D> {
+    let steps = outs.len();
     let first = outs[0].clone();
     let rest: Vec<Tensor<(usize, usize), E, D, T>> =
         outs[1..].iter().map(|o| o.retaped::<T>()).collect();
@@ -147,7 +149,7 @@ fn stack_steps<E: Dtype, D: Device<E>, T: Tape<E, D> + Merge<NoneTape>>(
         let mut all = Vec::with_capacity(rest.len() + 1);
         all.push(first);
         all.extend(rest);
-        all.stack().reshape_like(&(SIDE * batch, hidden))
+        all.stack().reshape_like(&(steps * batch, hidden))
     })
 }
 

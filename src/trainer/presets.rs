@@ -4,8 +4,8 @@
 //! flags override a recipe or that default ([`ModelOverrides`], [`TrainOverrides`]).
 
 use super::config::{
-    Activation, Budget, EvalConfig, EvalEvery, InitScheme, LayerKind, LrSchedule, ModelConfig,
-    OptimConfig, OptimKind, ScheduleKind, TrainConfig,
+    Activation, Budget, EvalConfig, EvalEvery, InitScheme, InputMode, LayerKind, LrSchedule,
+    ModelConfig, OptimConfig, OptimKind, ScheduleKind, TrainConfig,
 };
 use crate::error::ConfigError;
 
@@ -140,6 +140,8 @@ pub struct ModelOverrides {
     pub init_scale: Option<f64>,
     pub forget_bias: Option<f64>,
     pub dropout: Option<f64>,
+    pub input: Option<InputMode>,
+    pub permutation_seed: Option<u64>,
 }
 
 impl ModelOverrides {
@@ -172,6 +174,12 @@ impl ModelOverrides {
         }
         if self.dropout.is_some() {
             base.dropout = self.dropout;
+        }
+        if let Some(i) = self.input {
+            base.input = i;
+        }
+        if self.permutation_seed.is_some() {
+            base.permutation_seed = self.permutation_seed;
         }
         base.normalized()
     }

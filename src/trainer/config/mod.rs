@@ -8,6 +8,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::data::sequence::InputMode;
+use crate::data::sequence::Reading;
 use crate::error::ConfigError;
 
 mod optim;
@@ -122,6 +124,14 @@ pub struct ModelConfig {
     /// argument of nn.RNN/LSTM/GRU; see `trainer::dropout`). Needs 2 or more layers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropout: Option<f64>,
+    /// How the network reads an image (see `data::sequence`): rows (default), columns, pixels
+    /// or permuted pixels.
+    #[serde(default, skip_serializing_if = "InputMode::is_rows")]
+    pub input: InputMode,
+    /// `input = "permuted"`: the seed of the pixel order (the same for training and test
+    /// images; written into the config, default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permutation_seed: Option<u64>,
 }
 
 /// The model of `train` and `describe` without flags: a tanh RNN h128, one layer.
@@ -136,6 +146,8 @@ impl Default for ModelConfig {
             init_scale: None,
             forget_bias: None,
             dropout: None,
+            input: InputMode::Rows,
+            permutation_seed: None,
         }
     }
 }
@@ -156,6 +168,9 @@ impl ModelConfig {
         }
         if self.dropout == Some(0.0) {
             self.dropout = None;
+        }
+        if self.input == InputMode::Permuted && self.permutation_seed.is_none() {
+            self.permutation_seed = Some(0);
         }
         self
     }
@@ -202,6 +217,16 @@ impl ModelConfig {
                 ));
             }
         }
+        if let (Some(seed), false) = (self.permutation_seed, self.input == InputMode::Permuted) {
+            return Err(ConfigError::new(
+                "permutation_seed",
+                seed,
+                format!(
+                    "permutation_seed goes with input = \"permuted\", not {}",
+                    self.input
+                ),
+            ));
+        }
         if let Some(p) = self.dropout {
             if !(0.0..1.0).contains(&p) {
                 return Err(ConfigError::new("dropout", p, "dropout must be in [0, 1)"));
@@ -244,16 +269,25 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// How this model reads an image.
+    pub fn reading(&self) -> Reading {
+        Reading::new(self.input, self.permutation_seed.unwrap_or(0))
+    }
+
     /// A short human label, e.g. `rnn-relu h100 L2` or `lstm h64`.
     pub fn label(&self) -> String {
         let cell = match self.cell {
             LayerKind::Rnn => format!("rnn-{}", self.rnn_activation()),
             c => c.to_string(),
         };
-        if self.layers == 1 {
+        let base = if self.layers == 1 {
             format!("{cell} h{}", self.hidden)
         } else {
             format!("{cell} h{} L{}", self.hidden, self.layers)
+        };
+        match self.input {
+            InputMode::Rows => base,
+            other => format!("{base} {other}"),
         }
     }
 }
@@ -436,6 +470,13 @@ impl TrainConfig {
         }
         if let Some(p) = m.dropout {
             s.push_str(&format!("-drop{p}"));
+        }
+        match m.input {
+            InputMode::Rows => {}
+            InputMode::Permuted => {
+                s.push_str(&format!("-permuted{}", m.permutation_seed.unwrap_or(0)))
+            }
+            other => s.push_str(&format!("-{other}")),
         }
         let o = &self.optim;
         if o.nesterov {

@@ -193,6 +193,19 @@ struct Params<E> {
     b_hh: Vec<E>,
 }
 
+/// Values one layer of the fused CPU path keeps per sample and time step for its backward
+/// pass (the buffers of [`Saved`]): its input (`i`) and hidden state (`h`), and for an LSTM the
+/// four activated gates, the cell state and its tanh, for a GRU the three gates and the hidden
+/// part of the new gate. Memory grows linearly with the sequence: 784 steps keep 28 times what
+/// 28 steps keep, and nothing else grows with it.
+pub fn saved_values_per_step(cell: LayerKind, i: usize, h: usize) -> usize {
+    match cell {
+        LayerKind::Rnn => i + h,
+        LayerKind::Lstm => i + h + 4 * h + 2 * h,
+        LayerKind::Gru => i + h + 3 * h + h,
+    }
+}
+
 /// What the backward pass needs from the forward pass.
 struct Saved<E> {
     x: Vec<E>,
@@ -313,6 +326,12 @@ mod tests {
                     }
                     all
                 };
+                let s = forward(Isa::Baseline, kind, d, &p, x.clone());
+                let kept: usize = [&s.x, &s.hs, &s.act, &s.c, &s.tc, &s.ghn]
+                    .iter()
+                    .map(|v| v.len())
+                    .sum();
+                assert_eq!(kept, d.n * saved_values_per_step(cell, i, h), "{cell}");
                 let base = run(Isa::Baseline);
                 for isa in [Isa::Avx2, Isa::Avx512] {
                     if !isa.supported() {
