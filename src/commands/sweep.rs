@@ -90,10 +90,11 @@ pub fn estimate_seconds(cfg: &TrainConfig) -> f64 {
     let m = &cfg.model;
     let g = (m.cell.gates() * m.hidden) as f64;
     let h = m.hidden as f64;
+    let (steps, features) = (m.input.steps() as f64, m.input.features() as f64);
     let per_step: f64 = (0..m.layers)
-        .map(|l| g * (if l == 0 { 28.0 } else { h } + h + 1.0))
+        .map(|l| g * (if l == 0 { features } else { h } + h + 1.0))
         .sum::<f64>();
-    let forward = 2.0 * 28.0 * per_step + 2.0 * 10.0 * h;
+    let forward = 2.0 * steps * per_step + 2.0 * 10.0 * h;
     let samples = (cfg.total_iterations() * cfg.batch_size as u64) as f64;
     let evals = match cfg.eval.every {
         crate::trainer::config::EvalEvery::Epoch => cfg.total_epochs() as f64,
