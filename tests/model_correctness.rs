@@ -382,6 +382,38 @@ fn weights_round_trip_through_safetensors_with_pytorch_names() {
     ));
 }
 
+/// The fused path's logits and gradients (`fused`) against the dfdx-ops path's (`ops`), to
+/// 1e-12 in f64; returns the fused gradients.
+fn assert_fused_matches_ops(
+    m: &Model<f64, Cpu>,
+    fused: (Tensor<(usize, usize), f64, Cpu>, OwnedTape<f64, Cpu>),
+    ops: (Tensor<(usize, usize), f64, Cpu>, OwnedTape<f64, Cpu>),
+    targets: &Tensor<(usize, usize), f64, Cpu>,
+) -> Gradients<f64, Cpu> {
+    let label = m.config.label();
+    for (a, b) in fused.0.as_vec().iter().zip(ops.0.as_vec()) {
+        assert!((a - b).abs() < 1e-12, "{label}: logits fused {a} ops {b}");
+    }
+    let loss = |(l, t): (Tensor<(usize, usize), f64, Cpu>, OwnedTape<f64, Cpu>)| {
+        cross_entropy_with_logits_loss(l.put_tape(t), targets.clone()).backward()
+    };
+    let (gf, go) = (loss(fused), loss(ops));
+    for (pi, info) in m.layout.iter().enumerate() {
+        let (f, o) = (
+            gf.get(&m.params[pi]).as_vec(),
+            go.get(&m.params[pi]).as_vec(),
+        );
+        for (a, b) in f.iter().zip(o) {
+            assert!(
+                (a - b).abs() < 1e-12,
+                "{label} {}: fused {a} ops {b}",
+                info.name
+            );
+        }
+    }
+    gf
+}
+
 /// Dropout between layers with a fixed mask: the fused and the ops paths agree, the gradient
 /// matches finite differences of the loss under that same mask, and a mask of ones is no
 /// dropout.
@@ -423,25 +455,7 @@ fn dropout_with_a_fixed_mask_matches_the_ops_path_and_finite_differences() {
             "a mask of ones is no dropout"
         );
         assert_ne!(plain.as_vec(), lf.as_vec(), "the mask changes the logits");
-        for (a, b) in lf.as_vec().iter().zip(lo.as_vec()) {
-            assert!((a - b).abs() < 1e-12, "{}: fused {a} ops {b}", cfg.label());
-        }
-        let gf = cross_entropy_with_logits_loss(lf.put_tape(tf), targets.clone()).backward();
-        let go = cross_entropy_with_logits_loss(lo.put_tape(to), targets.clone()).backward();
-        for (pi, info) in m.layout.iter().enumerate() {
-            let (f, o) = (
-                gf.get(&m.params[pi]).as_vec(),
-                go.get(&m.params[pi]).as_vec(),
-            );
-            for (a, b) in f.iter().zip(o) {
-                assert!(
-                    (a - b).abs() < 1e-12,
-                    "{} {}: fused vs ops",
-                    cfg.label(),
-                    info.name
-                );
-            }
-        }
+        let gf = assert_fused_matches_ops(&m, (lf, tf), (lo, to), &targets);
         assert_finite_differences(&cfg, &m, &dev, &gf, masked_loss);
     }
 }
@@ -484,29 +498,7 @@ fn a_784_step_sequence_of_one_pixel_matches_ops_and_finite_differences() {
         let xt = || dev.tensor_from_vec(x.clone(), (steps * batch, 1));
         let (lf, tf) = m.forward(xt(), batch, OwnedTape::default());
         let (lo, to) = m.forward_ops(xt(), batch, OwnedTape::default());
-        for (a, b) in lf.as_vec().iter().zip(lo.as_vec()) {
-            assert!(
-                (a - b).abs() < 1e-12,
-                "{}: logits fused {a} ops {b}",
-                cfg.label()
-            );
-        }
-        let gf = cross_entropy_with_logits_loss(lf.put_tape(tf), targets.clone()).backward();
-        let go = cross_entropy_with_logits_loss(lo.put_tape(to), targets.clone()).backward();
-        for (pi, info) in m.layout.iter().enumerate() {
-            let (f, o) = (
-                gf.get(&m.params[pi]).as_vec(),
-                go.get(&m.params[pi]).as_vec(),
-            );
-            for (a, b) in f.iter().zip(o) {
-                assert!(
-                    (a - b).abs() < 1e-12,
-                    "{} {}: fused vs ops",
-                    cfg.label(),
-                    info.name
-                );
-            }
-        }
+        let gf = assert_fused_matches_ops(&m, (lf, tf), (lo, to), &targets);
         let checked = assert_finite_differences(&cfg, &m, &dev, &gf, |m| {
             let (l, _) = m.forward(xt(), batch, NoneTape);
             cross_entropy_with_logits_loss(l, targets.clone()).array()
