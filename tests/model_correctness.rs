@@ -382,21 +382,23 @@ fn weights_round_trip_through_safetensors_with_pytorch_names() {
     ));
 }
 
+/// A forward pass's logits with its tape.
+type Forward = (Tensor<(usize, usize), f64, Cpu>, OwnedTape<f64, Cpu>);
+
 /// The fused path's logits and gradients (`fused`) against the dfdx-ops path's (`ops`), to
 /// 1e-12 in f64; returns the fused gradients.
 fn assert_fused_matches_ops(
     m: &Model<f64, Cpu>,
-    fused: (Tensor<(usize, usize), f64, Cpu>, OwnedTape<f64, Cpu>),
-    ops: (Tensor<(usize, usize), f64, Cpu>, OwnedTape<f64, Cpu>),
+    fused: Forward,
+    ops: Forward,
     targets: &Tensor<(usize, usize), f64, Cpu>,
 ) -> Gradients<f64, Cpu> {
     let label = m.config.label();
     for (a, b) in fused.0.as_vec().iter().zip(ops.0.as_vec()) {
         assert!((a - b).abs() < 1e-12, "{label}: logits fused {a} ops {b}");
     }
-    let loss = |(l, t): (Tensor<(usize, usize), f64, Cpu>, OwnedTape<f64, Cpu>)| {
-        cross_entropy_with_logits_loss(l.put_tape(t), targets.clone()).backward()
-    };
+    let loss =
+        |(l, t): Forward| cross_entropy_with_logits_loss(l.put_tape(t), targets.clone()).backward();
     let (gf, go) = (loss(fused), loss(ops));
     for (pi, info) in m.layout.iter().enumerate() {
         let (f, o) = (
