@@ -331,12 +331,7 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
         tape: T,
         masks: &[Vec<E>],
     ) -> (Mat<E, D>, T) {
-        let input = self.config.input;
-        assert_eq!(
-            *x.shape(),
-            (input.steps() * batch, input.features()),
-            "input must be (steps·batch, features) for {input}"
-        );
+        self.assert_input_shape(&x, batch);
         let mut tp = TapeThread::new(tape);
         let top = self.config.layers - 1;
         let mut input = x;
@@ -349,6 +344,17 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
             .expect("28 steps");
         let logits = self.head(h, &mut tp);
         (logits, tp.into_tape())
+    }
+
+    /// Panics unless `x` is a batch of `batch` sequences as this model reads them:
+    /// (steps·batch, features), time-major.
+    fn assert_input_shape(&self, x: &Mat<E, D>, batch: usize) {
+        let input = self.config.input;
+        assert_eq!(
+            *x.shape(),
+            (input.steps() * batch, input.features()),
+            "input must be (steps·batch, features) for {input}"
+        );
     }
 
     /// A layer's output sequence times its dropout mask (nothing without one).
@@ -409,12 +415,7 @@ impl<E: Dtype, D: LayerKernel<E>> Model<E, D> {
         tape: T,
         masks: &[Vec<E>],
     ) -> (Mat<E, D>, T) {
-        let input = self.config.input;
-        assert_eq!(
-            *x.shape(),
-            (input.steps() * batch, input.features()),
-            "input must be (steps·batch, features) for {input}"
-        );
+        self.assert_input_shape(&x, batch);
         let mut tp = TapeThread::new(tape);
         let mut input = x;
         for l in 0..self.config.layers {
