@@ -100,13 +100,11 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
             .iter()
             .map(|p| grads.get(p).as_vec().into_iter().map(f).collect())
             .collect();
-        let grad_norm = all_g.iter().flatten().map(|g| g * g).sum::<f64>().sqrt();
-        if let Some(i) = all_g.iter().position(|g| !all_finite(g)) {
-            return Update {
-                grad_norm,
-                non_finite: Some((NonFiniteKind::Gradient, i)),
-            };
+        let seen = Update::of_gradients(&all_g);
+        if seen.non_finite.is_some() {
+            return seen;
         }
+        let grad_norm = seen.grad_norm;
         let coef = self.clip_coef(grad_norm);
         let clip_value = self.cfg.clip_grad_value;
         if coef != 1.0 || clip_value.is_some() {
@@ -207,18 +205,11 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
                 .collect()
         };
         let host_grads: Vec<Vec<f64>> = params.iter().map(|p| host(&grads.get(p))).collect();
-        let grad_norm = host_grads
-            .iter()
-            .flatten()
-            .map(|g| g * g)
-            .sum::<f64>()
-            .sqrt();
-        if let Some(i) = host_grads.iter().position(|g| !all_finite(g)) {
-            return Update {
-                grad_norm,
-                non_finite: Some((NonFiniteKind::Gradient, i)),
-            };
+        let seen = Update::of_gradients(&host_grads);
+        if seen.non_finite.is_some() {
+            return seen;
         }
+        let grad_norm = seen.grad_norm;
         self.step += 1;
         let e = |x: f64| E::from_f64(x).expect("scalar fits the element type");
         let coef = self.clip_coef(grad_norm);
@@ -304,6 +295,20 @@ pub struct Update {
     /// The first non-finite tensor: a gradient (found before any update; nothing was updated)
     /// or a parameter after its update, with its index in the parameter list.
     pub non_finite: Option<(NonFiniteKind, usize)>,
+}
+
+impl Update {
+    /// What both update paths check before touching a parameter: the total gradient norm of
+    /// `grads` (host copies, one per parameter) and the first non-finite one, if any.
+    fn of_gradients(grads: &[Vec<f64>]) -> Update {
+        Update {
+            grad_norm: grads.iter().flatten().map(|g| g * g).sum::<f64>().sqrt(),
+            non_finite: grads
+                .iter()
+                .position(|g| !all_finite(g))
+                .map(|i| (NonFiniteKind::Gradient, i)),
+        }
+    }
 }
 
 /// Whether every value is finite (no NaN, no ±inf).
