@@ -156,13 +156,12 @@ pub fn evaluate<D: LayerKernel<f32>>(
     n: usize,
 ) -> Evaluation {
     let n = n.min(split.len());
-    let reading = model.config.reading();
     let (mut loss, mut correct, mut predicted) = (0.0, 0, [0u64; CLASSES]);
     let mut start = 0;
     while start < n {
         let end = (start + EVAL_CHUNK).min(n);
         let idx: Vec<usize> = (start..end).collect();
-        let (x, _) = make_batch_read(split, &idx, &reading);
+        let (x, _) = make_batch_read(split, &idx, model.reading());
         let xt = batch_tensor(model, dev, x, idx.len());
         let (logits, _) = model.forward(xt, idx.len(), NoneTape);
         let (l, c, p) = score(&logits.as_vec(), split.labels[start..end].iter().copied());
@@ -188,7 +187,7 @@ pub fn predict<D: LayerKernel<f32>>(
     n: usize,
 ) -> Vec<usize> {
     let idx: Vec<usize> = (0..n.min(split.len())).collect();
-    let (x, _) = make_batch_read(split, &idx, &model.config.reading());
+    let (x, _) = make_batch_read(split, &idx, model.reading());
     let (logits, _) = model.forward(batch_tensor(model, dev, x, idx.len()), idx.len(), NoneTape);
     logits.as_vec().chunks(CLASSES).map(argmax).collect()
 }
@@ -230,7 +229,7 @@ pub fn train_step_with<D: LayerKernel<f32>>(
     idx: &[usize],
     dropout: Option<&mut Dropout>,
 ) -> Step {
-    let (x, y) = make_batch_read(split, idx, &model.config.reading());
+    let (x, y) = make_batch_read(split, idx, model.reading());
     let n = idx.len();
     let xt = batch_tensor(model, dev, x, n);
     let yt = dev.tensor_from_vec(y, (n, CLASSES));

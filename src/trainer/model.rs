@@ -23,6 +23,7 @@ use super::config::{LayerKind, ModelConfig};
 use super::kernel::{LayerKernel, LayerParams};
 use super::ops;
 use super::tape::{Flat, Mat, TapeThread};
+use crate::data::sequence::Reading;
 use crate::data::CLASSES;
 
 /// Name and PyTorch shape of one parameter tensor.
@@ -143,9 +144,17 @@ pub struct Model<E: Dtype, D: Device<E>> {
     pub config: ModelConfig,
     pub params: Vec<Flat<E, D>>,
     pub layout: Vec<ParamInfo>,
+    /// How the model reads an image, made once from `config` (a permuted order is a shuffle:
+    /// not to be redone for every batch).
+    reading: Reading,
 }
 
 impl<E: Dtype, D: Device<E>> Model<E, D> {
+    /// How this model reads an image (see `data::sequence`).
+    pub fn reading(&self) -> &Reading {
+        &self.reading
+    }
+
     /// PyTorch's initialisation: U(-1/√hidden, 1/√hidden) for every recurrent weight and bias,
     /// U(-1/√in, 1/√in) for the head (in = hidden), then the config's init scheme (see
     /// `trainer::init`). Values are drawn on the host from ChaCha8 streams seeded by `seed`, so
@@ -162,6 +171,7 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
             })
             .collect();
         Model {
+            reading: config.reading(),
             config,
             params,
             layout,
@@ -194,6 +204,7 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
             params.push(dev.tensor_from_vec(v.clone(), (v.len(),)));
         }
         Ok(Model {
+            reading: config.reading(),
             config,
             params,
             layout,
