@@ -401,6 +401,10 @@ struct TrainArgs {
     /// Also evaluate the untrained model (epoch 0)
     #[arg(long)]
     eval_before: bool,
+    /// Flush subnormal floats to zero on the CPU, as torch.set_flush_denormal(True): much
+    /// faster back-propagation through long sequences (pixels, permuted); off by default as in PyTorch
+    #[arg(long)]
+    flush_denormal: bool,
     /// auto (CUDA if built with it and a GPU answers, else CPU), cpu or cuda
     #[arg(long, default_value = "auto")]
     device: DeviceRequest,
@@ -464,6 +468,10 @@ struct BenchArgs {
     /// This hidden size instead of the recipes'
     #[arg(long)]
     hidden: Option<usize>,
+    /// Flush subnormal floats to zero, as torch.set_flush_denormal(True) (the runs'
+    /// `flush_denormal = true`)
+    #[arg(long)]
+    flush_denormal: bool,
     /// Untimed steps before measuring
     #[arg(long, default_value_t = 20)]
     warmup: usize,
@@ -644,6 +652,7 @@ impl TrainArgs {
                 test_limit: self.test_limit,
                 eval_every: self.eval_every,
                 eval_before: self.eval_before,
+                flush_denormal: self.flush_denormal,
             },
             device: self.device,
             threads: self.threads,
@@ -704,6 +713,7 @@ impl BenchArgs {
             compare: self.compare,
             input: self.input,
             hidden: self.hidden,
+            flush_denormal: self.flush_denormal,
             data_dir: g.data_dir,
             quiet: g.quiet,
         }

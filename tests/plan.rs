@@ -152,6 +152,7 @@ fn study_space_keys_at_their_defaults_keep_the_id() {
         "lr_schedule = \"constant\"",
         "dropout = 0.0",
         "input = \"rows\"",
+        "flush_denormal = false",
     ] {
         let g = GRID.replace("epochs = 1", &format!("epochs = 1\n{explicit}"));
         assert_eq!(ids(&plan_of(&g)), base, "{explicit}");
@@ -168,6 +169,7 @@ fn study_space_keys_at_their_defaults_keep_the_id() {
         "warmup = 10",
         "input = \"pixels\"",
         "input = \"permuted\"",
+        "flush_denormal = true",
     ] {
         let g = GRID.replace("epochs = 1", &format!("epochs = 1\n{changed}"));
         let other = ids(&plan_of(&g));
@@ -178,6 +180,13 @@ fn study_space_keys_at_their_defaults_keep_the_id() {
     let with_default = adamw.replace("epochs = 1", "epochs = 1\nweight_decay = 0.01");
     assert_eq!(ids(&plan_of(&adamw)), ids(&plan_of(&with_default)));
     assert_ne!(ids(&plan_of(&adamw)), base);
+    let c = &plan_of(&GRID.replace("epochs = 1", "epochs = 1\nflush_denormal = true")).cells[0];
+    assert!(
+        c.id.starts_with("lstm-h8-l1-adam-lr0.01-b32-ep1-s0-ftz-"),
+        "{}",
+        c.id
+    );
+    assert!(c.config.flush_denormal);
     let c = &plan_of(&GRID.replace("epochs = 1", "epochs = 1\nclip_grad_norm = 1.0")).cells[0];
     assert!(
         c.id.starts_with("lstm-h8-l1-adam-lr0.01-b32-ep1-s0-clipnorm1-"),

@@ -131,6 +131,39 @@ fn a_permuted_pixel_run_trains_and_evaluates() {
     assert!(rec.metrics.iter().all(|m| m.loss.is_finite()));
 }
 
+/// `flush_denormal` (torch.set_flush_denormal(True)) on a 784-step run: recorded in the config,
+/// the same training as without it but for values below 1.2e-38, and the thread computes with
+/// IEEE subnormals again afterwards (the next run on it may not want flushing).
+#[test]
+fn a_flushed_pixel_run_matches_the_default_and_restores_the_thread() {
+    let mut cfg = lstm_h64(1);
+    cfg.model.hidden = 8;
+    cfg.model.input = InputMode::Pixels;
+    cfg.batch_size = 10;
+    cfg.budget = Budget::Iterations(6);
+    cfg.train_limit = Some(60);
+    cfg.eval.test_limit = Some(30);
+    cfg.eval.every = EvalEvery::Iterations(3);
+    let ieee = run(&cfg, false);
+    cfg.flush_denormal = true;
+    let flushed = run(&cfg, false);
+    assert!(!rnnsweep::trainer::denormal::flushing());
+    assert_eq!(flushed.status, RunStatus::Completed);
+    assert!(flushed.config.flush_denormal);
+    assert!(!ieee.config.flush_denormal);
+    assert_eq!(ieee.metrics.len(), flushed.metrics.len());
+    for (a, b) in ieee.metrics.iter().zip(&flushed.metrics) {
+        assert!(
+            (a.loss - b.loss).abs() <= 1e-5 * a.loss.abs(),
+            "{:?} step {}: {} vs {}",
+            a.split,
+            a.iteration,
+            a.loss,
+            b.loss
+        );
+    }
+}
+
 #[test]
 fn divergence_is_recorded_not_panicked() {
     let mut cfg = preset("model_a").unwrap();

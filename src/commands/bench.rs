@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{with_threads, Outcome};
 use crate::data::Mnist;
 use crate::trainer::config::{InputMode, TrainConfig};
+use crate::trainer::denormal::FloatMode;
 use crate::trainer::fit::train_step;
 use crate::trainer::model::{saved_bytes_per_sample, Model};
 use crate::trainer::optim::Optimizer;
@@ -45,6 +46,8 @@ pub struct BenchOptions {
     pub input: Option<InputMode>,
     /// This hidden size instead of the recipes' (`--hidden`).
     pub hidden: Option<usize>,
+    /// Flush subnormal floats to zero, the runs' `flush_denormal` (`--flush-denormal`).
+    pub flush_denormal: bool,
     /// The MNIST folder [default: see `data::resolve_dir`].
     pub data_dir: Option<PathBuf>,
     pub quiet: bool,
@@ -130,9 +133,13 @@ pub struct BenchRow {
     /// Bytes the fused layers keep per sample for back-propagation (0 in older baselines).
     #[serde(default)]
     pub saved_bytes_per_sample: usize,
-    /// The recipe was changed by `--input` or `--hidden` (no PyTorch reference then).
+    /// The recipe was changed by `--input`, `--hidden` or `--flush-denormal` (no PyTorch
+    /// reference then).
     #[serde(default)]
     pub changed: bool,
+    /// Subnormal floats were flushed to zero (`--flush-denormal`).
+    #[serde(default)]
+    pub flush_denormal: bool,
 }
 
 /// Benchmarks each recipe on the CPU in the current rayon pool (run it in a 1-thread pool).
@@ -155,10 +162,16 @@ pub fn run(
         if let Some(h) = opts.hidden {
             cfg.model.hidden = h;
         }
+        cfg.flush_denormal = opts.flush_denormal;
         cfg.model = cfg.model.normalized();
         cfg.validate()?;
-        let mut row = bench_one(&id, &cfg, data, opts);
-        row.changed = opts.input.is_some_and(|i| !i.is_rows()) || opts.hidden.is_some();
+        let mut row = {
+            let _float_mode = FloatMode::enter(cfg.flush_denormal)?;
+            bench_one(&id, &cfg, data, opts)
+        };
+        row.changed = opts.input.is_some_and(|i| !i.is_rows())
+            || opts.hidden.is_some()
+            || opts.flush_denormal;
         report(&row);
         rows.push(row);
     }
@@ -202,6 +215,7 @@ fn bench_one(id: &str, cfg: &TrainConfig, data: &Mnist, opts: &BenchOptions) -> 
         max_samples_per_sec: rates[rates.len() - 1],
         saved_bytes_per_sample: saved_bytes_per_sample(&cfg.model, std::mem::size_of::<f32>()),
         changed: false,
+        flush_denormal: cfg.flush_denormal,
     }
 }
 
@@ -240,7 +254,11 @@ pub fn table(rows: &[BenchRow]) -> String {
         s.push_str(&format!(
             "{:<10} {:<22} {:<14} {:>5} {:>10.0} {:>14} {:>11.1} {:>8} {:>7}\n",
             r.recipe,
-            r.model,
+            if r.flush_denormal {
+                format!("{} flush", r.model)
+            } else {
+                r.model.clone()
+            },
             r.optimizer,
             r.batch,
             r.samples_per_sec,
@@ -251,7 +269,10 @@ pub fn table(rows: &[BenchRow]) -> String {
         ));
     }
     s.push_str("BPTT KiB/s.: activations the fused layers keep per sample for the backward pass\n");
-    s.push_str("PyTorch: 2.15 CPU wheel, one thread, same recipes (reference figures, not measured here; none for a recipe changed by --input or --hidden)\n");
+    if rows.iter().any(|r| r.flush_denormal) {
+        s.push_str("flush: subnormal floats flushed to zero (torch.set_flush_denormal(True))\n");
+    }
+    s.push_str("PyTorch: 2.15 CPU wheel, one thread, same recipes (reference figures, not measured here; none for a recipe changed by --input, --hidden or --flush-denormal)\n");
     s
 }
 
@@ -459,6 +480,7 @@ mod tests {
             max_samples_per_sec: median + spread,
             saved_bytes_per_sample: 0,
             changed: false,
+            flush_denormal: false,
         }
     }
 

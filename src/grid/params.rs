@@ -229,6 +229,11 @@ pub const KEYS: &[(&str, Kind, &str)] = &[
     ),
     ("eval_every", Kind::EvalEvery, "\"epoch\" or every K steps"),
     ("eval_before", Kind::Bool, "also evaluate before training"),
+    (
+        "flush_denormal",
+        Kind::Bool,
+        "flush subnormal floats to zero on the CPU (torch.set_flush_denormal(True); default false)",
+    ),
 ];
 
 /// Names of all keys, for suggestions.
@@ -480,6 +485,10 @@ pub fn build(s: &Settings, seed: u64) -> Result<TrainConfig, BuildError> {
             ),
             test_limit: int(s, "test_limit").map(|n| n as usize),
         },
+        flush_denormal: matches!(
+            s.get("flush_denormal").map(|x| &x.value),
+            Some(Value::Bool(true))
+        ),
     };
     cfg.validate().map_err(|e| BuildError {
         // The betas are one setting of the config but two keys: blame whichever is set.

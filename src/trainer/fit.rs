@@ -11,6 +11,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::config::{EvalEvery, TrainConfig};
+use super::denormal::FloatMode;
 use super::dropout::Dropout;
 use super::kernel::LayerKernel;
 use super::model::{param_count, Model};
@@ -409,6 +410,8 @@ pub fn fit<D: LayerKernel<f32>>(
     stop: &AtomicBool,
 ) -> Result<(RunRecord, Model<f32, D>), ConfigError> {
     cfg.validate()?;
+    // Training and evaluation alike, on this thread and the matmul threads; restored on return.
+    let _float_mode = FloatMode::enter(cfg.flush_denormal)?;
     let model = Model::<f32, D>::init(&cfg.model, cfg.seed, dev);
     let opt = Optimizer::<f32, D>::new(&cfg.optim, model.params.len());
     let mut learner = ModelLearner {

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod config;
+pub mod denormal;
 pub mod device;
 pub mod dropout;
 pub mod fake;

@@ -44,6 +44,7 @@ pub fn preset(id: &str) -> Result<TrainConfig, ConfigError> {
         seed: 0,
         train_limit: None,
         eval: eval(EvalEvery::Iterations(500), false, None),
+        flush_denormal: false,
     };
     Ok(match id {
         "rnnimc" => TrainConfig {
@@ -54,6 +55,7 @@ pub fn preset(id: &str) -> Result<TrainConfig, ConfigError> {
             seed: 0,
             train_limit: None,
             eval: eval(EvalEvery::Epoch, false, None),
+            flush_denormal: false,
         },
         "model_a" => tutorial_sgd(rnn(100, 1, Activation::Relu)),
         "model_b" => tutorial_sgd(rnn(100, 2, Activation::Relu)),
@@ -66,6 +68,7 @@ pub fn preset(id: &str) -> Result<TrainConfig, ConfigError> {
             seed: 0,
             train_limit: None,
             eval: eval(EvalEvery::Epoch, true, None),
+            flush_denormal: false,
         },
         "lstm_h64" => TrainConfig {
             model: lstm(64),
@@ -75,6 +78,7 @@ pub fn preset(id: &str) -> Result<TrainConfig, ConfigError> {
             seed: 0,
             train_limit: None,
             eval: eval(EvalEvery::Iterations(50), false, Some(2000)),
+            flush_denormal: false,
         },
         other => {
             return Err(ConfigError::new(
@@ -107,6 +111,7 @@ pub fn default_config() -> TrainConfig {
             before_training: false,
             test_limit: None,
         },
+        flush_denormal: false,
     }
 }
 
@@ -206,6 +211,8 @@ pub struct TrainOverrides {
     pub eval_every: Option<EvalEvery>,
     /// `true`: also evaluate the untrained model; `false` keeps the base's setting.
     pub eval_before: bool,
+    /// `true`: flush subnormal floats to zero; `false` keeps the base's setting.
+    pub flush_denormal: bool,
 }
 
 /// Optimizer and clipping settings beyond kind, lr and momentum (see [`OptimConfig`]); `None`
@@ -349,6 +356,7 @@ impl TrainOverrides {
         if self.eval_before {
             c.eval.before_training = true;
         }
+        c.flush_denormal |= self.flush_denormal;
         c
     }
 }
@@ -401,6 +409,7 @@ mod tests {
             test_limit: Some(500),
             eval_every: Some(EvalEvery::Epoch),
             eval_before: true,
+            flush_denormal: true,
             ..Default::default()
         };
         let c = o.apply(preset("model_b").unwrap());
@@ -413,6 +422,7 @@ mod tests {
         want.eval.test_limit = Some(500);
         want.eval.every = EvalEvery::Epoch;
         want.eval.before_training = true;
+        want.flush_denormal = true;
         assert_eq!(c, want);
         // eval_before false does not switch off a recipe's evaluation before training.
         assert!(

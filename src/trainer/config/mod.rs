@@ -360,6 +360,10 @@ pub struct TrainConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_limit: Option<usize>,
     pub eval: EvalConfig,
+    /// Flush subnormal floats to zero on the CPU (`torch.set_flush_denormal(True)`, see
+    /// `trainer::denormal`); off by default, as in PyTorch, and then absent from the config.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flush_denormal: bool,
 }
 
 impl TrainConfig {
@@ -512,6 +516,9 @@ impl TrainConfig {
         }
         if let Some(n) = self.train_limit {
             s.push_str(&format!("-n{n}"));
+        }
+        if self.flush_denormal {
+            s.push_str("-ftz");
         }
         s
     }
