@@ -137,7 +137,10 @@ mod tests {
                 assert_eq!(black_box(f32::MIN_POSITIVE) * black_box(0.5f32), 0.0);
                 assert_eq!(black_box(-f32::MIN_POSITIVE) * black_box(0.5f32), -0.0);
                 // Normal numbers, NaN and infinities are untouched.
-                assert_eq!(black_box(f32::MIN_POSITIVE) * black_box(1.0f32), f32::MIN_POSITIVE);
+                assert_eq!(
+                    black_box(f32::MIN_POSITIVE) * black_box(1.0f32),
+                    f32::MIN_POSITIVE
+                );
                 assert!((black_box(f32::NAN) * black_box(0.0f32)).is_nan());
                 assert_eq!(black_box(f32::INFINITY) * black_box(2.0f32), f32::INFINITY);
                 // Every thread of the pool flushes, not only this one.

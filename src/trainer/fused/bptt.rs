@@ -1,5 +1,10 @@
 //! The backward pass of a fused layer: backpropagation through time over the saved states,
 //! step by step through the gates, with the weight gradients as two large matmuls after the loop.
+//!
+//! It consumes the forward pass's [`Saved`] values: the gate activations of step t are needed
+//! only at step t, so the gradients of the gate pre-activations overwrite them in place. That
+//! saves one (steps·batch × gates·hidden) buffer, the largest of the pass (98 MiB for an LSTM
+//! h128 reading 784 pixels in batches of 64), and the page faults of filling a fresh one.
 
 use super::*;
 
@@ -10,15 +15,20 @@ pub(super) fn backward_impl<E: Real>(
     kind: Kind,
     d: Dims,
     p: &Params<E>,
-    s: &Saved<E>,
+    mut s: Saved<E>,
     dhs: &[E],
     need_dx: bool,
 ) -> Grads<E> {
     let Dims { n, b, i, h, g } = d;
     let steps = n / b;
     let one = E::one();
-    // Gradient of each step's gate pre-activations (= of xw), and for the GRU of gh.
-    let mut dxw = vec![E::zero(); n * g];
+    // Gradient of each step's gate pre-activations (= of xw), and for the GRU of gh. The LSTM
+    // and GRU write it over their activated gates, each step's after reading them.
+    let mut dxw = if s.act.is_empty() {
+        vec![E::zero(); n * g]
+    } else {
+        std::mem::take(&mut s.act)
+    };
     let mut dgh = if kind == Kind::Gru {
         vec![E::zero(); n * g]
     } else {
@@ -49,55 +59,53 @@ pub(super) fn backward_impl<E: Real>(
             }
             Kind::Lstm => {
                 for r in 0..b {
-                    let gr = &s.act[t * b * g + r * g..t * b * g + (r + 1) * g];
-                    let (ig, fg, gg, og) =
-                        (&gr[..h], &gr[h..2 * h], &gr[2 * h..3 * h], &gr[3 * h..]);
+                    // The activated gates i, f, g, o of this row, replaced by their gradients.
+                    let (gi, rest) = dpre[r * g..(r + 1) * g].split_at_mut(h);
+                    let (gf, rest) = rest.split_at_mut(h);
+                    let (gg, go) = rest.split_at_mut(h);
                     let off = t * b * h + r * h;
                     let tc = &s.tc[off..off + h];
-                    let dr = &mut dpre[r * g..(r + 1) * g];
                     let dhr = &dh[r * h..(r + 1) * h];
                     let dcr = &mut dc[r * h..(r + 1) * h];
                     let cp = previous(&s.c, t, off.saturating_sub(b * h), h, &zeros);
-                    let (di, rest) = dr.split_at_mut(h);
-                    let (df, rest) = rest.split_at_mut(h);
-                    let (dg, do_) = rest.split_at_mut(h);
                     for k in 0..h {
-                        let c = dcr[k] + dhr[k] * og[k] * (one - tc[k] * tc[k]);
-                        di[k] = c * gg[k] * ig[k] * (one - ig[k]);
-                        df[k] = c * cp[k] * fg[k] * (one - fg[k]);
-                        dg[k] = c * ig[k] * (one - gg[k] * gg[k]);
-                        do_[k] = dhr[k] * tc[k] * og[k] * (one - og[k]);
-                        dcr[k] = c * fg[k];
+                        let (ig, fg, gv, og) = (gi[k], gf[k], gg[k], go[k]);
+                        let c = dcr[k] + dhr[k] * og * (one - tc[k] * tc[k]);
+                        gi[k] = c * gv * ig * (one - ig);
+                        gf[k] = c * cp[k] * fg * (one - fg);
+                        gg[k] = c * ig * (one - gv * gv);
+                        go[k] = dhr[k] * tc[k] * og * (one - og);
+                        dcr[k] = c * fg;
                     }
                 }
             }
             Kind::Gru => {
                 let dghs = &mut dgh[t * b * g..(t + 1) * b * g];
                 for r in 0..b {
-                    let gr = &s.act[t * b * g + r * g..t * b * g + (r + 1) * g];
-                    let (rg, zg, ng) = (&gr[..h], &gr[h..2 * h], &gr[2 * h..]);
+                    // The activated gates r, z, n of this row, replaced by the gradients of
+                    // their input parts.
+                    let (gr, rest) = dpre[r * g..(r + 1) * g].split_at_mut(h);
+                    let (gz, gn) = rest.split_at_mut(h);
                     let off = t * b * h + r * h;
                     let ghn = &s.ghn[off..off + h];
-                    let dr = &mut dpre[r * g..(r + 1) * g];
                     let dgr = &mut dghs[r * g..(r + 1) * g];
                     let dhr = &mut dh[r * h..(r + 1) * h];
                     let hp = previous(&s.hs, t, off.saturating_sub(b * h), h, &zeros);
-                    let (dxr, rest) = dr.split_at_mut(h);
-                    let (dxz, dxn) = rest.split_at_mut(h);
                     let (dhr_, rest) = dgr.split_at_mut(h);
                     let (dhz, dhn) = rest.split_at_mut(h);
                     for k in 0..h {
-                        let dn = dhr[k] * (one - zg[k]) * (one - ng[k] * ng[k]);
-                        let dz = dhr[k] * (hp[k] - ng[k]) * zg[k] * (one - zg[k]);
-                        let drr = dn * ghn[k] * rg[k] * (one - rg[k]);
-                        dxr[k] = drr;
-                        dxz[k] = dz;
-                        dxn[k] = dn;
+                        let (rg, zg, ng) = (gr[k], gz[k], gn[k]);
+                        let dn = dhr[k] * (one - zg) * (one - ng * ng);
+                        let dz = dhr[k] * (hp[k] - ng) * zg * (one - zg);
+                        let drr = dn * ghn[k] * rg * (one - rg);
+                        gr[k] = drr;
+                        gz[k] = dz;
+                        gn[k] = dn;
                         dhr_[k] = drr;
                         dhz[k] = dz;
-                        dhn[k] = dn * rg[k];
+                        dhn[k] = dn * rg;
                         // What reaches h_prev directly (h' = n + z ⊙ (h_prev − n)).
-                        dhr[k] *= zg[k];
+                        dhr[k] *= zg;
                     }
                 }
             }

@@ -131,7 +131,7 @@ macro_rules! cpu_layer_kernel {
                     let x_needs_grad = lp.layer > 0;
                     tp.tape_mut().add_backward_op(move |grads| {
                         let dhs: Vec<$e> = grads.get_or_alloc_mut(&out_ghost)?.to_vec();
-                        let g = backward(isa, kind, dims, &p, &saved, &dhs, x_needs_grad);
+                        let g = backward(isa, kind, dims, &p, saved, &dhs, x_needs_grad);
                         for (ghost, d) in ghosts.iter().zip([&g.w_ih, &g.w_hh, &g.b_ih, &g.b_hh]) {
                             add_into(grads.get_or_alloc_mut(ghost)?, d);
                         }
@@ -319,8 +319,8 @@ mod tests {
                 let dhs = vec(d.n * h);
                 let run = |isa: Isa| {
                     let s = forward(isa, kind, d, &p, x.clone());
-                    let g = backward(isa, kind, d, &p, &s, &dhs, true);
                     let mut all = s.hs.clone();
+                    let g = backward(isa, kind, d, &p, s, &dhs, true);
                     for v in [&g.w_ih, &g.w_hh, &g.b_ih, &g.b_hh, g.x.as_ref().unwrap()] {
                         all.extend_from_slice(v);
                     }
@@ -383,8 +383,9 @@ mod tests {
                     continue;
                 }
                 let s = forward(isa, Kind::Relu, d, &p, vec![e(0.0); b]);
+                let hs = s.hs.clone();
                 let dhs = vec![e(1.0); b * h];
-                let g = backward(isa, Kind::Relu, d, &p, &s, &dhs, false);
+                let g = backward(isa, Kind::Relu, d, &p, s, &dhs, false);
                 for k in 0..h {
                     let v = specials[k % specials.len()];
                     let want = if v.is_nan() {
@@ -396,7 +397,7 @@ mod tests {
                     };
                     let want_grad = if v <= 0.0 { 0.0 } else { b as f64 };
                     for r in 0..b {
-                        let got = s.hs[r * h + k].to_f64().unwrap();
+                        let got = hs[r * h + k].to_f64().unwrap();
                         assert!(
                             got == want || (got.is_nan() && want.is_nan()),
                             "{isa:?}: relu({v}) = {got}, torch gives {want}"

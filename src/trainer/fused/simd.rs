@@ -101,7 +101,7 @@ simd_dispatch! {
         kind: Kind,
         d: Dims,
         p: &Params<E>,
-        s: &Saved<E>,
+        s: Saved<E>,
         dhs: &[E],
         need_dx: bool
     ) -> Grads<E>
