@@ -23,7 +23,8 @@ pub struct PredictOptions {
     pub n: usize,
     /// Print JSON instead of the text table.
     pub json: bool,
-    /// The MNIST folder [default: see `data::resolve_dir`].
+    /// The data folder as given [default: see `data::resolve_base`]; the run's data set is
+    /// read from its folder there.
     pub data_dir: Option<PathBuf>,
     pub quiet: bool,
 }
@@ -35,7 +36,7 @@ pub fn predict_cmd(o: &PredictOptions) -> anyhow::Result<Outcome> {
         anyhow::bail!("--n must be at least 1");
     }
     let run = load_run(&o.run)?;
-    let data = super::data::load(&crate::data::resolve_dir(o.data_dir.as_deref())?, o.quiet)?;
+    let data = super::data::load(o.data_dir.as_deref(), run.config.dataset, o.quiet)?;
     let p = predict_first(&run, &data, o.n);
     if o.json {
         println!("{}", serde_json::to_string_pretty(&p)?);

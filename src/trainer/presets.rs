@@ -4,8 +4,8 @@
 //! flags override a recipe or that default ([`ModelOverrides`], [`TrainOverrides`]).
 
 use super::config::{
-    Activation, Budget, EvalConfig, EvalEvery, InitScheme, InputMode, LayerKind, LrSchedule,
-    ModelConfig, OptimConfig, OptimKind, ScheduleKind, TrainConfig,
+    Activation, Budget, Dataset, EvalConfig, EvalEvery, InitScheme, InputMode, LayerKind,
+    LrSchedule, ModelConfig, OptimConfig, OptimKind, ScheduleKind, TrainConfig,
 };
 use crate::error::ConfigError;
 
@@ -44,6 +44,7 @@ pub fn preset(id: &str) -> Result<TrainConfig, ConfigError> {
         seed: 0,
         train_limit: None,
         eval: eval(EvalEvery::Iterations(500), false, None),
+        dataset: Dataset::Mnist,
     };
     Ok(match id {
         "rnnimc" => TrainConfig {
@@ -54,6 +55,7 @@ pub fn preset(id: &str) -> Result<TrainConfig, ConfigError> {
             seed: 0,
             train_limit: None,
             eval: eval(EvalEvery::Epoch, false, None),
+            dataset: Dataset::Mnist,
         },
         "model_a" => tutorial_sgd(rnn(100, 1, Activation::Relu)),
         "model_b" => tutorial_sgd(rnn(100, 2, Activation::Relu)),
@@ -66,6 +68,7 @@ pub fn preset(id: &str) -> Result<TrainConfig, ConfigError> {
             seed: 0,
             train_limit: None,
             eval: eval(EvalEvery::Epoch, true, None),
+            dataset: Dataset::Mnist,
         },
         "lstm_h64" => TrainConfig {
             model: lstm(64),
@@ -75,6 +78,7 @@ pub fn preset(id: &str) -> Result<TrainConfig, ConfigError> {
             seed: 0,
             train_limit: None,
             eval: eval(EvalEvery::Iterations(50), false, Some(2000)),
+            dataset: Dataset::Mnist,
         },
         other => {
             return Err(ConfigError::new(
@@ -107,6 +111,7 @@ pub fn default_config() -> TrainConfig {
             before_training: false,
             test_limit: None,
         },
+        dataset: Dataset::Mnist,
     }
 }
 
@@ -206,6 +211,8 @@ pub struct TrainOverrides {
     pub eval_every: Option<EvalEvery>,
     /// `true`: also evaluate the untrained model; `false` keeps the base's setting.
     pub eval_before: bool,
+    /// Train and evaluate on this data set instead of the base's (MNIST for every recipe).
+    pub dataset: Option<Dataset>,
 }
 
 /// Optimizer and clipping settings beyond kind, lr and momentum (see [`OptimConfig`]); `None`
@@ -349,6 +356,9 @@ impl TrainOverrides {
         if self.eval_before {
             c.eval.before_training = true;
         }
+        if let Some(d) = self.dataset {
+            c.dataset = d;
+        }
         c
     }
 }
@@ -401,6 +411,7 @@ mod tests {
             test_limit: Some(500),
             eval_every: Some(EvalEvery::Epoch),
             eval_before: true,
+            dataset: Some(Dataset::FashionMnist),
             ..Default::default()
         };
         let c = o.apply(preset("model_b").unwrap());
@@ -413,6 +424,7 @@ mod tests {
         want.eval.test_limit = Some(500);
         want.eval.every = EvalEvery::Epoch;
         want.eval.before_training = true;
+        want.dataset = Dataset::FashionMnist;
         assert_eq!(c, want);
         // eval_before false does not switch off a recipe's evaluation before training.
         assert!(
