@@ -152,6 +152,7 @@ fn study_space_keys_at_their_defaults_keep_the_id() {
         "lr_schedule = \"constant\"",
         "dropout = 0.0",
         "input = \"rows\"",
+        "dataset = \"mnist\"",
     ] {
         let g = GRID.replace("epochs = 1", &format!("epochs = 1\n{explicit}"));
         assert_eq!(ids(&plan_of(&g)), base, "{explicit}");
@@ -168,6 +169,7 @@ fn study_space_keys_at_their_defaults_keep_the_id() {
         "warmup = 10",
         "input = \"pixels\"",
         "input = \"permuted\"",
+        "dataset = \"fashion-mnist\"",
     ] {
         let g = GRID.replace("epochs = 1", &format!("epochs = 1\n{changed}"));
         let other = ids(&plan_of(&g));

@@ -108,9 +108,7 @@ pub fn fetch_report(
     quiet: bool,
 ) -> Result<String, DataError> {
     let progress = FetchProgress::new(quiet);
-    let fetched = fetch::fetch_missing(dir, spec, &spec.mirrors(mirrors), &|e| {
-        progress.event(e)
-    });
+    let fetched = fetch::fetch_missing(dir, spec, &spec.mirrors(mirrors), &|e| progress.event(e));
     progress.finish();
     let fetched = fetched?;
     let paths = spec.verify_dir(dir)?;

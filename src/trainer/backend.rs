@@ -106,11 +106,7 @@ impl Backend {
 
     /// Runs `f` with this backend's trainer; `data` is loaded only when the backend needs it
     /// (see [`Backend::needs_data`]).
-    pub fn with_trainer<R>(
-        &self,
-        data: Option<&DataSets>,
-        f: impl FnOnce(&dyn Trainer) -> R,
-    ) -> R {
+    pub fn with_trainer<R>(&self, data: Option<&DataSets>, f: impl FnOnce(&dyn Trainer) -> R) -> R {
         match self {
             Backend::Dfdx(device) => f(&DfdxTrainer {
                 data: data.expect("the real trainer needs the data"),

@@ -84,6 +84,7 @@ pub fn fake_env<'a>(c: &'a mut Command, rules: &str) -> &'a mut Command {
     c.env("RNNSWEEP_FAKE_TRAINER", rules)
         .env("RNNSWEEP_DATA", NO_DATA)
         .env("RNNSWEEP_MNIST_MIRRORS", NO_MIRROR)
+        .env("RNNSWEEP_FASHION_MNIST_MIRRORS", NO_MIRROR)
 }
 
 /// The binary with the fake trainer following `rules`.

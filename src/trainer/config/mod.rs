@@ -9,8 +9,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use crate::data::sequence::InputMode;
-pub use crate::data::Dataset;
 use crate::data::sequence::Reading;
+pub use crate::data::Dataset;
 use crate::error::ConfigError;
 
 mod optim;
@@ -602,11 +602,16 @@ mod tests {
         assert!(!mnist.contains("dataset"), "{mnist}");
         c.dataset = Dataset::FashionMnist;
         let fashion = serde_json::to_string(&c).unwrap();
-        assert!(fashion.contains("\"dataset\":\"fashion-mnist\""), "{fashion}");
+        assert!(
+            fashion.contains("\"dataset\":\"fashion-mnist\""),
+            "{fashion}"
+        );
         assert_eq!(serde_json::from_str::<TrainConfig>(&fashion).unwrap(), c);
         assert!(c.slug().ends_with("-s0-fashion-mnist"), "{}", c.slug());
         let bad = fashion.replace("fashion-mnist", "kmnist");
-        let e = serde_json::from_str::<TrainConfig>(&bad).unwrap_err().to_string();
+        let e = serde_json::from_str::<TrainConfig>(&bad)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("kmnist"), "{e}");
     }
 }
