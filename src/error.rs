@@ -45,11 +45,13 @@ pub enum DataError {
         advice: String,
     },
     #[error(
-        "{title} file {file} is missing from {dir} (run `{fetch}`, or point --data-dir / \
-         RNNSWEEP_DATA at a folder holding the four {title} files; see `rnnsweep --help`)"
+        "{title} file {file} is missing from {dir} (run `{fetch}`; or, to use the files from \
+         elsewhere, point --data-dir / RNNSWEEP_DATA at their folder, named `{key}`, or at \
+         its parent)"
     )]
     Missing {
         title: &'static str,
+        key: &'static str,
         file: String,
         dir: PathBuf,
         fetch: String,

@@ -150,6 +150,7 @@ impl DataSpec {
     fn present(&self, dir: &Path, file: &IdxFile) -> Result<PathBuf, DataError> {
         locate(dir, file).ok_or_else(|| DataError::Missing {
             title: self.dataset.title(),
+            key: self.dataset.as_str(),
             file: file.gz_name(),
             dir: dir.to_owned(),
             fetch: self.dataset.fetch_command(),
