@@ -267,6 +267,7 @@ fn a_real_sweep_loads_only_the_data_sets_it_uses() {
         "{err}"
     );
     assert!(err.contains("127.0.0.1:9"), "{err}");
+    assert!(!root.join("fashion-mnist").exists());
     // Nothing trained: no cell of the mixed sweep has a result.
     let (plan, store) =
         common::plan_and_store(&write_grid(tmp.path(), &mixed), &tmp.path().join("mixed"));

@@ -36,7 +36,8 @@ pub enum FetchEvent {
     },
 }
 
-/// Downloads every file of `spec` missing from `dir` (created if needed) from `mirrors` (see
+/// Downloads every file of `spec` missing from `dir` (created if needed, and removed again when
+/// it was created and nothing could be downloaded into it) from `mirrors` (see
 /// [`DataSpec::mirrors`]). Present files are left alone (they are verified when loaded); a
 /// decompressed file whose sum the spec does not know counts as missing, so its `.gz` is
 /// fetched beside it. Returns the files that were downloaded.
@@ -54,11 +55,17 @@ pub fn fetch_missing(
     if missing.is_empty() {
         return Ok(vec![]);
     }
+    let existed = dir.is_dir();
     fs::create_dir_all(dir).map_err(IoError::at("create data directory", dir))?;
-    missing
+    let result: Result<Vec<PathBuf>, DataError> = missing
         .into_iter()
         .map(|f| fetch_one(dir, f, mirrors, progress))
-        .collect()
+        .collect();
+    if result.is_err() && !existed {
+        // A folder made for nothing goes again (remove_dir leaves it if a file got in).
+        let _ = fs::remove_dir(dir);
+    }
+    result
 }
 
 /// Downloads one file from the first mirror that serves it with the right checksum.
