@@ -17,7 +17,7 @@ use rnnsweep::report::chart::ChartFormat;
 use rnnsweep::report::export::{Format, Tables};
 use rnnsweep::report::summarize::Metric;
 use rnnsweep::trainer::config::{
-    Activation, EvalEvery, InitScheme, InputMode, LayerKind, OptimKind, ScheduleKind,
+    Activation, Dataset, EvalEvery, InitScheme, InputMode, LayerKind, OptimKind, ScheduleKind,
 };
 use rnnsweep::trainer::device::DeviceRequest;
 use rnnsweep::trainer::presets::{ModelOverrides, OptimKnobs, TrainOverrides};
@@ -38,7 +38,11 @@ pub struct Cli {
 // The flags every command accepts; the commands that read data or show progress get them.
 #[derive(Args, Debug)]
 struct GlobalArgs {
-    /// Folder with the four MNIST files [default: $RNNSWEEP_DATA, else the per-user cache dir]
+    /// Data folder [default: $RNNSWEEP_DATA, else <per-user cache dir>/rnnsweep]. A folder
+    /// named `mnist` or `fashion-mnist` is that data set's folder, the other data set's being
+    /// beside it (/data/mnist -> /data/fashion-mnist); any other folder is a root holding one
+    /// folder per data set (/data -> /data/mnist, /data/fashion-mnist), except that a folder
+    /// holding MNIST's files itself stays MNIST's folder, as in earlier versions
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// No progress bars or tables (results and errors are still printed)
@@ -61,7 +65,7 @@ enum Command {
     Results(ResultsCmd),
     /// Print a network's structure and parameter tensors
     Describe(DescribeArgs),
-    /// Fetch, verify or look at the MNIST data
+    /// Fetch, verify or look at the data (MNIST or Fashion-MNIST)
     #[command(subcommand)]
     Data(DataCmd),
     /// Measure single-thread training throughput of the tutorial recipes
@@ -405,6 +409,9 @@ struct TrainArgs {
     /// faster back-propagation through long sequences (pixels, permuted); off by default as in PyTorch
     #[arg(long)]
     flush_denormal: bool,
+    /// Data set: mnist or fashion-mnist [default: mnist]
+    #[arg(long)]
+    dataset: Option<Dataset>,
     /// auto (CUDA if built with it and a GPU answers, else CPU), cpu or cuda
     #[arg(long, default_value = "auto")]
     device: DeviceRequest,
@@ -426,23 +433,42 @@ struct DescribeArgs {
     preset: Option<String>,
     #[command(flatten)]
     model: ModelArgs,
+    /// Data set the model reads: mnist or fashion-mnist [default: mnist]
+    #[arg(long)]
+    dataset: Option<Dataset>,
     /// Print JSON
     #[arg(long)]
     json: bool,
 }
 
+// `--dataset` of the data commands.
+#[derive(Args, Debug)]
+struct DatasetArg {
+    /// Data set: mnist or fashion-mnist (each in its own folder, see --data-dir)
+    #[arg(long, default_value = "mnist")]
+    dataset: Dataset,
+}
+
 #[derive(Subcommand, Debug)]
 enum DataCmd {
-    /// Download the missing MNIST files and verify all four (SHA-256)
+    /// Download a data set's missing files and verify all four (SHA-256)
     Fetch {
-        /// Mirror base URL to try (repeatable) [default: $RNNSWEEP_MNIST_MIRRORS, else built-in mirrors]
+        #[command(flatten)]
+        dataset: DatasetArg,
+        /// Mirror base URL to try (repeatable) [default: $RNNSWEEP_MNIST_MIRRORS or
+        /// $RNNSWEEP_FASHION_MNIST_MIRRORS, else the built-in mirrors]
         #[arg(long)]
         mirror: Vec<String>,
     },
-    /// Check the four files' checksums and structure
-    Verify,
-    /// Print an image as its 28 rows (time steps) with its label
+    /// Check a data set's four files: checksums and structure
+    Verify {
+        #[command(flatten)]
+        dataset: DatasetArg,
+    },
+    /// Print an image as its 28 rows (time steps) with its label (and class name)
     Show {
+        #[command(flatten)]
+        dataset: DatasetArg,
         /// Image index
         index: usize,
         /// From the training set instead of the test set
@@ -653,6 +679,7 @@ impl TrainArgs {
                 eval_every: self.eval_every,
                 eval_before: self.eval_before,
                 flush_denormal: self.flush_denormal,
+                dataset: self.dataset,
             },
             device: self.device,
             threads: self.threads,
@@ -669,6 +696,7 @@ impl From<DescribeArgs> for describe::DescribeOptions {
         describe::DescribeOptions {
             preset: a.preset,
             model: a.model.into(),
+            dataset: a.dataset,
             json: a.json,
         }
     }
@@ -676,23 +704,30 @@ impl From<DescribeArgs> for describe::DescribeOptions {
 
 impl DataCmd {
     fn options(self, g: GlobalArgs) -> data::DataOptions {
-        let action = match self {
-            DataCmd::Fetch { mirror } => data::DataAction::Fetch { mirrors: mirror },
-            DataCmd::Verify => data::DataAction::Verify,
+        let (dataset, action) = match self {
+            DataCmd::Fetch { dataset, mirror } => {
+                (dataset, data::DataAction::Fetch { mirrors: mirror })
+            }
+            DataCmd::Verify { dataset } => (dataset, data::DataAction::Verify),
             DataCmd::Show {
+                dataset,
                 index,
                 train,
                 input,
                 permutation_seed,
-            } => data::DataAction::Show {
-                index,
-                train,
-                input,
-                permutation_seed,
-            },
+            } => (
+                dataset,
+                data::DataAction::Show {
+                    index,
+                    train,
+                    input,
+                    permutation_seed,
+                },
+            ),
         };
         data::DataOptions {
             data_dir: g.data_dir,
+            dataset: dataset.dataset,
             quiet: g.quiet,
             action,
         }

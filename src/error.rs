@@ -29,27 +29,44 @@ impl IoError {
     }
 }
 
-/// Errors while locating, downloading, verifying or parsing the MNIST files.
+/// Errors while locating, downloading, verifying or parsing a data set's files.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error(transparent)]
     Io(#[from] IoError),
     #[error("{path}: not a valid IDX file: {why}")]
     Format { path: PathBuf, why: String },
-    #[error(
-        "{path}: SHA-256 is {actual}, expected {expected}; the file is corrupt or not the \
-         standard MNIST file (delete it and run `rnnsweep data fetch`)"
-    )]
+    #[error("{path}: SHA-256 is {actual}, expected {expected}; {advice}")]
     Checksum {
         path: PathBuf,
         expected: String,
         actual: String,
+        /// What to do: fetch again, or (another data set's file) use one folder per data set.
+        advice: String,
     },
     #[error(
-        "MNIST file {file} is missing from {dir} (run `rnnsweep data fetch`, or point \
-         --data-dir / RNNSWEEP_DATA at a folder holding the four MNIST files)"
+        "{title} file {file} is missing from {dir} (run `{fetch}`; or, to use the files from \
+         elsewhere, point --data-dir / RNNSWEEP_DATA at their folder, named `{key}`, or at \
+         its parent)"
     )]
-    Missing { file: String, dir: PathBuf },
+    Missing {
+        title: &'static str,
+        key: &'static str,
+        file: String,
+        dir: PathBuf,
+        fetch: String,
+    },
+    #[error(
+        "{path}: an un-gzipped {title} file cannot be verified (only the .gz files' SHA-256 \
+         sums are published): delete it and run `{fetch}`, which downloads the .gz file"
+    )]
+    Unverifiable {
+        path: PathBuf,
+        title: &'static str,
+        fetch: String,
+    },
+    #[error("the {dataset} data was not loaded for this run (the command loads the data sets of the cells it trains)")]
+    NotLoaded { dataset: String },
     #[error("could not download {file} from any mirror:\n{attempts}")]
     Download { file: String, attempts: String },
     #[error("no data directory: give --data-dir or set RNNSWEEP_DATA (no per-user cache directory is known on this system)")]

@@ -153,6 +153,7 @@ fn study_space_keys_at_their_defaults_keep_the_id() {
         "dropout = 0.0",
         "input = \"rows\"",
         "flush_denormal = false",
+        "dataset = \"mnist\"",
     ] {
         let g = GRID.replace("epochs = 1", &format!("epochs = 1\n{explicit}"));
         assert_eq!(ids(&plan_of(&g)), base, "{explicit}");
@@ -170,6 +171,7 @@ fn study_space_keys_at_their_defaults_keep_the_id() {
         "input = \"pixels\"",
         "input = \"permuted\"",
         "flush_denormal = true",
+        "dataset = \"fashion-mnist\"",
     ] {
         let g = GRID.replace("epochs = 1", &format!("epochs = 1\n{changed}"));
         let other = ids(&plan_of(&g));

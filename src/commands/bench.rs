@@ -49,6 +49,7 @@ pub struct BenchOptions {
     /// Flush subnormal floats to zero, the runs' `flush_denormal` (`--flush-denormal`).
     pub flush_denormal: bool,
     /// The MNIST folder [default: see `data::resolve_dir`].
+    /// The data folder as given [default: see `data::resolve_base`]; bench trains on MNIST.
     pub data_dir: Option<PathBuf>,
     pub quiet: bool,
 }
@@ -67,7 +68,7 @@ pub fn bench_cmd(o: &BenchOptions) -> anyhow::Result<Outcome> {
     }
     // Read the baseline first: a bad file should not cost a benchmark run.
     let baseline = o.compare.as_deref().map(load_baseline).transpose()?;
-    let data = super::data::load(&crate::data::resolve_dir(o.data_dir.as_deref())?, o.quiet)?;
+    let data = super::data::load(o.data_dir.as_deref(), crate::data::Dataset::Mnist, o.quiet)?;
     let verbose = !o.json && !o.quiet;
     if verbose {
         eprintln!(

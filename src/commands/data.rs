@@ -1,20 +1,23 @@
-//! `rnnsweep data fetch | verify | show`: getting the MNIST files, checking them, and looking
-//! at a digit as the sequence of rows the network reads. Also [`load`], how the other commands
-//! get the data (downloading what is missing, with progress).
+//! `rnnsweep data fetch | verify | show [--dataset D]`: getting a data set's files, checking
+//! them, and looking at an image as the sequence the network reads. Also [`load`] and
+//! [`load_sets`], how the other commands get the data (each data set from its own folder, see
+//! `data::dataset_dir`, downloading what is missing, with progress).
 
 use std::path::{Path, PathBuf};
 
 use super::Outcome;
 use crate::commands::progress::FetchProgress;
 use crate::data::sequence::{InputMode, Reading};
-use crate::data::{self, fetch, Mnist};
+use crate::data::{self, fetch, DataSets, DataSpec, Dataset, Mnist};
 use crate::error::DataError;
 
 /// Options of `rnnsweep data`.
 #[derive(Clone, Debug)]
 pub struct DataOptions {
-    /// The MNIST folder [default: see `data::resolve_dir`].
+    /// The data folder as given [default: see `data::resolve_base`].
     pub data_dir: Option<PathBuf>,
+    /// The data set to fetch, verify or show.
+    pub dataset: Dataset,
     pub quiet: bool,
     pub action: DataAction,
 }
@@ -22,7 +25,8 @@ pub struct DataOptions {
 /// What `rnnsweep data` does.
 #[derive(Clone, Debug)]
 pub enum DataAction {
-    /// Download the missing files (from these mirrors, else the default ones), verify all four.
+    /// Download the missing files (from these mirrors, else the data set's default ones),
+    /// verify all four.
     Fetch { mirrors: Vec<String> },
     /// Check the four files' checksums and structure.
     Verify,
@@ -36,61 +40,98 @@ pub enum DataAction {
     },
 }
 
-/// Runs `rnnsweep data`: resolves the folder, does the action and prints its report.
+/// Runs `rnnsweep data`: resolves the data set's folder, does the action and prints its report.
 pub fn data_cmd(o: &DataOptions) -> anyhow::Result<Outcome> {
-    let dir = data::resolve_dir(o.data_dir.as_deref())?;
+    let dir = data::resolve_dir(o.data_dir.as_deref(), o.dataset)?;
+    let spec = o.dataset.spec();
     let text = match &o.action {
-        DataAction::Fetch { mirrors } => fetch_report(&dir, mirrors, o.quiet)?,
-        DataAction::Verify => verify_report(&dir)?,
+        DataAction::Fetch { mirrors } => fetch_report(&dir, &spec, mirrors, o.quiet)?,
+        DataAction::Verify => verify_report(&dir, &spec)?,
         DataAction::Show {
             index,
             train,
             input,
             permutation_seed,
         } => show_image(
-            &dir,
+            &load_from(&dir, &spec, o.quiet)?,
+            o.dataset,
             *index,
             *train,
             &Reading::new(*input, *permutation_seed),
-            o.quiet,
         )?,
     };
     print!("{text}");
     Ok(Outcome::Ok)
 }
 
-/// Loads MNIST from `dir`, downloading missing files first (with progress unless `quiet`).
-pub fn load(dir: &Path, quiet: bool) -> Result<Mnist, DataError> {
+/// Loads `spec`'s data from `dir`, downloading missing files first (with progress unless
+/// `quiet`) from the mirrors of [`DataSpec::mirrors`].
+pub fn load_from(dir: &Path, spec: &DataSpec, quiet: bool) -> Result<Mnist, DataError> {
     let progress = FetchProgress::new(quiet);
-    let result = Mnist::load_or_fetch(dir, &fetch::mirrors(&[]), &|e| progress.event(e));
+    let result = spec.load_or_fetch(dir, &spec.mirrors(&[]), &|e| progress.event(e));
     progress.finish();
     result
 }
 
+/// Loads `dataset` from its folder under the data folder `data_dir` (the flag as given; see
+/// `data::resolve_dir`), downloading missing files first.
+pub fn load(data_dir: Option<&Path>, dataset: Dataset, quiet: bool) -> Result<Mnist, DataError> {
+    load_from(
+        &data::resolve_dir(data_dir, dataset)?,
+        &dataset.spec(),
+        quiet,
+    )
+}
+
+/// Loads each of `datasets` once (see [`load`]): only the data sets a command's cells use, so
+/// an MNIST-only sweep never needs the Fashion-MNIST files. All are loaded before any training
+/// starts, so a missing download stops the command at once instead of failing cells.
+pub fn load_sets(
+    data_dir: Option<&Path>,
+    datasets: impl IntoIterator<Item = Dataset>,
+    quiet: bool,
+) -> Result<DataSets, DataError> {
+    let mut sets = DataSets::default();
+    for d in datasets {
+        if sets.get(d).is_err() {
+            sets.insert(d, load(data_dir, d, quiet)?);
+        }
+    }
+    Ok(sets)
+}
+
 /// Downloads whatever is missing, then verifies all four files. Returns a report.
-pub fn fetch_report(dir: &Path, mirrors: &[String], quiet: bool) -> Result<String, DataError> {
+pub fn fetch_report(
+    dir: &Path,
+    spec: &DataSpec,
+    mirrors: &[String],
+    quiet: bool,
+) -> Result<String, DataError> {
     let progress = FetchProgress::new(quiet);
-    let fetched = fetch::fetch_missing(dir, &fetch::mirrors(mirrors), &|e| progress.event(e));
+    let fetched = fetch::fetch_missing(dir, spec, &spec.mirrors(mirrors), &|e| progress.event(e));
     progress.finish();
     let fetched = fetched?;
-    let paths = data::verify_dir(dir)?;
+    let paths = spec.verify_dir(dir)?;
     Ok(format!(
-        "{} file(s) downloaded; all 4 MNIST files present and verified in {}\n{}",
+        "{} file(s) downloaded; all 4 {} files present and verified in {}\n{}",
         fetched.len(),
+        spec.dataset.title(),
         dir.display(),
         list(&paths)
     ))
 }
 
 /// Verifies the four files in `dir` (SHA-256 and IDX structure).
-pub fn verify_report(dir: &Path) -> Result<String, DataError> {
-    let paths = data::verify_dir(dir)?;
-    let m = Mnist::load(dir)?;
+pub fn verify_report(dir: &Path, spec: &DataSpec) -> Result<String, DataError> {
+    let paths = spec.verify_dir(dir)?;
+    let m = spec.load(dir)?;
     Ok(format!(
-        "OK: {} training and {} test images in {}\n{}",
+        "OK: {} training and {} test images in {} ({}, fingerprint {})\n{}",
         m.train.len(),
         m.test.len(),
         dir.display(),
+        spec.dataset.title(),
+        spec.fingerprint(),
         list(&paths)
     ))
 }
@@ -102,24 +143,24 @@ fn list(paths: &[PathBuf]) -> String {
         .collect()
 }
 
-/// Image `index` of the test (or training) set as 28 rows, with its label.
+/// Image `index` of the test (or training) set of `data` (a `dataset`) as the rows a network
+/// reading it `reading` sees, with its label (and, for Fashion-MNIST, the label's class name).
 pub fn show_image(
-    dir: &Path,
+    data: &Mnist,
+    dataset: Dataset,
     index: usize,
     train: bool,
     reading: &Reading,
-    quiet: bool,
 ) -> Result<String, DataError> {
-    let m = load(dir, quiet)?;
     let (split, name) = if train {
-        (&m.train, "training")
+        (&data.train, "training")
     } else {
-        (&m.test, "test")
+        (&data.test, "test")
     };
     if index >= split.len() {
         return Err(DataError::IndexOutOfRange {
             index,
-            split: if train { "training" } else { "test" },
+            split: name,
             len: split.len(),
         });
     }
@@ -135,9 +176,17 @@ pub fn show_image(
             }
         ),
     };
+    let label = split.labels[index];
+    let class = match dataset {
+        Dataset::Mnist => String::new(),
+        d => format!(" ({})", d.class_name(label)),
+    };
+    let set = match dataset {
+        Dataset::Mnist => String::new(),
+        d => format!("{} ", d.title()),
+    };
     Ok(format!(
-        "{name} image {index}, label {}: read as {how}\n{}",
-        split.labels[index],
+        "{set}{name} image {index}, label {label}{class}: read as {how}\n{}",
         data::render_reading(split.image(index), reading)
     ))
 }

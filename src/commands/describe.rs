@@ -1,11 +1,12 @@
 //! `rnnsweep describe`: the network as PyTorch would print it, with every parameter tensor's
-//! name, shape and size, as text or JSON. The model is a recipe's (or the default) with the
-//! model flags applied, as `train` builds it.
+//! name, shape and size, as text or JSON, and the data set it reads (`--dataset`; the shapes
+//! are the same for every data set). The model is a recipe's (or the default) with the model
+//! flags applied, as `train` builds it.
 
 use serde::Serialize;
 
 use super::Outcome;
-use crate::trainer::config::{InitScheme, ModelConfig};
+use crate::trainer::config::{Dataset, InitScheme, ModelConfig};
 use crate::trainer::model::{param_count, param_layout, torch_repr, ParamInfo};
 use crate::trainer::presets::{preset_or_default, ModelOverrides};
 
@@ -16,15 +17,18 @@ pub struct DescribeOptions {
     pub preset: Option<String>,
     /// The model flags, applied to the recipe's or default model.
     pub model: ModelOverrides,
+    /// The data set instead of the recipe's (MNIST).
+    pub dataset: Option<Dataset>,
     /// Print JSON instead of text.
     pub json: bool,
 }
 
 /// Runs `rnnsweep describe`: builds and validates the model config, prints its description.
 pub fn describe_cmd(o: &DescribeOptions) -> anyhow::Result<Outcome> {
-    let m = o.model.apply(preset_or_default(o.preset.as_deref())?.model);
+    let base = preset_or_default(o.preset.as_deref())?;
+    let m = o.model.apply(base.model);
     m.validate()?;
-    let d = describe(&m);
+    let d = describe(&m, o.dataset.unwrap_or(base.dataset));
     if o.json {
         println!("{}", serde_json::to_string_pretty(&d)?);
     } else {
@@ -35,15 +39,17 @@ pub fn describe_cmd(o: &DescribeOptions) -> anyhow::Result<Outcome> {
 
 #[derive(Serialize)]
 pub struct Description {
+    pub dataset: Dataset,
     pub model: ModelConfig,
     pub repr: String,
     pub tensors: Vec<ParamInfo>,
     pub total_parameters: usize,
 }
 
-pub fn describe(cfg: &ModelConfig) -> Description {
+pub fn describe(cfg: &ModelConfig, dataset: Dataset) -> Description {
     let cfg = cfg.clone().normalized();
     Description {
+        dataset,
         repr: torch_repr(&cfg),
         tensors: param_layout(&cfg),
         total_parameters: param_count(&cfg),
@@ -90,6 +96,12 @@ impl Description {
         if let Some(init) = init_note(&self.model) {
             out.push_str(&format!("init: {init}\n"));
         }
+        out.push_str(&format!(
+            "data: {} ({}; 28x28 images, 10 classes: {})\n",
+            self.dataset.title(),
+            self.dataset,
+            self.dataset.classes_text()
+        ));
         out.push('\n');
         let w = self
             .tensors
@@ -127,13 +139,16 @@ mod tests {
 
     #[test]
     fn describes_model_b_like_pytorch() {
-        let d = describe(&ModelConfig {
-            cell: LayerKind::Rnn,
-            hidden: 100,
-            layers: 2,
-            activation: Some(Activation::Relu),
-            ..ModelConfig::default()
-        });
+        let d = describe(
+            &ModelConfig {
+                cell: LayerKind::Rnn,
+                hidden: 100,
+                layers: 2,
+                activation: Some(Activation::Relu),
+                ..ModelConfig::default()
+            },
+            Dataset::Mnist,
+        );
         let t = d.text();
         assert!(
             t.contains("RNN(28, 100, num_layers=2, nonlinearity='relu', batch_first=True)"),
@@ -148,16 +163,23 @@ mod tests {
             "{t}"
         );
         assert!(!t.contains("init:"), "PyTorch's init needs no note: {t}");
+        assert!(
+            t.contains("data: MNIST (mnist; 28x28 images, 10 classes: the digits 0-9)\n"),
+            "{t}"
+        );
         // Dropout in PyTorch's repr; the init schemes in a note under it.
-        let d = describe(&ModelConfig {
-            cell: LayerKind::Lstm,
-            hidden: 64,
-            layers: 2,
-            dropout: Some(0.3),
-            init: crate::trainer::config::InitScheme::Orthogonal,
-            forget_bias: Some(1.0),
-            ..ModelConfig::default()
-        });
+        let d = describe(
+            &ModelConfig {
+                cell: LayerKind::Lstm,
+                hidden: 64,
+                layers: 2,
+                dropout: Some(0.3),
+                init: crate::trainer::config::InitScheme::Orthogonal,
+                forget_bias: Some(1.0),
+                ..ModelConfig::default()
+            },
+            Dataset::FashionMnist,
+        );
         let t = d.text();
         assert!(
             t.contains("LSTM(28, 64, num_layers=2, batch_first=True, dropout=0.3)\n"),
@@ -167,6 +189,15 @@ mod tests {
             t.contains("init: orthogonal W_hh gate blocks, forget-gate bias 1 (in bias_ih"),
             "{t}"
         );
+        assert!(
+            t.contains(
+                "data: Fashion-MNIST (fashion-mnist; 28x28 images, 10 classes: 0 T-shirt/top, \
+                 1 Trouser,"
+            ),
+            "{t}"
+        );
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(json["dataset"], "fashion-mnist");
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(thousands(999), "999");
     }

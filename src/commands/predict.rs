@@ -1,5 +1,6 @@
 //! `rnnsweep predict RUN`: loads a run's saved weights (a sweep cell's folder or a `train`
-//! output folder) and prints the predictions for the first test images beside their labels.
+//! output folder) and prints the predictions for the first test images of the run's data set
+//! beside their labels (with Fashion-MNIST's class names).
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,7 @@ use dfdx::prelude::Cpu;
 use serde::Serialize;
 
 use super::Outcome;
-use crate::data::Mnist;
+use crate::data::{Dataset, Mnist};
 use crate::store::RunDir;
 use crate::trainer::config::TrainConfig;
 use crate::trainer::fit::predict;
@@ -23,7 +24,8 @@ pub struct PredictOptions {
     pub n: usize,
     /// Print JSON instead of the text table.
     pub json: bool,
-    /// The MNIST folder [default: see `data::resolve_dir`].
+    /// The data folder as given [default: see `data::resolve_base`]; the run's data set is
+    /// read from its folder there.
     pub data_dir: Option<PathBuf>,
     pub quiet: bool,
 }
@@ -35,7 +37,7 @@ pub fn predict_cmd(o: &PredictOptions) -> anyhow::Result<Outcome> {
         anyhow::bail!("--n must be at least 1");
     }
     let run = load_run(&o.run)?;
-    let data = super::data::load(&crate::data::resolve_dir(o.data_dir.as_deref())?, o.quiet)?;
+    let data = super::data::load(o.data_dir.as_deref(), run.config.dataset, o.quiet)?;
     let p = predict_first(&run, &data, o.n);
     if o.json {
         println!("{}", serde_json::to_string_pretty(&p)?);
@@ -49,6 +51,7 @@ pub fn predict_cmd(o: &PredictOptions) -> anyhow::Result<Outcome> {
 pub struct Predictions {
     pub run: String,
     pub model: String,
+    pub dataset: Dataset,
     pub labels: Vec<u8>,
     pub predicted: Vec<usize>,
     pub correct: usize,
@@ -100,6 +103,7 @@ pub fn predict_first(run: &SavedRun, data: &Mnist, n: usize) -> Predictions {
     Predictions {
         run: run.dir.display().to_string(),
         model: run.config.model.label(),
+        dataset: run.config.dataset,
         labels,
         predicted,
         correct,
@@ -108,14 +112,54 @@ pub fn predict_first(run: &SavedRun, data: &Mnist, n: usize) -> Predictions {
 
 impl Predictions {
     pub fn text(&self) -> String {
-        let mut s = format!("{} ({})\nimage  label  predicted\n", self.run, self.model);
+        let d = self.dataset;
+        let on = match d {
+            Dataset::Mnist => String::new(),
+            d => format!(", {}", d.title()),
+        };
+        let mut s = format!(
+            "{} ({}{on})\nimage  label  predicted\n",
+            self.run, self.model
+        );
         for (i, (l, p)) in self.labels.iter().zip(&self.predicted).enumerate() {
+            // Fashion-MNIST's labels are clothes: name them.
+            let names = match d {
+                Dataset::Mnist => String::new(),
+                d => format!("  {} -> {}", d.class_name(*l), d.class_name(*p as u8)),
+            };
             s.push_str(&format!(
-                "{i:>5}  {l:>5}  {p:>9}{}\n",
+                "{i:>5}  {l:>5}  {p:>9}{names}{}\n",
                 if *l as usize == *p { "" } else { "   <- wrong" }
             ));
         }
         s.push_str(&format!("{}/{} correct\n", self.correct, self.labels.len()));
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fashion_predictions_name_the_classes_and_mnist_ones_stay_digits() {
+        let mut p = Predictions {
+            run: "runs/x".into(),
+            model: "lstm h8".into(),
+            dataset: Dataset::FashionMnist,
+            labels: vec![9, 2],
+            predicted: vec![9, 7],
+            correct: 1,
+        };
+        assert_eq!(
+            p.text(),
+            "runs/x (lstm h8, Fashion-MNIST)\nimage  label  predicted\n    0      9          9  \
+             Ankle boot -> Ankle boot\n    1      2          7  Pullover -> Sneaker   <- wrong\n1/2 correct\n"
+        );
+        p.dataset = Dataset::Mnist;
+        assert_eq!(
+            p.text(),
+            "runs/x (lstm h8)\nimage  label  predicted\n    0      9          9\n    1      2          7   <- wrong\n1/2 correct\n"
+        );
     }
 }

@@ -22,9 +22,10 @@ pub const MAX_TASKS: usize = 1000;
 pub struct SlurmOptions {
     pub grid: PathBuf,
     pub results: PathBuf,
-    /// The MNIST folder the jobs read [default: see `data::resolve_dir`]. It is checked before
-    /// the script is written, unless `RNNSWEEP_FAKE_TRAINER` is set (the jobs will then use the
-    /// fake trainer, which reads no data).
+    /// The data folder the jobs read [default: see `data::resolve_base`]; each data set the
+    /// plan uses is checked in its folder there before the script is written, unless
+    /// `RNNSWEEP_FAKE_TRAINER` is set (the jobs will then use the fake trainer, which reads no
+    /// data).
     pub data_dir: Option<PathBuf>,
     /// Array tasks [default: one per cell, at most `MAX_TASKS`].
     pub tasks: Option<usize>,
@@ -46,7 +47,7 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
 
 /// Runs `rnnsweep slurm`: the script's path on stdout, how to submit and watch on stderr.
 pub fn slurm_cmd(o: &SlurmOptions) -> anyhow::Result<Outcome> {
-    let data_dir = crate::data::resolve_dir(o.data_dir.as_deref())?;
+    let data_dir = crate::data::resolve_base(o.data_dir.as_deref())?;
     let check_data = Backend::from_env(DeviceRequest::Cpu, |k| std::env::var(k).ok())?.needs_data();
     let (spec, plan) = load_plan(&o.grid)?;
     anyhow::ensure!(o.cpus_per_task >= 1, "--cpus-per-task must be at least 1");
@@ -58,8 +59,12 @@ pub fn slurm_cmd(o: &SlurmOptions) -> anyhow::Result<Outcome> {
     );
     // Compute nodes often have no internet: make sure the data is here before submitting.
     if check_data {
-        super::data::load(&data_dir, o.quiet)
-            .with_context(|| format!("MNIST in {}", data_dir.display()))?;
+        super::data::load_sets(
+            Some(&data_dir),
+            plan.cells.iter().map(|c| c.config.dataset),
+            o.quiet,
+        )
+        .with_context(|| format!("the data under {}", data_dir.display()))?;
     }
     let results = absolute(&o.results)?;
     let store = RunStore::open(&results, &plan.name);

@@ -32,7 +32,8 @@ use crate::trainer::record::{MetricRow, MetricSplit};
 pub struct SweepOptions {
     pub grid: PathBuf,
     pub results: PathBuf,
-    /// The MNIST folder [default: see `data::resolve_dir`].
+    /// The data folder as given [default: see `data::resolve_base`]; each data set the
+    /// pending cells use is read from its folder there (`data::dataset_dir`).
     pub data_dir: Option<PathBuf>,
     /// The device of the real trainer (the fake one is chosen by `RNNSWEEP_FAKE_TRAINER`).
     pub device: DeviceRequest,
@@ -187,6 +188,7 @@ pub fn plan_cmd(o: &PlanOptions) -> anyhow::Result<Outcome> {
     if !plan.description.is_empty() {
         println!("{}", plan.description);
     }
+    println!("data: {}", datasets_text(&plan));
     println!(
         "{:>5}  {:<9} {:<18} {:<28} {:>8} {:>6}  id",
         "index", "status", "variant", "coords", "steps", "≈time"
@@ -217,6 +219,20 @@ pub fn plan_cmd(o: &PlanOptions) -> anyhow::Result<Outcome> {
         human_secs(todo.iter().map(|r| r.estimated_seconds).sum())
     );
     Ok(Outcome::Ok)
+}
+
+/// The data sets of a plan's cells with their counts, e.g. `MNIST (6 cells), Fashion-MNIST
+/// (6 cells)`, in `Dataset` order.
+fn datasets_text(plan: &Plan) -> String {
+    let mut counts = std::collections::BTreeMap::new();
+    for c in &plan.cells {
+        *counts.entry(c.config.dataset).or_insert(0usize) += 1;
+    }
+    counts
+        .iter()
+        .map(|(d, n)| format!("{} ({n} cell{})", d.title(), if *n == 1 { "" } else { "s" }))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// "12 done, 1 diverged, 4 new" in `CellState::NAMES` order.
@@ -377,7 +393,8 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         Some(s) => Some(s),
         None => Shard::from_slurm_env(env)?,
     };
-    let data_dir = crate::data::resolve_dir(opts.data_dir.as_deref())?;
+    // Checked before anything runs: a bad folder is an error now, not after the plan is written.
+    crate::data::resolve_base(opts.data_dir.as_deref())?;
     let backend = Backend::from_env(opts.device, env)?;
     let mut run = RunOptions {
         jobs: workers.jobs,
@@ -428,8 +445,13 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         run.threads_per_job = threads_per_job(cores, run.jobs, pending.len());
     }
     if !pending.is_empty() {
+        // Only the data sets of the cells to run, each loaded once.
         let data = match backend.needs_data() {
-            true => Some(super::data::load(&data_dir, opts.quiet)?),
+            true => Some(super::data::load_sets(
+                opts.data_dir.as_deref(),
+                pending.iter().map(|c| c.config.dataset),
+                opts.quiet,
+            )?),
             false => None,
         };
         if let Backend::Fake(_) = backend {

@@ -31,7 +31,8 @@ pub struct TrainOptions {
     pub device: DeviceRequest,
     /// CPU threads for matrix products (at least 1).
     pub threads: usize,
-    /// The MNIST folder [default: see `data::resolve_dir`].
+    /// The data folder as given [default: see `data::resolve_base`]; the config's data set is
+    /// read from its folder there (`data::dataset_dir`).
     pub data_dir: Option<PathBuf>,
     /// Output directory (default `results/train/<config slug>`).
     pub out_dir: Option<PathBuf>,
@@ -121,9 +122,12 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     }
     let cfg = &config(opts.preset.as_deref(), &opts.overrides)?;
     let backend = Backend::from_env(opts.device, |k| std::env::var(k).ok())?;
-    let data_dir = crate::data::resolve_dir(opts.data_dir.as_deref())?;
     let data = match backend.needs_data() {
-        true => Some(super::data::load(&data_dir, opts.quiet)?),
+        true => Some(super::data::load_sets(
+            opts.data_dir.as_deref(),
+            [cfg.dataset],
+            opts.quiet,
+        )?),
         false => None,
     };
     let out = opts
@@ -144,8 +148,9 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         quiet: opts.quiet,
     };
     obs.print(&format!(
-        "training {} with {} lr {} batch {} for {} steps ({} per epoch), seed {}",
+        "training {} on {} with {} lr {} batch {} for {} steps ({} per epoch), seed {}",
         cfg.model.label(),
+        cfg.dataset.title(),
         cfg.optim.kind,
         cfg.optim.lr,
         cfg.batch_size,

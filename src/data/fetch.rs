@@ -1,6 +1,6 @@
-//! Downloading the MNIST files: tries each mirror in turn, streams into a temporary file in the
-//! data directory while hashing, and renames it into place only when its SHA-256 matches. A
-//! failed or corrupt download leaves nothing behind.
+//! Downloading a data set's files (see [`DataSpec`]): tries each mirror in turn, streams into
+//! a temporary file in the data set's folder while hashing, and renames it into place only
+//! when its SHA-256 matches the spec's. A failed or corrupt download leaves nothing behind.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -9,38 +9,9 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::{hex, locate, MnistFile, FILES};
+use super::{hex, DataSpec, IdxFile};
 use crate::error::{DataError, IoError};
 use crate::fsutil;
-
-/// Environment variable with comma-separated mirror base URLs, tried before the built-in ones.
-pub const MIRRORS_ENV: &str = "RNNSWEEP_MNIST_MIRRORS";
-
-/// Public mirrors of the original files (each serves `<base>/<name>.gz`).
-pub const DEFAULT_MIRRORS: &[&str] = &[
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
-];
-
-/// The mirrors to use: the given ones, else `RNNSWEEP_MNIST_MIRRORS`, else the defaults.
-pub fn mirrors(explicit: &[String]) -> Vec<String> {
-    if !explicit.is_empty() {
-        return explicit.to_vec();
-    }
-    if let Ok(v) = std::env::var(MIRRORS_ENV) {
-        let list: Vec<String> = v
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect();
-        if !list.is_empty() {
-            return list;
-        }
-    }
-    DEFAULT_MIRRORS.iter().map(|s| s.to_string()).collect()
-}
 
 /// What the download is doing, for a progress display.
 #[derive(Debug, Clone)]
@@ -65,28 +36,42 @@ pub enum FetchEvent {
     },
 }
 
-/// Downloads every missing file into `dir` (created if needed). Present files are left alone
-/// (they are verified when loaded). Returns the files that were downloaded.
+/// Downloads every file of `spec` missing from `dir` (created if needed, and removed again when
+/// it was created and nothing could be downloaded into it) from `mirrors` (see
+/// [`DataSpec::mirrors`]). Present files are left alone (they are verified when loaded); a
+/// decompressed file whose sum the spec does not know counts as missing, so its `.gz` is
+/// fetched beside it. Returns the files that were downloaded.
 pub fn fetch_missing(
     dir: &Path,
+    spec: &DataSpec,
     mirrors: &[String],
     progress: &dyn Fn(FetchEvent),
 ) -> Result<Vec<PathBuf>, DataError> {
-    let missing: Vec<&MnistFile> = FILES.iter().filter(|f| locate(dir, f).is_none()).collect();
+    let missing: Vec<&IdxFile> = spec
+        .files
+        .iter()
+        .filter(|f| spec.verifiable(dir, f).is_none())
+        .collect();
     if missing.is_empty() {
         return Ok(vec![]);
     }
+    let existed = dir.is_dir();
     fs::create_dir_all(dir).map_err(IoError::at("create data directory", dir))?;
-    missing
+    let result: Result<Vec<PathBuf>, DataError> = missing
         .into_iter()
         .map(|f| fetch_one(dir, f, mirrors, progress))
-        .collect()
+        .collect();
+    if result.is_err() && !existed {
+        // A folder made for nothing goes again (remove_dir leaves it if a file got in).
+        let _ = fs::remove_dir(dir);
+    }
+    result
 }
 
 /// Downloads one file from the first mirror that serves it with the right checksum.
 pub fn fetch_one(
     dir: &Path,
-    file: &MnistFile,
+    file: &IdxFile,
     mirrors: &[String],
     progress: &dyn Fn(FetchEvent),
 ) -> Result<PathBuf, DataError> {
@@ -133,7 +118,7 @@ fn download_verified(
     agent: &ureq::Agent,
     url: &str,
     target: &Path,
-    file: &MnistFile,
+    file: &IdxFile,
     progress: &dyn Fn(FetchEvent),
 ) -> Result<(), String> {
     let resp = agent.get(url).call().map_err(|e| match e {
@@ -176,7 +161,7 @@ fn download_verified(
             }
         }
         let actual = hex(&hasher.finalize());
-        if actual != file.gz_sha256 {
+        if *actual != *file.gz_sha256 {
             return Err(format!(
                 "checksum mismatch: SHA-256 {actual}, expected {} (file rejected)",
                 file.gz_sha256

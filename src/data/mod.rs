@@ -1,20 +1,27 @@
-//! MNIST as the rest of the program sees it: where the four files live (`--data-dir`,
-//! `RNNSWEEP_DATA`, or a per-user cache directory), verifying them by SHA-256, loading them into
-//! memory, and rendering a digit as its 28 rows (the sequence a recurrent network reads).
+//! The data sets as the rest of the program sees them: where each one's four files live
+//! (`--data-dir`, `RNNSWEEP_DATA`, or a per-user cache directory; one folder per data set),
+//! verifying them by SHA-256 against their [`DataSpec`], loading them into memory, and rendering
+//! an image as the sequence a recurrent network reads. `dataset.rs` holds the specs (files,
+//! sums, mirrors, class names) of MNIST and Fashion-MNIST.
 
+mod dataset;
 pub mod fetch;
 pub mod idx;
 pub mod sequence;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{DataError, IoError};
-use idx::IdxKind;
+pub use dataset::{
+    DataSpec, Dataset, IdxFile, FASHION_CLASSES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES,
+    TRAIN_LABELS,
+};
 
-/// Environment variable naming the data directory (overridden by `--data-dir`).
+/// Environment variable naming the data folder (overridden by `--data-dir`); see [`dataset_dir`].
 pub const DATA_ENV: &str = "RNNSWEEP_DATA";
 
 /// Pixels per image row, rows per image: one row is one time step.
@@ -24,59 +31,10 @@ pub const PIXELS: usize = SIDE * SIDE;
 /// Number of classes.
 pub const CLASSES: usize = 10;
 
-/// One of the four standard MNIST files with its known checksums.
-#[derive(Clone, Copy, Debug)]
-pub struct MnistFile {
-    /// Base name without `.gz`.
-    pub name: &'static str,
-    pub kind: IdxKind,
-    pub count: usize,
-    /// SHA-256 of the distributed `.gz` file.
-    pub gz_sha256: &'static str,
-    /// SHA-256 of the decompressed file (accepted when the user stored it un-gzipped).
-    pub raw_sha256: &'static str,
-}
-
-impl MnistFile {
-    pub fn gz_name(&self) -> String {
-        format!("{}.gz", self.name)
-    }
-}
-
-pub const TRAIN_IMAGES: MnistFile = MnistFile {
-    name: "train-images-idx3-ubyte",
-    kind: IdxKind::Images,
-    count: 60_000,
-    gz_sha256: "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-    raw_sha256: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-};
-pub const TRAIN_LABELS: MnistFile = MnistFile {
-    name: "train-labels-idx1-ubyte",
-    kind: IdxKind::Labels,
-    count: 60_000,
-    gz_sha256: "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-    raw_sha256: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-};
-pub const TEST_IMAGES: MnistFile = MnistFile {
-    name: "t10k-images-idx3-ubyte",
-    kind: IdxKind::Images,
-    count: 10_000,
-    gz_sha256: "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-    raw_sha256: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-};
-pub const TEST_LABELS: MnistFile = MnistFile {
-    name: "t10k-labels-idx1-ubyte",
-    kind: IdxKind::Labels,
-    count: 10_000,
-    gz_sha256: "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-    raw_sha256: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-};
-
-/// The four files, in the order they are fetched and verified.
-pub const FILES: [MnistFile; 4] = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
-
-/// Resolves the data directory: the flag, else `RNNSWEEP_DATA`, else `<cache dir>/rnnsweep/mnist`.
-pub fn resolve_dir(flag: Option<&Path>) -> Result<PathBuf, DataError> {
+/// The data folder as given: `--data-dir`, else `RNNSWEEP_DATA`, else `<cache dir>/rnnsweep`
+/// (a root: MNIST in `<cache dir>/rnnsweep/mnist`, as before data sets were a key). Which
+/// folder each data set is in follows from it by [`dataset_dir`].
+pub fn resolve_base(flag: Option<&Path>) -> Result<PathBuf, DataError> {
     if let Some(p) = flag {
         return Ok(p.to_owned());
     }
@@ -84,58 +42,166 @@ pub fn resolve_dir(flag: Option<&Path>) -> Result<PathBuf, DataError> {
         return Ok(PathBuf::from(p));
     }
     dirs::cache_dir()
-        .map(|c| c.join("rnnsweep").join("mnist"))
+        .map(|c| c.join("rnnsweep"))
         .ok_or(DataError::NoDataDir)
 }
 
+/// The folder of `dataset`'s files, given the data folder `base` ([`resolve_base`]). The rule:
+/// a folder named after a data set (`mnist`, `fashion-mnist`, exactly) is that data set's
+/// folder, and the other data sets sit beside it (`/data/mnist` → `/data/fashion-mnist`); any
+/// other folder is a root holding one folder per data set (`/data` → `/data/mnist`,
+/// `/data/fashion-mnist`). The four file names are the same in every data set, so two data
+/// sets can never share a folder.
+///
+/// One exception keeps the data folders of earlier versions working: a root that holds IDX
+/// files itself, and no `mnist` folder, is MNIST's folder (before Fashion-MNIST, `--data-dir`
+/// and `RNNSWEEP_DATA` named MNIST's folder, whatever its name); Fashion-MNIST then goes in
+/// its `fashion-mnist` subfolder.
+pub fn dataset_dir(base: &Path, dataset: Dataset) -> Result<PathBuf, DataError> {
+    let named = base
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| Dataset::VALUES.into_iter().find(|d| d.as_str() == n));
+    match named {
+        Some(d) if d == dataset => Ok(base.to_owned()),
+        Some(_) => Ok(base.with_file_name(dataset.as_str())),
+        None => {
+            let dir = base.join(dataset.as_str());
+            let loose = || {
+                dataset
+                    .spec()
+                    .files
+                    .iter()
+                    .any(|f| locate(base, f).is_some())
+            };
+            if dataset.is_mnist() && !dir.exists() && loose() {
+                return Ok(base.to_owned());
+            }
+            Ok(dir)
+        }
+    }
+}
+
+/// [`dataset_dir`] of [`resolve_base`]: where `dataset` is read from and fetched into.
+pub fn resolve_dir(flag: Option<&Path>, dataset: Dataset) -> Result<PathBuf, DataError> {
+    dataset_dir(&resolve_base(flag)?, dataset)
+}
+
 /// Where a file is present in `dir`: the `.gz` file, else the decompressed one.
-pub fn locate(dir: &Path, file: &MnistFile) -> Option<PathBuf> {
-    [dir.join(file.gz_name()), dir.join(file.name)]
+pub fn locate(dir: &Path, file: &IdxFile) -> Option<PathBuf> {
+    [dir.join(file.gz_name()), dir.join(&*file.name)]
         .into_iter()
         .find(|p| p.is_file())
 }
 
-/// Reads a present file and checks its SHA-256 against the known sums; returns its bytes.
-pub fn read_verified(path: &Path, file: &MnistFile) -> Result<Vec<u8>, DataError> {
-    let bytes = fs::read(path).map_err(IoError::at("read", path))?;
-    let actual = hex(&Sha256::digest(&bytes));
-    let expected = if bytes.starts_with(&[0x1f, 0x8b]) {
-        file.gz_sha256
-    } else {
-        file.raw_sha256
-    };
-    if actual != expected {
-        return Err(DataError::Checksum {
-            path: path.to_owned(),
-            expected: expected.into(),
-            actual,
-        });
+impl DataSpec {
+    /// Where `file` is present in `dir` in a form that can be verified: the `.gz` file, else
+    /// the decompressed one when its sum is known. `None` means it must be downloaded.
+    pub fn verifiable(&self, dir: &Path, file: &IdxFile) -> Option<PathBuf> {
+        let gz = dir.join(file.gz_name());
+        if gz.is_file() {
+            return Some(gz);
+        }
+        let raw = dir.join(&*file.name);
+        (file.raw_sha256.is_some() && raw.is_file()).then_some(raw)
     }
-    Ok(bytes)
-}
 
-/// Verifies all four files in `dir`; returns the path of each (error on the first missing or bad one).
-pub fn verify_dir(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
-    FILES
-        .iter()
-        .map(|f| {
-            let path = locate(dir, f).ok_or_else(|| DataError::Missing {
-                file: f.gz_name(),
-                dir: dir.to_owned(),
-            })?;
-            read_verified(&path, f).map(|_| path)
+    /// Reads a present file and checks its SHA-256 against the spec's sums; returns its bytes.
+    /// A decompressed file whose sum the spec does not know (Fashion-MNIST's) is refused.
+    pub fn read_verified(&self, path: &Path, file: &IdxFile) -> Result<Vec<u8>, DataError> {
+        let bytes = fs::read(path).map_err(IoError::at("read", path))?;
+        let expected = if bytes.starts_with(&[0x1f, 0x8b]) {
+            &file.gz_sha256
+        } else {
+            file.raw_sha256
+                .as_ref()
+                .ok_or_else(|| DataError::Unverifiable {
+                    path: path.to_owned(),
+                    title: self.dataset.title(),
+                    fetch: self.dataset.fetch_command(),
+                })?
+        };
+        let actual = hex(&Sha256::digest(&bytes));
+        if actual != **expected {
+            let advice = match self.other_dataset_with(&actual) {
+                Some((other, name)) => format!(
+                    "it is {}'s {name}, not {}'s: each data set needs its own folder \
+                     (see --data-dir in `rnnsweep --help`)",
+                    other.title(),
+                    self.dataset.title()
+                ),
+                None => format!(
+                    "the file is corrupt or not the standard {} file (delete it and run `{}`)",
+                    self.dataset.title(),
+                    self.dataset.fetch_command()
+                ),
+            };
+            return Err(DataError::Checksum {
+                path: path.to_owned(),
+                expected: expected.to_string(),
+                actual,
+                advice,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Where `file` is in `dir`, or the error that it is missing.
+    fn present(&self, dir: &Path, file: &IdxFile) -> Result<PathBuf, DataError> {
+        locate(dir, file).ok_or_else(|| DataError::Missing {
+            title: self.dataset.title(),
+            key: self.dataset.as_str(),
+            file: file.gz_name(),
+            dir: dir.to_owned(),
+            fetch: self.dataset.fetch_command(),
         })
-        .collect()
-}
-
-/// Identifies the data set (the four files' known checksums); part of every cell id, so that
-/// results are never mixed across data.
-pub fn fingerprint() -> String {
-    let mut h = Sha256::new();
-    for f in &FILES {
-        h.update(f.gz_sha256.as_bytes());
     }
-    format!("mnist-{}", &hex(&h.finalize())[..16])
+
+    /// Verifies all four files in `dir`; returns the path of each (error on the first missing
+    /// or bad one).
+    pub fn verify_dir(&self, dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+        self.files
+            .iter()
+            .map(|f| {
+                let path = self.present(dir, f)?;
+                self.read_verified(&path, f).map(|_| path)
+            })
+            .collect()
+    }
+
+    /// Loads and verifies the four files from `dir` (each `.gz`, or decompressed when the spec
+    /// knows that form's sum).
+    pub fn load(&self, dir: &Path) -> Result<Mnist, DataError> {
+        let mut payloads = Vec::with_capacity(4);
+        for f in &self.files {
+            let path = self.present(dir, f)?;
+            let bytes = idx::maybe_gunzip(&path, self.read_verified(&path, f)?)?;
+            payloads.push(idx::parse(&path, &bytes, f.kind, f.count)?);
+        }
+        let mut it = payloads.into_iter();
+        let mut next = || it.next().expect("four payloads");
+        Ok(Mnist {
+            train: Split {
+                images: next(),
+                labels: next(),
+            },
+            test: Split {
+                images: next(),
+                labels: next(),
+            },
+        })
+    }
+
+    /// Loads from `dir`, first downloading whatever is missing (see [`fetch::fetch_missing`]).
+    pub fn load_or_fetch(
+        &self,
+        dir: &Path,
+        mirrors: &[String],
+        progress: &dyn Fn(fetch::FetchEvent),
+    ) -> Result<Mnist, DataError> {
+        fetch::fetch_missing(dir, self, mirrors, progress)?;
+        self.load(dir)
+    }
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -170,7 +236,8 @@ impl Split {
     }
 }
 
-/// The full data set: 60,000 training and 10,000 test images.
+/// A data set in MNIST's format in memory (MNIST or Fashion-MNIST: 60,000 training and 10,000
+/// test images; fewer for a test's own spec).
 #[derive(Clone, Debug)]
 pub struct Mnist {
     pub train: Split,
@@ -178,39 +245,35 @@ pub struct Mnist {
 }
 
 impl Mnist {
-    /// Loads and verifies the four files from `dir` (each `.gz` or decompressed).
+    /// Loads and verifies MNIST's four files from `dir` (short for
+    /// `Dataset::Mnist.spec().load(dir)`).
     pub fn load(dir: &Path) -> Result<Mnist, DataError> {
-        let mut payloads = Vec::with_capacity(4);
-        for f in &FILES {
-            let path = locate(dir, f).ok_or_else(|| DataError::Missing {
-                file: f.gz_name(),
-                dir: dir.to_owned(),
-            })?;
-            let bytes = idx::maybe_gunzip(&path, read_verified(&path, f)?)?;
-            payloads.push(idx::parse(&path, &bytes, f.kind, f.count)?);
-        }
-        let mut it = payloads.into_iter();
-        let mut next = || it.next().expect("four payloads");
-        Ok(Mnist {
-            train: Split {
-                images: next(),
-                labels: next(),
-            },
-            test: Split {
-                images: next(),
-                labels: next(),
-            },
+        Dataset::Mnist.spec().load(dir)
+    }
+}
+
+/// The data sets a command loaded, each once, for the trainer to pick from by a config's
+/// `dataset` (see `trainer::backend`).
+#[derive(Clone, Debug, Default)]
+pub struct DataSets {
+    sets: BTreeMap<Dataset, Mnist>,
+}
+
+impl DataSets {
+    pub fn insert(&mut self, dataset: Dataset, data: Mnist) {
+        self.sets.insert(dataset, data);
+    }
+
+    /// The loaded data of `dataset`, or an error naming it when it was not loaded.
+    pub fn get(&self, dataset: Dataset) -> Result<&Mnist, DataError> {
+        self.sets.get(&dataset).ok_or(DataError::NotLoaded {
+            dataset: dataset.to_string(),
         })
     }
 
-    /// Loads from `dir`, first downloading whatever is missing (see [`fetch::fetch_missing`]).
-    pub fn load_or_fetch(
-        dir: &Path,
-        mirrors: &[String],
-        progress: &dyn Fn(fetch::FetchEvent),
-    ) -> Result<Mnist, DataError> {
-        fetch::fetch_missing(dir, mirrors, progress)?;
-        Mnist::load(dir)
+    /// The data sets held, in key order.
+    pub fn datasets(&self) -> Vec<Dataset> {
+        self.sets.keys().copied().collect()
     }
 }
 
@@ -269,8 +332,36 @@ mod tests {
     }
 
     #[test]
-    fn resolve_dir_prefers_the_flag() {
-        let p = resolve_dir(Some(Path::new("/x/y"))).unwrap();
+    fn resolve_base_prefers_the_flag() {
+        let p = resolve_base(Some(Path::new("/x/y"))).unwrap();
         assert_eq!(p, PathBuf::from("/x/y"));
+    }
+
+    #[test]
+    fn a_folder_named_after_a_data_set_is_its_folder_and_others_are_roots() {
+        use Dataset::{FashionMnist as F, Mnist as M};
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        let dir = |base: &Path, d| dataset_dir(base, d).unwrap();
+        // Named after a data set: that data set's folder, the others beside it.
+        assert_eq!(dir(&t.join("mnist"), M), t.join("mnist"));
+        assert_eq!(dir(&t.join("mnist"), F), t.join("fashion-mnist"));
+        assert_eq!(dir(&t.join("fashion-mnist"), F), t.join("fashion-mnist"));
+        assert_eq!(dir(&t.join("fashion-mnist/"), M), t.join("mnist"));
+        assert_eq!(dir(Path::new("mnist"), F), PathBuf::from("fashion-mnist"));
+        // Anything else is a root; names are matched exactly (torchvision's MNIST/ is a root).
+        assert_eq!(dir(t, M), t.join("mnist"));
+        assert_eq!(dir(t, F), t.join("fashion-mnist"));
+        assert_eq!(dir(&t.join("MNIST"), M), t.join("MNIST/mnist"));
+        // A root holding IDX files itself (an earlier version's MNIST folder, any name) stays
+        // MNIST's folder; Fashion-MNIST goes in its subfolder.
+        let old = t.join("MNIST").join("raw");
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join("t10k-labels-idx1-ubyte.gz"), b"x").unwrap();
+        assert_eq!(dir(&old, M), old);
+        assert_eq!(dir(&old, F), old.join("fashion-mnist"));
+        // An mnist folder in it wins over the loose files.
+        std::fs::create_dir(old.join("mnist")).unwrap();
+        assert_eq!(dir(&old, M), old.join("mnist"));
     }
 }

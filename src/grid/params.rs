@@ -227,6 +227,11 @@ pub const KEYS: &[(&str, Kind, &str)] = &[
         Kind::Int(1, 10_000),
         "evaluate on the first N test images",
     ),
+    (
+        "dataset",
+        Kind::Word(Dataset::ALL),
+        "data set: mnist (default) or fashion-mnist (same shapes, 10 classes)",
+    ),
     ("eval_every", Kind::EvalEvery, "\"epoch\" or every K steps"),
     ("eval_before", Kind::Bool, "also evaluate before training"),
     (
@@ -489,6 +494,7 @@ pub fn build(s: &Settings, seed: u64) -> Result<TrainConfig, BuildError> {
             s.get("flush_denormal").map(|x| &x.value),
             Some(Value::Bool(true))
         ),
+        dataset: word(s, "dataset").map_or(Dataset::Mnist, |w| w.parse().expect("checked")),
     };
     cfg.validate().map_err(|e| BuildError {
         // The betas are one setting of the config but two keys: blame whichever is set.

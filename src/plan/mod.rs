@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data;
 use crate::grid::params::{build, Settings};
 use crate::grid::{Grid, GridError};
 use crate::trainer::config::TrainConfig;
@@ -35,7 +34,9 @@ pub struct Plan {
     pub cells: Vec<Cell>,
 }
 
-/// The cell id for a config: slug + hash of (config, data fingerprint, format version).
+/// The cell id for a config: slug + hash of (config, data fingerprint, format version). The
+/// fingerprint is that of the config's data set (`DataSpec::fingerprint`: its expected sums);
+/// for MNIST it is the one every id was made with before data sets were a key.
 pub fn cell_id(cfg: &TrainConfig) -> String {
     #[derive(Serialize)]
     struct Identity<'a> {
@@ -45,7 +46,7 @@ pub fn cell_id(cfg: &TrainConfig) -> String {
     }
     let canonical = serde_json::to_vec(&Identity {
         config: cfg,
-        data: &data::fingerprint(),
+        data: &cfg.dataset.spec().fingerprint(),
         format_version: FORMAT_VERSION,
     })
     .expect("configs serialize");

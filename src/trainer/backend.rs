@@ -1,5 +1,6 @@
 //! What trains a configuration: the [`Trainer`] trait, its real implementation
-//! ([`DfdxTrainer`]: the networks of this crate on MNIST, on the chosen device) and the choice
+//! ([`DfdxTrainer`]: the networks of this crate on the config's data set, on the chosen device)
+//! and the choice
 //! between it and the fake trainer of `trainer::fake` ([`Backend`]). The runner and the `train`
 //! command only see the trait.
 
@@ -11,7 +12,7 @@ use super::fake::{FakeSpec, FakeTrainer};
 use super::fit::{fit, Observer};
 use super::kernel::LayerKernel;
 use super::record::RunRecord;
-use crate::data::Mnist;
+use crate::data::{DataSets, Mnist};
 use crate::error::TrainError;
 
 /// What one training run produced.
@@ -34,9 +35,11 @@ pub trait Trainer: Sync {
     ) -> Result<Trained, TrainError>;
 }
 
-/// The real networks of this crate, trained with dfdx on `data`, on the requested device.
+/// The real networks of this crate, trained with dfdx on the data set each config names
+/// (taken from `data`, which the command loaded once per data set its cells use), on the
+/// requested device.
 pub struct DfdxTrainer<'a> {
-    pub data: &'a Mnist,
+    pub data: &'a DataSets,
     pub device: DeviceRequest,
 }
 
@@ -66,7 +69,7 @@ impl Trainer for DfdxTrainer<'_> {
     ) -> Result<Trained, TrainError> {
         let job = FitJob {
             cfg,
-            data: self.data,
+            data: self.data.get(cfg.dataset)?,
             obs,
             stop,
         };
@@ -96,17 +99,17 @@ impl Backend {
         }
     }
 
-    /// Whether this backend reads the MNIST files.
+    /// Whether this backend reads the data files.
     pub fn needs_data(&self) -> bool {
         matches!(self, Backend::Dfdx(_))
     }
 
     /// Runs `f` with this backend's trainer; `data` is loaded only when the backend needs it
     /// (see [`Backend::needs_data`]).
-    pub fn with_trainer<R>(&self, data: Option<&Mnist>, f: impl FnOnce(&dyn Trainer) -> R) -> R {
+    pub fn with_trainer<R>(&self, data: Option<&DataSets>, f: impl FnOnce(&dyn Trainer) -> R) -> R {
         match self {
             Backend::Dfdx(device) => f(&DfdxTrainer {
-                data: data.expect("the real trainer needs the MNIST data"),
+                data: data.expect("the real trainer needs the data"),
                 device: *device,
             }),
             Backend::Fake(spec) => f(&FakeTrainer { spec: spec.clone() }),

@@ -4,8 +4,8 @@
 //! flags override a recipe or that default ([`ModelOverrides`], [`TrainOverrides`]).
 
 use super::config::{
-    Activation, Budget, EvalConfig, EvalEvery, InitScheme, InputMode, LayerKind, LrSchedule,
-    ModelConfig, OptimConfig, OptimKind, ScheduleKind, TrainConfig,
+    Activation, Budget, Dataset, EvalConfig, EvalEvery, InitScheme, InputMode, LayerKind,
+    LrSchedule, ModelConfig, OptimConfig, OptimKind, ScheduleKind, TrainConfig,
 };
 use crate::error::ConfigError;
 
@@ -45,6 +45,7 @@ pub fn preset(id: &str) -> Result<TrainConfig, ConfigError> {
         train_limit: None,
         eval: eval(EvalEvery::Iterations(500), false, None),
         flush_denormal: false,
+        dataset: Dataset::Mnist,
     };
     Ok(match id {
         "rnnimc" => TrainConfig {
@@ -56,6 +57,7 @@ pub fn preset(id: &str) -> Result<TrainConfig, ConfigError> {
             train_limit: None,
             eval: eval(EvalEvery::Epoch, false, None),
             flush_denormal: false,
+            dataset: Dataset::Mnist,
         },
         "model_a" => tutorial_sgd(rnn(100, 1, Activation::Relu)),
         "model_b" => tutorial_sgd(rnn(100, 2, Activation::Relu)),
@@ -69,6 +71,7 @@ pub fn preset(id: &str) -> Result<TrainConfig, ConfigError> {
             train_limit: None,
             eval: eval(EvalEvery::Epoch, true, None),
             flush_denormal: false,
+            dataset: Dataset::Mnist,
         },
         "lstm_h64" => TrainConfig {
             model: lstm(64),
@@ -79,6 +82,7 @@ pub fn preset(id: &str) -> Result<TrainConfig, ConfigError> {
             train_limit: None,
             eval: eval(EvalEvery::Iterations(50), false, Some(2000)),
             flush_denormal: false,
+            dataset: Dataset::Mnist,
         },
         other => {
             return Err(ConfigError::new(
@@ -112,6 +116,7 @@ pub fn default_config() -> TrainConfig {
             test_limit: None,
         },
         flush_denormal: false,
+        dataset: Dataset::Mnist,
     }
 }
 
@@ -213,6 +218,8 @@ pub struct TrainOverrides {
     pub eval_before: bool,
     /// `true`: flush subnormal floats to zero; `false` keeps the base's setting.
     pub flush_denormal: bool,
+    /// Train and evaluate on this data set instead of the base's (MNIST for every recipe).
+    pub dataset: Option<Dataset>,
 }
 
 /// Optimizer and clipping settings beyond kind, lr and momentum (see [`OptimConfig`]); `None`
@@ -357,6 +364,9 @@ impl TrainOverrides {
             c.eval.before_training = true;
         }
         c.flush_denormal |= self.flush_denormal;
+        if let Some(d) = self.dataset {
+            c.dataset = d;
+        }
         c
     }
 }
@@ -410,6 +420,7 @@ mod tests {
             eval_every: Some(EvalEvery::Epoch),
             eval_before: true,
             flush_denormal: true,
+            dataset: Some(Dataset::FashionMnist),
             ..Default::default()
         };
         let c = o.apply(preset("model_b").unwrap());
@@ -423,6 +434,7 @@ mod tests {
         want.eval.every = EvalEvery::Epoch;
         want.eval.before_training = true;
         want.flush_denormal = true;
+        want.dataset = Dataset::FashionMnist;
         assert_eq!(c, want);
         // eval_before false does not switch off a recipe's evaluation before training.
         assert!(

@@ -26,8 +26,10 @@ pub fn data_dir() -> PathBuf {
         if shared.is_dir() {
             return shared;
         }
-        let dir = data::resolve_dir(None).expect("a per-user cache directory for the MNIST files");
-        fetch::fetch_missing(&dir, &fetch::mirrors(&[]), &|_| {}).unwrap_or_else(|e| {
+        let dir = data::resolve_dir(None, data::Dataset::Mnist)
+            .expect("a per-user cache directory for the MNIST files");
+        let spec = data::Dataset::Mnist.spec();
+        fetch::fetch_missing(&dir, &spec, &spec.mirrors(&[]), &|_| {}).unwrap_or_else(|e| {
             panic!("tests need the MNIST files and could not download them: {e}")
         });
         dir
@@ -82,6 +84,7 @@ pub fn fake_env<'a>(c: &'a mut Command, rules: &str) -> &'a mut Command {
     c.env("RNNSWEEP_FAKE_TRAINER", rules)
         .env("RNNSWEEP_DATA", NO_DATA)
         .env("RNNSWEEP_MNIST_MIRRORS", NO_MIRROR)
+        .env("RNNSWEEP_FASHION_MNIST_MIRRORS", NO_MIRROR)
 }
 
 /// The binary with the fake trainer following `rules`.

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::data::sequence::InputMode;
 use crate::data::sequence::Reading;
+pub use crate::data::Dataset;
 use crate::error::ConfigError;
 
 mod optim;
@@ -364,6 +365,11 @@ pub struct TrainConfig {
     /// `trainer::denormal`); off by default, as in PyTorch, and then absent from the config.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub flush_denormal: bool,
+    /// The data set trained and evaluated on. MNIST (the default) is left out of the JSON, so
+    /// configs and cell ids from before the key existed are unchanged; another data set is
+    /// written out and, with its data fingerprint, makes other cell ids (`plan::cell_id`).
+    #[serde(default, skip_serializing_if = "Dataset::is_mnist")]
+    pub dataset: Dataset,
 }
 
 impl TrainConfig {
@@ -517,6 +523,9 @@ impl TrainConfig {
         if let Some(n) = self.train_limit {
             s.push_str(&format!("-n{n}"));
         }
+        if !self.dataset.is_mnist() {
+            s.push_str(&format!("-{}", self.dataset));
+        }
         if self.flush_denormal {
             s.push_str("-ftz");
         }
@@ -591,5 +600,25 @@ mod tests {
         assert_eq!(serde_json::from_str::<TrainConfig>(&j).unwrap(), c);
         let bad = j.replace("\"seed\"", "\"sead\"");
         assert!(serde_json::from_str::<TrainConfig>(&bad).is_err());
+    }
+
+    #[test]
+    fn the_dataset_is_written_only_when_not_mnist() {
+        let mut c = preset("lstm_h64").unwrap();
+        let mnist = serde_json::to_string(&c).unwrap();
+        assert!(!mnist.contains("dataset"), "{mnist}");
+        c.dataset = Dataset::FashionMnist;
+        let fashion = serde_json::to_string(&c).unwrap();
+        assert!(
+            fashion.contains("\"dataset\":\"fashion-mnist\""),
+            "{fashion}"
+        );
+        assert_eq!(serde_json::from_str::<TrainConfig>(&fashion).unwrap(), c);
+        assert!(c.slug().ends_with("-s0-fashion-mnist"), "{}", c.slug());
+        let bad = fashion.replace("fashion-mnist", "kmnist");
+        let e = serde_json::from_str::<TrainConfig>(&bad)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kmnist"), "{e}");
     }
 }
