@@ -158,20 +158,28 @@ fn table(r: &EffectsReport) -> String {
     }
     if let Some(h) = &r.heatmap {
         writeln!(o, "\n{}", heatmap_heading(h)).unwrap();
-        write!(o, "{:<16}", cut(&h.y, 16)).unwrap();
-        for x in &h.xs {
-            write!(o, " {:>20}", cut(x, 20)).unwrap();
-        }
-        o.push('\n');
-        for (y, row) in h.ys.iter().zip(&h.cells) {
-            write!(o, "{:<16}", cut(y, 16)).unwrap();
-            for c in row {
-                write!(o, " {:>20}", cut(&cell_text(c, d), 20)).unwrap();
+        // Four columns per block, so a line stays within 100 characters.
+        let cols: Vec<usize> = (0..h.xs.len()).collect();
+        for (b, block) in cols.chunks(4).enumerate() {
+            if b > 0 {
+                o.push('\n');
+            }
+            write!(o, "{:<16}", cut(&h.y, 16)).unwrap();
+            for &c in block {
+                write!(o, " {:>20}", cut(&h.xs[c], 20)).unwrap();
             }
             o.push('\n');
+            for (y, row) in h.ys.iter().zip(&h.cells) {
+                write!(o, "{:<16}", cut(y, 16)).unwrap();
+                for &c in block {
+                    write!(o, " {:>20}", cut(&cell_text(&row[c], d), 20)).unwrap();
+                }
+                o.push('\n');
+            }
         }
     }
-    o
+    // No trailing blanks from the padded last columns.
+    o.lines().map(|l| format!("{}\n", l.trim_end())).collect()
 }
 
 /// Escapes a Markdown table cell.

@@ -81,7 +81,7 @@ impl EffectMetric {
     pub fn decimals(self) -> usize {
         match self {
             EffectMetric::FinalTestAcc | EffectMetric::BestTestAcc => 4,
-            EffectMetric::SamplesPerSec => 1,
+            EffectMetric::SamplesPerSec => 0,
             EffectMetric::TimeToTarget => 2,
         }
     }
