@@ -255,6 +255,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn effects_section_embeds_figures_or_says_why_not() {
+        let mut o = String::new();
+        effects_section(&mut o, &[]);
+        assert!(o.starts_with("<h2 id=\"effects\">Effects</h2>"));
+        assert!(o.contains("Only the seed varies"));
+        let mut o = String::new();
+        effects_section(
+            &mut o,
+            &[EffectFigure {
+                id: "effect-lr-final_test_acc".into(),
+                title: "t".into(),
+                svg: "<svg></svg>".into(),
+                caption: "acc < 1 & more".into(),
+            }],
+        );
+        assert!(o.contains(
+            "<figure class=\"chart effect\" id=\"effect-lr-final_test_acc\">\n<svg></svg>\n<figcaption>acc &lt; 1 &amp; more</figcaption>"
+        ));
+    }
+
+    #[test]
     fn escapes_markup() {
         assert_eq!(
             escape("<a href=\"x\">A&B's</a>"),
