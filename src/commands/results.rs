@@ -187,11 +187,11 @@ fn sweep_names(dirs: &[PathBuf]) -> Vec<String> {
         .collect()
 }
 
+/// The panel of every chart metric.
+type Panels = Vec<(Metric, Panel)>;
+
 /// Loads, summarizes, and computes the panel of every chart metric.
-fn panels(
-    dirs: &[PathBuf],
-    by: Option<&[String]>,
-) -> anyhow::Result<(Loaded, Summary, Vec<(Metric, Panel)>)> {
+fn panels(dirs: &[PathBuf], by: Option<&[String]>) -> anyhow::Result<(Loaded, Summary, Panels)> {
     let (loaded, s) = build_summary(dirs, by, Metric::TestAcc)?;
     let panels = CHART_METRICS
         .iter()
