@@ -232,8 +232,11 @@ fn draw_effect<DB: DrawingBackend>(
                         y
                     }
                 };
+                // Above the point for even lines, below for odd ones, so that the marks of
+                // lines meeting at one x do not print over each other.
                 let (px, py) = chart.backend_coord(&(x, y));
-                root.draw(&Text::new(text, (px + 7, py - 14), mark_font.clone()))?;
+                let dy = if i % 2 == 0 { -14 } else { 5 };
+                root.draw(&Text::new(text, (px + 7, py + dy), mark_font.clone()))?;
             }
         }
     }
@@ -399,10 +402,8 @@ fn draw_heatmap<DB: DrawingBackend>(
     let target = h.target.unwrap_or(f64::NAN);
     let mut y = 44;
     for line in [
-        format!(
-            "colour, number: mean {}",
-            cut(&h.metric.title(target).to_lowercase(), 14)
-        ),
+        "colour and number: the mean".to_string(),
+        format!("  {}", cut(&h.metric.title(target).to_lowercase(), 30)),
         "  over the runs that count".to_string(),
         "n: runs in the mean".to_string(),
         "div / col: diverged / collapsed".to_string(),

@@ -375,6 +375,9 @@ impl Effect {
     }
 }
 
+/// The value shown for a dim a run does not have (its sweep's grid has no such axis).
+pub const NOT_SET: &str = "-";
+
 /// A line's label from the other dims' values: the variant by its name, others as name=value.
 pub fn label(key: &[(&str, &str)]) -> String {
     if key.is_empty() {
@@ -393,7 +396,8 @@ pub fn label(key: &[(&str, &str)]) -> String {
 }
 
 /// `metric` against the dim named `axis` (one of `dims`), one line per combination of the other
-/// dims, lines in the other dims' value order.
+/// dims, lines in the other dims' value order. Runs without a value of `axis` are not on the
+/// chart; runs without a value of another dim get [`NOT_SET`] there (sweeps of other grids).
 pub fn effect(
     dims: &[Dim],
     axis: &str,
@@ -415,13 +419,12 @@ pub fn effect(
                 .and_then(|v| d.values.iter().position(|w| w == v))
         };
         let Some(xi) = idx(x) else { continue };
-        let Some(key) = others
+        // A run without a value of another dim (its sweep has no such axis) is a line of its
+        // own, after the dim's values, shown as "-".
+        let key: Vec<usize> = others
             .iter()
-            .map(|d| idx(d))
-            .collect::<Option<Vec<usize>>>()
-        else {
-            continue;
-        };
+            .map(|d| idx(d).unwrap_or(d.values.len()))
+            .collect();
         cells.entry(key).or_default().entry(xi).or_default().push(r);
     }
     let series = cells
@@ -430,7 +433,12 @@ pub fn effect(
             let pairs: Vec<(&str, &str)> = others
                 .iter()
                 .zip(&key)
-                .map(|(d, &i)| (d.name.as_str(), d.values[i].as_str()))
+                .map(|(d, &i)| {
+                    (
+                        d.name.as_str(),
+                        d.values.get(i).map_or(NOT_SET, |v| v.as_str()),
+                    )
+                })
                 .collect();
             EffectSeries {
                 label: label(&pairs),

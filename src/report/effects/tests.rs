@@ -413,3 +413,27 @@ fn metrics_parse_and_print() {
         "Epochs to test accuracy 0.9"
     );
 }
+
+#[test]
+fn runs_of_a_grid_without_the_axis_are_left_out_or_a_line_of_their_own() {
+    let mut runs = sample_runs();
+    // A run from another sweep whose grid has no lr axis.
+    let mut other = runs[0].clone();
+    other.coords.remove("lr");
+    other.final_test_acc = Some(0.5);
+    runs.push(other);
+    let d = dims(&candidates(), &runs);
+    let by_lr = effect(&d, "lr", &runs, EffectMetric::FinalTestAcc, 0.9);
+    let n: usize = by_lr
+        .series
+        .iter()
+        .flat_map(|s| &s.points)
+        .map(|p| p.runs)
+        .sum();
+    assert_eq!(n, 12, "no lr: not on the lr chart");
+    let by_hidden = effect(&d, "hidden", &runs, EffectMetric::FinalTestAcc, 0.9);
+    let last = by_hidden.series.last().unwrap();
+    assert_eq!(last.label, "lr=-");
+    assert_eq!(last.points.len(), 1);
+    assert_eq!(last.points[0].stats.mean, Some(0.5));
+}
