@@ -11,9 +11,10 @@ use clap::{Args, Parser, Subcommand};
 
 use rnnsweep::cluster::Shard;
 use rnnsweep::commands::{
-    bench, data, describe, predict, results, slurm, status, sweep, train, Outcome,
+    bench, data, describe, effects, predict, results, slurm, status, sweep, train, Outcome,
 };
 use rnnsweep::report::chart::ChartFormat;
+use rnnsweep::report::effects::EffectMetric;
 use rnnsweep::report::export::{Format, Tables};
 use rnnsweep::report::summarize::Metric;
 use rnnsweep::trainer::config::{
@@ -174,6 +175,31 @@ enum ResultsCmd {
     Curves(CurvesArgs),
     /// One self-contained offline HTML page: counts, variant table, charts, curve table
     Report(ReportArgs),
+    /// A metric as a function of each setting that varies (grid axis, variant): tables on
+    /// stdout, a chart per setting (and a heatmap when two vary) as SVG and PNG
+    Effects(EffectsArgs),
+}
+
+#[derive(Args, Debug)]
+struct EffectsArgs {
+    #[command(flatten)]
+    sweeps: SweepsArgs,
+    /// Only this setting: a grid axis as written in the grid, `variant` or `sweep` [default:
+    /// every one with at least two values]
+    #[arg(long, value_name = "NAME")]
+    axis: Option<String>,
+    /// final_test_acc, best_test_acc, samples_per_sec or time_to_target
+    #[arg(long, default_value = "final_test_acc")]
+    metric: EffectMetric,
+    /// Test accuracy to reach, for --metric time_to_target [default: 0.9]
+    #[arg(long, value_name = "ACC")]
+    target: Option<f64>,
+    /// table, markdown, csv or json
+    #[arg(long, default_value = "table")]
+    format: Format,
+    /// Folder for the charts [default: <results>/<sweep>/effects, or <results>/effects for several sweeps]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -631,6 +657,20 @@ impl From<ReportArgs> for results::ReportOptions {
     }
 }
 
+impl From<EffectsArgs> for effects::EffectsOptions {
+    fn from(a: EffectsArgs) -> Self {
+        effects::EffectsOptions {
+            results: a.sweeps.results,
+            sweeps: a.sweeps.sweeps,
+            axis: a.axis,
+            metric: a.metric,
+            target: a.target,
+            format: a.format,
+            out: a.out,
+        }
+    }
+}
+
 impl PredictArgs {
     fn options(self, g: GlobalArgs) -> predict::PredictOptions {
         predict::PredictOptions {
@@ -767,6 +807,7 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
         Command::Results(ResultsCmd::Compare(a)) => results::compare_cmd(&a.into()),
         Command::Results(ResultsCmd::Curves(a)) => results::curves_cmd(&a.into()),
         Command::Results(ResultsCmd::Report(a)) => results::report_cmd(&a.into()),
+        Command::Results(ResultsCmd::Effects(a)) => effects::effects_cmd(&a.into()),
         Command::Describe(a) => describe::describe_cmd(&a.into()),
         Command::Data(a) => data::data_cmd(&a.options(g)),
         Command::Bench(a) => bench::bench_cmd(&a.options(g)),

@@ -407,7 +407,7 @@ fn train_loss_metric_changes_the_curve() {
 #[test]
 fn html_report_marks_collapsed_variants_and_lists_outcomes() {
     let s = summary(Metric::TestAcc);
-    let page = rnnsweep::report::html::page("fx", &["fx".to_string()], &s, &[]);
+    let page = rnnsweep::report::html::page("fx", &["fx".to_string()], &s, &[], &[]);
     assert!(page.contains(
         "<span id=\"counts\">9/11 runs loaded (1 diverged, 1 collapsed), 1 failed, 1 missing"
     ));

@@ -1,7 +1,8 @@
 //! The HTML report in a real browser: headless Chromium loads the page written by
 //! `rnnsweep results report` for a tiny sweep (fake trainer: no MNIST), and the test checks that it renders (the DOM
-//! has the tables and the four inline SVG charts, a screenshot has ink in the first series'
-//! colour) and that the page makes no request.
+//! has the tables, the two effect charts of the Effects section, laid out and drawn, and the
+//! four curve charts; a screenshot has ink in the first series' colour) and that the page makes
+//! no request.
 //!
 //! Chromium is driven through the DevTools protocol (`common/cdp.rs`): the test opens one page
 //! target and records the `Network.requestWillBeSent` events of that page's session only. What
@@ -122,15 +123,51 @@ fn report_renders_offline_in_headless_chromium() {
         dom.contains("<title>rnnsweep report: tiny</title>"),
         "{dom}"
     );
-    assert_eq!(dom.matches("<svg").count(), 4, "four charts");
+    // The variants are the one setting that varies: two effect charts, then the four curves.
+    assert_eq!(
+        dom.matches("<svg").count(),
+        6,
+        "two effect charts and four curve charts"
+    );
     for needle in [
         "id=\"summary\"",
         "id=\"curves\"",
+        "id=\"effects\"",
+        "Final test accuracy vs variant — tiny",
+        "Training samples/s vs variant — tiny",
         "Test accuracy — tiny",
         "Train loss — tiny",
         "6/6 runs loaded",
     ] {
         assert!(dom.contains(needle), "missing {needle:?}");
+    }
+    assert!(
+        dom.find("id=\"effects\"") < dom.find("id=\"curves\""),
+        "the Effects section comes before the curves"
+    );
+    // The effect charts are drawn: laid out at a real size, with a marker per variant (three
+    // variants, every run completed, so each point has a mean) and the variants as x ticks.
+    let drawn = browser.eval(
+        &page,
+        "JSON.stringify(Array.from(document.querySelectorAll('figure.effect svg')).map(s => { \
+           const r = s.getBoundingClientRect(); \
+           return [s.closest('figure').id, Math.round(r.width), Math.round(r.height), \
+                   s.querySelectorAll('circle').length, \
+                   ['RNN', 'LSTM', 'GRU'].every(v => Array.from(s.querySelectorAll('text')).some(t => t.textContent.trim() === v))]; }))",
+    );
+    let drawn: Vec<(String, u32, u32, usize, bool)> =
+        serde_json::from_str(drawn.as_str().expect("a JSON string")).unwrap();
+    assert_eq!(
+        drawn.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
+        [
+            "effect-variant-final_test_acc",
+            "effect-variant-samples_per_sec"
+        ]
+    );
+    for (id, w, h, circles, ticks) in &drawn {
+        assert!(*w > 300 && *h > 150, "{id} is laid out at {w}×{h}");
+        assert!(*circles >= 3, "{id}: {circles} markers");
+        assert!(*ticks, "{id}: the variants are the x ticks");
     }
     let png = browser.screenshot(&page, 1200, 2400);
     assert_eq!(

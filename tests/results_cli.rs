@@ -144,12 +144,53 @@ fn summarize_compare_and_predict_a_real_sweep() {
     );
     assert!(o.status.success(), "{}", text(&o.stderr));
     let html = std::fs::read_to_string(&page).unwrap();
-    assert_eq!(html.matches("<svg").count(), 4);
+    // Two effect charts (the variants vary: final test accuracy and samples/s), four curves.
+    assert_eq!(html.matches("<svg").count(), 6);
     assert!(html.contains("Content-Security-Policy"));
     assert!(
         !html.contains("src=") && !html.contains("href="),
         "nothing to fetch"
     );
+
+    // Effects of the variant on a real sweep: every run is in a point, time to a low target.
+    let o = run(
+        &[
+            "results",
+            "effects",
+            "--metric",
+            "time_to_target",
+            "--target",
+            "0.05",
+            "--format",
+            "json",
+        ],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let e = &v["effects"][0];
+    assert_eq!(
+        (e["axis"].as_str(), e["scale"].as_str()),
+        (Some("variant"), Some("categorical"))
+    );
+    let points = e["series"][0]["points"].as_array().unwrap();
+    assert_eq!(points.len(), 3, "RNN, LSTM, GRU");
+    let runs: u64 = points.iter().map(|p| p["runs"].as_u64().unwrap()).sum();
+    assert_eq!(runs, 6);
+    for p in points {
+        let (k, n) = (
+            p["reached"]["k"].as_u64().unwrap(),
+            p["reached"]["n"].as_u64().unwrap(),
+        );
+        assert!(
+            k <= n && n + p["diverged"].as_u64().unwrap() + p["collapsed"].as_u64().unwrap() == 2,
+            "{p}"
+        );
+    }
+    assert!(tmp
+        .path()
+        .join("tiny/effects/effect_variant_time_to_target.png")
+        .is_file());
 
     // predict on one finished cell
     let runs = tmp.path().join("tiny/runs");

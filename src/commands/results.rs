@@ -187,17 +187,17 @@ fn sweep_names(dirs: &[PathBuf]) -> Vec<String> {
         .collect()
 }
 
+/// The panel of every chart metric.
+type Panels = Vec<(Metric, Panel)>;
+
 /// Loads, summarizes, and computes the panel of every chart metric.
-fn panels(
-    dirs: &[PathBuf],
-    by: Option<&[String]>,
-) -> anyhow::Result<(Summary, Vec<(Metric, Panel)>)> {
+fn panels(dirs: &[PathBuf], by: Option<&[String]>) -> anyhow::Result<(Loaded, Summary, Panels)> {
     let (loaded, s) = build_summary(dirs, by, Metric::TestAcc)?;
     let panels = CHART_METRICS
         .iter()
         .map(|&m| Ok((m, panel(&loaded, &s, m).context("computing chart series")?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok((s, panels))
+    Ok((loaded, s, panels))
 }
 
 /// Options of `rnnsweep results curves`.
@@ -215,7 +215,7 @@ pub struct CurvesOptions {
 /// `results curves`: one SVG and/or PNG per metric; the files' paths on stdout.
 pub fn curves_cmd(o: &CurvesOptions) -> anyhow::Result<Outcome> {
     let dirs = resolve_sweeps(&o.results, &o.sweeps)?;
-    let (s, panels) = panels(&dirs, o.by.as_deref())?;
+    let (_, s, panels) = panels(&dirs, o.by.as_deref())?;
     let name = sweep_names(&dirs).join(" + ");
     let out = match &o.out {
         Some(out) => out.clone(),
@@ -265,7 +265,8 @@ pub struct ReportOptions {
 /// `results report`: the self-contained HTML page.
 pub fn report_cmd(o: &ReportOptions) -> anyhow::Result<Outcome> {
     let dirs = resolve_sweeps(&o.results, &o.sweeps)?;
-    let (s, panels) = panels(&dirs, o.by.as_deref())?;
+    let (loaded, s, panels) = panels(&dirs, o.by.as_deref())?;
+    let effects = super::effects::report_figures(&loaded, &dirs)?;
     let names = sweep_names(&dirs);
     let name = names.join(" + ");
     let figures = panels
@@ -278,7 +279,13 @@ pub fn report_cmd(o: &ReportOptions) -> anyhow::Result<Outcome> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let page = html::page(&format!("rnnsweep report: {name}"), &names, &s, &figures);
+    let page = html::page(
+        &format!("rnnsweep report: {name}"),
+        &names,
+        &s,
+        &figures,
+        &effects,
+    );
     write_atomic(&o.out, page.as_bytes())
         .with_context(|| format!("cannot write {}", o.out.display()))?;
     eprint_counts(&s, Some(&o.out));

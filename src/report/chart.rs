@@ -18,10 +18,10 @@ use super::summarize::Metric;
 
 /// Chart size in pixels.
 pub const SIZE: (u32, u32) = (960, 540);
-const LEGEND_WIDTH: u32 = 270;
-const FONT: &str = "sans-serif";
+pub(crate) const LEGEND_WIDTH: u32 = 270;
+pub(crate) const FONT: &str = "sans-serif";
 
-fn fonts() {
+pub(crate) fn fonts() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // Both are valid TrueType fonts shipped inside the dejavu crate.
@@ -82,7 +82,7 @@ pub enum ChartError {
     },
 }
 
-fn draw_error<E: std::error::Error + Send + Sync + 'static>(
+pub(crate) fn draw_error<E: std::error::Error + Send + Sync + 'static>(
     title: &str,
 ) -> impl FnOnce(E) -> ChartError + '_ {
     move |e| ChartError::Draw {
@@ -166,9 +166,15 @@ pub fn png(panel: &Panel, title: &str) -> Result<Vec<u8>, ChartError> {
         let root = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
         draw(&root, panel, title).map_err(draw_error(title))?;
     }
+    encode_png(&rgb, title)
+}
+
+/// An RGB buffer of [`SIZE`] as PNG bytes.
+pub(crate) fn encode_png(rgb: &[u8], title: &str) -> Result<Vec<u8>, ChartError> {
+    let (w, h) = SIZE;
     let mut bytes = Vec::new();
     image::codecs::png::PngEncoder::new(&mut bytes)
-        .write_image(&rgb, w, h, image::ColorType::Rgb8)
+        .write_image(rgb, w, h, image::ColorType::Rgb8)
         .map_err(|source| ChartError::Png {
             title: title.to_string(),
             source,
@@ -262,7 +268,7 @@ fn draw<DB: DrawingBackend>(
 }
 
 /// 0.5 → "0.5", 2 → "2", 0.30000000000000004 → "0.3".
-fn trim_float(x: f64) -> String {
+pub(crate) fn trim_float(x: f64) -> String {
     let s = format!("{x:.3}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s == "-0" {

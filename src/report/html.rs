@@ -1,8 +1,9 @@
 //! The offline HTML report: one self-contained page (inline CSS, inline SVG charts, no scripts,
 //! no links to fetch) with the counts (failed and corrupt cells listed, diverged runs with what
 //! went non-finite and collapsed runs in collapsible lists), the variant table with its
-//! statistics (rows with collapsed runs marked), a note on how they are computed, the charts and
-//! the curve table. A Content-Security-Policy forbids every request, so the page cannot reach
+//! statistics (rows with collapsed runs marked), a note on how they are computed, the Effects
+//! section (a metric against each setting that varies, heatmaps), the curve charts and the curve
+//! table. A Content-Security-Policy forbids every request, so the page cannot reach
 //! out even by mistake.
 
 use std::fmt::Write;
@@ -15,6 +16,15 @@ use super::summarize::Summary;
 pub struct Figure {
     pub title: String,
     pub svg: String,
+}
+
+/// An effect chart to embed (see `report::effects`): an id for the page, its title, its SVG
+/// document and a caption saying how to read it (plain text).
+pub struct EffectFigure {
+    pub id: String,
+    pub title: String,
+    pub svg: String,
+    pub caption: String,
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -46,8 +56,15 @@ tr.collapsed td { background: #fff3d6; } .mark { font-size: 0.75rem; color: #8a5
 details { margin: 0.5rem 0; font-size: 0.9rem; } .note { font-size: 0.85rem; color: #444; }
 ";
 
-/// The whole page.
-pub fn page(title: &str, sweeps: &[String], s: &Summary, figures: &[Figure]) -> String {
+/// The whole page. `effects`: the Effects section's charts, before the curves (a note when
+/// there are none: nothing but the seed varies).
+pub fn page(
+    title: &str,
+    sweeps: &[String],
+    s: &Summary,
+    figures: &[Figure],
+    effects: &[EffectFigure],
+) -> String {
     let mut o = String::new();
     let t = escape(title);
     write!(
@@ -172,6 +189,8 @@ pub fn page(title: &str, sweeps: &[String], s: &Summary, figures: &[Figure]) -> 
     )
     .unwrap();
 
+    effects_section(&mut o, effects);
+
     o.push_str("<h2>Curves</h2>\n");
     for f in figures {
         writeln!(
@@ -208,9 +227,53 @@ pub fn page(title: &str, sweeps: &[String], s: &Summary, figures: &[Figure]) -> 
     o
 }
 
+/// The Effects section: each chart in a figure with its caption.
+fn effects_section(o: &mut String, effects: &[EffectFigure]) {
+    o.push_str("<h2 id=\"effects\">Effects</h2>\n");
+    if effects.is_empty() {
+        o.push_str("<p class=\"note\">Only the seed varies between these runs: no setting to show an effect of.</p>\n");
+        return;
+    }
+    o.push_str(
+        "<p class=\"note\">Each setting that varies on x, the other settings as lines (or crossed in a heatmap). \
+         Diverged and collapsed runs are not in the means; they are counted at their point.</p>\n",
+    );
+    for f in effects {
+        writeln!(
+            o,
+            "<figure class=\"chart effect\" id=\"{}\">\n{}\n<figcaption>{}</figcaption>\n</figure>",
+            escape(&f.id),
+            f.svg,
+            escape(&f.caption)
+        )
+        .unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn effects_section_embeds_figures_or_says_why_not() {
+        let mut o = String::new();
+        effects_section(&mut o, &[]);
+        assert!(o.starts_with("<h2 id=\"effects\">Effects</h2>"));
+        assert!(o.contains("Only the seed varies"));
+        let mut o = String::new();
+        effects_section(
+            &mut o,
+            &[EffectFigure {
+                id: "effect-lr-final_test_acc".into(),
+                title: "t".into(),
+                svg: "<svg></svg>".into(),
+                caption: "acc < 1 & more".into(),
+            }],
+        );
+        assert!(o.contains(
+            "<figure class=\"chart effect\" id=\"effect-lr-final_test_acc\">\n<svg></svg>\n<figcaption>acc &lt; 1 &amp; more</figcaption>"
+        ));
+    }
 
     #[test]
     fn escapes_markup() {

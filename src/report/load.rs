@@ -192,7 +192,8 @@ pub struct Loaded {
     /// One row per finished cell (completed or diverged): identity, hyperparameters, outcome
     /// (`status`, `collapsed`).
     pub runs: DataFrame,
-    /// Long format: one row per (cell, evaluation point, split), with the cell's `id`.
+    /// Long format: one row per (cell, evaluation point, split), with the cell's `id`:
+    /// epoch, iteration, split, loss, acc, seconds (training time so far).
     pub metrics: LazyFrame,
     pub counts: Counts,
     /// Grid axes of the plans (union, in order of first appearance).
@@ -273,6 +274,7 @@ struct MetricCols {
     split: Vec<&'static str>,
     loss: Vec<f64>,
     acc: Vec<f64>,
+    seconds: Vec<f64>,
 }
 
 /// Loads one or more sweep folders (each with plan.json).
@@ -410,6 +412,7 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
                 });
                 mc.loss.push(m.loss);
                 mc.acc.push(m.acc);
+                mc.seconds.push(m.seconds);
             }
         }
     }
@@ -453,6 +456,8 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
         Column::new("split".into(), mc.split),
         Column::new("loss".into(), mc.loss),
         Column::new("acc".into(), mc.acc),
+        // Training wall time so far (evaluation excluded), for time-to-target.
+        Column::new("seconds".into(), mc.seconds),
     ])?
     .lazy();
     Ok(Loaded {

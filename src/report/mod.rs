@@ -1,9 +1,12 @@
 //! Reports, read only from the disk: loading sweeps into polars frames (`load`), summarizing
 //! them (`summarize`, pure frame → values), statistics (`stats`), exporters that turn a summary
-//! into bytes (`export`), chart series (`series`, pure), drawing them (`chart`, SVG/PNG), and
-//! the self-contained HTML report (`html`).
+//! into bytes (`export`), chart series (`series`, pure), drawing them (`chart`, SVG/PNG),
+//! effects of one setting on a metric (`effects`, pure; drawn by `effect_chart`), and the
+//! self-contained HTML report (`html`).
 
 pub mod chart;
+pub mod effect_chart;
+pub mod effects;
 pub mod export;
 pub mod html;
 pub mod load;

@@ -1,0 +1,520 @@
+//! Drawing effects with plotters, as SVG text or PNG bytes (no file I/O), in the look of
+//! `chart.rs` (same size, fonts, colours, legend panel on the right).
+//!
+//! An effect chart has the setting on x: its values as ticks, on a log scale for log dims
+//! (positions are log10 of the values, labelled with the values) and as evenly spaced categories
+//! for words. Each line of the effect is one colour: a marker at the mean over seeds, a vertical
+//! bar for the 95 % t interval, a line between the points of numeric axes, and the points of
+//! several lines slightly dodged so their bars do not hide each other. Diverged and collapsed
+//! runs, which are not in the mean, are written at their point ("2 div", "1 col"), with a cross
+//! on the x axis when no run of the point counts.
+//!
+//! A heatmap crosses two settings: a cell per pair of values, coloured by the mean (viridis,
+//! with a colour bar in the legend) and annotated with the mean, n and diverged/collapsed counts.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::FontStyle;
+
+use super::chart::{
+    color, draw_error, encode_png, fonts, trim_float, ChartError, FONT, LEGEND_WIDTH, SIZE,
+};
+use super::effects::{x_range, y_range, Effect, EffectPoint, Heatmap, Scale};
+use super::export::cut;
+
+/// The colour of diverged/collapsed marks.
+const MARK: RGBColor = RGBColor(170, 30, 30);
+
+/// Most tick labels on the x axis; with more values every k-th is labelled.
+const MAX_TICKS: usize = 12;
+
+/// An axis value as a short tick label: three significant digits, in scientific notation below
+/// 0.001 and from 100,000: "0.0001" → "1e-4", "0.000316227766017" → "3.16e-4",
+/// "64" → "64", words unchanged.
+pub fn tick_label(v: &str) -> String {
+    let Ok(x) = v.parse::<f64>() else {
+        return cut(v, 14);
+    };
+    if !x.is_finite() {
+        return v.to_string();
+    }
+    let a = x.abs();
+    if a == 0.0 || (1e-3..1e5).contains(&a) {
+        // Three significant digits.
+        let d = (2 - a.log10().floor() as i32).clamp(0, 6) as usize;
+        let s = format!("{x:.d$}");
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    } else {
+        let s = format!("{x:.2e}");
+        let (m, e) = s.split_once('e').expect("scientific format");
+        let m = m.trim_end_matches('0').trim_end_matches('.');
+        format!("{m}e{e}")
+    }
+}
+
+/// "2 div, 1 col", or None when every run counts.
+pub fn marks(p: &EffectPoint) -> Option<String> {
+    let mut v = Vec::new();
+    if p.diverged > 0 {
+        v.push(format!("{} div", p.diverged));
+    }
+    if p.collapsed > 0 {
+        v.push(format!("{} col", p.collapsed));
+    }
+    (!v.is_empty()).then(|| v.join(", "))
+}
+
+/// The horizontal offset of line `i` of `n` so that their bars do not overlap: lines spread over
+/// 4 % of the x range (none for a single line).
+pub fn dodge(i: usize, n: usize, width: f64) -> f64 {
+    if n <= 1 {
+        return 0.0;
+    }
+    let step = 0.04 * width / (n - 1) as f64;
+    (i as f64 - (n - 1) as f64 / 2.0) * step
+}
+
+/// The effect chart as an SVG document.
+pub fn effect_svg(e: &Effect, title: &str) -> Result<String, ChartError> {
+    fonts();
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
+        draw_effect(&root, e, title).map_err(draw_error(title))?;
+    }
+    Ok(out)
+}
+
+/// The effect chart as a PNG image.
+pub fn effect_png(e: &Effect, title: &str) -> Result<Vec<u8>, ChartError> {
+    fonts();
+    let (w, h) = SIZE;
+    let mut rgb = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
+        draw_effect(&root, e, title).map_err(draw_error(title))?;
+    }
+    encode_png(&rgb, title)
+}
+
+/// The heatmap as an SVG document.
+pub fn heatmap_svg(h: &Heatmap, title: &str) -> Result<String, ChartError> {
+    fonts();
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
+        draw_heatmap(&root, h, title).map_err(draw_error(title))?;
+    }
+    Ok(out)
+}
+
+/// The heatmap as a PNG image.
+pub fn heatmap_png(h: &Heatmap, title: &str) -> Result<Vec<u8>, ChartError> {
+    fonts();
+    let (w, hh) = SIZE;
+    let mut rgb = vec![0u8; (w * hh * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
+        draw_heatmap(&root, h, title).map_err(draw_error(title))?;
+    }
+    encode_png(&rgb, title)
+}
+
+type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+fn draw_effect<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    e: &Effect,
+    title: &str,
+) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let (w, _) = root.dim_in_pixel();
+    let (plot, legend) = root.split_horizontally(w - LEGEND_WIDTH);
+    let (x0, x1) = x_range(e);
+    let (y0, y1) = y_range(e);
+    let target = e.target.unwrap_or(f64::NAN);
+    let x_desc = match e.scale {
+        Scale::Log => format!("{} (log scale)", e.axis),
+        _ => e.axis.clone(),
+    };
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(title, (FONT, 20).into_font().style(FontStyle::Bold))
+        .margin(14)
+        .x_label_area_size(44)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, y0..y1)?;
+    chart
+        .configure_mesh()
+        .x_labels(0)
+        .disable_x_mesh()
+        .x_desc(x_desc)
+        .y_desc(e.metric.title(target))
+        .axis_desc_style((FONT, 15))
+        .label_style((FONT, 13))
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(225, 225, 225))
+        .y_label_formatter(&|y| trim_float(*y))
+        .draw()?;
+
+    // Ticks: a light vertical line and the value under the axis, at every value.
+    let dim = e.dim();
+    let every = e.values.len().div_ceil(MAX_TICKS).max(1);
+    let tick = (FONT, 13)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    for (i, v) in e.values.iter().enumerate() {
+        let Some(x) = dim.pos(v) else { continue };
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(x, y0), (x, y1)],
+            RGBColor(235, 235, 235),
+        )))?;
+        if i % every == 0 {
+            let (px, py) = chart.backend_coord(&(x, y0));
+            root.draw(&Text::new(tick_label(v), (px, py + 6), tick.clone()))?;
+        }
+    }
+
+    let clamp = |v: f64| v.clamp(y0, y1);
+    let n = e.series.len();
+    let cap = 0.006 * (x1 - x0);
+    let mark_font = (FONT, 11).into_font().color(&MARK);
+    for (i, s) in e.series.iter().enumerate() {
+        let c = color(i);
+        let dx = dodge(i, n, x1 - x0);
+        let means: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .filter_map(|p| {
+                p.stats
+                    .mean
+                    .filter(|m| m.is_finite())
+                    .map(|m| (p.pos + dx, clamp(m)))
+            })
+            .collect();
+        if e.scale != Scale::Categorical && means.len() > 1 {
+            chart.draw_series(LineSeries::new(means.iter().copied(), c.stroke_width(2)))?;
+        }
+        for p in &s.points {
+            let x = p.pos + dx;
+            if let Some(ci) = p
+                .stats
+                .ci
+                .filter(|c| c.low.is_finite() && c.high.is_finite())
+            {
+                let (lo, hi) = (clamp(ci.low), clamp(ci.high));
+                chart.draw_series([
+                    PathElement::new(vec![(x, lo), (x, hi)], c.stroke_width(2)),
+                    PathElement::new(vec![(x - cap, lo), (x + cap, lo)], c.stroke_width(2)),
+                    PathElement::new(vec![(x - cap, hi), (x + cap, hi)], c.stroke_width(2)),
+                ])?;
+            }
+            let mean = p.stats.mean.filter(|m| m.is_finite());
+            if let Some(m) = mean {
+                chart.draw_series(std::iter::once(Circle::new((x, clamp(m)), 4, c.filled())))?;
+            }
+            if let Some(text) = marks(p) {
+                // At the point, or on the x axis with a cross when no run counts.
+                let y = match mean {
+                    Some(m) => clamp(m),
+                    None => {
+                        let y = y0 + 0.03 * (y1 - y0);
+                        chart.draw_series(std::iter::once(Cross::new(
+                            (x, y),
+                            5,
+                            MARK.stroke_width(2),
+                        )))?;
+                        y
+                    }
+                };
+                // Above the point for even lines, below for odd ones, so that the marks of
+                // lines meeting at one x do not print over each other.
+                let (px, py) = chart.backend_coord(&(x, y));
+                let dy = if i % 2 == 0 { -14 } else { 5 };
+                root.draw(&Text::new(text, (px + 7, py + dy), mark_font.clone()))?;
+            }
+        }
+    }
+
+    // Legend: how to read the chart, then one swatch and label per line.
+    let small = (FONT, 13).into_font();
+    let mut y = 44;
+    for line in [
+        "point: mean over seeds",
+        "bar: 95% t interval (n ≥ 2)",
+        "“2 div”, “1 col”: diverged,",
+        "  collapsed runs (not in the mean)",
+    ] {
+        legend.draw(&Text::new(line, (8, y), small.clone()))?;
+        y += 17;
+    }
+    y += 10;
+    let (_, h) = legend.dim_in_pixel();
+    let room = ((h as i32 - y - 20) / 18).max(1) as usize;
+    for (i, s) in e.series.iter().enumerate() {
+        if i + 1 == room && n > room {
+            legend.draw(&Text::new(
+                format!("… and {} more", n - i),
+                (8, y),
+                small.clone(),
+            ))?;
+            break;
+        }
+        legend.draw(&Rectangle::new(
+            [(8, y + 2), (26, y + 12)],
+            color(i).filled(),
+        ))?;
+        legend.draw(&Text::new(cut(&s.label, 30), (32, y), small.clone()))?;
+        y += 18;
+    }
+    root.present()
+}
+
+/// Viridis, five stops.
+const VIRIDIS: [(f64, f64, f64); 5] = [
+    (68.0, 1.0, 84.0),
+    (59.0, 82.0, 139.0),
+    (33.0, 145.0, 140.0),
+    (94.0, 201.0, 98.0),
+    (253.0, 231.0, 37.0),
+];
+
+/// The viridis colour at t in [0, 1] (clamped; NaN is the lowest colour).
+pub fn viridis(t: f64) -> RGBColor {
+    let t = if t.is_nan() { 0.0 } else { t.clamp(0.0, 1.0) };
+    let f = t * (VIRIDIS.len() - 1) as f64;
+    let i = (f.floor() as usize).min(VIRIDIS.len() - 2);
+    let u = f - i as f64;
+    let (a, b) = (VIRIDIS[i], VIRIDIS[i + 1]);
+    let mix = |p: f64, q: f64| (p + (q - p) * u).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// The smallest and largest finite cell mean of a heatmap.
+pub fn heat_range(h: &Heatmap) -> Option<(f64, f64)> {
+    let means = h
+        .cells
+        .iter()
+        .flatten()
+        .flatten()
+        .filter_map(|p| p.stats.mean)
+        .filter(|m| m.is_finite());
+    let mut r: Option<(f64, f64)> = None;
+    for m in means {
+        r = Some(match r {
+            None => (m, m),
+            Some((lo, hi)) => (if m < lo { m } else { lo }, if m > hi { m } else { hi }),
+        });
+    }
+    r
+}
+
+fn draw_heatmap<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    h: &Heatmap,
+    title: &str,
+) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let (w, _) = root.dim_in_pixel();
+    let (plot, legend) = root.split_horizontally(w - LEGEND_WIDTH);
+    let (nx, ny) = (h.xs.len().max(1) as f64, h.ys.len().max(1) as f64);
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(title, (FONT, 20).into_font().style(FontStyle::Bold))
+        .margin(14)
+        .x_label_area_size(44)
+        .y_label_area_size(110)
+        .build_cartesian_2d(0.0..nx, 0.0..ny)?;
+    chart
+        .configure_mesh()
+        .x_labels(0)
+        .y_labels(0)
+        .disable_mesh()
+        .x_desc(h.x.as_str())
+        .y_desc(h.y.as_str())
+        .axis_desc_style((FONT, 15))
+        .draw()?;
+    let range = heat_range(h);
+    let t_of = |m: f64| match range {
+        Some((lo, hi)) if hi > lo => (m - lo) / (hi - lo),
+        _ => 0.5,
+    };
+    let d = h.metric.decimals();
+    let center = Pos::new(HPos::Center, VPos::Center);
+    for (r, row) in h.cells.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            let (x, y) = (c as f64, r as f64);
+            let mean = cell
+                .as_ref()
+                .and_then(|p| p.stats.mean)
+                .filter(|m| m.is_finite());
+            let fill = mean.map_or(RGBColor(225, 225, 225), |m| viridis(t_of(m)));
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x, y), (x + 1.0, y + 1.0)],
+                fill.filled(),
+            )))?;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x, y), (x + 1.0, y + 1.0)],
+                WHITE.stroke_width(2),
+            )))?;
+            let ink = match mean {
+                Some(m) if t_of(m) < 0.6 => WHITE,
+                _ => BLACK,
+            };
+            let mut lines = match cell {
+                None => vec!["no runs".to_string()],
+                Some(p) => vec![
+                    mean.map_or("–".to_string(), |m| format!("{m:.d$}")),
+                    format!("n={}", p.stats.n),
+                ],
+            };
+            if let Some(m) = cell.as_ref().and_then(marks) {
+                lines.push(m);
+            }
+            let (px, py) = chart.backend_coord(&(x + 0.5, y + 0.5));
+            let top = py - 9 * (lines.len() as i32 - 1);
+            for (k, l) in lines.iter().enumerate() {
+                let size = if k == 0 { 15 } else { 12 };
+                let style = (FONT, size).into_font().color(&ink).pos(center);
+                root.draw(&Text::new(l.clone(), (px, top + 18 * k as i32), style))?;
+            }
+        }
+    }
+    // Tick labels at the cell centres.
+    let tick = (FONT, 13).into_font().color(&BLACK);
+    for (c, v) in h.xs.iter().enumerate() {
+        let (px, py) = chart.backend_coord(&(c as f64 + 0.5, 0.0));
+        let style = tick.clone().pos(Pos::new(HPos::Center, VPos::Top));
+        root.draw(&Text::new(tick_label(v), (px, py + 6), style))?;
+    }
+    for (r, v) in h.ys.iter().enumerate() {
+        let (px, py) = chart.backend_coord(&(0.0, r as f64 + 0.5));
+        let style = tick.clone().pos(Pos::new(HPos::Right, VPos::Center));
+        root.draw(&Text::new(tick_label(v), (px - 6, py), style))?;
+    }
+
+    // Legend: what a cell says, then the colour bar from the lowest to the highest mean.
+    let small = (FONT, 13).into_font();
+    let target = h.target.unwrap_or(f64::NAN);
+    let mut y = 44;
+    for line in [
+        "colour and number: the mean".to_string(),
+        format!("  {}", cut(&h.metric.title(target).to_lowercase(), 30)),
+        "  over the runs that count".to_string(),
+        "n: runs in the mean".to_string(),
+        "div / col: diverged / collapsed".to_string(),
+        "  runs (not in the mean)".to_string(),
+    ] {
+        legend.draw(&Text::new(line, (8, y), small.clone()))?;
+        y += 17;
+    }
+    if let Some((lo, hi)) = range {
+        y += 12;
+        let steps = 40;
+        for k in 0..steps {
+            let t = 1.0 - k as f64 / (steps - 1) as f64;
+            legend.draw(&Rectangle::new(
+                [(12, y + 4 * k), (36, y + 4 * k + 4)],
+                viridis(t).filled(),
+            ))?;
+        }
+        legend.draw(&Text::new(format!("{hi:.d$}"), (44, y), small.clone()))?;
+        legend.draw(&Text::new(
+            format!("{lo:.d$}"),
+            (44, y + 4 * steps - 12),
+            small.clone(),
+        ))?;
+    }
+    root.present()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::effects::tests::sample_runs;
+    use crate::report::effects::{dims, effect, heatmap, EffectMetric};
+
+    #[test]
+    fn tick_labels_are_short() {
+        assert_eq!(tick_label("0.0001"), "1e-4");
+        assert_eq!(tick_label("0.001"), "0.001");
+        assert_eq!(tick_label("0.000316227766017"), "3.16e-4");
+        assert_eq!(tick_label("0.00316227766017"), "0.00316");
+        assert_eq!(tick_label("0.1"), "0.1");
+        assert_eq!(tick_label("64"), "64");
+        assert_eq!(tick_label("256"), "256");
+        assert_eq!(tick_label("0.5"), "0.5");
+        assert_eq!(tick_label("LSTM h64"), "LSTM h64");
+        assert_eq!(tick_label("1000000"), "1e6");
+    }
+
+    #[test]
+    fn dodge_spreads_lines_symmetrically() {
+        assert_eq!(dodge(0, 1, 10.0), 0.0);
+        assert_eq!(
+            (dodge(0, 3, 10.0), dodge(1, 3, 10.0), dodge(2, 3, 10.0)),
+            (-0.2, 0.0, 0.2)
+        );
+    }
+
+    #[test]
+    fn viridis_ends_and_middle() {
+        assert_eq!(viridis(0.0), RGBColor(68, 1, 84));
+        assert_eq!(viridis(1.0), RGBColor(253, 231, 37));
+        assert_eq!(viridis(0.5), RGBColor(33, 145, 140));
+        assert_eq!(viridis(f64::NAN), RGBColor(68, 1, 84));
+        assert_eq!(viridis(7.0), RGBColor(253, 231, 37));
+    }
+
+    #[test]
+    fn effect_svg_has_ticks_bars_marks_and_legend() {
+        let runs = sample_runs();
+        let d = dims(&crate::report::effects::tests::candidates(), &runs);
+        let e = effect(&d, "lr", &runs, EffectMetric::FinalTestAcc, 0.9);
+        let s = effect_svg(&e, "Final test accuracy vs lr").unwrap();
+        assert!(s.starts_with("<svg"));
+        for text in [
+            "Final test accuracy vs lr",
+            "lr (log scale)",
+            "0.001",
+            "0.01",
+            "0.1",
+            "hidden=32",
+            "hidden=64",
+            "1 div",
+            "95% t interval",
+        ] {
+            assert!(s.contains(text), "missing {text:?}");
+        }
+        // Two lines on a numeric axis: two polylines of points (plus bars and ticks as paths).
+        assert!(
+            s.matches("<circle").count() >= 5,
+            "{}",
+            s.matches("<circle").count()
+        );
+        let p = effect_png(&e, "demo").unwrap();
+        assert_eq!(&p[..8], b"\x89PNG\r\n\x1a\n");
+    }
+
+    #[test]
+    fn heatmap_svg_annotates_every_cell() {
+        let runs = sample_runs();
+        let d = dims(&crate::report::effects::tests::candidates(), &runs);
+        let h = heatmap(&d, &runs, EffectMetric::FinalTestAcc, 0.9).unwrap();
+        let s = heatmap_svg(&h, "heat").unwrap();
+        assert!(
+            s.contains("n=2") && s.contains("n=0") && s.contains("1 div"),
+            "{s}"
+        );
+        assert!(
+            s.contains("no runs"),
+            "the missing pair is said to have no runs"
+        );
+        let p = heatmap_png(&h, "heat").unwrap();
+        assert_eq!(&p[..8], b"\x89PNG\r\n\x1a\n");
+    }
+}
