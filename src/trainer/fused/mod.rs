@@ -353,6 +353,61 @@ mod tests {
         check::<f64>();
     }
 
+    /// The one-feature input projection (pixels) gives the bits of the matmul followed by the
+    /// bias, which it replaces: special values included.
+    #[test]
+    fn one_feature_projection_matches_the_matmul_bit_for_bit() {
+        let (b, h) = (3, 37);
+        let d = Dims {
+            n: b,
+            b,
+            i: 1,
+            h,
+            g: h,
+        };
+        let w_ih: Vec<f32> = (0..h).map(|k| (k as f32 - 18.0) * 0.37).collect();
+        let mut b_ih: Vec<f32> = (0..h).map(|k| (k as f32) * 0.011 - 0.2).collect();
+        b_ih[3] = f32::NAN;
+        b_ih[4] = f32::INFINITY;
+        let b_hh: Vec<f32> = (0..h).map(|k| 0.5 - (k as f32) * 0.013).collect();
+        let x = vec![0.7f32, 0.0, -1.3e-3];
+        let p = Params {
+            w_ih: w_ih.clone(),
+            w_hh: vec![0.0; h * h],
+            b_ih: b_ih.clone(),
+            b_hh: b_hh.clone(),
+        };
+        let mut want = vec![0.0f32; b * h];
+        matmul(
+            &mut want,
+            View::row_major(b, h),
+            false,
+            &x,
+            View::row_major(b, 1),
+            &w_ih,
+            View::row_major(h, 1).t(),
+        );
+        for row in want.chunks_exact_mut(h) {
+            for k in 0..h {
+                row[k] += b_ih[k] + b_hh[k];
+            }
+        }
+        for isa in [Isa::Baseline, Isa::Avx2, Isa::Avx512] {
+            if !isa.supported() {
+                continue;
+            }
+            // One step of a relu RNN: h = relu(x·W_ihᵀ + b).
+            let s = forward(isa, Kind::Relu, d, &p, x.clone());
+            for (k, (&got, &w)) in s.hs.iter().zip(&want).enumerate() {
+                let w = relu(w);
+                assert!(
+                    got.to_bits() == w.to_bits() || (got.is_nan() && w.is_nan()),
+                    "{isa:?} {k}: {got} vs {w}"
+                );
+            }
+        }
+    }
+
     /// PyTorch's relu on special values, through a whole relu layer for every instruction set
     /// this CPU supports, at a width (37) that leaves remainders at every vector width:
     /// relu(NaN) = NaN, relu(+inf) = +inf, relu(-inf) = 0, relu(x ≤ 0) = 0; its backward passes
