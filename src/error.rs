@@ -67,8 +67,13 @@ pub enum DataError {
     },
     #[error("the {dataset} data was not loaded for this run (the command loads the data sets of the cells it trains)")]
     NotLoaded { dataset: String },
-    #[error("could not download {file} from any mirror:\n{attempts}")]
-    Download { file: String, attempts: String },
+    #[error("could not download {file} from any mirror:\n{attempts}{hint}")]
+    Download {
+        file: String,
+        attempts: String,
+        /// What to do next (empty when the caller has no better advice).
+        hint: String,
+    },
     #[error("no data directory: give --data-dir or set RNNSWEEP_DATA (no per-user cache directory is known on this system)")]
     NoDataDir,
     #[error("image index {index} is out of range: the {split} set has {len} images (0..{len})")]

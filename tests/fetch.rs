@@ -355,7 +355,8 @@ fn a_corrupt_fashion_download_is_rejected_and_nothing_is_left_behind() {
     let fx = fixture();
     let base = serve(fx.files.clone());
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("fashion-mnist");
+    // Parents that did not exist either: the failed fetch removes every folder it made.
+    let dir = tmp.path().join("data/new/fashion-mnist");
     let msg = fetch::fetch_missing(&dir, &fx.spec, &[format!("{base}/corrupt")], &|_| {})
         .unwrap_err()
         .to_string();
@@ -367,10 +368,16 @@ fn a_corrupt_fashion_download_is_rejected_and_nothing_is_left_behind() {
         msg.contains("checksum mismatch") && msg.contains("(file rejected)"),
         "{msg}"
     );
+    // What to do next: another mirror, or the files copied by hand.
     assert!(
-        dir_names(&dir).is_empty(),
+        msg.contains("--mirror URL (or set RNNSWEEP_FASHION_MNIST_MIRRORS)")
+            && msg.contains(&format!("copy the four .gz files into {}", dir.display())),
+        "{msg}"
+    );
+    assert!(
+        dir_names(tmp.path()).is_empty(),
         "left behind: {:?}",
-        dir_names(&dir)
+        dir_names(tmp.path())
     );
 }
 

@@ -269,10 +269,14 @@ const FASHION_FILES: [IdxFile; 4] = [
     ),
 ];
 
-/// The mirror torchvision's `FashionMNIST.mirrors` lists (Zalando's own S3 bucket). More can be
+/// The mirror torchvision's `FashionMNIST.mirrors` lists (Zalando's own S3 bucket), then the
+/// files in Zalando's GitHub repository (`data/fashion/` of zalandoresearch/fashion-mnist). More can be
 /// given with `--mirror` or `RNNSWEEP_FASHION_MNIST_MIRRORS`; every download is checked
 /// against the sums above whatever its source.
-const FASHION_MIRRORS: &[&str] = &["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"];
+const FASHION_MIRRORS: &[&str] = &[
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+];
 
 /// Everything needed to fetch, verify and load one data set: which one it is (for names,
 /// classes and messages), its four files with their sums, and its built-in mirrors.

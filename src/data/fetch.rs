@@ -55,17 +55,35 @@ pub fn fetch_missing(
     if missing.is_empty() {
         return Ok(vec![]);
     }
-    let existed = dir.is_dir();
+    // The folders this call creates (the leaf and any missing parents), deepest first: a
+    // failed fetch removes them again (remove_dir leaves one that a file got into).
+    let created: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+        .collect();
     fs::create_dir_all(dir).map_err(IoError::at("create data directory", dir))?;
     let result: Result<Vec<PathBuf>, DataError> = missing
         .into_iter()
         .map(|f| fetch_one(dir, f, mirrors, progress))
         .collect();
-    if result.is_err() && !existed {
-        // A folder made for nothing goes again (remove_dir leaves it if a file got in).
-        let _ = fs::remove_dir(dir);
+    if result.is_err() {
+        for d in &created {
+            let _ = fs::remove_dir(d);
+        }
     }
-    result
+    result.map_err(|e| match e {
+        DataError::Download { file, attempts, .. } => DataError::Download {
+            file,
+            attempts,
+            hint: format!(
+                "\ngive another mirror with --mirror URL (or set {}), or copy the four .gz files \
+                 into {}",
+                spec.dataset.mirrors_env(),
+                dir.display()
+            ),
+        },
+        other => other,
+    })
 }
 
 /// Downloads one file from the first mirror that serves it with the right checksum.
@@ -109,6 +127,7 @@ pub fn fetch_one(
         } else {
             attempts.join("\n")
         },
+        hint: String::new(),
     })
 }
 
