@@ -28,6 +28,20 @@ fn lstm_h64(epochs: u32) -> TrainConfig {
     c
 }
 
+/// An LSTM h8 reading 784 steps (`input`): 6 steps of 10 of the first 60 images, evaluated
+/// every 3 steps on 30 test images.
+fn tiny_sequence(input: InputMode) -> TrainConfig {
+    let mut cfg = lstm_h64(1);
+    cfg.model.hidden = 8;
+    cfg.model.input = input;
+    cfg.batch_size = 10;
+    cfg.budget = Budget::Iterations(6);
+    cfg.train_limit = Some(60);
+    cfg.eval.test_limit = Some(30);
+    cfg.eval.every = EvalEvery::Iterations(3);
+    cfg
+}
+
 /// Trains `cfg` on the CPU; `stopped` starts with the stop flag already set.
 fn run(cfg: &TrainConfig, stopped: bool) -> RunRecord {
     fit(
@@ -106,15 +120,7 @@ fn same_seed_gives_bit_identical_metrics_and_other_seeds_differ() {
 /// config's seed, trained and evaluated (the permutation is written into the config).
 #[test]
 fn a_permuted_pixel_run_trains_and_evaluates() {
-    let mut cfg = lstm_h64(1);
-    cfg.model.hidden = 8;
-    cfg.model.input = InputMode::Permuted;
-    cfg.batch_size = 10;
-    cfg.budget = Budget::Iterations(6);
-    cfg.train_limit = Some(60);
-    cfg.eval.test_limit = Some(30);
-    cfg.eval.every = EvalEvery::Iterations(3);
-    let rec = run(&cfg, false);
+    let rec = run(&tiny_sequence(InputMode::Permuted), false);
     assert_eq!(rec.status, RunStatus::Completed);
     assert_eq!(
         rec.config.model.permutation_seed,
@@ -136,14 +142,7 @@ fn a_permuted_pixel_run_trains_and_evaluates() {
 /// IEEE subnormals again afterwards (the next run on it may not want flushing).
 #[test]
 fn a_flushed_pixel_run_matches_the_default_and_restores_the_thread() {
-    let mut cfg = lstm_h64(1);
-    cfg.model.hidden = 8;
-    cfg.model.input = InputMode::Pixels;
-    cfg.batch_size = 10;
-    cfg.budget = Budget::Iterations(6);
-    cfg.train_limit = Some(60);
-    cfg.eval.test_limit = Some(30);
-    cfg.eval.every = EvalEvery::Iterations(3);
+    let mut cfg = tiny_sequence(InputMode::Pixels);
     let ieee = run(&cfg, false);
     cfg.flush_denormal = true;
     let flushed = run(&cfg, false);
