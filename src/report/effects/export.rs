@@ -168,9 +168,26 @@ fn table(r: &EffectsReport) -> String {
     let d = r.metric.decimals();
     for e in &r.effects {
         writeln!(o, "\n{}", heading(e)).unwrap();
+        // Values longer than 17 characters get keys "a", "b", … with a legend, so that two
+        // values never print the same.
+        let vals: Vec<&str> = e.values.iter().map(String::as_str).collect();
+        let vkeys: Option<Vec<String>> =
+            line_keys(&vals, 17).map(|k| k.iter().map(|k| k.to_lowercase()).collect());
+        let value_of = |x: &str| -> String {
+            match (&vkeys, e.values.iter().position(|v| v == x)) {
+                (Some(k), Some(i)) => k[i].clone(),
+                _ => x.to_string(),
+            }
+        };
+        let vw = vals
+            .iter()
+            .map(|v| value_of(v).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(5);
         let labels: Vec<&str> = e.series.iter().map(|s| s.label.as_str()).collect();
-        // Widest line column that keeps a row within 100 characters.
-        let keys = line_keys(&labels, 19);
+        // The line column may take what keeps a row within 100 characters.
+        let keys = line_keys(&labels, 37 - vw);
         let shown: Vec<&str> = match &keys {
             Some(k) => k.iter().map(String::as_str).collect(),
             None => labels.clone(),
@@ -184,7 +201,7 @@ fn table(r: &EffectsReport) -> String {
         if ttt {
             writeln!(
                 o,
-                "{:<lw$} {:<17} {:>4} {:>3} {:>3} {:>7} {:>7} {:<11} {:>7} {:<11}",
+                "{:<lw$} {:<vw$} {:>4} {:>3} {:>3} {:>7} {:>7} {:<11} {:>7} {:<11}",
                 "line",
                 "value",
                 "runs",
@@ -200,7 +217,7 @@ fn table(r: &EffectsReport) -> String {
         } else {
             writeln!(
                 o,
-                "{:<lw$} {:<17} {:>4} {:>3} {:>3} {:>3} {:>3} {:>9} {:>8} {:<21}",
+                "{:<lw$} {:<vw$} {:>4} {:>3} {:>3} {:>3} {:>3} {:>9} {:>8} {:<21}",
                 "line", "value", "runs", "div", "col", "nv", "n", "mean", "std", "95% CI (t)"
             )
             .unwrap();
@@ -208,9 +225,9 @@ fn table(r: &EffectsReport) -> String {
         for (s, line) in e.series.iter().zip(&shown) {
             for p in &s.points {
                 let head = format!(
-                    "{:<lw$} {:<17} {:>4} {:>3} {:>3}",
+                    "{:<lw$} {:<vw$} {:>4} {:>3} {:>3}",
                     line,
-                    cut(&p.x, 17),
+                    value_of(&p.x),
                     p.runs,
                     p.diverged,
                     p.collapsed
@@ -244,6 +261,11 @@ fn table(r: &EffectsReport) -> String {
         if let Some(keys) = &keys {
             for (k, l) in keys.iter().zip(&labels) {
                 writeln!(o, "  {k}: {l}").unwrap();
+            }
+        }
+        if let Some(keys) = &vkeys {
+            for (k, v) in keys.iter().zip(&vals) {
+                writeln!(o, "  {k}: {}={v}", e.axis).unwrap();
             }
         }
         if let Some(n) = not_shown_note(e.not_shown, &e.axis) {
