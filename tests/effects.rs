@@ -554,3 +554,42 @@ fn runs_without_a_grid_coordinate_use_their_config_value() {
         .unwrap();
     assert_eq!(fixed_line["points"][0]["x"], "0.01", "the grid's spelling");
 }
+
+/// Runs with no value of the axis are said to be left out, and a heatmap cell whose runs were
+/// left out never says "no runs".
+#[test]
+fn runs_without_a_value_of_the_axis_are_said_to_be_left_out() {
+    let mut runs = hand_runs();
+    for r in runs.iter_mut() {
+        if r.coords["variant"] == "LSTM" && r.coords["hidden"] == "64" {
+            r.coords.remove("hidden");
+        }
+    }
+    let cands = vec![
+        ("variant".to_string(), false),
+        ("hidden".to_string(), false),
+    ];
+    let d = dims(&cands, &runs);
+    let r = EffectsReport {
+        counts: Counts::default(),
+        metric: EffectMetric::FinalTestAcc,
+        target: None,
+        effects: d
+            .iter()
+            .map(|x| effect(&d, &x.name, &runs, EffectMetric::FinalTestAcc, 0.9))
+            .collect(),
+        heatmap: heatmap(&d, &runs, EffectMetric::FinalTestAcc, 0.9),
+    };
+    for f in [Format::Table, Format::Markdown] {
+        let t = rendered(&r, f);
+        assert!(t.contains("2 runs not shown (no value of hidden)"), "{t}");
+        assert!(
+            t.contains("2 runs not shown (no value of hidden or variant)"),
+            "{t}"
+        );
+        assert!(t.contains("none shown") && !t.contains("no runs"), "{t}");
+    }
+    let j: serde_json::Value = serde_json::from_str(&rendered(&r, Format::Json)).unwrap();
+    assert_eq!(j["effects"][1]["not_shown"], 2);
+    assert_eq!(j["heatmap"]["not_shown"], 2);
+}
