@@ -14,6 +14,7 @@ use rnnsweep::report::effects::export::{render, EffectsReport};
 use rnnsweep::report::effects::{dims, effect, heatmap, EffectMetric, Outcome, RunObs, TestEval};
 use rnnsweep::report::export::Format;
 use rnnsweep::report::load::Counts;
+use rnnsweep::store::Layout;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -244,12 +245,15 @@ fn effects_command_on_a_fake_sweep() {
             .all(|r| r.starts_with("time_to_target,0.2,batch,linear,lr=")),
         "{csv}"
     );
-    assert!(results
-        .join("effects/effects/effect_batch_time_to_target.svg")
+    // The default chart folder is the sweep's effects folder (the layout names it).
+    let default_out = Layout::at(&results.join("effects")).effects_dir();
+    assert_eq!(default_out, results.join("effects/effects"));
+    assert!(default_out
+        .join("effect_batch_time_to_target.svg")
         .is_file());
     assert!(
-        !results
-            .join("effects/effects/heatmap_batch_lr_time_to_target.svg")
+        !default_out
+            .join("heatmap_batch_lr_time_to_target.svg")
             .exists(),
         "one axis: no heatmap"
     );
@@ -369,4 +373,223 @@ fn presets_show_their_answer_as_an_effect_chart() {
             );
         }
     }
+}
+
+/// Four settings vary and the lines' labels share a long prefix: the table gives each line a
+/// key with a legend (never two identical labels), the chart legend wraps labels whole.
+#[test]
+fn long_line_labels_stay_distinct() {
+    let mut runs = Vec::new();
+    for variant in ["an_lstm_with_a_long_name_x", "an_lstm_with_a_long_name_y"] {
+        for hidden in ["32", "64"] {
+            for lr in ["0.01", "0.1"] {
+                for batch in ["16", "32"] {
+                    runs.push(RunObs {
+                        coords: BTreeMap::from([
+                            ("variant".to_string(), variant.to_string()),
+                            ("hidden".to_string(), hidden.to_string()),
+                            ("lr".to_string(), lr.to_string()),
+                            ("batch".to_string(), batch.to_string()),
+                        ]),
+                        seed: 0,
+                        outcome: Outcome::Completed,
+                        final_test_acc: Some(0.9),
+                        samples_per_sec: 100.0,
+                        test_evals: vec![],
+                    });
+                }
+            }
+        }
+    }
+    let cands: Vec<(String, bool)> = ["variant", "hidden", "lr", "batch"]
+        .iter()
+        .map(|s| (s.to_string(), false))
+        .collect();
+    let d = dims(&cands, &runs);
+    assert_eq!(d.len(), 4);
+    let effects: Vec<_> = d
+        .iter()
+        .map(|x| effect(&d, &x.name, &runs, EffectMetric::FinalTestAcc, 0.9))
+        .collect();
+    let r = EffectsReport {
+        counts: Counts {
+            cells: 16,
+            completed: 16,
+            ..Counts::default()
+        },
+        metric: EffectMetric::FinalTestAcc,
+        target: None,
+        effects: effects.clone(),
+        heatmap: None,
+    };
+    let t = rendered(&r, Format::Table);
+    assert!(t.lines().all(|l| l.chars().count() <= 100), "{t}");
+    for (e, section) in effects.iter().zip(t.split("\n\n").skip(1)) {
+        assert_eq!(e.series.len(), 8);
+        // The line column of each row: the label itself, or a key whose legend line below the
+        // table gives the label; never the same for two lines.
+        let lines: Vec<&str> = section.lines().collect();
+        let lw = lines[1].find("value").unwrap();
+        let rows = &lines[2..18];
+        let line_col: Vec<&str> = rows.iter().map(|l| l[..lw].trim()).collect();
+        for (s, pair) in e.series.iter().zip(line_col.chunks(2)) {
+            assert_eq!(pair[0], pair[1], "{section}");
+            assert!(
+                pair[0] == s.label
+                    || lines
+                        .iter()
+                        .any(|l| *l == format!("  {}: {}", pair[0], s.label)),
+                "line {:?} shown as {:?}: {section}",
+                s.label,
+                pair[0]
+            );
+        }
+        let mut distinct = line_col.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 8, "{section}");
+        // Rows of one line differ in their value (the variant names get keys "a", "b").
+        let values: Vec<&str> = rows
+            .iter()
+            .map(|l| l[lw..].split_whitespace().next().unwrap())
+            .collect();
+        for pair in values.chunks(2) {
+            assert_ne!(pair[0], pair[1], "{section}");
+        }
+        // The chart legend: every label, wrapped, in full.
+        let svg = rnnsweep::report::effect_chart::effect_svg(e, "long").unwrap();
+        for s in &e.series {
+            for part in rnnsweep::report::effect_chart::wrap(&s.label, 30) {
+                assert!(svg.contains(&format!("\n{part}\n")), "{part:?}");
+            }
+        }
+    }
+}
+
+/// A NaN final accuracy makes a NaN mean, written as "NaN", never null or "-"; a run without
+/// a final accuracy is counted as no value.
+#[test]
+fn nan_and_missing_values_are_shown() {
+    let mut runs = hand_runs();
+    runs[0].final_test_acc = Some(f64::NAN);
+    runs[1].final_test_acc = None;
+    let cands = vec![
+        ("variant".to_string(), false),
+        ("hidden".to_string(), false),
+    ];
+    let d = dims(&cands, &runs);
+    let e = effect(&d, "hidden", &runs, EffectMetric::FinalTestAcc, 0.9);
+    for p in e.series.iter().flat_map(|s| &s.points) {
+        assert_eq!(p.runs, p.stats.n + p.diverged + p.collapsed + p.no_value);
+    }
+    let r = EffectsReport {
+        counts: Counts::default(),
+        metric: EffectMetric::FinalTestAcc,
+        target: None,
+        effects: vec![e],
+        heatmap: heatmap(&d, &runs, EffectMetric::FinalTestAcc, 0.9),
+    };
+    let j: serde_json::Value = serde_json::from_str(&rendered(&r, Format::Json)).unwrap();
+    let p = &j["effects"][0]["series"][0]["points"][0];
+    assert_eq!(
+        (&p["stats"]["mean"], &p["no_value"]),
+        (&"NaN".into(), &1.into()),
+        "{p}"
+    );
+    let t = rendered(&r, Format::Table);
+    assert!(
+        t.contains("LSTM 32       3   0   0   1   2       NaN      NaN -"),
+        "{t}"
+    );
+    assert!(t.contains("NaN n2 nv1"), "{t}");
+    assert!(rendered(&r, Format::Csv).contains(",3,0,0,1,2,NaN,"));
+}
+
+/// Two sweeps, one with an lr axis, one with lr fixed in its defaults: the second sweep's runs
+/// are on the lr chart at their configured lr, not dropped.
+#[test]
+fn runs_without_a_grid_coordinate_use_their_config_value() {
+    let tmp = swept();
+    let results = tmp.path().join("results");
+    let grid = tmp.path().join("fixed_lr.toml");
+    let text_of = std::fs::read_to_string(common::grid("effects.toml")).unwrap();
+    let fixed = text_of
+        .replace("name = \"effects\"", "name = \"fixed_lr\"")
+        .replace(
+            "lr = { start = 0.001, stop = 0.1, num = 3, scale = \"log\" }\n",
+            "",
+        )
+        .replace("[defaults]\n", "[defaults]\nlr = 0.01\n");
+    std::fs::write(&grid, fixed).unwrap();
+    let o = common::fake_sweep(&grid, &results, &["-q"], "");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = effects_cmd(
+        &results,
+        &["effects", "fixed_lr", "--axis", "lr", "--format", "json"],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let e = &v["effects"][0];
+    assert_eq!(e["axis"], "lr");
+    assert_eq!(e["not_shown"], 0, "{e}");
+    let runs: u64 = e["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["points"].as_array().unwrap())
+        .map(|p| p["runs"].as_u64().unwrap())
+        .sum();
+    assert_eq!(runs, 16, "12 runs of effects + 4 of fixed_lr: {e}");
+    let lines: Vec<&str> = e["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["label"].as_str().unwrap())
+        .collect();
+    assert!(lines.contains(&"sweep=fixed_lr, batch=10"), "{lines:?}");
+    let fixed_line = e["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["label"] == "sweep=fixed_lr, batch=10")
+        .unwrap();
+    assert_eq!(fixed_line["points"][0]["x"], "0.01", "the grid's spelling");
+}
+
+/// Runs with no value of the axis are said to be left out, and a heatmap cell whose runs were
+/// left out never says "no runs".
+#[test]
+fn runs_without_a_value_of_the_axis_are_said_to_be_left_out() {
+    let mut runs = hand_runs();
+    for r in runs.iter_mut() {
+        if r.coords["variant"] == "LSTM" && r.coords["hidden"] == "64" {
+            r.coords.remove("hidden");
+        }
+    }
+    let cands = vec![
+        ("variant".to_string(), false),
+        ("hidden".to_string(), false),
+    ];
+    let d = dims(&cands, &runs);
+    let r = EffectsReport {
+        counts: Counts::default(),
+        metric: EffectMetric::FinalTestAcc,
+        target: None,
+        effects: d
+            .iter()
+            .map(|x| effect(&d, &x.name, &runs, EffectMetric::FinalTestAcc, 0.9))
+            .collect(),
+        heatmap: heatmap(&d, &runs, EffectMetric::FinalTestAcc, 0.9),
+    };
+    for f in [Format::Table, Format::Markdown] {
+        let t = rendered(&r, f);
+        assert!(t.contains("2 runs not shown (no value of hidden)"), "{t}");
+        assert!(
+            t.contains("2 runs not shown (no value of hidden or variant)"),
+            "{t}"
+        );
+        assert!(t.contains("none shown") && !t.contains("no runs"), "{t}");
+    }
+    let j: serde_json::Value = serde_json::from_str(&rendered(&r, Format::Json)).unwrap();
+    assert_eq!(j["effects"][1]["not_shown"], 2);
+    assert_eq!(j["heatmap"]["not_shown"], 2);
 }

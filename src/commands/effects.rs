@@ -19,6 +19,7 @@ use crate::report::effects::{
 use crate::report::export::Format;
 use crate::report::html::EffectFigure;
 use crate::report::load::{load, Loaded};
+use crate::store::Layout;
 
 /// The target accuracy of `time_to_target` when `--target` is not given.
 pub const DEFAULT_TARGET: f64 = 0.9;
@@ -136,8 +137,8 @@ pub fn effects_cmd(o: &EffectsOptions) -> anyhow::Result<Outcome> {
     let name = sweeps_name(&dirs);
     let out = match &o.out {
         Some(out) => out.clone(),
-        None if dirs.len() == 1 => dirs[0].join("effects"),
-        None => o.results.join("effects"),
+        None if dirs.len() == 1 => Layout::at(&dirs[0]).effects_dir(),
+        None => Layout::at(&o.results).effects_dir(),
     };
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut written = Vec::new();

@@ -5,9 +5,10 @@
 //! (positions are log10 of the values, labelled with the values) and as evenly spaced categories
 //! for words. Each line of the effect is one colour: a marker at the mean over seeds, a vertical
 //! bar for the 95 % t interval, a line between the points of numeric axes, and the points of
-//! several lines slightly dodged so their bars do not hide each other. Diverged and collapsed
-//! runs, which are not in the mean, are written at their point ("2 div", "1 col"), with a cross
-//! on the x axis when no run of the point counts.
+//! several lines slightly dodged so their bars do not hide each other. Diverged, collapsed and
+//! no-value runs are written at their point ("2 div", "1 col", "1 nv"), so are "k/n reached"
+//! (time to target) and a NaN mean, with a cross on the x axis when the point has no finite mean.
+//! Legend labels too long for the panel are wrapped, never cut.
 //!
 //! A heatmap crosses two settings: a cell per pair of values, coloured by the mean (viridis,
 //! with a colour bar in the legend) and annotated with the mean, n and diverged/collapsed counts.
@@ -20,7 +21,7 @@ use plotters::style::FontStyle;
 use super::chart::{
     color, draw_error, encode_png, fonts, trim_float, ChartError, FONT, LEGEND_WIDTH, SIZE,
 };
-use super::effects::{x_range, y_range, Effect, EffectPoint, Heatmap, Scale};
+use super::effects::{x_range, y_range, Effect, EffectMetric, EffectPoint, Heatmap, Scale};
 use super::export::cut;
 
 /// The colour of diverged/collapsed marks.
@@ -57,9 +58,23 @@ pub fn tick_label(v: &str) -> String {
     }
 }
 
-/// "2 div, 1 col", or None when every run counts.
+/// "1/2 reached" (time to target, always), "NaN" (a non-finite mean), "2 div", "1 col",
+/// "1 nv" (no value), joined by ", "; None when there is nothing to say.
 pub fn marks(p: &EffectPoint) -> Option<String> {
     let mut v = Vec::new();
+    if let Some(r) = p.reached {
+        v.push(format!("{}/{} reached", r.k, r.n));
+    }
+    if let Some(m) = p.stats.mean.filter(|m| !m.is_finite()) {
+        v.push(if m.is_nan() {
+            "NaN".into()
+        } else {
+            m.to_string()
+        });
+    }
+    if p.no_value > 0 {
+        v.push(format!("{} nv", p.no_value));
+    }
     if p.diverged > 0 {
         v.push(format!("{} div", p.diverged));
     }
@@ -67,6 +82,21 @@ pub fn marks(p: &EffectPoint) -> Option<String> {
         v.push(format!("{} col", p.collapsed));
     }
     (!v.is_empty()).then(|| v.join(", "))
+}
+
+/// `label` in lines of at most `width` characters, broken after ", " where it can (a part
+/// longer than `width` is a line of its own, whole), so that no two labels look the same.
+pub fn wrap(label: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for part in label.split_inclusive(", ") {
+        match lines.last_mut() {
+            Some(l) if l.chars().count() + part.trim_end().chars().count() <= width => {
+                l.push_str(part)
+            }
+            _ => lines.push(part.to_string()),
+        }
+    }
+    lines.iter().map(|l| l.trim_end().to_string()).collect()
 }
 
 /// The horizontal offset of line `i` of `n` so that their bars do not overlap: lines spread over
@@ -244,12 +274,30 @@ fn draw_effect<DB: DrawingBackend>(
     // Legend: how to read the chart, then one swatch and label per line.
     let small = (FONT, 13).into_font();
     let mut y = 44;
-    for line in [
-        "point: mean over seeds",
-        "bar: 95% t interval (n ≥ 2)",
-        "“2 div”, “1 col”: diverged,",
-        "  collapsed runs (not in the mean)",
-    ] {
+    let how: &[&str] = match e.metric {
+        EffectMetric::SamplesPerSec => &[
+            "point: mean over seeds",
+            "bar: 95% t interval (n ≥ 2)",
+            "“2 div”, “1 col”: diverged,",
+            "  collapsed runs (in the mean)",
+            "“1 nv”: runs without a value",
+        ],
+        EffectMetric::TimeToTarget => &[
+            "point: mean over the runs that",
+            "  reached the target",
+            "“k/n reached”: of the completed,",
+            "  not collapsed runs; × : none",
+            "“div”, “col”: not in k or n",
+        ],
+        _ => &[
+            "point: mean over seeds",
+            "bar: 95% t interval (n ≥ 2)",
+            "“2 div”, “1 col”, “1 nv”: diverged,",
+            "  collapsed, no-value runs",
+            "  (not in the mean)",
+        ],
+    };
+    for &line in how {
         legend.draw(&Text::new(line, (8, y), small.clone()))?;
         y += 17;
     }
@@ -269,8 +317,15 @@ fn draw_effect<DB: DrawingBackend>(
             [(8, y + 2), (26, y + 12)],
             color(i).filled(),
         ))?;
-        legend.draw(&Text::new(cut(&s.label, 30), (32, y), small.clone()))?;
-        y += 18;
+        let lines = wrap(&s.label, 30);
+        for (k, l) in lines.iter().enumerate() {
+            legend.draw(&Text::new(
+                l.clone(),
+                (32, y + 15 * k as i32),
+                small.clone(),
+            ))?;
+        }
+        y += 18 + 15 * (lines.len() as i32 - 1);
     }
     root.present()
 }
@@ -366,12 +421,17 @@ fn draw_heatmap<DB: DrawingBackend>(
                 _ => BLACK,
             };
             let mut lines = match cell {
+                None if h.not_shown > 0 => vec!["none shown".to_string()],
                 None => vec!["no runs".to_string()],
                 Some(p) => vec![
                     mean.map_or("–".to_string(), |m| format!("{m:.d$}")),
-                    format!("n={}", p.stats.n),
+                    match p.reached {
+                        Some(_) => String::new(),
+                        None => format!("n={}", p.stats.n),
+                    },
                 ],
             };
+            lines.retain(|l| !l.is_empty());
             if let Some(m) = cell.as_ref().and_then(marks) {
                 lines.push(m);
             }
@@ -396,6 +456,17 @@ fn draw_heatmap<DB: DrawingBackend>(
         let style = tick.clone().pos(Pos::new(HPos::Right, VPos::Center));
         root.draw(&Text::new(tick_label(v), (px - 6, py), style))?;
     }
+    if h.not_shown > 0 {
+        let (px, py) = chart.backend_coord(&(0.0, 0.0));
+        root.draw(&Text::new(
+            format!(
+                "{} runs not shown (no value of {} or {})",
+                h.not_shown, h.x, h.y
+            ),
+            (px, py + 26),
+            (FONT, 12).into_font().color(&MARK),
+        ))?;
+    }
 
     // Legend: what a cell says, then the colour bar from the lowest to the highest mean.
     let small = (FONT, 13).into_font();
@@ -405,9 +476,9 @@ fn draw_heatmap<DB: DrawingBackend>(
         "colour and number: the mean".to_string(),
         format!("  {}", cut(&h.metric.title(target).to_lowercase(), 30)),
         "  over the runs that count".to_string(),
-        "n: runs in the mean".to_string(),
-        "div / col: diverged / collapsed".to_string(),
-        "  runs (not in the mean)".to_string(),
+        "n: runs in the mean; k/n reached".to_string(),
+        "div / col / nv: diverged / collapsed".to_string(),
+        "  / no-value runs".to_string(),
     ] {
         legend.draw(&Text::new(line, (8, y), small.clone()))?;
         y += 17;
@@ -498,6 +569,64 @@ mod tests {
         );
         let p = effect_png(&e, "demo").unwrap();
         assert_eq!(&p[..8], b"\x89PNG\r\n\x1a\n");
+    }
+
+    #[test]
+    fn time_to_target_charts_say_k_of_n_reached_at_every_point() {
+        let runs = sample_runs();
+        let d = dims(&crate::report::effects::tests::candidates(), &runs);
+        let e = effect(&d, "lr", &runs, EffectMetric::TimeToTarget, 0.9);
+        for p in e.series.iter().flat_map(|s| &s.points) {
+            let r = p.reached.unwrap();
+            assert!(
+                marks(p)
+                    .unwrap()
+                    .starts_with(&format!("{}/{} reached", r.k, r.n)),
+                "{p:?}"
+            );
+        }
+        let s = effect_svg(&e, "ttt").unwrap();
+        // hidden=32 lr=0.1: the completed run never reached 0.9 (the diverged one is left out);
+        // hidden=64 lr=0.1: both diverged.
+        for text in ["2/2 reached", "0/1 reached, 1 div", "0/0 reached, 2 div"] {
+            assert!(s.contains(text), "missing {text:?}");
+        }
+        let h = heatmap(&d, &runs, EffectMetric::TimeToTarget, 0.9).unwrap();
+        let s = heatmap_svg(&h, "ttt").unwrap();
+        assert!(
+            s.contains("2/2 reached") && s.contains("0/1 reached"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn nan_means_and_no_value_runs_are_marked() {
+        let mut runs = sample_runs();
+        runs[0].final_test_acc = Some(f64::NAN);
+        let mut none = runs[11].clone();
+        none.final_test_acc = None;
+        runs.push(none);
+        let d = dims(&crate::report::effects::tests::candidates(), &runs);
+        let e = effect(&d, "lr", &runs, EffectMetric::FinalTestAcc, 0.9);
+        assert_eq!(marks(&e.series[0].points[0]).as_deref(), Some("NaN"));
+        assert_eq!(marks(&e.series[2].points[0]).as_deref(), Some("1 nv"));
+        let s = effect_svg(&e, "nan").unwrap();
+        assert!(s.contains("\nNaN\n") && s.contains("1 nv"), "{s}");
+    }
+
+    #[test]
+    fn legend_labels_wrap_and_stay_whole() {
+        assert_eq!(wrap("hidden=64", 30), ["hidden=64"]);
+        let l = "a_long_shared_variant_name, hidden=64, lr=0.001, batch=32";
+        let w = wrap(l, 30);
+        assert_eq!(
+            w,
+            [
+                "a_long_shared_variant_name,",
+                "hidden=64, lr=0.001, batch=32"
+            ]
+        );
+        assert_eq!(w.join(" "), l);
     }
 
     #[test]

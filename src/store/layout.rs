@@ -56,6 +56,11 @@ impl Layout {
     pub fn slurm(&self) -> PathBuf {
         self.root.join("slurm")
     }
+    /// Where `results effects` writes its charts by default (a sweep's, or the results root's
+    /// when several sweeps are loaded).
+    pub fn effects_dir(&self) -> PathBuf {
+        self.root.join("effects")
+    }
     pub fn run_dir(&self, id: &str) -> PathBuf {
         self.runs().join(id)
     }

@@ -1,6 +1,7 @@
 //! From the loaded frames (and each sweep's copy of its grid file, `spec.toml`, for the axes
 //! written as log ranges) to the plain inputs of the effects: one [`RunObs`] per loaded run and
-//! the candidate dims (sweep when several, variant, the grid axes in file order). Reads only the
+//! the candidate dims (sweep when several, variant, the grid axes in file order). A run whose
+//! sweep did not vary an axis takes its value from its configuration column. Reads only the
 //! disk, like the rest of the report.
 
 use std::collections::BTreeMap;
@@ -81,6 +82,21 @@ pub fn runs(loaded: &Loaded) -> PolarsResult<Vec<RunObs>> {
         .iter()
         .map(|a| Ok((a.clone(), text(&format!("axis_{a}"))?)))
         .collect::<PolarsResult<Vec<_>>>()?;
+    // Each axis's configuration column (when the runs frame has one of that name), for the runs
+    // of sweeps that did not vary it: their value, written as the grid writes an equal number.
+    let config = axes
+        .iter()
+        .map(|(a, grid)| {
+            let Ok(c) = df.column(a) else {
+                return Ok(Vec::new());
+            };
+            let c = c.cast(&DataType::String)?;
+            Ok(c.str()?
+                .iter()
+                .map(|v| v.map(|v| as_written(v, grid)))
+                .collect())
+        })
+        .collect::<PolarsResult<Vec<Vec<Option<String>>>>>()?;
     let seed = df.column("seed")?.u64()?.clone();
     let collapsed = df.column("collapsed")?.bool()?.clone();
     let acc = df.column("final_test_acc")?.f64()?.clone();
@@ -124,8 +140,8 @@ pub fn runs(loaded: &Loaded) -> PolarsResult<Vec<RunObs>> {
         if let Some(v) = &variant[r] {
             coords.insert("variant".to_string(), v.clone());
         }
-        for (a, col) in &axes {
-            if let Some(v) = &col[r] {
+        for ((a, col), conf) in axes.iter().zip(&config) {
+            if let Some(v) = col[r].as_ref().or(conf.get(r).and_then(Option::as_ref)) {
                 coords.insert(a.clone(), v.clone());
             }
         }
@@ -162,9 +178,33 @@ pub fn runs(loaded: &Loaded) -> PolarsResult<Vec<RunObs>> {
     Ok(out)
 }
 
+/// A configuration value as the grid writes it: the grid's text of an equal number when one
+/// exists ("1e-4" for 0.0001), else the value as it is.
+fn as_written(v: &str, grid: &[Option<String>]) -> String {
+    let num = |s: &str| s.parse::<f64>().ok();
+    match num(v) {
+        Some(x) => grid
+            .iter()
+            .flatten()
+            .find(|g| num(g) == Some(x))
+            .cloned()
+            .unwrap_or_else(|| v.to_string()),
+        None => v.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_values_are_written_as_the_grid_writes_them() {
+        let grid = vec![Some("1e-4".to_string()), None, Some("0.01".to_string())];
+        assert_eq!(as_written("0.0001", &grid), "1e-4");
+        assert_eq!(as_written("0.01", &grid), "0.01");
+        assert_eq!(as_written("0.5", &grid), "0.5");
+        assert_eq!(as_written("lstm", &grid), "lstm");
+    }
 
     #[test]
     fn log_axes_are_the_grid_ranges_with_scale_log() {

@@ -7,14 +7,24 @@
 //! and the sweep when several are loaded. For one dim on x, every combination of the *other*
 //! dims is a line ([`EffectSeries`]); each point holds the runs of that setting over the seeds:
 //! how many were loaded, diverged and collapsed, and the metric's n, mean, std and Student-t
-//! 95 % interval (`stats::mean_stats`) over the runs that count. Diverged and collapsed runs never
-//! count in the mean (a collapsed run is a constant predictor, a diverged one has no final
-//! accuracy): they are counted at their point instead, and charts mark them there.
+//! 95 % interval (`stats::mean_stats`) over the runs that count. For the accuracies, diverged and
+//! collapsed runs never count in the mean (a collapsed run is a constant predictor, a diverged one
+//! has no final accuracy), nor do completed runs without a value (`no_value`: a NaN final
+//! accuracy stored as null, no test evaluation): they are counted at their point instead, and
+//! charts mark them there, so `runs = n + diverged + collapsed + no_value`. `samples_per_sec`
+//! counts every run with a throughput, diverged and collapsed ones included (their speed is
+//! valid): there `runs = n + no_value`. A NaN mean stays NaN (the JSON writes it as "NaN").
 //!
 //! `time_to_target`: per run, the first test evaluation whose accuracy reaches the target, in
 //! epochs (fractional: steps / steps per epoch) and in training seconds (evaluation excluded);
-//! the mean is over the runs that reached it, and the point says "k/n reached" (n: the runs that
-//! count). With exactly two dims varying, [`heatmap`] crosses them.
+//! the mean is over the runs that reached it, and the point says "k/n reached" (n: the completed,
+//! not collapsed runs; diverged and collapsed runs are left out of k and n, counted in their own
+//! columns; a run without test evaluations did not reach it). With exactly two dims varying,
+//! [`heatmap`] crosses them.
+//!
+//! A run without a grid coordinate for a dim (its sweep did not vary it) takes its value from its
+//! configuration ([`frame`] fills it in); a run with no value at all is left out and counted in
+//! `not_shown`.
 //!
 //! Axis scales: categorical for `cell`, `optimizer`, `activation`, `variant`, `sweep` and any
 //! axis with a non-numeric value; log for `lr` and for axes written as log ranges in the grid
@@ -281,15 +291,64 @@ pub struct EffectPoint {
     pub runs: usize,
     pub diverged: usize,
     pub collapsed: usize,
-    /// The metric over the runs that count (completed, not collapsed); for `time_to_target`,
-    /// epochs over those that reached the target.
+    /// Runs that would count but have no value of the metric (a NaN or missing final accuracy,
+    /// no test evaluation, no throughput); 0 for `time_to_target` (no evaluation: not reached).
+    pub no_value: usize,
+    /// The metric over the runs that count (accuracies: completed, not collapsed, with a value;
+    /// samples_per_sec: every run with a value); for `time_to_target`, epochs over those that
+    /// reached the target. Non-finite numbers are written as "NaN", "inf", "-inf" in JSON.
+    #[serde(serialize_with = "ser_stats")]
     pub stats: MeanStats,
     /// `time_to_target` only: k of the n runs that count reached the target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reached: Option<Reached>,
     /// `time_to_target` only: training seconds to the target over the runs that reached it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_stats"
+    )]
     pub seconds: Option<MeanStats>,
+}
+
+/// A number for JSON: finite as a number, else the string "NaN", "inf" or "-inf" (JSON has no
+/// such numbers, and null would read as "no value").
+struct Num(f64);
+
+impl Serialize for Num {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            x if x.is_finite() => s.serialize_f64(x),
+            x if x.is_nan() => s.serialize_str("NaN"),
+            x if x > 0.0 => s.serialize_str("inf"),
+            _ => s.serialize_str("-inf"),
+        }
+    }
+}
+
+/// [`MeanStats`] with non-finite mean and std as strings (see [`Num`]).
+#[derive(Serialize)]
+struct StatsOut<'a> {
+    n: usize,
+    mean: Option<Num>,
+    std: Option<Num>,
+    ci: &'a Option<super::stats::Interval>,
+}
+
+fn stats_out(m: &MeanStats) -> StatsOut<'_> {
+    StatsOut {
+        n: m.n,
+        mean: m.mean.map(Num),
+        std: m.std.map(Num),
+        ci: &m.ci,
+    }
+}
+
+fn ser_stats<S: serde::Serializer>(m: &MeanStats, s: S) -> Result<S::Ok, S::Error> {
+    stats_out(m).serialize(s)
+}
+
+fn ser_opt_stats<S: serde::Serializer>(m: &Option<MeanStats>, s: S) -> Result<S::Ok, S::Error> {
+    m.as_ref().map(stats_out).serialize(s)
 }
 
 /// The point of `runs` (one setting, any number of seeds).
@@ -307,13 +366,23 @@ pub fn point(
         .collect();
     let count = |o: Outcome| runs.iter().filter(|r| r.outcome == o).count();
     let (mut reached, mut seconds) = (None, None);
+    // The values of the runs that count; a run that counts without a value is `no_value`.
+    let mut no_value = 0;
+    let mut present = |v: Vec<Option<f64>>| -> Vec<f64> {
+        no_value = v.iter().filter(|x| x.is_none()).count();
+        v.into_iter().flatten().collect()
+    };
     let values: Vec<f64> = match metric {
-        EffectMetric::FinalTestAcc => counted.iter().filter_map(|r| r.final_test_acc).collect(),
-        EffectMetric::BestTestAcc => counted
-            .iter()
-            .filter_map(|r| best_acc(&r.test_evals))
-            .collect(),
-        EffectMetric::SamplesPerSec => counted.iter().map(|r| r.samples_per_sec).collect(),
+        EffectMetric::FinalTestAcc => present(counted.iter().map(|r| r.final_test_acc).collect()),
+        EffectMetric::BestTestAcc => {
+            present(counted.iter().map(|r| best_acc(&r.test_evals)).collect())
+        }
+        // Throughput is valid whatever the accuracy did: every run counts (NaN: none stored).
+        EffectMetric::SamplesPerSec => present(
+            runs.iter()
+                .map(|r| Some(r.samples_per_sec).filter(|x| !x.is_nan()))
+                .collect(),
+        ),
         EffectMetric::TimeToTarget => {
             let hits: Vec<(f64, f64)> = counted
                 .iter()
@@ -333,6 +402,7 @@ pub fn point(
         runs: runs.len(),
         diverged: count(Outcome::Diverged),
         collapsed: count(Outcome::Collapsed),
+        no_value,
         stats: mean_stats(&values),
         reached,
         seconds,
@@ -362,6 +432,8 @@ pub struct Effect {
     /// The axis values, in order.
     pub values: Vec<String>,
     pub series: Vec<EffectSeries>,
+    /// Runs left out: no value of the axis, neither a grid coordinate nor a configuration value.
+    pub not_shown: usize,
 }
 
 impl Effect {
@@ -412,13 +484,17 @@ pub fn effect(
     let others: Vec<&Dim> = dims.iter().filter(|d| d.name != axis).collect();
     // Line key: the other dims' value indices (their order), then the x value index.
     let mut cells: BTreeMap<Vec<usize>, BTreeMap<usize, Vec<&RunObs>>> = BTreeMap::new();
+    let mut not_shown = 0;
     for r in runs {
         let idx = |d: &Dim| {
             r.coords
                 .get(&d.name)
                 .and_then(|v| d.values.iter().position(|w| w == v))
         };
-        let Some(xi) = idx(x) else { continue };
+        let Some(xi) = idx(x) else {
+            not_shown += 1;
+            continue;
+        };
         // A run without a value of another dim (its sweep has no such axis) is a line of its
         // own, after the dim's values, shown as "-".
         let key: Vec<usize> = others
@@ -464,6 +540,7 @@ pub fn effect(
         target: (metric == EffectMetric::TimeToTarget).then_some(target),
         values: x.values.clone(),
         series,
+        not_shown,
     }
 }
 
@@ -479,8 +556,10 @@ pub struct Heatmap {
     /// Rows.
     pub y: String,
     pub ys: Vec<String>,
-    /// cells[row][column]; None where no run has that pair.
+    /// cells[row][column]; None where no shown run has that pair.
     pub cells: Vec<Vec<Option<EffectPoint>>>,
+    /// Runs left out: no value of x or of y.
+    pub not_shown: usize,
 }
 
 /// The heatmap of `metric` when exactly two dims vary (None otherwise). Columns: the numeric
@@ -497,6 +576,13 @@ pub fn heatmap(
     } else {
         (a, b)
     };
+    let not_shown = runs
+        .iter()
+        .filter(|r| {
+            !(x.values.iter().any(|v| r.coords.get(&x.name) == Some(v))
+                && y.values.iter().any(|v| r.coords.get(&y.name) == Some(v)))
+        })
+        .count();
     let cells = y
         .values
         .iter()
@@ -524,6 +610,7 @@ pub fn heatmap(
         y: y.name.clone(),
         ys: y.values.clone(),
         cells,
+        not_shown,
     })
 }
 

@@ -351,6 +351,7 @@ fn heatmaps_cross_exactly_two_dims() {
     assert_eq!(row[1].as_ref().unwrap().stats.n, 1);
     assert!(row[2].is_none());
     assert_eq!(h.cells[2][1].as_ref().unwrap().diverged, 2);
+    assert_eq!(h.not_shown, 0);
     // One dim, or three: no heatmap.
     assert!(heatmap(&d[..1], &runs, EffectMetric::FinalTestAcc, 0.9).is_none());
     // A word dim goes on the rows.
@@ -431,9 +432,98 @@ fn runs_of_a_grid_without_the_axis_are_left_out_or_a_line_of_their_own() {
         .map(|p| p.runs)
         .sum();
     assert_eq!(n, 12, "no lr: not on the lr chart");
+    assert_eq!(by_lr.not_shown, 1, "and said to be left out");
+    assert_eq!(
+        heatmap(&d, &runs, EffectMetric::FinalTestAcc, 0.9)
+            .unwrap()
+            .not_shown,
+        1
+    );
     let by_hidden = effect(&d, "hidden", &runs, EffectMetric::FinalTestAcc, 0.9);
     let last = by_hidden.series.last().unwrap();
     assert_eq!(last.label, "lr=-");
     assert_eq!(last.points.len(), 1);
     assert_eq!(last.points[0].stats.mean, Some(0.5));
+}
+
+/// Every point of a final or best accuracy effect accounts for all its runs.
+fn assert_every_run_is_counted(e: &Effect) {
+    for s in &e.series {
+        for p in &s.points {
+            assert_eq!(
+                p.runs,
+                p.stats.n + p.diverged + p.collapsed + p.no_value,
+                "{} at {}: {p:?}",
+                s.label,
+                p.x
+            );
+        }
+    }
+}
+
+#[test]
+fn runs_without_a_value_are_counted_at_their_point() {
+    let mut runs = sample_runs();
+    // hidden=128 lr=0.01: a completed run whose final accuracy was NaN (stored as null) and
+    // that has no test evaluation.
+    let mut nan = runs[11].clone();
+    nan.seed = 1;
+    nan.final_test_acc = None;
+    nan.test_evals = vec![];
+    runs.push(nan);
+    let d = dims(&candidates(), &runs);
+    for metric in [EffectMetric::FinalTestAcc, EffectMetric::BestTestAcc] {
+        let e = effect(&d, "lr", &runs, metric, 0.9);
+        assert_every_run_is_counted(&e);
+        let p = &e.series[2].points[0];
+        assert_eq!(
+            (p.runs, p.no_value, p.stats.n, p.stats.mean),
+            (2, 1, 1, Some(0.98)),
+            "{metric}"
+        );
+        let h = heatmap(&d, &runs, metric, 0.9).unwrap();
+        assert_eq!(h.cells[1][2].as_ref().unwrap().no_value, 1);
+    }
+}
+
+#[test]
+fn samples_per_sec_counts_diverged_and_collapsed_runs() {
+    let runs = sample_runs();
+    let d = dims(&candidates(), &runs);
+    let e = effect(&d, "lr", &runs, EffectMetric::SamplesPerSec, 0.9);
+    // hidden=32 lr=0.1: seed 0 diverged (1000/32 + 0), seed 1 completed (1000/32 + 1).
+    let p = &e.series[0].points[2];
+    assert_eq!((p.runs, p.diverged, p.stats.n), (2, 1, 2));
+    close(p.stats.mean.unwrap(), 31.75);
+    // hidden=64 lr=0.01: one collapsed, counted; lr=0.1: both diverged, both counted.
+    let h64 = &e.series[1].points;
+    assert_eq!((h64[1].collapsed, h64[1].stats.n), (1, 2));
+    assert_eq!((h64[2].diverged, h64[2].stats.n), (2, 2));
+    for p in e.series.iter().flat_map(|s| &s.points) {
+        assert_eq!(p.runs, p.stats.n + p.no_value);
+    }
+    // A run without a stored throughput (NaN) is no value, not a NaN mean.
+    let mut runs = sample_runs();
+    runs[0].samples_per_sec = f64::NAN;
+    let e = effect(&d, "lr", &runs, EffectMetric::SamplesPerSec, 0.9);
+    let p = &e.series[0].points[0];
+    assert_eq!((p.runs, p.no_value, p.stats.n), (2, 1, 1));
+    close(p.stats.mean.unwrap(), 1000.0 / 32.0 + 1.0);
+}
+
+#[test]
+fn a_nan_mean_is_written_as_nan_in_json() {
+    let mut runs = sample_runs();
+    runs[0].final_test_acc = Some(f64::NAN);
+    let d = dims(&candidates(), &runs);
+    let e = effect(&d, "lr", &runs, EffectMetric::FinalTestAcc, 0.9);
+    let p = &e.series[0].points[0];
+    assert!(p.stats.mean.unwrap().is_nan());
+    assert_eq!(p.no_value, 0, "a NaN is a value, it propagates");
+    let v = serde_json::to_value(p).unwrap();
+    assert_eq!(v["stats"]["mean"], "NaN", "{v}");
+    assert_eq!(v["stats"]["n"], 2);
+    // Finite numbers stay numbers.
+    let v = serde_json::to_value(&e.series[0].points[1]).unwrap();
+    assert!(v["stats"]["mean"].is_f64(), "{v}");
 }
