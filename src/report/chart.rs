@@ -146,31 +146,61 @@ impl std::str::FromStr for ChartFormat {
     }
 }
 
-/// The chart as an SVG document.
-pub fn svg(panel: &Panel, title: &str) -> Result<String, ChartError> {
+/// A chart that plotters can draw on any backend: the curves' [`Panel`], and the effect
+/// charts and heatmaps of `effect_chart`. [`to_svg`] and [`to_png`] render any of them.
+pub trait Drawable {
+    fn draw_on<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        title: &str,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>;
+}
+
+/// `chart` as an SVG document.
+pub fn to_svg(chart: &impl Drawable, title: &str) -> Result<String, ChartError> {
     fonts();
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
-        draw(&root, panel, title).map_err(draw_error(title))?;
+        chart.draw_on(&root, title).map_err(draw_error(title))?;
     }
     Ok(out)
 }
 
-/// The chart as a PNG image.
-pub fn png(panel: &Panel, title: &str) -> Result<Vec<u8>, ChartError> {
+/// `chart` as a PNG image.
+pub fn to_png(chart: &impl Drawable, title: &str) -> Result<Vec<u8>, ChartError> {
     fonts();
     let (w, h) = SIZE;
     let mut rgb = vec![0u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
-        draw(&root, panel, title).map_err(draw_error(title))?;
+        chart.draw_on(&root, title).map_err(draw_error(title))?;
     }
     encode_png(&rgb, title)
 }
 
+impl Drawable for Panel {
+    fn draw_on<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        title: &str,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        draw(root, self, title)
+    }
+}
+
+/// The curves' chart as an SVG document.
+pub fn svg(panel: &Panel, title: &str) -> Result<String, ChartError> {
+    to_svg(panel, title)
+}
+
+/// The curves' chart as a PNG image.
+pub fn png(panel: &Panel, title: &str) -> Result<Vec<u8>, ChartError> {
+    to_png(panel, title)
+}
+
 /// An RGB buffer of [`SIZE`] as PNG bytes.
-pub(crate) fn encode_png(rgb: &[u8], title: &str) -> Result<Vec<u8>, ChartError> {
+fn encode_png(rgb: &[u8], title: &str) -> Result<Vec<u8>, ChartError> {
     let (w, h) = SIZE;
     let mut bytes = Vec::new();
     image::codecs::png::PngEncoder::new(&mut bytes)

@@ -18,9 +18,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
 
-use super::chart::{
-    color, draw_error, encode_png, fonts, trim_float, ChartError, FONT, LEGEND_WIDTH, SIZE,
-};
+use super::chart::{color, to_png, to_svg, trim_float, ChartError, Drawable, FONT, LEGEND_WIDTH};
 use super::effects::{x_range, y_range, Effect, EffectMetric, EffectPoint, Heatmap, Scale};
 use super::export::cut;
 
@@ -109,50 +107,44 @@ pub fn dodge(i: usize, n: usize, width: f64) -> f64 {
     (i as f64 - (n - 1) as f64 / 2.0) * step
 }
 
+impl Drawable for Effect {
+    fn draw_on<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        title: &str,
+    ) -> DrawResult<DB> {
+        draw_effect(root, self, title)
+    }
+}
+
+impl Drawable for Heatmap {
+    fn draw_on<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        title: &str,
+    ) -> DrawResult<DB> {
+        draw_heatmap(root, self, title)
+    }
+}
+
 /// The effect chart as an SVG document.
 pub fn effect_svg(e: &Effect, title: &str) -> Result<String, ChartError> {
-    fonts();
-    let mut out = String::new();
-    {
-        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
-        draw_effect(&root, e, title).map_err(draw_error(title))?;
-    }
-    Ok(out)
+    to_svg(e, title)
 }
 
 /// The effect chart as a PNG image.
 pub fn effect_png(e: &Effect, title: &str) -> Result<Vec<u8>, ChartError> {
-    fonts();
-    let (w, h) = SIZE;
-    let mut rgb = vec![0u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
-        draw_effect(&root, e, title).map_err(draw_error(title))?;
-    }
-    encode_png(&rgb, title)
+    to_png(e, title)
 }
 
 /// The heatmap as an SVG document.
 pub fn heatmap_svg(h: &Heatmap, title: &str) -> Result<String, ChartError> {
-    fonts();
-    let mut out = String::new();
-    {
-        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
-        draw_heatmap(&root, h, title).map_err(draw_error(title))?;
-    }
-    Ok(out)
+    to_svg(h, title)
 }
 
 /// The heatmap as a PNG image.
 pub fn heatmap_png(h: &Heatmap, title: &str) -> Result<Vec<u8>, ChartError> {
-    fonts();
-    let (w, hh) = SIZE;
-    let mut rgb = vec![0u8; (w * hh * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
-        draw_heatmap(&root, h, title).map_err(draw_error(title))?;
-    }
-    encode_png(&rgb, title)
+    to_png(h, title)
 }
 
 type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
