@@ -232,30 +232,22 @@ fn table(r: &EffectsReport) -> String {
                     p.diverged,
                     p.collapsed
                 );
-                if ttt {
-                    let secs = p.seconds.as_ref();
-                    writeln!(
-                        o,
-                        "{head} {:>7} {:>7} {:<11} {:>7} {:<11}",
-                        reached(p),
-                        val(p.stats.mean, d),
-                        ci(&p.stats, d),
-                        val(secs.and_then(|s| s.mean), 1),
-                        secs.map_or("-".into(), |s| ci(s, 1)),
-                    )
-                    .unwrap();
+                // Right-aligned to a width, or left-aligned (a negative width).
+                let widths: [i32; 5] = if ttt {
+                    [7, 7, -11, 7, -11]
                 } else {
-                    writeln!(
-                        o,
-                        "{head} {:>3} {:>3} {:>9} {:>8} {:<21}",
-                        p.no_value,
-                        p.stats.n,
-                        val(p.stats.mean, d),
-                        val(p.stats.std, d),
-                        ci(&p.stats, d),
-                    )
-                    .unwrap();
+                    [3, 3, 9, 8, -21]
+                };
+                let mut row = head;
+                for (cell, w) in metric_cells(p, ttt, d).iter().zip(widths) {
+                    let width = w.unsigned_abs() as usize;
+                    if w < 0 {
+                        write!(row, " {cell:<width$}").unwrap();
+                    } else {
+                        write!(row, " {cell:>width$}").unwrap();
+                    }
                 }
+                writeln!(o, "{row}").unwrap();
             }
         }
         if let Some(keys) = &keys {
@@ -317,6 +309,30 @@ fn table(r: &EffectsReport) -> String {
 }
 
 /// Escapes a Markdown table cell.
+/// The five metric cells of a point, the same in the text table and Markdown: for time to
+/// target reached (k/n), epochs and their interval, seconds and theirs; else no value, n,
+/// mean, std and the interval.
+fn metric_cells(p: &EffectPoint, ttt: bool, d: usize) -> Vec<String> {
+    if ttt {
+        let secs = p.seconds.as_ref();
+        vec![
+            reached(p),
+            val(p.stats.mean, d),
+            ci(&p.stats, d),
+            val(secs.and_then(|s| s.mean), 1),
+            secs.map_or("-".into(), |s| ci(s, 1)),
+        ]
+    } else {
+        vec![
+            p.no_value.to_string(),
+            p.stats.n.to_string(),
+            val(p.stats.mean, d),
+            val(p.stats.std, d),
+            ci(&p.stats, d),
+        ]
+    }
+}
+
 fn md(s: &str) -> String {
     s.replace('|', "\\|")
 }
@@ -353,30 +369,7 @@ fn markdown(r: &EffectsReport) -> String {
                     p.diverged,
                     p.collapsed
                 );
-                if ttt {
-                    let secs = p.seconds.as_ref();
-                    writeln!(
-                        o,
-                        "{head} {} | {} | {} | {} | {} |",
-                        reached(p),
-                        val(p.stats.mean, d),
-                        ci(&p.stats, d),
-                        val(secs.and_then(|s| s.mean), 1),
-                        secs.map_or("-".into(), |s| ci(s, 1)),
-                    )
-                    .unwrap();
-                } else {
-                    writeln!(
-                        o,
-                        "{head} {} | {} | {} | {} | {} |",
-                        p.no_value,
-                        p.stats.n,
-                        val(p.stats.mean, d),
-                        val(p.stats.std, d),
-                        ci(&p.stats, d),
-                    )
-                    .unwrap();
-                }
+                writeln!(o, "{head} {} |", metric_cells(p, ttt, d).join(" | ")).unwrap();
             }
         }
         if let Some(n) = not_shown_note(e.not_shown, &e.axis) {
