@@ -9,6 +9,7 @@
 use super::*;
 
 use super::gemm::{matmul, View};
+use super::pool;
 
 #[inline(always)]
 pub(super) fn backward_impl<E: Real>(
@@ -25,12 +26,12 @@ pub(super) fn backward_impl<E: Real>(
     // Gradient of each step's gate pre-activations (= of xw), and for the GRU of gh. The LSTM
     // and GRU write it over their activated gates, each step's after reading them.
     let mut dxw = if s.act.is_empty() {
-        vec![E::zero(); n * g]
+        pool::zeros(n * g)
     } else {
         std::mem::take(&mut s.act)
     };
     let mut dgh = if kind == Kind::Gru {
-        vec![E::zero(); n * g]
+        pool::zeros(n * g)
     } else {
         Vec::new()
     };
@@ -180,6 +181,10 @@ pub(super) fn backward_impl<E: Real>(
         );
         dx
     });
+    // The buffers serve the next forward pass on this thread.
+    s.recycle();
+    pool::recycle(dxw);
+    pool::recycle(dgh);
     Grads {
         w_ih: w_ih_grad,
         w_hh: w_hh_grad,

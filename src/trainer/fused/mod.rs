@@ -9,7 +9,8 @@
 //! - `gemm.rs`: strided matmuls through the `gemm` crate (a newer version than dfdx's, for its
 //!   AVX-512 kernels);
 //! - `simd.rs`: the instruction set the gate loops are compiled for (`Isa`) and the dispatch;
-//! - `forward.rs` and `bptt.rs`: the gate loops of the forward and backward passes.
+//! - `forward.rs` and `bptt.rs`: the gate loops of the forward and backward passes;
+//! - `pool.rs`: the large buffers of one step kept for the next on the same thread.
 //!
 //! The math is PyTorch's (see `model.rs`); `tests/model_correctness.rs` checks this path
 //! against the naive equations, against finite differences and against the dfdx-ops path
@@ -18,6 +19,7 @@
 mod bptt;
 mod forward;
 mod gemm;
+mod pool;
 mod simd;
 
 use dfdx::prelude::*;
@@ -33,6 +35,8 @@ use simd::{backward, forward, Isa};
 /// within a few ulp) that vectorize; f64 (gradient checks) uses the standard library.
 pub trait Real: Dtype + num_traits::Float + 'static {
     fn tanh_(self) -> Self;
+    /// This thread's kept buffers of this type (see `pool.rs`).
+    fn pool() -> &'static std::thread::LocalKey<pool::Pool<Self>>;
     #[inline(always)]
     fn sigmoid_(self) -> Self {
         let half = Self::from(0.5).unwrap();
@@ -40,7 +44,15 @@ pub trait Real: Dtype + num_traits::Float + 'static {
     }
 }
 
+thread_local! {
+    static POOL_F32: pool::Pool<f32> = const { std::cell::RefCell::new(Vec::new()) };
+    static POOL_F64: pool::Pool<f64> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl Real for f64 {
+    fn pool() -> &'static std::thread::LocalKey<pool::Pool<f64>> {
+        &POOL_F64
+    }
     #[inline(always)]
     fn tanh_(self) -> f64 {
         self.tanh()
@@ -52,6 +64,9 @@ impl Real for f64 {
 }
 
 impl Real for f32 {
+    fn pool() -> &'static std::thread::LocalKey<pool::Pool<f32>> {
+        &POOL_F32
+    }
     /// Eigen's `generic_fast_tanh_float`: a 13/6 rational approximation on [-7.9, 7.9] (tanh is
     /// ±1 in f32 beyond), branch-free so loops over it vectorize.
     #[inline(always)]
@@ -140,6 +155,9 @@ macro_rules! cpu_layer_kernel {
                         }
                         Ok(())
                     });
+                } else {
+                    // No backward pass (evaluation): the buffers serve the next forward pass.
+                    saved.recycle();
                 }
                 out
             }
@@ -218,6 +236,15 @@ struct Saved<E> {
     tc: Vec<E>,
     /// GRU: the hidden part of the new-gate pre-activation, h·W_hnᵀ + b_hn, (n, h).
     ghn: Vec<E>,
+}
+
+impl<E: Real> Saved<E> {
+    /// Hands the large buffers to this thread's pool for the next pass.
+    fn recycle(self) {
+        for v in [self.x, self.hs, self.act, self.c, self.tc, self.ghn] {
+            pool::recycle(v);
+        }
+    }
 }
 
 /// A sample's state at step t−1 (`h` values from `at`), or zeros before the first step. Sliced

@@ -1,0 +1,97 @@
+//! Reuse of the fused layers' large buffers between training steps on one thread.
+//!
+//! A layer's forward pass fills buffers of (steps·batch × gates·hidden) values, 98 MiB for an
+//! LSTM h128 reading 784 pixels in batches of 64. Allocations that large are fresh memory maps
+//! every time, and the kernel's page faults on first touch cost about 7 % of such a step (perf).
+//! The backward pass hands its buffers back here, and the next step's forward pass takes them
+//! again (zero-filled, exactly as a fresh allocation). Small buffers are left to the allocator,
+//! which reuses freed memory by itself.
+
+use std::cell::RefCell;
+use std::mem::size_of;
+
+use super::Real;
+
+/// Buffers below this size are not kept.
+const MIN_BYTES: usize = 4 << 20;
+/// At most this many buffers are kept per thread and element type: a step of a 2-layer LSTM or
+/// GRU uses 8 large ones.
+const MAX_KEPT: usize = 12;
+
+/// The kept buffers of one element type on one thread.
+pub type Pool<E> = RefCell<Vec<Vec<E>>>;
+
+/// `len` zeros: a kept buffer of the smallest sufficient capacity when there is one, else a new
+/// allocation.
+pub(super) fn zeros<E: Real>(len: usize) -> Vec<E> {
+    if len * size_of::<E>() >= MIN_BYTES {
+        let kept = E::pool().with(|p| {
+            let mut p = p.borrow_mut();
+            let best = (0..p.len())
+                .filter(|&k| p[k].capacity() >= len)
+                .min_by_key(|&k| p[k].capacity());
+            best.map(|k| p.swap_remove(k))
+        });
+        if let Some(mut v) = kept {
+            v.clear();
+            v.resize(len, E::zero());
+            return v;
+        }
+    }
+    vec![E::zero(); len]
+}
+
+/// Keeps `v` for a later [`zeros`] on this thread; the smallest kept buffer is freed when more
+/// than [`MAX_KEPT`] are kept.
+pub(super) fn recycle<E: Real>(v: Vec<E>) {
+    if v.capacity() * size_of::<E>() < MIN_BYTES {
+        return;
+    }
+    E::pool().with(|p| {
+        let mut p = p.borrow_mut();
+        p.push(v);
+        if p.len() > MAX_KEPT {
+            let smallest = (0..p.len()).min_by_key(|&k| p[k].capacity());
+            if let Some(k) = smallest {
+                p.swap_remove(k);
+            }
+        }
+    });
+}
+
+/// How many buffers this thread keeps for `E` (tests).
+#[cfg(test)]
+pub(super) fn kept<E: Real>() -> usize {
+    E::pool().with(|p| p.borrow().len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recycled_buffer_comes_back_zeroed_and_small_ones_are_not_kept() {
+        let big = (MIN_BYTES / 4) + 10;
+        let mut v: Vec<f32> = zeros(big);
+        v.iter_mut().for_each(|x| *x = f32::NAN);
+        let ptr = v.as_ptr();
+        recycle(v);
+        assert_eq!(kept::<f32>(), 1);
+        let w: Vec<f32> = zeros(big - 5);
+        assert_eq!(w.as_ptr(), ptr, "the same memory, reused");
+        assert_eq!(w.len(), big - 5);
+        assert!(w.iter().all(|&x| x == 0.0), "zero-filled, NaNs gone");
+        assert_eq!(kept::<f32>(), 0);
+        recycle(vec![1.0f32; 16]);
+        assert_eq!(kept::<f32>(), 0, "small buffers are left to the allocator");
+        // A request larger than every kept buffer is a new allocation.
+        recycle(w);
+        let x: Vec<f32> = zeros(big + 1);
+        assert_eq!(x.len(), big + 1);
+        assert_eq!(kept::<f32>(), 1);
+        for _ in 0..MAX_KEPT + 3 {
+            recycle(vec![0.0f32; big]);
+        }
+        assert_eq!(kept::<f32>(), MAX_KEPT);
+    }
+}
