@@ -11,9 +11,10 @@ use clap::{Args, Parser, Subcommand};
 
 use rnnsweep::cluster::Shard;
 use rnnsweep::commands::{
-    bench, data, describe, predict, results, slurm, status, sweep, train, Outcome,
+    bench, data, describe, export, predict, results, slurm, status, sweep, train, Outcome,
 };
 use rnnsweep::report::chart::ChartFormat;
+use rnnsweep::report::export::tidy::TidyFormat;
 use rnnsweep::report::export::{Format, Tables};
 use rnnsweep::report::summarize::Metric;
 use rnnsweep::trainer::config::{
@@ -170,6 +171,33 @@ enum ResultsCmd {
     Curves(CurvesArgs),
     /// One self-contained offline HTML page: counts, variant table, charts, curve table
     Report(ReportArgs),
+    /// Every evaluation of every run as one tidy long table (CSV or Parquet): one row per run ×
+    /// evaluation point × split, with sweep, cell id, variant, status, seed and every
+    /// hyperparameter as columns
+    Export(ExportArgs),
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    #[command(flatten)]
+    sweeps: SweepsArgs,
+    /// csv or parquet [default: from the --out file's extension; csv on stdout]
+    #[arg(long)]
+    format: Option<TidyFormat>,
+    /// The file to write [default: stdout, CSV only]
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+impl From<ExportArgs> for export::ExportOptions {
+    fn from(a: ExportArgs) -> Self {
+        export::ExportOptions {
+            results: a.sweeps.results,
+            sweeps: a.sweeps.sweeps,
+            format: a.format,
+            out: a.out,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -722,6 +750,7 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
         Command::Results(ResultsCmd::Compare(a)) => results::compare_cmd(&a.into()),
         Command::Results(ResultsCmd::Curves(a)) => results::curves_cmd(&a.into()),
         Command::Results(ResultsCmd::Report(a)) => results::report_cmd(&a.into()),
+        Command::Results(ResultsCmd::Export(a)) => export::export_cmd(&a.into()),
         Command::Describe(a) => describe::describe_cmd(&a.into()),
         Command::Data(a) => data::data_cmd(&a.options(g)),
         Command::Bench(a) => bench::bench_cmd(&a.options(g)),

@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod data;
 pub mod describe;
+pub mod export;
 pub mod predict;
 pub mod progress;
 pub mod results;

@@ -1,11 +1,12 @@
 //! Reports, read only from the disk: loading sweeps into polars frames (`load`), summarizing
 //! them (`summarize`, pure frame → values), statistics (`stats`), exporters that turn a summary
 //! into bytes (`export`), chart series (`series`, pure), drawing them (`chart`, SVG/PNG), and
-//! the self-contained HTML report (`html`).
+//! the self-contained HTML report (`html`); a run's hyperparameters by grid key (`hyper`).
 
 pub mod chart;
 pub mod export;
 pub mod html;
+pub mod hyper;
 pub mod load;
 pub mod series;
 pub mod stats;

@@ -2,12 +2,14 @@
 //! file. One file per format. The cell formatters they share (mean ± std, intervals, the paired
 //! difference or `n<3`), the note explaining the statistics, and the lines `results compare`
 //! prints live here, and so does [`ExportError`], what a format cannot render. `Format` and
-//! `Tables` parse with text errors for clap.
+//! `Tables` parse with text errors for clap. `tidy` is the other kind of export: not a summary
+//! but every evaluation of every run, one long table (`results export`).
 
 mod csv;
 mod json;
 mod markdown;
 mod table;
+pub mod tidy;
 
 use super::stats::{PairedDiff, Proportion};
 use super::summarize::{GroupRow, Summary};
@@ -139,12 +141,66 @@ pub(crate) fn divergence(g: &GroupRow) -> String {
     }
 }
 
-/// The evaluation point as text: "e5" for a whole-epoch schedule, else "e2 it1000".
+/// The evaluation point as text: "e2 it1000"; "e2" or "it1000" when only one is known (a group
+/// whose runs reach that point at different steps or epochs), "-" for none.
 pub(crate) fn point(epoch: Option<i64>, iteration: Option<i64>) -> String {
     match (epoch, iteration) {
         (Some(e), Some(i)) => format!("e{e} it{i}"),
-        _ => "-".into(),
+        (Some(e), None) => format!("e{e}"),
+        (None, Some(i)) => format!("it{i}"),
+        (None, None) => "-".into(),
     }
+}
+
+/// An optional coordinate of a curve-table row: the number or "-".
+pub(crate) fn coord(v: Option<i64>) -> String {
+    v.map_or("-".into(), |x| x.to_string())
+}
+
+/// The short key of the `i`-th group (summary order): A … Z, then AA, AB …
+pub(crate) fn short_key(i: usize) -> String {
+    let mut n = i;
+    let mut key = Vec::new();
+    loop {
+        key.push(b'A' + (n % 26) as u8);
+        if n < 26 {
+            break;
+        }
+        n = n / 26 - 1;
+    }
+    key.reverse();
+    String::from_utf8(key).expect("ASCII")
+}
+
+/// What a column `width` characters wide shows for groups `groups` (indices in summary order)
+/// with `labels`: the labels when every one fits, else every group's short key, never a cut
+/// label (two cut labels can read the same). The bool says whether keys are used, so a legend
+/// (see [`legend`]) must follow the table.
+pub(crate) fn fitted(labels: &[String], groups: &[usize], width: usize) -> (Vec<String>, bool) {
+    if labels.iter().all(|l| l.chars().count() <= width) {
+        (labels.to_vec(), false)
+    } else {
+        (groups.iter().map(|&g| short_key(g)).collect(), true)
+    }
+}
+
+/// The legend under a table that shows short keys: one "A  label" line per group, wrapped to
+/// `width` characters.
+pub(crate) fn legend(labels: &[String], groups: &[usize], width: usize) -> Vec<String> {
+    let keys: Vec<String> = groups.iter().map(|&g| short_key(g)).collect();
+    let w = keys.iter().map(|k| k.len()).max().unwrap_or(1);
+    let mut out = Vec::new();
+    for (k, l) in keys.iter().zip(labels) {
+        let lines = wrap(l, width.saturating_sub(w + 2).max(10), 0);
+        if lines.is_empty() {
+            out.push(k.clone());
+        }
+        for (i, line) in lines.iter().enumerate() {
+            let head = if i == 0 { k.clone() } else { String::new() };
+            out.push(format!("{head:<w$}  {line}"));
+        }
+    }
+    out
 }
 
 /// The paired difference vs the best group in percentage points, e.g. "-1.20 [-2.05,-0.41]":
@@ -347,6 +403,41 @@ mod tests {
         assert_eq!(wilson_pct(&g.divergence), "11.8–76.9%");
         g.divergence = proportion(0, 0);
         assert_eq!(divergence(&g), "0/0");
+    }
+
+    #[test]
+    fn short_keys_count_like_spreadsheet_columns() {
+        let k: Vec<String> = [0, 1, 25, 26, 27, 51, 52, 701, 702]
+            .iter()
+            .map(|&i| short_key(i))
+            .collect();
+        assert_eq!(k, ["A", "B", "Z", "AA", "AB", "AZ", "BA", "ZZ", "AAA"]);
+    }
+
+    #[test]
+    fn labels_that_do_not_fit_become_keys_with_a_legend() {
+        let labels = vec!["LSTM h20".to_string(), "a_rather_long_sweep/LSTM h64".into()];
+        assert_eq!(fitted(&labels, &[3, 4], 30), (labels.clone(), false));
+        assert_eq!(
+            fitted(&labels, &[3, 4], 16),
+            (vec!["D".to_string(), "E".into()], true)
+        );
+        assert_eq!(
+            legend(&labels, &[3, 4], 100),
+            ["D  LSTM h20", "E  a_rather_long_sweep/LSTM h64"]
+        );
+        assert_eq!(
+            legend(&labels[1..], &[30], 20),
+            ["AE  a_rather_long_sweep/LSTM", "    h64"]
+        );
+    }
+
+    #[test]
+    fn points_show_what_is_known() {
+        assert_eq!(point(Some(2), Some(1876)), "e2 it1876");
+        assert_eq!(point(Some(2), None), "e2");
+        assert_eq!(point(None, Some(500)), "it500");
+        assert_eq!(point(None, None), "-");
     }
 
     #[test]
