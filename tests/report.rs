@@ -10,9 +10,7 @@ use rnnsweep::plan::{cell_id, Cell, Plan};
 use rnnsweep::report::export::{diff_line, exporter_for, group_line, Format, Tables};
 use rnnsweep::report::load::load;
 use rnnsweep::report::stats::Method;
-use rnnsweep::report::summarize::{
-    compare, default_by, summarize, CurvePoint, Metric, Summary,
-};
+use rnnsweep::report::summarize::{compare, default_by, summarize, CurvePoint, Metric, Summary};
 use rnnsweep::store::{CellResult, RunStore};
 use rnnsweep::trainer::presets::preset;
 use rnnsweep::trainer::record::*;

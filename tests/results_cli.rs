@@ -368,7 +368,10 @@ fn two_sweeps_keep_labels_distinct_and_schedules_apart() {
         // The same key for the same group in the summary legend and the curve legends.
         let line = format!("{k}  {l}");
         let n = t.lines().filter(|x| *x == line).count();
-        assert!(n >= 2, "{line:?} in the summary and its curve table's legend:\n{t}");
+        assert!(
+            n >= 2,
+            "{line:?} in the summary and its curve table's legend:\n{t}"
+        );
     }
     let legend_of = |l: &str| {
         t.lines()
@@ -399,9 +402,15 @@ fn two_sweeps_keep_labels_distinct_and_schedules_apart() {
             .collect()
     };
     let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     };
-    assert_eq!(first_cols(epoch_table), pairs(&[("1", "4"), ("2", "8")]), "{t}");
+    assert_eq!(
+        first_cols(epoch_table),
+        pairs(&[("1", "4"), ("2", "8")]),
+        "{t}"
+    );
     assert_eq!(
         first_cols(step_table),
         pairs(&[("1", "3"), ("2", "6"), ("3", "9")]),
@@ -415,8 +424,14 @@ fn two_sweeps_keep_labels_distinct_and_schedules_apart() {
         assert_eq!(md.matches(&format!("| {l} | 2 |")).count(), 1, "{l}:\n{md}");
     }
     assert!(!md.contains('…'));
-    assert!(md.contains("evaluated every epoch\n\n| epoch | step | "), "{md}");
-    assert!(md.contains("evaluated every 3 steps\n\n| epoch | step | "), "{md}");
+    assert!(
+        md.contains("evaluated every epoch\n\n| epoch | step | "),
+        "{md}"
+    );
+    assert!(
+        md.contains("evaluated every 3 steps\n\n| epoch | step | "),
+        "{md}"
+    );
 
     // CSV: never cut; the curves carry their schedule.
     let csv = summarize("csv", "summary");
@@ -433,7 +448,11 @@ fn two_sweeps_keep_labels_distinct_and_schedules_apart() {
         vec!["label", "eval_every", "epoch", "iteration", "test_acc"]
     );
     let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
-    assert_eq!(rows.len(), 2 * 2 + 2 * 3, "2 groups × 2 epochs + 2 groups × 3 evaluations");
+    assert_eq!(
+        rows.len(),
+        2 * 2 + 2 * 3,
+        "2 groups × 2 epochs + 2 groups × 3 evaluations"
+    );
     for row in &rows {
         let sgd = row[0].contains("_sgd/");
         assert_eq!(&row[1], if sgd { "3" } else { "epoch" }, "{row:?}");
@@ -453,7 +472,10 @@ fn two_sweeps_keep_labels_distinct_and_schedules_apart() {
     let tables = v["curves"]["tables"].as_array().unwrap();
     assert_eq!(tables.len(), 2);
     assert_eq!(
-        (tables[0]["eval_every"].as_str(), tables[1]["eval_every"].as_str()),
+        (
+            tables[0]["eval_every"].as_str(),
+            tables[1]["eval_every"].as_str()
+        ),
         (Some("epoch"), Some("3"))
     );
     assert_eq!(tables[0]["labels"].as_array().unwrap().len(), 2);
@@ -485,7 +507,10 @@ fn grid_axes_are_named_as_written() {
         assert!(o.status.success(), "{}", text(&o.stderr));
         let t = text(&o.stdout);
         assert!(!t.contains("axis_"), "{format}:\n{t}");
-        assert!(t.contains("hidden=64 lr=0.001") || format == "csv", "{format}:\n{t}");
+        assert!(
+            t.contains("hidden=64 lr=0.001") || format == "csv",
+            "{format}:\n{t}"
+        );
     }
     let o = run(&["results", "summarize", "--format", "json"], &results);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -503,8 +528,22 @@ fn grid_axes_are_named_as_written() {
     let o = run(&["results", "summarize", "--by", "colour"], &results);
     let e = text(&o.stderr);
     assert!(e.contains("allowed:") && !e.contains("axis_"), "{e}");
-    let o = run(&["results", "summarize", "--by", "clip_grad_norm", "--format", "json"], &results);
-    assert!(o.status.success(), "any grid key groups: {}", text(&o.stderr));
+    let o = run(
+        &[
+            "results",
+            "summarize",
+            "--by",
+            "clip_grad_norm",
+            "--format",
+            "json",
+        ],
+        &results,
+    );
+    assert!(
+        o.status.success(),
+        "any grid key groups: {}",
+        text(&o.stderr)
+    );
 }
 
 /// Runs `results export` into `file` and returns stderr.
@@ -529,7 +568,10 @@ fn export_writes_one_tidy_table_as_csv_and_parquet() {
     let (csv_path, pq_path) = (tmp.path().join("runs.csv"), tmp.path().join("runs.parquet"));
     let e = export(&results, &["--out", csv_path.to_str().unwrap()]);
     // 8 runs: sweep A 2 evaluations, sweep B 3, each a train and a test row.
-    assert!(e.contains("8/8 runs loaded; wrote") && e.contains("(40 rows × "), "{e}");
+    assert!(
+        e.contains("8/8 runs loaded; wrote") && e.contains("(40 rows × "),
+        "{e}"
+    );
     export(&results, &["--out", pq_path.to_str().unwrap()]);
 
     let df = ParquetReader::new(std::fs::File::open(&pq_path).unwrap())
@@ -537,7 +579,12 @@ fn export_writes_one_tidy_table_as_csv_and_parquet() {
         .unwrap();
     assert_eq!(df.height(), 40);
     let schema = df.schema();
-    let dtype = |c: &str| schema.get(c).unwrap_or_else(|| panic!("no column {c}")).clone();
+    let dtype = |c: &str| {
+        schema
+            .get(c)
+            .unwrap_or_else(|| panic!("no column {c}"))
+            .clone()
+    };
     for (c, t) in [
         ("sweep", DataType::String),
         ("cell_id", DataType::String),
@@ -565,13 +612,30 @@ fn export_writes_one_tidy_table_as_csv_and_parquet() {
     ] {
         assert_eq!(dtype(c), t, "{c}");
     }
-    let names: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).collect();
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
     assert_eq!(
         names[..7],
-        ["sweep", "cell_id", "cell_index", "variant", "status", "collapsed", "seed"]
+        [
+            "sweep",
+            "cell_id",
+            "cell_index",
+            "variant",
+            "status",
+            "collapsed",
+            "seed"
+        ]
     );
     // No grid key that no run has a value for (no clipping, no dropout in these sweeps).
-    assert!(!names.iter().any(|n| n == "clip_grad_norm" || n == "dropout"), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n == "clip_grad_norm" || n == "dropout"),
+        "{names:?}"
+    );
     // Union over the sweeps: Adam's beta1 is null for the SGD sweep, momentum the other way.
     let sweep = df.column("sweep").unwrap().str().unwrap().clone();
     let beta1 = df.column("beta1").unwrap().f64().unwrap().clone();
@@ -593,14 +657,19 @@ fn export_writes_one_tidy_table_as_csv_and_parquet() {
     assert_eq!(r.headers().unwrap().iter().collect::<Vec<_>>(), names);
     let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
     assert_eq!(rows.len(), df.height());
-    for (c, col) in df.get_columns().iter().enumerate() {
+    for (c, col) in df.columns().iter().enumerate() {
         for (i, row) in rows.iter().enumerate() {
             let want = col.get(i).unwrap();
             let got = &row[c];
             match want {
                 AnyValue::Null => assert_eq!(got, "", "{} row {i}", col.name()),
                 AnyValue::Float64(x) => {
-                    assert_eq!(got.parse::<f64>().unwrap().to_bits(), x.to_bits(), "{}", col.name())
+                    assert_eq!(
+                        got.parse::<f64>().unwrap().to_bits(),
+                        x.to_bits(),
+                        "{}",
+                        col.name()
+                    )
                 }
                 AnyValue::String(s) => assert_eq!(got, s),
                 other => assert_eq!(got, other.to_string(), "{} row {i}", col.name()),
@@ -610,7 +679,11 @@ fn export_writes_one_tidy_table_as_csv_and_parquet() {
 
     // One sweep to stdout: the snapshot, with the measured seconds masked.
     let o = run(
-        &["results", "export", "lstm_hidden_size_comparison_long_name_sgd"],
+        &[
+            "results",
+            "export",
+            "lstm_hidden_size_comparison_long_name_sgd",
+        ],
         &results,
     );
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -630,7 +703,10 @@ fn export_writes_one_tidy_table_as_csv_and_parquet() {
             .collect();
         w.write_record(&masked).unwrap();
     }
-    insta::assert_snapshot!("export_csv", String::from_utf8(w.into_inner().unwrap()).unwrap());
+    insta::assert_snapshot!(
+        "export_csv",
+        String::from_utf8(w.into_inner().unwrap()).unwrap()
+    );
 
     // Errors: a name that says no format; Parquet to stdout.
     let o = run(&["results", "export", "--out", "runs.txt"], &results);
@@ -640,5 +716,9 @@ fn export_writes_one_tidy_table_as_csv_and_parquet() {
         text(&o.stderr)
     );
     let o = run(&["results", "export", "--format", "parquet"], &results);
-    assert!(text(&o.stderr).contains("give --out FILE.parquet"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("give --out FILE.parquet"),
+        "{}",
+        text(&o.stderr)
+    );
 }

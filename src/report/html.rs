@@ -185,7 +185,11 @@ pub fn page(title: &str, sweeps: &[String], s: &Summary, figures: &[Figure]) -> 
 
     // One table per evaluation schedule (see `summarize::CurveTable`).
     for (k, c) in s.curves.tables.iter().enumerate() {
-        let id = if k == 0 { "curves".to_string() } else { format!("curves-{k}") };
+        let id = if k == 0 {
+            "curves".to_string()
+        } else {
+            format!("curves-{k}")
+        };
         writeln!(
             o,
             "<h2>{} by evaluation point (mean over seeds), evaluated {}</h2>\n<div class=\"scroll\"><table id=\"{id}\">\n<thead><tr><th>epoch</th><th>iteration</th>",
@@ -198,7 +202,10 @@ pub fn page(title: &str, sweeps: &[String], s: &Summary, figures: &[Figure]) -> 
         }
         o.push_str("</tr></thead>\n<tbody>\n");
         for (r, p) in c.points.iter().enumerate() {
-            let (e, it) = (super::export::coord(p.epoch), super::export::coord(p.iteration));
+            let (e, it) = (
+                super::export::coord(p.epoch),
+                super::export::coord(p.iteration),
+            );
             write!(o, "<tr><td class=\"n\">{e}</td><td class=\"n\">{it}</td>").unwrap();
             for v in &c.values[r] {
                 write!(o, "<td class=\"n\">{}</td>", num(*v, 4)).unwrap();

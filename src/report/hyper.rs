@@ -58,7 +58,9 @@ pub fn value(cfg: &TrainConfig, key: &str) -> Option<HyperValue> {
         "hidden" => Some(Int(m.hidden as u64)),
         "layers" => Some(Int(m.layers as u64)),
         "init" => word(m.init.as_str()),
-        "init_scale" => (m.init == InitScheme::Identity).then(|| Float(m.init_scale.unwrap_or(1.0))),
+        "init_scale" => {
+            (m.init == InitScheme::Identity).then(|| Float(m.init_scale.unwrap_or(1.0)))
+        }
         "input" => word(m.input.as_str()),
         "permutation_seed" => {
             (m.input == InputMode::Permuted).then(|| Int(m.permutation_seed.unwrap_or(0)))
@@ -175,15 +177,29 @@ mod tests {
         assert_eq!(value(adam, "beta2"), Some(HyperValue::Float(0.999)));
         assert_eq!(value(adam, "momentum"), None);
         assert_eq!(value(sgd, "beta1"), None);
-        assert_eq!(value(sgd, "activation"), None, "an LSTM has no activation key");
-        assert_eq!(value(irnn, "activation"), Some(HyperValue::Text("tanh".into())));
+        assert_eq!(
+            value(sgd, "activation"),
+            None,
+            "an LSTM has no activation key"
+        );
+        assert_eq!(
+            value(irnn, "activation"),
+            Some(HyperValue::Text("tanh".into()))
+        );
         assert_eq!(value(irnn, "init_scale"), Some(HyperValue::Float(1.0)));
         assert_eq!(value(irnn, "permutation_seed"), Some(HyperValue::Int(0)));
-        assert_eq!(value(adam, "dropout"), None, "one layer: no dropout between layers");
+        assert_eq!(
+            value(adam, "dropout"),
+            None,
+            "one layer: no dropout between layers"
+        );
         assert_eq!(value(sgd, "dropout"), Some(HyperValue::Float(0.0)));
         assert_eq!(value(adam, "epochs"), Some(HyperValue::Int(2)));
         assert_eq!(value(adam, "iterations"), None);
-        assert_eq!(value(irnn, "eval_every"), Some(HyperValue::Text("50".into())));
+        assert_eq!(
+            value(irnn, "eval_every"),
+            Some(HyperValue::Text("50".into()))
+        );
         assert_eq!(value(irnn, "eval_before"), Some(HyperValue::Bool(false)));
     }
 }

@@ -19,9 +19,9 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::hyper::{self, HyperKind, HyperValue};
 use crate::store::state::CellState;
 use crate::store::{Layout, RunStore};
-use super::hyper::{self, HyperKind, HyperValue};
 use crate::trainer::config::{Budget, TrainConfig};
 use crate::trainer::record::{MetricSplit, RunStatus};
 

@@ -188,7 +188,11 @@ pub fn default_by(loaded: &Loaded) -> Vec<String> {
     for a in &loaded.axes {
         // Every grid key is a column of the runs table; `axis_` is only for a plan whose axis
         // is no key of this version.
-        by.push(if has(a) { a.clone() } else { format!("axis_{a}") });
+        by.push(if has(a) {
+            a.clone()
+        } else {
+            format!("axis_{a}")
+        });
     }
     by
 }
@@ -212,11 +216,19 @@ pub fn check_by(loaded: &Loaded, by: &[String]) -> Result<Vec<String>, GroupByEr
         .map(|s| s.to_string())
         .collect();
     let groupable = |n: &&String| {
-        !["id", "index", "seed", "status", "collapsed", "steps_per_epoch"].contains(&n.as_str())
-                && !n.starts_with("final_")
-                && !n.ends_with("_sec")
-                && !n.ends_with("seconds")
-                && *n != "seconds_per_epoch"
+        ![
+            "id",
+            "index",
+            "seed",
+            "status",
+            "collapsed",
+            "steps_per_epoch",
+        ]
+        .contains(&n.as_str())
+            && !n.starts_with("final_")
+            && !n.ends_with("_sec")
+            && !n.ends_with("seconds")
+            && *n != "seconds_per_epoch"
             && *n != "parameters"
     };
     let allowed: Vec<&String> = names.iter().filter(groupable).collect();

@@ -103,6 +103,39 @@ pub fn cut(s: &str, n: usize) -> String {
     }
 }
 
+/// `labels` shortened to at most `n` characters each and still all different, for a chart
+/// legend: a label that fits stays whole; a longer one keeps its start and its end around "…"
+/// (labels of one sweep differ at the end, labels of two sweeps at the start); if two still
+/// read the same, every label starts with its short key ("A lstm_hidd…h20").
+pub fn distinct_cut(labels: &[String], n: usize) -> Vec<String> {
+    let middle = |s: &str, n: usize| -> String {
+        let chars: Vec<char> = s.chars().collect();
+        if chars.len() <= n {
+            return s.to_string();
+        }
+        let tail = (n.saturating_sub(1)) / 2;
+        let head = n.saturating_sub(1) - tail;
+        let mut out: String = chars[..head].iter().collect();
+        out.push('…');
+        out.extend(&chars[chars.len() - tail..]);
+        out
+    };
+    let cut: Vec<String> = labels.iter().map(|l| middle(l, n)).collect();
+    let distinct = cut.iter().collect::<std::collections::BTreeSet<_>>().len() == cut.len();
+    if distinct {
+        return cut;
+    }
+    labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let k = short_key(i);
+            let rest = middle(l, n.saturating_sub(k.len() + 1).max(3));
+            format!("{k} {rest}")
+        })
+        .collect()
+}
+
 /// "0.9579" or "-".
 pub(crate) fn num(v: Option<f64>, prec: usize) -> String {
     v.filter(|x| x.is_finite())
@@ -416,7 +449,10 @@ mod tests {
 
     #[test]
     fn labels_that_do_not_fit_become_keys_with_a_legend() {
-        let labels = vec!["LSTM h20".to_string(), "a_rather_long_sweep/LSTM h64".into()];
+        let labels = vec![
+            "LSTM h20".to_string(),
+            "a_rather_long_sweep/LSTM h64".into(),
+        ];
         assert_eq!(fitted(&labels, &[3, 4], 30), (labels.clone(), false));
         assert_eq!(
             fitted(&labels, &[3, 4], 16),
@@ -430,6 +466,32 @@ mod tests {
             legend(&labels[1..], &[30], 20),
             ["AE  a_rather_long_sweep/LSTM", "    h64"]
         );
+    }
+
+    #[test]
+    fn legend_labels_stay_distinct_when_shortened() {
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let two = l(&[
+            "lstm_hidden_size_comparison_long_name/LSTM h20",
+            "lstm_hidden_size_comparison_long_name/LSTM h64",
+        ]);
+        assert_eq!(
+            distinct_cut(&two, 30),
+            [
+                "lstm_hidden_siz…_name/LSTM h20",
+                "lstm_hidden_siz…_name/LSTM h64"
+            ]
+        );
+        assert_eq!(
+            distinct_cut(&l(&["LSTM h20", "GRU"]), 30),
+            ["LSTM h20", "GRU"]
+        );
+        // Equal at both ends, different in the middle: keys.
+        let mid = l(&["aaaaaaaaaa_X_bbbbbbbbbb", "aaaaaaaaaa_Y_bbbbbbbbbb"]);
+        assert_eq!(distinct_cut(&mid, 12), ["A aaaaa…bbbb", "B aaaaa…bbbb"]);
+        for s in distinct_cut(&two, 30) {
+            assert!(s.chars().count() <= 30);
+        }
     }
 
     #[test]

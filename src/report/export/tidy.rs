@@ -102,9 +102,8 @@ pub fn tidy_frame(loaded: &Loaded) -> PolarsResult<DataFrame> {
         .str()?
         .iter()
         .map(|id| {
-            id.and_then(|id| row_of.get(id).copied()).ok_or_else(
-                || polars_err!(ComputeError: "a metric row of an unknown run {:?}", id),
-            )
+            id.and_then(|id| row_of.get(id).copied())
+                .ok_or_else(|| polars_err!(ComputeError: "a metric row of an unknown run {:?}", id))
         })
         .collect::<PolarsResult<_>>()?;
     let take = IdxCa::from_vec("take".into(), take);
@@ -181,7 +180,7 @@ fn csv_bytes(df: &DataFrame) -> Result<Vec<u8>, TidyError> {
     let mut w = ::csv::Writer::from_writer(Vec::new());
     w.write_record(df.get_column_names().iter().map(|n| n.as_str()))?;
     let cols: Vec<Series> = df
-        .get_columns()
+        .columns()
         .iter()
         .map(|c| c.as_materialized_series().rechunk())
         .collect();
