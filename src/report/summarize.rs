@@ -485,7 +485,24 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
         keyed.column("final_test_acc")?.f64()?,
         keyed.column("status")?.str()?,
     );
-    let mut run_of: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+    // Schedules in table order; each run's group and schedule (index into `scheds`).
+    let mut scheds: Vec<(u8, u64, String)> = every
+        .iter()
+        .map(|e| schedule_order(e.unwrap_or("epoch")))
+        .collect();
+    scheds.sort();
+    scheds.dedup();
+    let sched_of: std::collections::HashMap<&str, usize> = every
+        .iter()
+        .flatten()
+        .map(|e| {
+            let o = schedule_order(e);
+            (e, scheds.binary_search(&o).expect("listed"))
+        })
+        .collect();
+    let epoch_sched = scheds.binary_search(&schedule_order("epoch")).ok();
+    let mut run_of: std::collections::HashMap<&str, (usize, usize)> =
+        std::collections::HashMap::new();
     let mut finals: Vec<Vec<f64>> = vec![Vec::new(); groups.len()];
     let mut per_seed: Vec<BTreeMap<u64, (f64, usize)>> = vec![BTreeMap::new(); groups.len()];
     for r in 0..keyed.height() {
@@ -493,7 +510,11 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
             continue;
         };
         if let Some(id) = ids.get(r) {
-            run_of.insert(id, (g, every.get(r).unwrap_or("epoch")));
+            let sched = match every.get(r) {
+                Some(e) => sched_of[e],
+                None => epoch_sched.expect("a run without eval_every is listed as \"epoch\""),
+            };
+            run_of.insert(id, (g, sched));
         }
         if let (Some("completed"), Some(seed), Some(acc)) =
             (statuses.get(r), seeds.get(r), accs.get(r))
@@ -536,23 +557,23 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
         rows.column("iteration")?.i64()?,
         rows.column(metric.column())?.f64()?,
     );
-    let mut cells: BTreeMap<((u8, u64, String), usize, i64), Cell> = BTreeMap::new();
+    let mut cells: BTreeMap<(usize, usize, i64), Cell> = BTreeMap::new();
     for r in 0..rows.height() {
         let (Some(id), Some(e), Some(i), Some(v)) = (id.get(r), ep.get(r), it.get(r), val.get(r))
         else {
             continue;
         };
-        let Some(&(g, every)) = run_of.get(id) else {
+        let Some(&(g, sched)) = run_of.get(id) else {
             continue;
         };
-        let (x, other) = if every == "epoch" { (e, i) } else { (i, e) };
-        let c = cells.entry((schedule_order(every), g, x)).or_default();
+        let (x, other) = if scheds[sched].0 == 0 { (e, i) } else { (i, e) };
+        let c = cells.entry((sched, g, x)).or_default();
         c.sum += v;
         c.n += 1;
         c.other.add(other);
     }
-    let point = |every: &(u8, u64, String), x: i64, other: Shared| {
-        if every.0 == 0 {
+    let point = |sched: usize, x: i64, other: Shared| {
+        if scheds[sched].0 == 0 {
             CurvePoint {
                 epoch: Some(x),
                 iteration: other.get(),
@@ -564,7 +585,7 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
             }
         }
     };
-    for ((every, g, x), c) in &cells {
+    for (&(sched, g, x), c) in &cells {
         let v = c.sum / c.n as f64;
         let better = |old: Option<f64>| {
             old.is_none_or(|o| {
@@ -575,11 +596,11 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
                 }
             })
         };
-        if v.is_finite() && better(groups[*g].best) {
-            let p = point(every, *x, c.other);
-            groups[*g].best = Some(v);
-            groups[*g].best_epoch = p.epoch;
-            groups[*g].best_iteration = p.iteration;
+        if v.is_finite() && better(groups[g].best) {
+            let p = point(sched, x, c.other);
+            groups[g].best = Some(v);
+            groups[g].best_epoch = p.epoch;
+            groups[g].best_iteration = p.iteration;
         }
     }
 
@@ -608,18 +629,18 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
 
     // One table per schedule: its groups in summary order, its points in training order.
     let mut tables = Vec::new();
-    let schedules: std::collections::BTreeSet<&(u8, u64, String)> =
-        cells.keys().map(|k| &k.0).collect();
-    for every in schedules {
+    let schedules: std::collections::BTreeSet<usize> = cells.keys().map(|k| k.0).collect();
+    for sched in schedules {
+        let every = &scheds[sched];
         let mut cols: Vec<usize> = cells
             .keys()
-            .filter(|k| &k.0 == every)
+            .filter(|k| k.0 == sched)
             .map(|k| rank[&k.1])
             .collect();
         cols.sort_unstable();
         cols.dedup();
         let mut xs: BTreeMap<i64, Shared> = BTreeMap::new();
-        for ((_, _, x), c) in cells.iter().filter(|(k, _)| &k.0 == every) {
+        for ((_, _, x), c) in cells.iter().filter(|(k, _)| k.0 == sched) {
             xs.entry(*x).or_default().merge(c.other);
         }
         let values = xs
@@ -628,7 +649,7 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
                 cols.iter()
                     .map(|&r| {
                         cells
-                            .get(&(every.clone(), order[r], *x))
+                            .get(&(sched, order[r], *x))
                             .map(|c| c.sum / c.n as f64)
                     })
                     .collect()
@@ -641,7 +662,7 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
                 _ => every.2.clone(),
             },
             x: if every.0 == 0 { "epoch" } else { "step" },
-            points: xs.iter().map(|(x, o)| point(every, *x, *o)).collect(),
+            points: xs.iter().map(|(x, o)| point(sched, *x, *o)).collect(),
             labels: cols.iter().map(|&r| groups[r].label.clone()).collect(),
             groups: cols,
             values,
