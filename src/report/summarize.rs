@@ -203,7 +203,8 @@ pub fn default_by(loaded: &Loaded) -> Vec<String> {
 pub struct GroupByError {
     /// As given.
     pub name: String,
-    /// The names `--by` accepts (grid axes without their `axis_` prefix).
+    /// The names `--by` accepts: grid keys as the grid writes them and the other run columns
+    /// (the `axis_` copies of grid axes are accepted but not listed).
     pub allowed: Vec<String>,
 }
 
