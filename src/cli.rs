@@ -11,10 +11,11 @@ use clap::{Args, Parser, Subcommand};
 
 use rnnsweep::cluster::Shard;
 use rnnsweep::commands::{
-    bench, data, describe, effects, predict, results, slurm, status, sweep, train, Outcome,
+    bench, data, describe, effects, export, predict, results, slurm, status, sweep, train, Outcome,
 };
 use rnnsweep::report::chart::ChartFormat;
 use rnnsweep::report::effects::EffectMetric;
+use rnnsweep::report::export::tidy::TidyFormat;
 use rnnsweep::report::export::{Format, Tables};
 use rnnsweep::report::summarize::Metric;
 use rnnsweep::trainer::config::{
@@ -178,6 +179,10 @@ enum ResultsCmd {
     /// A metric as a function of each setting that varies (grid axis, variant): tables on
     /// stdout, a chart per setting (and a heatmap when two vary) as SVG and PNG
     Effects(EffectsArgs),
+    /// Every evaluation of every run as one tidy long table (CSV or Parquet): one row per run ×
+    /// evaluation point × split, with sweep, cell id, variant, status, seed and every
+    /// hyperparameter as columns
+    Export(ExportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -200,6 +205,29 @@ struct EffectsArgs {
     /// Folder for the charts [default: <results>/<sweep>/effects, or <results>/effects for several sweeps]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    #[command(flatten)]
+    sweeps: SweepsArgs,
+    /// csv or parquet [default: from the --out file's extension; csv on stdout]
+    #[arg(long)]
+    format: Option<TidyFormat>,
+    /// The file to write [default: stdout, CSV only]
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+impl From<ExportArgs> for export::ExportOptions {
+    fn from(a: ExportArgs) -> Self {
+        export::ExportOptions {
+            results: a.sweeps.results,
+            sweeps: a.sweeps.sweeps,
+            format: a.format,
+            out: a.out,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -808,6 +836,7 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
         Command::Results(ResultsCmd::Curves(a)) => results::curves_cmd(&a.into()),
         Command::Results(ResultsCmd::Report(a)) => results::report_cmd(&a.into()),
         Command::Results(ResultsCmd::Effects(a)) => effects::effects_cmd(&a.into()),
+        Command::Results(ResultsCmd::Export(a)) => export::export_cmd(&a.into()),
         Command::Describe(a) => describe::describe_cmd(&a.into()),
         Command::Data(a) => data::data_cmd(&a.options(g)),
         Command::Bench(a) => bench::bench_cmd(&a.options(g)),

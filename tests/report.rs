@@ -10,7 +10,7 @@ use rnnsweep::plan::{cell_id, Cell, Plan};
 use rnnsweep::report::export::{diff_line, exporter_for, group_line, Format, Tables};
 use rnnsweep::report::load::load;
 use rnnsweep::report::stats::Method;
-use rnnsweep::report::summarize::{compare, default_by, summarize, Metric, Summary};
+use rnnsweep::report::summarize::{compare, default_by, summarize, CurvePoint, Metric, Summary};
 use rnnsweep::store::{CellResult, RunStore};
 use rnnsweep::trainer::presets::preset;
 use rnnsweep::trainer::record::*;
@@ -32,6 +32,7 @@ fn fixture(root: &Path) -> std::path::PathBuf {
             cfg.model = cfg.model.normalized();
             cfg.seed = seed as u64;
             cfg.budget = rnnsweep::trainer::config::Budget::Epochs(2);
+            cfg.eval.every = rnnsweep::trainer::config::EvalEvery::Epoch;
             let mut coords = BTreeMap::new();
             coords.insert("seed".to_string(), seed.to_string());
             cells.push(Cell {
@@ -262,14 +263,23 @@ fn groups_aggregate_over_seeds_and_compare_paired() {
     close(ci.high, 0.889_880_827_045_976);
     assert!(a.vs_best.is_none(), "the best has no difference to itself");
 
-    // Curve: epoch-1 mean of h20 includes the diverged seed's evaluation (0.6).
-    assert_eq!(s.curves.points, vec![(1, 938), (2, 1876)]);
-    let h20_e1 = s.curves.values[0][1].unwrap();
+    // Curve: one schedule (every epoch); epoch-1 mean of h20 includes the diverged seed's
+    // evaluation (0.6).
+    assert_eq!(s.curves.tables.len(), 1);
+    let t = &s.curves.tables[0];
+    assert_eq!((t.eval_every.as_str(), t.x), ("epoch", "epoch"));
+    assert_eq!(t.groups, [0, 1, 2]);
+    let at = |e, i| CurvePoint {
+        epoch: Some(e),
+        iteration: Some(i),
+    };
+    assert_eq!(t.points, vec![at(1, 938), at(2, 1876)]);
+    let h20_e1 = t.values[0][1].unwrap();
     assert!(
         (h20_e1 - (0.86 + 0.6 + 0.87) / 3.0).abs() < 1e-12,
         "{h20_e1}"
     );
-    assert_eq!(s.curves.values[1][1], Some(0.905));
+    assert_eq!(t.values[1][1], Some(0.905));
 }
 
 #[test]
@@ -399,7 +409,7 @@ fn train_loss_metric_changes_the_curve() {
     let s = summary(Metric::TrainLoss);
     assert_eq!(s.curves.metric, Metric::TrainLoss);
     // h64 epoch 1 train acc = a - 0.05 → loss 1 - (a - 0.05), mean over 0.95/0.96/0.94 = 0.10
-    assert!((s.curves.values[0][0].unwrap() - 0.10).abs() < 1e-12);
+    assert!((s.curves.tables[0].values[0][0].unwrap() - 0.10).abs() < 1e-12);
     // Lower loss is better: best is the last point.
     assert_eq!(s.groups[0].best_iteration, Some(1876));
 }

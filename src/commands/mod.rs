@@ -11,6 +11,7 @@ pub mod bench;
 pub mod data;
 pub mod describe;
 pub mod effects;
+pub mod export;
 pub mod predict;
 pub mod progress;
 pub mod results;

@@ -12,7 +12,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle, Palette, Palette99};
 
-use super::export::cut;
+use super::export::distinct_cut;
 use super::series::Panel;
 use super::summarize::Metric;
 
@@ -280,7 +280,8 @@ fn draw<DB: DrawingBackend>(
     y += 10;
     let (_, h) = legend.dim_in_pixel();
     let room = ((h as i32 - y - 20) / 18).max(1) as usize;
-    for (i, s) in p.series.iter().enumerate() {
+    let labels: Vec<String> = p.series.iter().map(|s| s.label.clone()).collect();
+    for (i, name) in distinct_cut(&labels, 30).iter().enumerate() {
         if i + 1 == room && p.series.len() > room {
             legend.draw(&Text::new(
                 format!("… and {} more", p.series.len() - i),
@@ -291,7 +292,7 @@ fn draw<DB: DrawingBackend>(
         }
         let c = color(i);
         legend.draw(&Rectangle::new([(8, y + 2), (26, y + 12)], c.filled()))?;
-        legend.draw(&Text::new(cut(&s.label, 30), (32, y), small.clone()))?;
+        legend.draw(&Text::new(name.as_str(), (32, y), small.clone()))?;
         y += 18;
     }
     root.present()

@@ -202,19 +202,29 @@ pub fn page(
         .unwrap();
     }
 
-    let c = &s.curves;
-    if !c.labels.is_empty() {
+    // One table per evaluation schedule (see `summarize::CurveTable`).
+    for (k, c) in s.curves.tables.iter().enumerate() {
+        let id = if k == 0 {
+            "curves".to_string()
+        } else {
+            format!("curves-{k}")
+        };
         writeln!(
             o,
-            "<h2>{} by evaluation point (mean over seeds)</h2>\n<div class=\"scroll\"><table id=\"curves\">\n<thead><tr><th>epoch</th><th>iteration</th>",
-            escape(c.metric.name())
+            "<h2>{} by evaluation point (mean over seeds), evaluated {}</h2>\n<div class=\"scroll\"><table id=\"{id}\">\n<thead><tr><th>epoch</th><th>iteration</th>",
+            escape(s.curves.metric.name()),
+            escape(&c.schedule())
         )
         .unwrap();
         for l in &c.labels {
             write!(o, "<th>{}</th>", escape(l)).unwrap();
         }
         o.push_str("</tr></thead>\n<tbody>\n");
-        for (r, (e, it)) in c.points.iter().enumerate() {
+        for (r, p) in c.points.iter().enumerate() {
+            let (e, it) = (
+                super::export::coord(p.epoch),
+                super::export::coord(p.iteration),
+            );
             write!(o, "<tr><td class=\"n\">{e}</td><td class=\"n\">{it}</td>").unwrap();
             for v in &c.values[r] {
                 write!(o, "<td class=\"n\">{}</td>", num(*v, 4)).unwrap();

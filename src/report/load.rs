@@ -4,7 +4,12 @@
 //! for a finished cell, so each file is read once (scanning 10,000 small CSV files separately
 //! costs seconds). Counts say how many cells were loaded, diverged (with where and what went
 //! non-finite), collapsed, failed, corrupt or are missing, so nothing disappears silently and
-//! nothing is counted as something else. A cell's state is the store's own
+//! nothing is counted as something else.
+//!
+//! The runs table has a column for every grid key (`hyper`: the value in force, null where the
+//! key does not apply), named as the grid names it, so grouping by a grid axis and showing it
+//! use the name the user wrote; the text columns `axis_<key>` keep each cell's coordinates as
+//! the plan wrote them. A cell's state is the store's own
 //! (`RunStore::inspect`, as `rnnsweep status` shows it): a `result.json` that cannot be read, is of
 //! another format version or belongs to another cell is `corrupt`, never `missing`.
 
@@ -14,9 +19,10 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::hyper::{self, HyperKind, HyperValue};
 use crate::store::state::CellState;
 use crate::store::{Layout, RunStore};
-use crate::trainer::config::Budget;
+use crate::trainer::config::{Budget, TrainConfig};
 use crate::trainer::record::{MetricSplit, RunStatus};
 
 /// A diverged run: where training stopped and what went non-finite first.
@@ -189,11 +195,12 @@ pub fn runs_word(n: usize) -> &'static str {
 
 /// The loaded sweeps.
 pub struct Loaded {
-    /// One row per finished cell (completed or diverged): identity, hyperparameters, outcome
-    /// (`status`, `collapsed`).
+    /// One row per finished cell (completed or diverged): identity, hyperparameters (a column
+    /// per grid key, see the module doc), outcome (`status`, `collapsed`), steps_per_epoch.
     pub runs: DataFrame,
-    /// Long format: one row per (cell, evaluation point, split), with the cell's `id`:
-    /// epoch, iteration, split, loss, acc, seconds (training time so far).
+    /// Long format: one row per (cell, evaluation point, split), with the cell's `id`: epoch,
+    /// iteration, split, loss, acc, samples, seconds (training time so far), and where recorded
+    /// samples_per_sec, grad_norm, grad_norm_max and lr (train rows; lr on test rows too).
     pub metrics: LazyFrame,
     pub counts: Counts,
     /// Grid axes of the plans (union, in order of first appearance).
@@ -263,6 +270,8 @@ struct RunCols {
     seconds_per_epoch: Vec<f64>,
     samples_per_sec: Vec<f64>,
     coords: Vec<std::collections::BTreeMap<String, String>>,
+    steps_per_epoch: Vec<u64>,
+    configs: Vec<TrainConfig>,
 }
 
 /// Column vectors of the metrics table.
@@ -274,7 +283,12 @@ struct MetricCols {
     split: Vec<&'static str>,
     loss: Vec<f64>,
     acc: Vec<f64>,
+    samples: Vec<u64>,
     seconds: Vec<f64>,
+    samples_per_sec: Vec<Option<f64>>,
+    grad_norm: Vec<Option<f64>>,
+    grad_norm_max: Vec<Option<f64>>,
+    lr: Vec<Option<f64>>,
 }
 
 /// Loads one or more sweep folders (each with plan.json).
@@ -402,6 +416,8 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
                 .push(r.epochs.iter().map(|e| e.seconds).sum::<f64>() / epochs);
             c.samples_per_sec.push(r.samples_per_sec);
             c.coords.push(cell.coords.clone());
+            c.steps_per_epoch.push(cfg.batches_per_epoch());
+            c.configs.push(cfg.clone());
             for m in &r.metrics {
                 mc.id.push(cell.id.clone());
                 mc.epoch.push(m.epoch as i64);
@@ -412,7 +428,12 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
                 });
                 mc.loss.push(m.loss);
                 mc.acc.push(m.acc);
+                mc.samples.push(m.samples);
                 mc.seconds.push(m.seconds);
+                mc.samples_per_sec.push(m.samples_per_sec);
+                mc.grad_norm.push(m.grad_norm);
+                mc.grad_norm_max.push(m.grad_norm_max);
+                mc.lr.push(m.lr);
             }
         }
     }
@@ -442,7 +463,15 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
         Column::new("train_seconds".into(), c.train_seconds),
         Column::new("seconds_per_epoch".into(), c.seconds_per_epoch),
         Column::new("samples_per_sec".into(), c.samples_per_sec),
+        Column::new("steps_per_epoch".into(), c.steps_per_epoch),
     ];
+    // Every grid key not above, typed (`hyper`).
+    for key in hyper::keys() {
+        if cols.iter().any(|c| c.name().as_str() == key) {
+            continue;
+        }
+        cols.push(hyper_column(key, &c.configs));
+    }
     // Grid axis values as text columns `axis_<key>` (what the grid varied, for grouping).
     for a in &axes {
         let v: Vec<Option<String>> = c.coords.iter().map(|m| m.get(a).cloned()).collect();
@@ -457,7 +486,12 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
         Column::new("loss".into(), mc.loss),
         Column::new("acc".into(), mc.acc),
         // Training wall time so far (evaluation excluded), for time-to-target.
+        Column::new("samples".into(), mc.samples),
         Column::new("seconds".into(), mc.seconds),
+        Column::new("samples_per_sec".into(), mc.samples_per_sec),
+        Column::new("grad_norm".into(), mc.grad_norm),
+        Column::new("grad_norm_max".into(), mc.grad_norm_max),
+        Column::new("lr".into(), mc.lr),
     ])?
     .lazy();
     Ok(Loaded {
@@ -467,4 +501,48 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
         axes,
         sweeps,
     })
+}
+
+/// The column of grid key `key` over the runs' configs, typed by the key's kind.
+fn hyper_column(key: &str, configs: &[TrainConfig]) -> Column {
+    let values = configs.iter().map(|c| hyper::value(c, key));
+    let name = key.into();
+    match hyper::kind(key).expect("a grid key") {
+        HyperKind::Text => Column::new(
+            name,
+            values
+                .map(|v| match v {
+                    Some(HyperValue::Text(s)) => Some(s),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        ),
+        HyperKind::Int => Column::new(
+            name,
+            values
+                .map(|v| match v {
+                    Some(HyperValue::Int(i)) => Some(i),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        ),
+        HyperKind::Float => Column::new(
+            name,
+            values
+                .map(|v| match v {
+                    Some(HyperValue::Float(x)) => Some(x),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        ),
+        HyperKind::Bool => Column::new(
+            name,
+            values
+                .map(|v| match v {
+                    Some(HyperValue::Bool(b)) => Some(b),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        ),
+    }
 }

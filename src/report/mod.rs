@@ -2,13 +2,14 @@
 //! them (`summarize`, pure frame → values), statistics (`stats`), exporters that turn a summary
 //! into bytes (`export`), chart series (`series`, pure), drawing them (`chart`, SVG/PNG),
 //! effects of one setting on a metric (`effects`, pure; drawn by `effect_chart`), and the
-//! self-contained HTML report (`html`).
+//! self-contained HTML report (`html`); a run's hyperparameters by grid key (`hyper`).
 
 pub mod chart;
 pub mod effect_chart;
 pub mod effects;
 pub mod export;
 pub mod html;
+pub mod hyper;
 pub mod load;
 pub mod series;
 pub mod stats;

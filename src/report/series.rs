@@ -140,20 +140,14 @@ pub fn panel(loaded: &Loaded, summary: &Summary, metric: Metric) -> PolarsResult
     // Per run: its group and the length of its epoch in steps.
     let runs = &loaded.runs;
     let ids = runs.column("id")?.str()?;
-    let batch = runs.column("batch")?.cast(&DataType::UInt64)?;
-    let limit = runs.column("train_limit")?.cast(&DataType::UInt64)?;
-    let (batch, limit) = (batch.u64()?, limit.u64()?);
+    let steps = runs.column("steps_per_epoch")?.u64()?;
     let mut run_info: BTreeMap<String, (usize, f64)> = BTreeMap::new();
     for r in 0..runs.height() {
         let key = group_key(runs, &summary.by, r)?;
         let (Some(id), Some(&g)) = (ids.get(r), group_of.get(&key)) else {
             continue;
         };
-        let steps = steps_per_epoch(
-            limit.get(r).unwrap_or(MNIST_TRAIN).min(MNIST_TRAIN),
-            batch.get(r).unwrap_or(1),
-        );
-        run_info.insert(id.to_string(), (g, steps as f64));
+        run_info.insert(id.to_string(), (g, steps.get(r).unwrap_or(1).max(1) as f64));
     }
     let (split, value) = (metric.split(), metric.column());
     let rows = loaded

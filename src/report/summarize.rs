@@ -5,9 +5,14 @@
 //! over completed runs as n, mean, std and a Student-t 95 % interval; the best seed-mean of the
 //! metric and where it was reached; final train accuracy; parameters, seconds per epoch,
 //! samples/s; and the paired difference against the best group on the seeds both completed (an
-//! interval only from 3 shared seeds, see `stats::paired_diff`). The curve table holds the
-//! seed-mean of one metric at every evaluation point. A `--by` name that is not a grouping
-//! column is a [`GroupByError`]; `Metric` parses with a text error for clap.
+//! interval only from 3 shared seeds, see `stats::paired_diff`). The curve tables hold the
+//! seed-mean of one metric at every evaluation point, one table per evaluation schedule (see
+//! [`CurveTable`]). A `--by` name that is not a grouping column is a [`GroupByError`]; `Metric`
+//! parses with a text error for clap.
+//!
+//! Grouping columns are named as the grid names them (`hidden`, `lr`: the runs table has a
+//! column per grid key), and every label is unique (see [`unique_labels`]): a table never
+//! shows two groups under one name.
 
 use std::collections::BTreeMap;
 
@@ -110,16 +115,56 @@ pub struct GroupRow {
     pub by_seed: BTreeMap<u64, f64>,
 }
 
-/// The curve table: seed-mean metric per evaluation point (rows) and group (columns).
+/// One evaluation point of a curve table. A schedule's own unit is always there (the epoch of
+/// an `eval_every = "epoch"` table, the step of an every-K-steps table); the other is None where
+/// the table's runs differ in it (e.g. batch sizes with different steps per epoch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct CurvePoint {
+    pub epoch: Option<i64>,
+    pub iteration: Option<i64>,
+}
+
+/// The curve table of the groups evaluated on one schedule: seed-mean metric per evaluation
+/// point (rows) and group (columns).
+///
+/// Why one table per schedule, not one table with fractional epochs as rows: runs evaluated
+/// after every epoch and runs evaluated every K steps share almost no evaluation point, so one
+/// table of either kind is mostly empty cells, with rows that alternate between the schedules
+/// (keyed by iteration, "epoch 3 at step 1800" even came before "epoch 2 at step 1876"). A
+/// table per schedule is dense, each keyed by the unit the grid chose (`eval_every`), and its
+/// rows are in training order. The charts (`series`) put every run on one axis, fractional
+/// epochs, since a line needs no shared points.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CurveTable {
+    /// The schedule, as the grid writes `eval_every`: "epoch" or a number of steps.
+    pub eval_every: String,
+    /// What a row is: "epoch" or "step".
+    pub x: &'static str,
+    pub points: Vec<CurvePoint>,
+    /// Group labels, in summary order (only groups with runs on this schedule).
+    pub labels: Vec<String>,
+    /// Each column's index into `Summary::groups`.
+    pub groups: Vec<usize>,
+    /// values[row][column]; None where a group has no evaluation at that point.
+    pub values: Vec<Vec<Option<f64>>>,
+}
+
+impl CurveTable {
+    /// "every epoch" or "every 500 steps".
+    pub fn schedule(&self) -> String {
+        if self.x == "epoch" {
+            "every epoch".into()
+        } else {
+            format!("every {} steps", self.eval_every)
+        }
+    }
+}
+
+/// The curve tables of one metric, one per evaluation schedule: "epoch" first, then by steps.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Curves {
     pub metric: Metric,
-    /// (epoch, iteration) of each row.
-    pub points: Vec<(i64, i64)>,
-    /// Group labels, in summary order.
-    pub labels: Vec<String>,
-    /// values[row][column]; None where a group has no evaluation at that point.
-    pub values: Vec<Vec<Option<f64>>>,
+    pub tables: Vec<CurveTable>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -139,7 +184,16 @@ pub fn default_by(loaded: &Loaded) -> Vec<String> {
         by.push("sweep".to_string());
     }
     by.push("variant".to_string());
-    by.extend(loaded.axes.iter().map(|a| format!("axis_{a}")));
+    let has = |c: &str| loaded.runs.column(c).is_ok();
+    for a in &loaded.axes {
+        // Every grid key is a column of the runs table; `axis_` is only for a plan whose axis
+        // is no key of this version.
+        by.push(if has(a) {
+            a.clone()
+        } else {
+            format!("axis_{a}")
+        });
+    }
     by
 }
 
@@ -149,7 +203,8 @@ pub fn default_by(loaded: &Loaded) -> Vec<String> {
 pub struct GroupByError {
     /// As given.
     pub name: String,
-    /// The names `--by` accepts (grid axes without their `axis_` prefix).
+    /// The names `--by` accepts: grid keys as the grid writes them and the other run columns
+    /// (the `axis_` copies of grid axes are accepted but not listed).
     pub allowed: Vec<String>,
 }
 
@@ -161,17 +216,23 @@ pub fn check_by(loaded: &Loaded, by: &[String]) -> Result<Vec<String>, GroupByEr
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let allowed: Vec<&String> = names
-        .iter()
-        .filter(|n| {
-            !["id", "index", "seed", "status", "collapsed"].contains(&n.as_str())
-                && !n.starts_with("final_")
-                && !n.ends_with("_sec")
-                && !n.ends_with("seconds")
-                && *n != "seconds_per_epoch"
-                && *n != "parameters"
-        })
-        .collect();
+    let groupable = |n: &&String| {
+        ![
+            "id",
+            "index",
+            "seed",
+            "status",
+            "collapsed",
+            "steps_per_epoch",
+        ]
+        .contains(&n.as_str())
+            && !n.starts_with("final_")
+            && !n.ends_with("_sec")
+            && !n.ends_with("seconds")
+            && *n != "seconds_per_epoch"
+            && *n != "parameters"
+    };
+    let allowed: Vec<&String> = names.iter().filter(groupable).collect();
     by.iter()
         .map(|b| {
             let name = if names.contains(b) {
@@ -184,9 +245,11 @@ pub fn check_by(loaded: &Loaded, by: &[String]) -> Result<Vec<String>, GroupByEr
             } else {
                 Err(GroupByError {
                     name: b.clone(),
+                    // The `axis_` copies are accepted but not offered: the grid key is a column.
                     allowed: allowed
                         .iter()
-                        .map(|s| s.trim_start_matches("axis_").to_string())
+                        .filter(|s| !s.starts_with("axis_"))
+                        .map(|s| s.to_string())
                         .collect(),
                 })
             }
@@ -205,44 +268,150 @@ pub(crate) fn group_key(
         .collect()
 }
 
+/// A grouping value as text: numbers as Rust writes them (as the plan writes the grid's values:
+/// 0.001, not 1e-3), null as "-".
 fn text_of(v: AnyValue) -> String {
     match v {
         AnyValue::Null => "-".into(),
         AnyValue::String(s) => s.to_string(),
         AnyValue::StringOwned(s) => s.to_string(),
+        AnyValue::Float64(x) => x.to_string(),
+        AnyValue::Float32(x) => x.to_string(),
         other => other.to_string(),
     }
 }
 
-fn label_of(by: &[String], key: &BTreeMap<String, String>) -> String {
+/// `df` with each grouping column replaced by its text ([`text_of`]), so that the groups and
+/// every look-up of a run's group ([`group_key`] on the loaded frame) agree.
+fn with_text_keys(df: &DataFrame, by: &[String]) -> PolarsResult<DataFrame> {
+    let mut out = df.clone();
+    for b in by {
+        let c = df.column(b)?;
+        let texts = (0..df.height())
+            .map(|i| Ok(text_of(c.get(i)?)))
+            .collect::<PolarsResult<Vec<String>>>()?;
+        out.with_column(Column::new(b.as_str().into(), texts))?;
+    }
+    Ok(out)
+}
+
+/// A group's label: "sweep/variant key=value …" (the sweep only when grouped by it; the
+/// implicit variant `default` left out when something else names the group). `explicit`
+/// writes every part as key=value.
+fn label_of(by: &[String], key: &BTreeMap<String, String>, explicit: bool) -> String {
+    let mut sweep = None;
     let mut parts = Vec::new();
     for b in by {
         let v = &key[b];
+        let name = b.trim_start_matches("axis_");
         match b.as_str() {
-            "variant" | "sweep" => parts.push(v.clone()),
-            _ => parts.push(format!("{}={v}", b.trim_start_matches("axis_"))),
+            _ if explicit => parts.push(format!("{name}={v}")),
+            "sweep" => sweep = Some(v.clone()),
+            "variant" if v == "default" && by.len() > 1 => {}
+            "variant" => parts.push(v.clone()),
+            _ => parts.push(format!("{name}={v}")),
         }
     }
-    let label = parts.join(" ");
-    if label.is_empty() {
-        "all".into()
-    } else {
-        label.replace("default ", "")
+    let rest = parts.join(" ");
+    match sweep {
+        Some(sw) if rest.is_empty() => sw,
+        Some(sw) => format!("{sw}/{rest}"),
+        None if rest.is_empty() => "all".into(),
+        None => rest,
+    }
+}
+
+/// Labels for the groups' keys, never two alike: the short form where it names one group; for
+/// groups that share it, every part as key=value; a label still shared (values whose text is
+/// equal) gets " #2", " #3" … in group order.
+pub fn unique_labels(by: &[String], keys: &[BTreeMap<String, String>]) -> Vec<String> {
+    let short: Vec<String> = keys.iter().map(|k| label_of(by, k, false)).collect();
+    let shared = |l: &String| short.iter().filter(|x| *x == l).count() > 1;
+    let labels: Vec<String> = short
+        .iter()
+        .zip(keys)
+        .map(|(l, k)| {
+            if shared(l) {
+                label_of(by, k, true)
+            } else {
+                l.clone()
+            }
+        })
+        .collect();
+    let mut taken: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    labels
+        .into_iter()
+        .map(|l| {
+            let mut out = l.clone();
+            let mut n = 1;
+            while taken.contains(&out) {
+                n += 1;
+                out = format!("{l} #{n}");
+            }
+            taken.insert(out.clone());
+            out
+        })
+        .collect()
+}
+
+/// A coordinate that several runs share at an evaluation point, or not.
+#[derive(Clone, Copy, Debug, Default)]
+enum Shared {
+    #[default]
+    Unset,
+    One(i64),
+    Differs,
+}
+
+impl Shared {
+    fn add(&mut self, v: i64) {
+        *self = match *self {
+            Shared::Unset => Shared::One(v),
+            Shared::One(x) if x == v => Shared::One(x),
+            _ => Shared::Differs,
+        }
+    }
+    fn merge(&mut self, o: Shared) {
+        match o {
+            Shared::Unset => {}
+            Shared::One(v) => self.add(v),
+            Shared::Differs => *self = Shared::Differs,
+        }
+    }
+    fn get(self) -> Option<i64> {
+        match self {
+            Shared::One(x) => Some(x),
+            _ => None,
+        }
+    }
+}
+
+/// Sum and count of a metric at one (schedule, group, point), and the other coordinate.
+#[derive(Clone, Copy, Debug, Default)]
+struct Cell {
+    sum: f64,
+    n: usize,
+    other: Shared,
+}
+
+/// Schedules in table order: "epoch", then every K steps by K.
+fn schedule_order(every: &str) -> (u8, u64, String) {
+    match every.parse::<u64>() {
+        _ if every == "epoch" => (0, 0, String::new()),
+        Ok(k) => (1, k, String::new()),
+        Err(_) => (2, 0, every.to_string()),
     }
 }
 
 /// Summarizes loaded runs grouped by `by` (column names of the runs table).
 pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult<Summary> {
-    let by_exprs: Vec<Expr> = by
-        .iter()
-        .map(|b| col(b.as_str()).cast(DataType::String))
-        .collect();
+    let keyed = with_text_keys(&loaded.runs, by)?;
+    let by_exprs: Vec<Expr> = by.iter().map(|b| col(b.as_str())).collect();
     let completed = col("status").eq(lit("completed"));
-    let agg = loaded
-        .runs
+    let agg = keyed
         .clone()
         .lazy()
-        .group_by_stable(by_exprs.clone())
+        .group_by_stable(by_exprs)
         .agg([
             len().alias("runs"),
             col("status")
@@ -264,33 +433,6 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
         ])
         .collect()?;
 
-    // Seed-mean curve of the metric per group and evaluation point.
-    let runs_keys = loaded.runs.clone().lazy().select(
-        std::iter::once(col("id"))
-            .chain(by.iter().map(|b| col(b.as_str()).cast(DataType::String)))
-            .collect::<Vec<_>>(),
-    );
-    let mut group_and_point: Vec<Expr> = by.iter().map(|b| col(b.as_str())).collect();
-    group_and_point.push(col("epoch"));
-    group_and_point.push(col("iteration"));
-    let curve = loaded
-        .metrics
-        .clone()
-        .filter(col("split").eq(lit(metric.split())))
-        .join(
-            runs_keys,
-            [col("id")],
-            [col("id")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .group_by(group_and_point)
-        .agg([col(metric.column()).mean().alias("value")])
-        .sort(["iteration"], SortMultipleOptions::default())
-        .collect()?;
-
-    // Per-seed final accuracies for the paired comparisons.
-    let mut groups: Vec<GroupRow> = Vec::with_capacity(agg.height());
-    let key_of = |df: &DataFrame, i: usize| group_key(df, by, i);
     let f = |name: &str, i: usize| -> PolarsResult<Option<f64>> {
         Ok(
             match agg.column(name)?.cast(&DataType::Float64)?.f64()?.get(i) {
@@ -299,12 +441,16 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
             },
         )
     };
-    for i in 0..agg.height() {
-        let key = key_of(&agg, i)?;
+    let keys = (0..agg.height())
+        .map(|i| group_key(&agg, by, i))
+        .collect::<PolarsResult<Vec<_>>>()?;
+    let labels = unique_labels(by, &keys);
+    let mut groups: Vec<GroupRow> = Vec::with_capacity(agg.height());
+    for (i, (key, label)) in keys.into_iter().zip(labels).enumerate() {
         let runs = f("runs", i)?.unwrap_or(0.0) as usize;
         let diverged = f("diverged", i)?.unwrap_or(0.0) as usize;
         groups.push(GroupRow {
-            label: label_of(by, &key),
+            label,
             key,
             runs,
             diverged,
@@ -330,23 +476,50 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
         .enumerate()
         .map(|(i, g)| (g.key.clone(), i))
         .collect();
-    // Final test accuracies of completed runs, per group and per (group, seed).
-    let runs = &loaded.runs;
-    let (seeds, accs, statuses) = (
-        runs.column("seed")?.u64()?,
-        runs.column("final_test_acc")?.f64()?,
-        runs.column("status")?.str()?,
+
+    // Each run's group and evaluation schedule; final test accuracies of completed runs, per
+    // group and per (group, seed).
+    let (ids, every, seeds, accs, statuses) = (
+        keyed.column("id")?.str()?,
+        keyed.column("eval_every")?.str()?,
+        keyed.column("seed")?.u64()?,
+        keyed.column("final_test_acc")?.f64()?,
+        keyed.column("status")?.str()?,
     );
+    // Schedules in table order; each run's group and schedule (index into `scheds`).
+    let mut scheds: Vec<(u8, u64, String)> = every
+        .iter()
+        .map(|e| schedule_order(e.unwrap_or("epoch")))
+        .collect();
+    scheds.sort();
+    scheds.dedup();
+    let sched_of: std::collections::HashMap<&str, usize> = every
+        .iter()
+        .flatten()
+        .map(|e| {
+            let o = schedule_order(e);
+            (e, scheds.binary_search(&o).expect("listed"))
+        })
+        .collect();
+    let epoch_sched = scheds.binary_search(&schedule_order("epoch")).ok();
+    let mut run_of: std::collections::HashMap<&str, (usize, usize)> =
+        std::collections::HashMap::new();
     let mut finals: Vec<Vec<f64>> = vec![Vec::new(); groups.len()];
     let mut per_seed: Vec<BTreeMap<u64, (f64, usize)>> = vec![BTreeMap::new(); groups.len()];
-    for r in 0..runs.height() {
-        let key = group_key(runs, by, r)?;
-        if let (Some(&g), Some("completed"), Some(seed), Some(acc)) = (
-            index_of.get(&key),
-            statuses.get(r),
-            seeds.get(r),
-            accs.get(r),
-        ) {
+    for r in 0..keyed.height() {
+        let Some(&g) = index_of.get(&group_key(&keyed, by, r)?) else {
+            continue;
+        };
+        if let Some(id) = ids.get(r) {
+            let sched = match every.get(r) {
+                Some(e) => sched_of[e],
+                None => epoch_sched.expect("a run without eval_every is listed as \"epoch\""),
+            };
+            run_of.insert(id, (g, sched));
+        }
+        if let (Some("completed"), Some(seed), Some(acc)) =
+            (statuses.get(r), seeds.get(r), accs.get(r))
+        {
             if acc.is_finite() {
                 finals[g].push(acc);
                 let e = per_seed[g].entry(seed).or_insert((0.0, 0));
@@ -366,27 +539,55 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
             .collect();
     }
 
-    // Curves: rows are the union of evaluation points; best point per group.
-    let mut points: Vec<(i64, i64)> = Vec::new();
-    let mut cells: BTreeMap<(usize, (i64, i64)), f64> = BTreeMap::new();
-    let (ep, it, val) = (
-        curve.column("epoch")?.cast(&DataType::Int64)?,
-        curve.column("iteration")?.cast(&DataType::Int64)?,
-        curve.column("value")?.cast(&DataType::Float64)?,
+    // Curves: per schedule, group and point (the schedule's unit) the mean over the runs (a
+    // non-finite value stays in the mean, as in PyTorch); the other coordinate where shared.
+    let rows = loaded
+        .metrics
+        .clone()
+        .filter(col("split").eq(lit(metric.split())))
+        .select([
+            col("id"),
+            col("epoch"),
+            col("iteration"),
+            col(metric.column()),
+        ])
+        .collect()?;
+    let (id, ep, it, val) = (
+        rows.column("id")?.str()?,
+        rows.column("epoch")?.i64()?,
+        rows.column("iteration")?.i64()?,
+        rows.column(metric.column())?.f64()?,
     );
-    let (ep, it, val) = (ep.i64()?, it.i64()?, val.f64()?);
-    for r in 0..curve.height() {
-        let key = key_of(&curve, r)?;
-        let (Some(e), Some(i), Some(v)) = (ep.get(r), it.get(r), val.get(r)) else {
+    let mut cells: BTreeMap<(usize, usize, i64), Cell> = BTreeMap::new();
+    for r in 0..rows.height() {
+        let (Some(id), Some(e), Some(i), Some(v)) = (id.get(r), ep.get(r), it.get(r), val.get(r))
+        else {
             continue;
         };
-        let Some(&g) = index_of.get(&key) else {
+        let Some(&(g, sched)) = run_of.get(id) else {
             continue;
         };
-        if !points.contains(&(e, i)) {
-            points.push((e, i));
+        let (x, other) = if scheds[sched].0 == 0 { (e, i) } else { (i, e) };
+        let c = cells.entry((sched, g, x)).or_default();
+        c.sum += v;
+        c.n += 1;
+        c.other.add(other);
+    }
+    let point = |sched: usize, x: i64, other: Shared| {
+        if scheds[sched].0 == 0 {
+            CurvePoint {
+                epoch: Some(x),
+                iteration: other.get(),
+            }
+        } else {
+            CurvePoint {
+                epoch: other.get(),
+                iteration: Some(x),
+            }
         }
-        cells.insert((g, (e, i)), v);
+    };
+    for (&(sched, g, x), c) in &cells {
+        let v = c.sum / c.n as f64;
         let better = |old: Option<f64>| {
             old.is_none_or(|o| {
                 if metric.higher_is_better() {
@@ -397,12 +598,12 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
             })
         };
         if v.is_finite() && better(groups[g].best) {
+            let p = point(sched, x, c.other);
             groups[g].best = Some(v);
-            groups[g].best_epoch = Some(e);
-            groups[g].best_iteration = Some(i);
+            groups[g].best_epoch = p.epoch;
+            groups[g].best_iteration = p.iteration;
         }
     }
-    points.sort_by_key(|p| (p.1, p.0));
 
     // Sort by final test accuracy (best first), then compare every group with the best.
     let order: Vec<usize> = {
@@ -415,15 +616,7 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
         });
         o
     };
-    let values: Vec<Vec<Option<f64>>> = points
-        .iter()
-        .map(|p| {
-            order
-                .iter()
-                .map(|&g| cells.get(&(g, *p)).copied())
-                .collect()
-        })
-        .collect();
+    let rank: BTreeMap<usize, usize> = order.iter().enumerate().map(|(r, &g)| (g, r)).collect();
     let mut groups: Vec<GroupRow> = order.iter().map(|&g| groups[g].clone()).collect();
     if let Some(best) = groups
         .first()
@@ -434,18 +627,54 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
             g.vs_best = compare(g, &best);
         }
     }
-    let labels = groups.iter().map(|g| g.label.clone()).collect();
+
+    // One table per schedule: its groups in summary order, its points in training order.
+    let mut tables = Vec::new();
+    let schedules: std::collections::BTreeSet<usize> = cells.keys().map(|k| k.0).collect();
+    for sched in schedules {
+        let every = &scheds[sched];
+        let mut cols: Vec<usize> = cells
+            .keys()
+            .filter(|k| k.0 == sched)
+            .map(|k| rank[&k.1])
+            .collect();
+        cols.sort_unstable();
+        cols.dedup();
+        let mut xs: BTreeMap<i64, Shared> = BTreeMap::new();
+        for ((_, _, x), c) in cells.iter().filter(|(k, _)| k.0 == sched) {
+            xs.entry(*x).or_default().merge(c.other);
+        }
+        let values = xs
+            .keys()
+            .map(|x| {
+                cols.iter()
+                    .map(|&r| {
+                        cells
+                            .get(&(sched, order[r], *x))
+                            .map(|c| c.sum / c.n as f64)
+                    })
+                    .collect()
+            })
+            .collect();
+        tables.push(CurveTable {
+            eval_every: match every.0 {
+                0 => "epoch".to_string(),
+                1 => every.1.to_string(),
+                _ => every.2.clone(),
+            },
+            x: if every.0 == 0 { "epoch" } else { "step" },
+            points: xs.iter().map(|(x, o)| point(sched, *x, *o)).collect(),
+            labels: cols.iter().map(|&r| groups[r].label.clone()).collect(),
+            groups: cols,
+            values,
+        });
+    }
     Ok(Summary {
         counts: loaded.counts.clone(),
         by: by.to_vec(),
         metric,
         groups,
-        curves: Curves {
-            metric,
-            points,
-            labels,
-            values,
-        },
+        curves: Curves { metric, tables },
     })
 }
 
@@ -462,4 +691,69 @@ pub fn compare(a: &GroupRow, b: &GroupRow) -> Option<PairedDiff> {
     let xa: Vec<f64> = shared.iter().map(|s| a.by_seed[s]).collect();
     let xb: Vec<f64> = shared.iter().map(|s| b.by_seed[s]).collect();
     paired_diff(&xa, &xb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn labels_name_the_sweep_variant_and_axes_as_written() {
+        let by: Vec<String> = ["sweep", "variant", "hidden", "axis_clip"]
+            .map(String::from)
+            .to_vec();
+        let k = key(&[
+            ("sweep", "cell"),
+            ("variant", "LSTM"),
+            ("hidden", "64"),
+            ("axis_clip", "1"),
+        ]);
+        assert_eq!(label_of(&by, &k, false), "cell/LSTM hidden=64 clip=1");
+        assert_eq!(
+            label_of(&by, &k, true),
+            "sweep=cell variant=LSTM hidden=64 clip=1"
+        );
+        let by: Vec<String> = ["variant", "lr"].map(String::from).to_vec();
+        let k = key(&[("variant", "default"), ("lr", "0.01")]);
+        assert_eq!(label_of(&by, &k, false), "lr=0.01", "the implicit variant");
+        assert_eq!(label_of(&by[..1], &k, false), "default");
+        assert_eq!(label_of(&[], &k, false), "all");
+    }
+
+    /// Sweep "a" with variant "b/c" and sweep "a/b" with variant "c" both read "a/b/c": the
+    /// shared short label falls back to key=value; identical text from different values gets a
+    /// number.
+    #[test]
+    fn labels_are_never_identical() {
+        let by: Vec<String> = ["sweep", "variant"].map(String::from).to_vec();
+        let keys = [
+            key(&[("sweep", "a"), ("variant", "b/c")]),
+            key(&[("sweep", "a/b"), ("variant", "c")]),
+            key(&[("sweep", "x"), ("variant", "y")]),
+        ];
+        assert_eq!(
+            unique_labels(&by, &keys),
+            ["sweep=a variant=b/c", "sweep=a/b variant=c", "x/y"]
+        );
+        let by: Vec<String> = vec!["variant".into()];
+        let keys = [key(&[("variant", "v")]), key(&[("variant", "v")])];
+        assert_eq!(unique_labels(&by, &keys), ["variant=v", "variant=v #2"]);
+    }
+
+    #[test]
+    fn group_values_read_as_the_grid_writes_them() {
+        assert_eq!(text_of(AnyValue::Float64(0.001)), "0.001");
+        assert_eq!(text_of(AnyValue::Float64(1e-5)), "0.00001");
+        assert_eq!(text_of(AnyValue::UInt32(64)), "64");
+        assert_eq!(text_of(AnyValue::Null), "-");
+        assert_eq!(schedule_order("epoch").0, 0);
+        assert!(schedule_order("50") < schedule_order("500"));
+    }
 }

@@ -1,7 +1,9 @@
 //! CSV, one table per output: the summary (one row per group, grouping columns included; every
 //! statistic in its own column: intervals as low/high pairs, empty where undefined, the paired
-//! difference's method as `t` or `bootstrap`) or the curves (long format: group, epoch,
-//! iteration, value), so any tool can read it.
+//! difference's method as `t` or `bootstrap`) or the curves (long format: group label, the
+//! evaluation schedule as the grid's `eval_every`, epoch, iteration, value; an empty epoch or
+//! iteration where the schedule's runs differ in it), so any tool can read it. Labels are never
+//! cut.
 
 use ::csv::Writer;
 
@@ -104,14 +106,22 @@ fn summary_rows(w: &mut Writer<Vec<u8>>, s: &Summary) -> ::csv::Result<()> {
     Ok(())
 }
 
-/// Long format: one row per group and evaluation point with a value.
+/// Long format: one row per group, schedule and evaluation point with a value.
 fn curve_rows(w: &mut Writer<Vec<u8>>, s: &Summary) -> ::csv::Result<()> {
-    w.write_record(["label", "epoch", "iteration", s.metric.name()])?;
-    let c = &s.curves;
-    for (j, l) in c.labels.iter().enumerate() {
-        for (r, (e, it)) in c.points.iter().enumerate() {
-            if let Some(v) = c.values[r][j] {
-                w.write_record([l.clone(), e.to_string(), it.to_string(), v.to_string()])?;
+    w.write_record(["label", "eval_every", "epoch", "iteration", s.metric.name()])?;
+    let opt_i = |v: Option<i64>| v.map_or(String::new(), |x| x.to_string());
+    for t in &s.curves.tables {
+        for (j, l) in t.labels.iter().enumerate() {
+            for (r, p) in t.points.iter().enumerate() {
+                if let Some(v) = t.values[r][j] {
+                    w.write_record([
+                        l.clone(),
+                        t.eval_every.clone(),
+                        opt_i(p.epoch),
+                        opt_i(p.iteration),
+                        v.to_string(),
+                    ])?;
+                }
             }
         }
     }

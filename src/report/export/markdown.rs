@@ -1,11 +1,13 @@
 //! GitHub-flavoured markdown tables with full labels and every column: the counts line and the
 //! failed, corrupt, diverged and collapsed runs as a list, the variant table with its statistics,
-//! a note on how they are computed, then the curve table.
+//! a note on how they are computed, then one curve table per evaluation schedule. Labels are
+//! never cut.
 
 use std::fmt::Write;
 
 use super::{
-    acc_ci, divergence, mean_std, num, point, vs_best, ExportError, Exporter, Tables, STATS_NOTE,
+    acc_ci, coord, divergence, mean_std, num, point, vs_best, ExportError, Exporter, Tables,
+    STATS_NOTE,
 };
 use crate::report::summarize::Summary;
 
@@ -61,26 +63,28 @@ impl Exporter for MarkdownExport {
             )
             .unwrap();
         }
-        if tables != Tables::Summary && !s.curves.labels.is_empty() {
-            let c = &s.curves;
-            write!(
-                out,
-                "\n{} (mean over seeds)\n\n| epoch | iteration |",
-                c.metric.name()
-            )
-            .unwrap();
-            for l in &c.labels {
-                write!(out, " {} |", l.replace('|', "\\|")).unwrap();
-            }
-            out.push_str("\n|---:|---:|");
-            out.push_str(&"---:|".repeat(c.labels.len()));
-            out.push('\n');
-            for (r, (e, it)) in c.points.iter().enumerate() {
-                write!(out, "| {e} | {it} |").unwrap();
-                for v in &c.values[r] {
-                    write!(out, " {} |", num(*v, 4)).unwrap();
+        if tables != Tables::Summary {
+            for t in &s.curves.tables {
+                write!(
+                    out,
+                    "\n{} (mean over seeds), evaluated {}\n\n| epoch | step |",
+                    s.curves.metric.name(),
+                    t.schedule()
+                )
+                .unwrap();
+                for l in &t.labels {
+                    write!(out, " {} |", l.replace('|', "\\|")).unwrap();
                 }
+                out.push_str("\n|---:|---:|");
+                out.push_str(&"---:|".repeat(t.labels.len()));
                 out.push('\n');
+                for (r, p) in t.points.iter().enumerate() {
+                    write!(out, "| {} | {} |", coord(p.epoch), coord(p.iteration)).unwrap();
+                    for v in &t.values[r] {
+                        write!(out, " {} |", num(*v, 4)).unwrap();
+                    }
+                    out.push('\n');
+                }
             }
         }
         Ok(out.into_bytes())

@@ -2,12 +2,14 @@
 //! file. One file per format. The cell formatters they share (mean ± std, intervals, the paired
 //! difference or `n<3`), the note explaining the statistics, and the lines `results compare`
 //! prints live here, and so does [`ExportError`], what a format cannot render. `Format` and
-//! `Tables` parse with text errors for clap.
+//! `Tables` parse with text errors for clap. `tidy` is the other kind of export: not a summary
+//! but every evaluation of every run, one long table (`results export`).
 
 mod csv;
 mod json;
 mod markdown;
 mod table;
+pub mod tidy;
 
 use super::stats::{PairedDiff, Proportion};
 use super::summarize::{GroupRow, Summary};
@@ -101,6 +103,39 @@ pub fn cut(s: &str, n: usize) -> String {
     }
 }
 
+/// `labels` shortened to at most `n` characters each and still all different, for a chart
+/// legend: a label that fits stays whole; a longer one keeps its start and its end around "…"
+/// (labels of one sweep differ at the end, labels of two sweeps at the start); if two still
+/// read the same, every label starts with its short key ("A lstm_hidd…h20").
+pub fn distinct_cut(labels: &[String], n: usize) -> Vec<String> {
+    let middle = |s: &str, n: usize| -> String {
+        let chars: Vec<char> = s.chars().collect();
+        if chars.len() <= n {
+            return s.to_string();
+        }
+        let tail = (n.saturating_sub(1)) / 2;
+        let head = n.saturating_sub(1) - tail;
+        let mut out: String = chars[..head].iter().collect();
+        out.push('…');
+        out.extend(&chars[chars.len() - tail..]);
+        out
+    };
+    let cut: Vec<String> = labels.iter().map(|l| middle(l, n)).collect();
+    let distinct = cut.iter().collect::<std::collections::BTreeSet<_>>().len() == cut.len();
+    if distinct {
+        return cut;
+    }
+    labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let k = short_key(i);
+            let rest = middle(l, n.saturating_sub(k.len() + 1).max(3));
+            format!("{k} {rest}")
+        })
+        .collect()
+}
+
 /// "0.9579" or "-".
 pub(crate) fn num(v: Option<f64>, prec: usize) -> String {
     v.filter(|x| x.is_finite())
@@ -139,12 +174,66 @@ pub(crate) fn divergence(g: &GroupRow) -> String {
     }
 }
 
-/// The evaluation point as text: "e5" for a whole-epoch schedule, else "e2 it1000".
+/// The evaluation point as text: "e2 it1000"; "e2" or "it1000" when only one is known (a group
+/// whose runs reach that point at different steps or epochs), "-" for none.
 pub(crate) fn point(epoch: Option<i64>, iteration: Option<i64>) -> String {
     match (epoch, iteration) {
         (Some(e), Some(i)) => format!("e{e} it{i}"),
-        _ => "-".into(),
+        (Some(e), None) => format!("e{e}"),
+        (None, Some(i)) => format!("it{i}"),
+        (None, None) => "-".into(),
     }
+}
+
+/// An optional coordinate of a curve-table row: the number or "-".
+pub(crate) fn coord(v: Option<i64>) -> String {
+    v.map_or("-".into(), |x| x.to_string())
+}
+
+/// The short key of the `i`-th group (summary order): A … Z, then AA, AB …
+pub(crate) fn short_key(i: usize) -> String {
+    let mut n = i;
+    let mut key = Vec::new();
+    loop {
+        key.push(b'A' + (n % 26) as u8);
+        if n < 26 {
+            break;
+        }
+        n = n / 26 - 1;
+    }
+    key.reverse();
+    String::from_utf8(key).expect("ASCII")
+}
+
+/// What a column `width` characters wide shows for groups `groups` (indices in summary order)
+/// with `labels`: the labels when every one fits, else every group's short key, never a cut
+/// label (two cut labels can read the same). The bool says whether keys are used, so a legend
+/// (see [`legend`]) must follow the table.
+pub(crate) fn fitted(labels: &[String], groups: &[usize], width: usize) -> (Vec<String>, bool) {
+    if labels.iter().all(|l| l.chars().count() <= width) {
+        (labels.to_vec(), false)
+    } else {
+        (groups.iter().map(|&g| short_key(g)).collect(), true)
+    }
+}
+
+/// The legend under a table that shows short keys: one "A  label" line per group, wrapped to
+/// `width` characters.
+pub(crate) fn legend(labels: &[String], groups: &[usize], width: usize) -> Vec<String> {
+    let keys: Vec<String> = groups.iter().map(|&g| short_key(g)).collect();
+    let w = keys.iter().map(|k| k.len()).max().unwrap_or(1);
+    let mut out = Vec::new();
+    for (k, l) in keys.iter().zip(labels) {
+        let lines = wrap(l, width.saturating_sub(w + 2).max(10), 0);
+        if lines.is_empty() {
+            out.push(k.clone());
+        }
+        for (i, line) in lines.iter().enumerate() {
+            let head = if i == 0 { k.clone() } else { String::new() };
+            out.push(format!("{head:<w$}  {line}"));
+        }
+    }
+    out
 }
 
 /// The paired difference vs the best group in percentage points, e.g. "-1.20 [-2.05,-0.41]":
@@ -347,6 +436,70 @@ mod tests {
         assert_eq!(wilson_pct(&g.divergence), "11.8–76.9%");
         g.divergence = proportion(0, 0);
         assert_eq!(divergence(&g), "0/0");
+    }
+
+    #[test]
+    fn short_keys_count_like_spreadsheet_columns() {
+        let k: Vec<String> = [0, 1, 25, 26, 27, 51, 52, 701, 702]
+            .iter()
+            .map(|&i| short_key(i))
+            .collect();
+        assert_eq!(k, ["A", "B", "Z", "AA", "AB", "AZ", "BA", "ZZ", "AAA"]);
+    }
+
+    #[test]
+    fn labels_that_do_not_fit_become_keys_with_a_legend() {
+        let labels = vec![
+            "LSTM h20".to_string(),
+            "a_rather_long_sweep/LSTM h64".into(),
+        ];
+        assert_eq!(fitted(&labels, &[3, 4], 30), (labels.clone(), false));
+        assert_eq!(
+            fitted(&labels, &[3, 4], 16),
+            (vec!["D".to_string(), "E".into()], true)
+        );
+        assert_eq!(
+            legend(&labels, &[3, 4], 100),
+            ["D  LSTM h20", "E  a_rather_long_sweep/LSTM h64"]
+        );
+        assert_eq!(
+            legend(&labels[1..], &[30], 20),
+            ["AE  a_rather_long_sweep/LSTM", "    h64"]
+        );
+    }
+
+    #[test]
+    fn legend_labels_stay_distinct_when_shortened() {
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let two = l(&[
+            "lstm_hidden_size_comparison_long_name/LSTM h20",
+            "lstm_hidden_size_comparison_long_name/LSTM h64",
+        ]);
+        assert_eq!(
+            distinct_cut(&two, 30),
+            [
+                "lstm_hidden_siz…_name/LSTM h20",
+                "lstm_hidden_siz…_name/LSTM h64"
+            ]
+        );
+        assert_eq!(
+            distinct_cut(&l(&["LSTM h20", "GRU"]), 30),
+            ["LSTM h20", "GRU"]
+        );
+        // Equal at both ends, different in the middle: keys.
+        let mid = l(&["aaaaaaaaaa_X_bbbbbbbbbb", "aaaaaaaaaa_Y_bbbbbbbbbb"]);
+        assert_eq!(distinct_cut(&mid, 12), ["A aaaaa…bbbb", "B aaaaa…bbbb"]);
+        for s in distinct_cut(&two, 30) {
+            assert!(s.chars().count() <= 30);
+        }
+    }
+
+    #[test]
+    fn points_show_what_is_known() {
+        assert_eq!(point(Some(2), Some(1876)), "e2 it1876");
+        assert_eq!(point(Some(2), None), "e2");
+        assert_eq!(point(None, Some(500)), "it500");
+        assert_eq!(point(None, None), "-");
     }
 
     #[test]

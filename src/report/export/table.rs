@@ -1,14 +1,16 @@
 //! Fixed-width text for a terminal of 100 columns. The variant table keeps the statistics
 //! (diverged k/n, collapsed, final test accuracy mean±std, n and t interval, best point, paired
 //! difference vs the best); train accuracy, parameters and speed are in the other formats. The
-//! divergence rates' Wilson intervals follow in their own block when any run diverged. Wide curve
-//! tables are split into blocks.
+//! divergence rates' Wilson intervals follow in their own block when any run diverged. One curve
+//! table per evaluation schedule; wide ones are split into blocks. A label that does not fit its
+//! column is never cut (two cut labels can read the same): the table shows every group's short
+//! key (A, B, …) instead, with a legend of the full labels below it.
 
 use std::fmt::Write;
 
 use super::{
-    acc_ci, cut, mean_std, num, point, vs_best, wilson_pct, wrap, ExportError, Exporter, Tables,
-    STATS_NOTE,
+    acc_ci, coord, cut, fitted, legend, mean_std, num, point, vs_best, wilson_pct, wrap,
+    ExportError, Exporter, Tables, STATS_NOTE,
 };
 use crate::report::summarize::Summary;
 
@@ -31,6 +33,9 @@ impl Exporter for TableExport {
         {
             writeln!(out, "{}", cut(&f, WIDTH)).unwrap();
         }
+        let labels: Vec<String> = s.groups.iter().map(|g| g.label.clone()).collect();
+        let all: Vec<usize> = (0..labels.len()).collect();
+        let (shown, keyed) = fitted(&labels, &all, 16);
         if tables != Tables::Curves {
             writeln!(
                 out,
@@ -50,7 +55,7 @@ impl Exporter for TableExport {
                 writeln!(
                     out,
                     "{:<16} {:>5} {:>3} {:<13} {:>3} {:<14} {:>6} {:<9} {:>21}",
-                    cut(&g.label, 16),
+                    shown[i],
                     format!("{}/{}", g.diverged, g.runs),
                     g.collapsed,
                     mean_std(g, "±"),
@@ -69,15 +74,21 @@ impl Exporter for TableExport {
                     "diverged", "k/n", "95% Wilson"
                 )
                 .unwrap();
-                for g in &s.groups {
+                for (g, name) in s.groups.iter().zip(&shown) {
                     writeln!(
                         out,
                         "{:<16} {:>5} {:>13}",
-                        cut(&g.label, 16),
+                        name,
                         format!("{}/{}", g.diverged, g.runs),
                         wilson_pct(&g.divergence)
                     )
                     .unwrap();
+                }
+            }
+            if keyed {
+                out.push('\n');
+                for l in legend(&labels, &all, WIDTH) {
+                    writeln!(out, "{l}").unwrap();
                 }
             }
             out.push('\n');
@@ -97,28 +108,38 @@ impl Exporter for TableExport {
                 }
             }
         }
-        if tables != Tables::Summary && !s.curves.labels.is_empty() {
-            let c = &s.curves;
+        if tables != Tables::Summary {
             let per_block = ((WIDTH - 14) / 10).max(1);
-            for block in (0..c.labels.len()).collect::<Vec<_>>().chunks(per_block) {
-                write!(
-                    out,
-                    "\n{} (mean over seeds)\n{:>5} {:>7}",
-                    c.metric.name(),
-                    "epoch",
-                    "iter"
-                )
-                .unwrap();
-                for &j in block {
-                    write!(out, " {:>9}", cut(&c.labels[j], 9)).unwrap();
-                }
-                out.push('\n');
-                for (r, (e, it)) in c.points.iter().enumerate() {
-                    write!(out, "{e:>5} {it:>7}").unwrap();
+            for t in &s.curves.tables {
+                let (shown, keyed) = fitted(&t.labels, &t.groups, 9);
+                let cols: Vec<usize> = (0..t.labels.len()).collect();
+                for block in cols.chunks(per_block) {
+                    write!(
+                        out,
+                        "\n{} (mean over seeds), evaluated {}\n{:>5} {:>7}",
+                        s.curves.metric.name(),
+                        t.schedule(),
+                        "epoch",
+                        "step"
+                    )
+                    .unwrap();
                     for &j in block {
-                        write!(out, " {:>9}", num(c.values[r][j], 4)).unwrap();
+                        write!(out, " {:>9}", shown[j]).unwrap();
                     }
                     out.push('\n');
+                    for (r, p) in t.points.iter().enumerate() {
+                        write!(out, "{:>5} {:>7}", coord(p.epoch), coord(p.iteration)).unwrap();
+                        for &j in block {
+                            write!(out, " {:>9}", num(t.values[r][j], 4)).unwrap();
+                        }
+                        out.push('\n');
+                    }
+                }
+                if keyed {
+                    out.push('\n');
+                    for l in legend(&t.labels, &t.groups, WIDTH) {
+                        writeln!(out, "{l}").unwrap();
+                    }
                 }
             }
         }
