@@ -109,6 +109,8 @@ pub fn value(cfg: &TrainConfig, key: &str) -> Option<HyperValue> {
             EvalEvery::Iterations(k) => k.to_string(),
         })),
         "eval_before" => Some(Bool(cfg.eval.before_training)),
+        "dataset" => word(cfg.dataset.as_str()),
+        "flush_denormal" => Some(Bool(cfg.flush_denormal)),
         _ => None,
     }
 }
