@@ -352,7 +352,7 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
         }
         let h = ops::layer(&self.layer_params(top), input, batch, &mut tp)
             .pop()
-            .expect("28 steps");
+            .expect("a layer returns one state per step, and there is at least one step");
         let logits = self.head(h, &mut tp);
         (logits, tp.into_tape())
     }
