@@ -456,7 +456,7 @@ fn long_line_labels_stay_distinct() {
             assert_ne!(pair[0], pair[1], "{section}");
         }
         // The chart legend: every label, wrapped, in full.
-        let svg = rnnsweep::report::effect_chart::effect_svg(e, "long").unwrap();
+        let svg = rnnsweep::report::chart::to_svg(e, "long").unwrap();
         for s in &e.series {
             for part in rnnsweep::report::effect_chart::wrap(&s.label, 30) {
                 assert!(svg.contains(&format!("\n{part}\n")), "{part:?}");

@@ -4,15 +4,14 @@
 //! exactly two settings vary, in the output folder (paths on stderr). Also the effect charts of
 //! the HTML report ([`report_figures`]). Reads the disk only.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
 use super::results::resolve_sweeps;
-use super::Outcome;
-use crate::fsutil::write_atomic;
-use crate::report::effect_chart::{effect_png, effect_svg, heatmap_png, heatmap_svg};
-use crate::report::effects::export::{render, EffectsReport};
+use super::{write_chart, Outcome};
+use crate::report::chart::{to_svg, ChartFormat};
+use crate::report::effects::export::{effects_note, render, EffectsReport};
 use crate::report::effects::{
     dims, effect, frame, heatmap, Dim, Effect, EffectMetric, Heatmap, RunObs,
 };
@@ -145,22 +144,12 @@ pub fn effects_cmd(o: &EffectsOptions) -> anyhow::Result<Outcome> {
     for e in &effects {
         let title = effect_title(e, target, &name);
         let stem = format!("effect_{}_{}", e.axis, e.metric);
-        written.extend(write_chart(
-            &out,
-            &stem,
-            effect_svg(e, &title)?,
-            effect_png(e, &title)?,
-        )?);
+        written.extend(write_chart(&out, &stem, e, &title, ChartFormat::Both)?);
     }
     if let Some(h) = &heat {
         let title = heatmap_title(h, target, &name);
         let stem = format!("heatmap_{}_{}_{}", h.y, h.x, h.metric);
-        written.extend(write_chart(
-            &out,
-            &stem,
-            heatmap_svg(h, &title)?,
-            heatmap_png(h, &title)?,
-        )?);
+        written.extend(write_chart(&out, &stem, h, &title, ChartFormat::Both)?);
     }
     let report = EffectsReport {
         counts: loaded.counts.clone(),
@@ -189,20 +178,6 @@ pub fn effects_cmd(o: &EffectsOptions) -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// Writes `<stem>.svg` and `<stem>.png` under `out`.
-fn write_chart(out: &Path, stem: &str, svg: String, png: Vec<u8>) -> anyhow::Result<Vec<PathBuf>> {
-    let files = [
-        (out.join(format!("{stem}.svg")), svg.into_bytes()),
-        (out.join(format!("{stem}.png")), png),
-    ];
-    let mut paths = Vec::new();
-    for (p, bytes) in files {
-        write_atomic(&p, &bytes).with_context(|| format!("cannot write {}", p.display()))?;
-        paths.push(p);
-    }
-    Ok(paths)
-}
-
 /// The report's effect charts: for every setting that varies, final test accuracy and training
 /// samples/s against it; with exactly two settings varying, the heatmap of final test accuracy.
 /// Empty when nothing but the seed varies.
@@ -210,8 +185,9 @@ pub fn report_figures(loaded: &Loaded, dirs: &[PathBuf]) -> anyhow::Result<Vec<E
     let data = EffectsData::new(loaded, dirs)?;
     let name = sweeps_name(dirs);
     let mut figs = Vec::new();
-    let bars = "point: mean over seeds; bar: 95% t interval (from 2 runs)";
-    let marks = "diverged (div) and collapsed (col) runs are written at their point and are not in the mean";
+    // Which runs are in each point, as the tables say it (samples/s counts diverged and
+    // collapsed runs, the accuracies do not).
+    let rule = |metric| effects_note(metric).join(" ");
     for d in &data.dims {
         for metric in [EffectMetric::FinalTestAcc, EffectMetric::SamplesPerSec] {
             let e = effect(&data.dims, &d.name, &data.runs, metric, DEFAULT_TARGET);
@@ -233,10 +209,11 @@ pub fn report_figures(loaded: &Loaded, dirs: &[PathBuf]) -> anyhow::Result<Vec<E
             };
             figs.push(EffectFigure {
                 id: format!("effect-{}-{}", d.name, metric),
-                svg: effect_svg(&e, &title)?,
+                svg: to_svg(&e, &title)?,
                 caption: format!(
-                    "{title} ({} scale){lines}. {bars}; {marks}.",
-                    e.scale.name()
+                    "{title} ({} scale){lines}. {}.",
+                    e.scale.name(),
+                    rule(metric)
                 ),
                 title,
             });
@@ -251,9 +228,10 @@ pub fn report_figures(loaded: &Loaded, dirs: &[PathBuf]) -> anyhow::Result<Vec<E
         let title = heatmap_title(&h, DEFAULT_TARGET, &name);
         figs.push(EffectFigure {
             id: format!("heatmap-{}-{}", h.y, h.x),
-            svg: heatmap_svg(&h, &title)?,
+            svg: to_svg(&h, &title)?,
             caption: format!(
-                "{title}: each cell the mean over seeds and n, the runs in it; {marks}."
+                "{title}: each cell the mean and n, the runs in it; {}.",
+                rule(EffectMetric::FinalTestAcc)
             ),
             title,
         });

@@ -20,6 +20,11 @@ pub mod status;
 pub mod sweep;
 pub mod train;
 
+use anyhow::Context;
+
+use crate::fsutil::write_atomic;
+use crate::report::chart::{to_png, to_svg, ChartFormat, Drawable};
+
 /// How a command ended, as far as the exit code is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -40,6 +45,33 @@ impl Outcome {
             Outcome::Interrupted => 130,
         }
     }
+}
+
+/// Writes `chart` as `<out>/<stem>.svg` and/or `<stem>.png`, as `format` asks (each rendered
+/// before anything is written, each file atomically); returns the paths written.
+pub fn write_chart(
+    out: &std::path::Path,
+    stem: &str,
+    chart: &impl Drawable,
+    title: &str,
+    format: ChartFormat,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    if format.svg() {
+        files.push((
+            out.join(format!("{stem}.svg")),
+            to_svg(chart, title)?.into_bytes(),
+        ));
+    }
+    if format.png() {
+        files.push((out.join(format!("{stem}.png")), to_png(chart, title)?));
+    }
+    let mut written = Vec::new();
+    for (path, bytes) in files {
+        write_atomic(&path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 /// Runs `f` with dfdx's CPU matmul limited to `threads` threads (dfdx uses the current rayon pool).

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
-use super::Outcome;
+use super::{write_chart, Outcome};
 use crate::fsutil::write_atomic;
 use crate::report::chart::{self, metric_title, ChartFormat};
 use crate::report::export::{diff_line, exporter_for, group_line, Format, Tables};
@@ -219,31 +219,14 @@ pub fn curves_cmd(o: &CurvesOptions) -> anyhow::Result<Outcome> {
     let name = sweep_names(&dirs).join(" + ");
     let out = match &o.out {
         Some(out) => out.clone(),
-        None if dirs.len() == 1 => dirs[0].join("curves"),
-        None => o.results.join("curves"),
+        None if dirs.len() == 1 => Layout::at(&dirs[0]).curves_dir(),
+        None => Layout::at(&o.results).curves_dir(),
     };
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut written = Vec::new();
     for (m, p) in &panels {
         let title = format!("{} — {name}", metric_title(*m));
-        let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
-        if o.format.svg() {
-            files.push((
-                out.join(format!("{}.svg", m.name())),
-                chart::svg(p, &title)?.into_bytes(),
-            ));
-        }
-        if o.format.png() {
-            files.push((
-                out.join(format!("{}.png", m.name())),
-                chart::png(p, &title)?,
-            ));
-        }
-        for (path, bytes) in files {
-            write_atomic(&path, &bytes)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            written.push(path);
-        }
+        written.extend(write_chart(&out, m.name(), p, &title, o.format)?);
     }
     eprint_counts(&s, None);
     for p in written {
@@ -274,7 +257,7 @@ pub fn report_cmd(o: &ReportOptions) -> anyhow::Result<Outcome> {
         .map(|(m, p)| {
             let title = format!("{} — {name}", metric_title(*m));
             Ok(Figure {
-                svg: chart::svg(p, &title)?,
+                svg: chart::to_svg(p, &title)?,
                 title,
             })
         })

@@ -189,16 +189,6 @@ impl Drawable for Panel {
     }
 }
 
-/// The curves' chart as an SVG document.
-pub fn svg(panel: &Panel, title: &str) -> Result<String, ChartError> {
-    to_svg(panel, title)
-}
-
-/// The curves' chart as a PNG image.
-pub fn png(panel: &Panel, title: &str) -> Result<Vec<u8>, ChartError> {
-    to_png(panel, title)
-}
-
 /// An RGB buffer of [`SIZE`] as PNG bytes.
 fn encode_png(rgb: &[u8], title: &str) -> Result<Vec<u8>, ChartError> {
     let (w, h) = SIZE;
@@ -349,7 +339,7 @@ mod tests {
 
     #[test]
     fn svg_has_title_axes_legend_and_a_path_per_series() {
-        let s = svg(&panel(), "Test accuracy — demo").unwrap();
+        let s = to_svg(&panel(), "Test accuracy — demo").unwrap();
         assert!(s.starts_with("<svg"), "{}", &s[..60]);
         for text in [
             "Test accuracy — demo",
@@ -367,7 +357,7 @@ mod tests {
 
     #[test]
     fn png_is_a_png_of_the_chart_size_with_ink() {
-        let b = png(&panel(), "demo").unwrap();
+        let b = to_png(&panel(), "demo").unwrap();
         assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n");
         let img = image::load_from_memory(&b).unwrap().to_rgb8();
         assert_eq!(img.dimensions(), SIZE);

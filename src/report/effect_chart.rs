@@ -1,5 +1,6 @@
-//! Drawing effects with plotters, as SVG text or PNG bytes (no file I/O), in the look of
-//! `chart.rs` (same size, fonts, colours, legend panel on the right).
+//! Drawing effects with plotters: effect charts and heatmaps are `chart::Drawable`, rendered as
+//! SVG text or PNG bytes by `chart::to_svg` / `to_png` (no file I/O), in the look of `chart.rs`
+//! (same size, fonts, colours, legend panel on the right).
 //!
 //! An effect chart has the setting on x: its values as ticks, on a log scale for log dims
 //! (positions are log10 of the values, labelled with the values) and as evenly spaced categories
@@ -18,7 +19,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
 
-use super::chart::{color, to_png, to_svg, trim_float, ChartError, Drawable, FONT, LEGEND_WIDTH};
+use super::chart::{color, trim_float, Drawable, FONT, LEGEND_WIDTH};
 use super::effects::{x_range, y_range, Effect, EffectMetric, EffectPoint, Heatmap, Scale};
 use super::export::cut;
 
@@ -125,26 +126,6 @@ impl Drawable for Heatmap {
     ) -> DrawResult<DB> {
         draw_heatmap(root, self, title)
     }
-}
-
-/// The effect chart as an SVG document.
-pub fn effect_svg(e: &Effect, title: &str) -> Result<String, ChartError> {
-    to_svg(e, title)
-}
-
-/// The effect chart as a PNG image.
-pub fn effect_png(e: &Effect, title: &str) -> Result<Vec<u8>, ChartError> {
-    to_png(e, title)
-}
-
-/// The heatmap as an SVG document.
-pub fn heatmap_svg(h: &Heatmap, title: &str) -> Result<String, ChartError> {
-    to_svg(h, title)
-}
-
-/// The heatmap as a PNG image.
-pub fn heatmap_png(h: &Heatmap, title: &str) -> Result<Vec<u8>, ChartError> {
-    to_png(h, title)
 }
 
 type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
@@ -498,6 +479,7 @@ fn draw_heatmap<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::chart::{to_png, to_svg};
     use crate::report::effects::tests::sample_runs;
     use crate::report::effects::{dims, effect, heatmap, EffectMetric};
 
@@ -538,7 +520,7 @@ mod tests {
         let runs = sample_runs();
         let d = dims(&crate::report::effects::tests::candidates(), &runs);
         let e = effect(&d, "lr", &runs, EffectMetric::FinalTestAcc, 0.9);
-        let s = effect_svg(&e, "Final test accuracy vs lr").unwrap();
+        let s = to_svg(&e, "Final test accuracy vs lr").unwrap();
         assert!(s.starts_with("<svg"));
         for text in [
             "Final test accuracy vs lr",
@@ -559,7 +541,7 @@ mod tests {
             "{}",
             s.matches("<circle").count()
         );
-        let p = effect_png(&e, "demo").unwrap();
+        let p = to_png(&e, "demo").unwrap();
         assert_eq!(&p[..8], b"\x89PNG\r\n\x1a\n");
     }
 
@@ -577,14 +559,14 @@ mod tests {
                 "{p:?}"
             );
         }
-        let s = effect_svg(&e, "ttt").unwrap();
+        let s = to_svg(&e, "ttt").unwrap();
         // hidden=32 lr=0.1: the completed run never reached 0.9 (the diverged one is left out);
         // hidden=64 lr=0.1: both diverged.
         for text in ["2/2 reached", "0/1 reached, 1 div", "0/0 reached, 2 div"] {
             assert!(s.contains(text), "missing {text:?}");
         }
         let h = heatmap(&d, &runs, EffectMetric::TimeToTarget, 0.9).unwrap();
-        let s = heatmap_svg(&h, "ttt").unwrap();
+        let s = to_svg(&h, "ttt").unwrap();
         assert!(
             s.contains("2/2 reached") && s.contains("0/1 reached"),
             "{s}"
@@ -602,7 +584,7 @@ mod tests {
         let e = effect(&d, "lr", &runs, EffectMetric::FinalTestAcc, 0.9);
         assert_eq!(marks(&e.series[0].points[0]).as_deref(), Some("NaN"));
         assert_eq!(marks(&e.series[2].points[0]).as_deref(), Some("1 nv"));
-        let s = effect_svg(&e, "nan").unwrap();
+        let s = to_svg(&e, "nan").unwrap();
         assert!(s.contains("\nNaN\n") && s.contains("1 nv"), "{s}");
     }
 
@@ -626,7 +608,7 @@ mod tests {
         let runs = sample_runs();
         let d = dims(&crate::report::effects::tests::candidates(), &runs);
         let h = heatmap(&d, &runs, EffectMetric::FinalTestAcc, 0.9).unwrap();
-        let s = heatmap_svg(&h, "heat").unwrap();
+        let s = to_svg(&h, "heat").unwrap();
         assert!(
             s.contains("n=2") && s.contains("n=0") && s.contains("1 div"),
             "{s}"
@@ -635,7 +617,7 @@ mod tests {
             s.contains("no runs"),
             "the missing pair is said to have no runs"
         );
-        let p = heatmap_png(&h, "heat").unwrap();
+        let p = to_png(&h, "heat").unwrap();
         assert_eq!(&p[..8], b"\x89PNG\r\n\x1a\n");
     }
 }

@@ -56,6 +56,11 @@ impl Layout {
     pub fn slurm(&self) -> PathBuf {
         self.root.join("slurm")
     }
+    /// Where `results curves` writes its charts by default (a sweep's, or the results root's
+    /// when several sweeps are loaded).
+    pub fn curves_dir(&self) -> PathBuf {
+        self.root.join("curves")
+    }
     /// Where `results effects` writes its charts by default (a sweep's, or the results root's
     /// when several sweeps are loaded).
     pub fn effects_dir(&self) -> PathBuf {
