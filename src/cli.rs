@@ -11,18 +11,19 @@ use clap::{Args, Parser, Subcommand};
 
 use rnnsweep::cluster::Shard;
 use rnnsweep::commands::{
-    bench, data, describe, effects, export, predict, results, slurm, status, sweep, train, Outcome,
+    bench, data, describe, effects, export, keys as keys_cmd, predict, results, slurm, status,
+    sweep, train, Outcome,
 };
 use rnnsweep::report::chart::ChartFormat;
 use rnnsweep::report::effects::EffectMetric;
 use rnnsweep::report::export::tidy::TidyFormat;
 use rnnsweep::report::export::{Format, Tables};
 use rnnsweep::report::summarize::Metric;
-use rnnsweep::trainer::config::{
-    Activation, Dataset, EvalEvery, InitScheme, InputMode, LayerKind, OptimKind, ScheduleKind,
-};
+use rnnsweep::trainer::backend::TrainerChoice;
+use rnnsweep::trainer::config::keys::{self, Given, Key, Kind, Section, Value, KEYS};
+use rnnsweep::trainer::config::{Dataset, InputMode};
 use rnnsweep::trainer::device::DeviceRequest;
-use rnnsweep::trainer::presets::{ModelOverrides, OptimKnobs, TrainOverrides};
+use rnnsweep::trainer::fake::FAKE_ENV;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -50,6 +51,22 @@ struct GlobalArgs {
     /// No progress bars or tables (results and errors are still printed)
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// The trainer: real, or fake:RULES for tests (see src/trainer/fake.rs) [default: fake
+    /// with the rules of $RNNSWEEP_FAKE_TRAINER when set, else real]
+    #[arg(long, global = true, hide = true, value_parser = TrainerChoice::parse)]
+    trainer: Option<TrainerChoice>,
+}
+
+impl GlobalArgs {
+    /// `--trainer`, else the fake trainer when its environment variable is set: the one place
+    /// the choice is made.
+    fn trainer(&self) -> anyhow::Result<TrainerChoice> {
+        Ok(match (&self.trainer, std::env::var(FAKE_ENV)) {
+            (Some(t), _) => t.clone(),
+            (None, Ok(rules)) => TrainerChoice::Fake(rules.parse()?),
+            (None, Err(_)) => TrainerChoice::Real,
+        })
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -67,6 +84,12 @@ enum Command {
     Results(ResultsCmd),
     /// Print a network's structure and parameter tensors
     Describe(DescribeArgs),
+    /// The settings a grid, `train` and `describe` accept: values, defaults, what each applies to
+    Keys {
+        /// Print JSON instead of the Markdown table
+        #[arg(long)]
+        json: bool,
+    },
     /// Fetch, verify or look at the data (MNIST or Fashion-MNIST)
     #[command(subcommand)]
     Data(DataCmd),
@@ -316,156 +339,16 @@ struct PlanArgs {
     json: bool,
 }
 
-#[derive(Args, Debug, Clone)]
-struct ModelArgs {
-    /// Recurrent cell: rnn, lstm or gru
-    #[arg(long)]
-    cell: Option<LayerKind>,
-    /// RNN nonlinearity: relu or tanh (rnn only; default tanh)
-    #[arg(long)]
-    activation: Option<Activation>,
-    /// Hidden units per layer
-    #[arg(long)]
-    hidden: Option<usize>,
-    /// Stacked recurrent layers
-    #[arg(long)]
-    layers: Option<usize>,
-    /// Recurrent weights' init: pytorch, orthogonal (each gate block of W_hh), identity (IRNN:
-    /// rnn only, W_hh = init_scale·I, zero biases) [default: pytorch]
-    #[arg(long)]
-    init: Option<InitScheme>,
-    /// init identity: the scale of W_hh [default: 1]
-    #[arg(long, allow_negative_numbers = true)]
-    init_scale: Option<f64>,
-    /// LSTM: the forget gate's initial bias (in bias_ih; its bias_hh slice starts at 0)
-    #[arg(long, allow_negative_numbers = true)]
-    forget_bias: Option<f64>,
-    /// Dropout probability between stacked layers, in training (needs --layers ≥ 2)
-    #[arg(long, allow_negative_numbers = true, value_name = "P")]
-    dropout: Option<f64>,
-    /// How an image is read: rows (28 steps of 28 pixels), columns, pixels (784 steps of one
-    /// pixel) or permuted (784 pixels in a fixed random order) [default: rows]
-    #[arg(long)]
-    input: Option<InputMode>,
-    /// --input permuted: the seed of the pixel order [default: 0]
-    #[arg(long, value_name = "SEED")]
-    permutation_seed: Option<u64>,
-}
-
-/// The optimizer and clipping settings beyond kind, lr and momentum (PyTorch's names).
-#[derive(Args, Debug, Clone)]
-struct OptimKnobArgs {
-    /// SGD Nesterov momentum (needs --momentum > 0)
-    #[arg(long)]
-    nesterov: bool,
-    /// L2 penalty: coupled for sgd/adam/rmsprop, decoupled for adamw [default: 0; adamw 0.01]
-    #[arg(long, allow_negative_numbers = true)]
-    weight_decay: Option<f64>,
-    /// Adam/AdamW beta1 [default: 0.9]
-    #[arg(long, allow_negative_numbers = true)]
-    beta1: Option<f64>,
-    /// Adam/AdamW beta2 [default: 0.999]
-    #[arg(long, allow_negative_numbers = true)]
-    beta2: Option<f64>,
-    /// Adam/AdamW/RMSprop epsilon [default: 1e-8]
-    #[arg(long, allow_negative_numbers = true)]
-    eps: Option<f64>,
-    /// RMSprop smoothing constant [default: 0.99]
-    #[arg(long, allow_negative_numbers = true)]
-    alpha: Option<f64>,
-    /// Clip the total gradient 2-norm to this before every step (clip_grad_norm_)
-    #[arg(long, allow_negative_numbers = true, value_name = "X")]
-    clip_grad_norm: Option<f64>,
-    /// Clamp every gradient value to ±X before every step (clip_grad_value_)
-    #[arg(long, allow_negative_numbers = true, value_name = "X")]
-    clip_grad_value: Option<f64>,
-    /// Learning-rate schedule: constant, step (StepLR, per epoch) or cosine (CosineAnnealingLR
-    /// over the run, per step) [default: constant]
-    #[arg(long)]
-    lr_schedule: Option<ScheduleKind>,
-    /// Step schedule: epochs between decays
-    #[arg(long, value_name = "EPOCHS")]
-    step_size: Option<u64>,
-    /// Step schedule: decay factor [default: 0.1]
-    #[arg(long, allow_negative_numbers = true)]
-    gamma: Option<f64>,
-    /// Cosine schedule: the final learning rate [default: 0]
-    #[arg(long, allow_negative_numbers = true)]
-    eta_min: Option<f64>,
-    /// Linear warmup over the first N steps (multiplies the schedule)
-    #[arg(long, value_name = "N")]
-    warmup: Option<u64>,
-}
-
-impl From<OptimKnobArgs> for OptimKnobs {
-    fn from(a: OptimKnobArgs) -> Self {
-        OptimKnobs {
-            nesterov: a.nesterov,
-            weight_decay: a.weight_decay,
-            beta1: a.beta1,
-            beta2: a.beta2,
-            eps: a.eps,
-            alpha: a.alpha,
-            clip_grad_norm: a.clip_grad_norm,
-            clip_grad_value: a.clip_grad_value,
-            lr_schedule: a.lr_schedule,
-            step_size: a.step_size,
-            gamma: a.gamma,
-            eta_min: a.eta_min,
-            warmup: a.warmup,
-        }
-    }
-}
-
 #[derive(Args, Debug)]
 struct TrainArgs {
     /// Start from a tutorial recipe (rnnimc, model_a, model_b, model_c, lstm_h20, lstm_h64); flags override it
     #[arg(long)]
     preset: Option<String>,
-    #[command(flatten)]
-    model: ModelArgs,
-    /// Optimizer: sgd, adam, adamw or rmsprop (PyTorch semantics)
-    #[arg(long)]
-    optimizer: Option<OptimKind>,
-    /// Learning rate [default: 0.1 for sgd, 0.001 for adam and adamw, 0.01 for rmsprop]
-    #[arg(long, allow_negative_numbers = true)]
-    lr: Option<f64>,
-    /// SGD momentum
-    #[arg(long, allow_negative_numbers = true)]
-    momentum: Option<f64>,
-    #[command(flatten)]
-    knobs: OptimKnobArgs,
-    /// Mini-batch size
-    #[arg(long)]
-    batch: Option<usize>,
-    /// Train this many epochs [default: 1]
-    #[arg(long, conflicts_with = "iterations")]
-    epochs: Option<u32>,
-    /// Train this many optimizer steps instead of whole epochs
-    #[arg(long)]
-    iterations: Option<u64>,
-    /// Seed for initialisation and shuffling
+    /// Seed for initialisation and shuffling [default: the recipe's, else 0]
     #[arg(long)]
     seed: Option<u64>,
-    /// Train on the first N training images only
-    #[arg(long, value_name = "N")]
-    train_limit: Option<usize>,
-    /// Evaluate on the first N test images only
-    #[arg(long, value_name = "N")]
-    test_limit: Option<usize>,
-    /// Evaluate every epoch, or every K steps: `epoch` or a number
-    #[arg(long, value_name = "epoch|K")]
-    eval_every: Option<EvalEvery>,
-    /// Also evaluate the untrained model (epoch 0)
-    #[arg(long)]
-    eval_before: bool,
-    /// Flush subnormal floats to zero on the CPU, as torch.set_flush_denormal(True): much
-    /// faster back-propagation through long sequences (pixels, permuted); off by default as in PyTorch
-    #[arg(long)]
-    flush_denormal: bool,
-    /// Data set: mnist or fashion-mnist [default: mnist]
-    #[arg(long)]
-    dataset: Option<Dataset>,
+    #[command(flatten)]
+    settings: SettingArgs<false>,
     /// auto (CUDA if built with it and a GPU answers, else CPU), cpu or cuda
     #[arg(long, default_value = "auto")]
     device: DeviceRequest,
@@ -486,13 +369,69 @@ struct DescribeArgs {
     #[arg(long)]
     preset: Option<String>,
     #[command(flatten)]
-    model: ModelArgs,
-    /// Data set the model reads: mnist or fashion-mnist [default: mnist]
-    #[arg(long)]
-    dataset: Option<Dataset>,
+    settings: SettingArgs<true>,
     /// Print JSON
     #[arg(long)]
     json: bool,
+}
+
+/// The setting flags, one per key of the table of keys (`trainer::config::keys`): every key
+/// for `train`, the model's keys and `dataset` for `describe` (`MODEL`). A key's flag is its
+/// name with `-` for `_`; its value is checked as the grid's value of the key is.
+#[derive(Clone, Debug, Default)]
+struct SettingArgs<const MODEL: bool>(Given);
+
+impl<const MODEL: bool> SettingArgs<MODEL> {
+    fn keys() -> impl Iterator<Item = &'static Key> {
+        KEYS.iter()
+            .filter(|k| !MODEL || k.section == Section::Model || k.name == "dataset")
+    }
+}
+
+impl<const MODEL: bool> clap::FromArgMatches for SettingArgs<MODEL> {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let given = Self::keys().filter_map(|k| match k.kind {
+            Kind::Bool => m.get_flag(k.name).then_some((k.name, Value::Bool(true))),
+            _ => m.get_one::<Value>(k.name).map(|v| (k.name, v.clone())),
+        });
+        Ok(SettingArgs(Given(given.collect())))
+    }
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl<const MODEL: bool> Args for SettingArgs<MODEL> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.args(Self::keys().map(|k| {
+            let mut help = k.doc.to_string();
+            if let Some(c) = k.applies.condition() {
+                help.push_str(&format!(" ({c})"));
+            }
+            if k.default != "required" {
+                help.push_str(&format!(" [default: {}]", k.default));
+            }
+            let arg = clap::Arg::new(k.name)
+                .long(k.name.replace('_', "-"))
+                .help(help)
+                .help_heading(k.section.title());
+            let arg = match k.excludes {
+                Some(other) => arg.conflicts_with(other),
+                None => arg,
+            };
+            match k.kind {
+                Kind::Bool => arg.action(clap::ArgAction::SetTrue),
+                kind => arg
+                    .value_name(k.name.to_ascii_uppercase())
+                    .allow_negative_numbers(true)
+                    .value_parser(move |s: &str| keys::parse_text(kind, s)),
+            }
+        }))
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
 }
 
 // `--dataset` of the data commands.
@@ -580,8 +519,9 @@ struct BenchArgs {
 }
 
 impl SweepArgs {
-    fn options(self, g: GlobalArgs) -> sweep::SweepOptions {
-        sweep::SweepOptions {
+    fn options(self, g: GlobalArgs) -> anyhow::Result<sweep::SweepOptions> {
+        Ok(sweep::SweepOptions {
+            trainer: g.trainer()?,
             grid: self.grid,
             results: self.results,
             data_dir: g.data_dir,
@@ -591,7 +531,7 @@ impl SweepArgs {
             rerun_failed: self.rerun_failed,
             shard: self.shard,
             quiet: g.quiet,
-        }
+        })
     }
 }
 
@@ -616,8 +556,9 @@ impl From<StatusArgs> for status::StatusOptions {
 }
 
 impl SlurmArgs {
-    fn options(self, g: GlobalArgs) -> slurm::SlurmOptions {
-        slurm::SlurmOptions {
+    fn options(self, g: GlobalArgs) -> anyhow::Result<slurm::SlurmOptions> {
+        Ok(slurm::SlurmOptions {
+            trainer: g.trainer()?,
             grid: self.grid,
             results: self.results,
             data_dir: g.data_dir,
@@ -631,7 +572,7 @@ impl SlurmArgs {
             rerun_failed: self.rerun_failed,
             out: self.out,
             quiet: g.quiet,
-        }
+        })
     }
 }
 
@@ -711,51 +652,20 @@ impl PredictArgs {
     }
 }
 
-impl From<ModelArgs> for ModelOverrides {
-    fn from(a: ModelArgs) -> Self {
-        ModelOverrides {
-            cell: a.cell,
-            activation: a.activation,
-            hidden: a.hidden,
-            layers: a.layers,
-            init: a.init,
-            init_scale: a.init_scale,
-            forget_bias: a.forget_bias,
-            dropout: a.dropout,
-            input: a.input,
-            permutation_seed: a.permutation_seed,
-        }
-    }
-}
-
 impl TrainArgs {
-    fn options(self, g: GlobalArgs) -> train::TrainOptions {
-        train::TrainOptions {
+    fn options(self, g: GlobalArgs) -> anyhow::Result<train::TrainOptions> {
+        Ok(train::TrainOptions {
+            trainer: g.trainer()?,
             preset: self.preset,
-            overrides: TrainOverrides {
-                model: self.model.into(),
-                optimizer: self.optimizer,
-                lr: self.lr,
-                momentum: self.momentum,
-                knobs: self.knobs.into(),
-                batch_size: self.batch,
-                epochs: self.epochs,
-                iterations: self.iterations,
-                seed: self.seed,
-                train_limit: self.train_limit,
-                test_limit: self.test_limit,
-                eval_every: self.eval_every,
-                eval_before: self.eval_before,
-                flush_denormal: self.flush_denormal,
-                dataset: self.dataset,
-            },
+            seed: self.seed,
+            settings: self.settings.0,
             device: self.device,
             threads: self.threads,
             data_dir: g.data_dir,
             out_dir: self.out,
             json: self.json,
             quiet: g.quiet,
-        }
+        })
     }
 }
 
@@ -763,8 +673,7 @@ impl From<DescribeArgs> for describe::DescribeOptions {
     fn from(a: DescribeArgs) -> Self {
         describe::DescribeOptions {
             preset: a.preset,
-            model: a.model.into(),
-            dataset: a.dataset,
+            settings: a.settings.0,
             json: a.json,
         }
     }
@@ -827,9 +736,9 @@ impl BenchArgs {
 pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
     let g = cli.global;
     match cli.command {
-        Command::Sweep(a) => sweep::sweep_cmd(&a.options(g), stop),
+        Command::Sweep(a) => sweep::sweep_cmd(&a.options(g)?, stop),
         Command::Plan(a) => sweep::plan_cmd(&a.into()),
-        Command::Train(a) => train::train_cmd(&a.options(g), stop),
+        Command::Train(a) => train::train_cmd(&a.options(g)?, stop),
         Command::Predict(a) => predict::predict_cmd(&a.options(g)),
         Command::Results(ResultsCmd::Summarize(a)) => results::summarize_cmd(&a.into()),
         Command::Results(ResultsCmd::Compare(a)) => results::compare_cmd(&a.into()),
@@ -838,9 +747,10 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
         Command::Results(ResultsCmd::Effects(a)) => effects::effects_cmd(&a.into()),
         Command::Results(ResultsCmd::Export(a)) => export::export_cmd(&a.into()),
         Command::Describe(a) => describe::describe_cmd(&a.into()),
+        Command::Keys { json } => keys_cmd::keys_cmd(json),
         Command::Data(a) => data::data_cmd(&a.options(g)),
         Command::Bench(a) => bench::bench_cmd(&a.options(g)),
         Command::Status(a) => status::status_cmd(&a.into()),
-        Command::Slurm(a) => slurm::slurm_cmd(&a.options(g)),
+        Command::Slurm(a) => slurm::slurm_cmd(&a.options(g)?),
     }
 }

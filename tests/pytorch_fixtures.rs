@@ -5,7 +5,7 @@
 //! weights and its batch of 4 real MNIST images: the logits, the loss and every parameter's
 //! gradient, and the parameters after 3 steps of SGD, SGD with momentum, Adam and RMSprop,
 //! in f32 (the training path) and f64. The optimizer knobs of the study space (weight decay,
-//! AdamW, betas, eps, alpha, Nesterov, gradient clipping by norm and by value) on an LSTM, with
+//! AdamW, betas, eps, alpha, Nesterov, AMSGrad, gradient clipping by norm and by value) on an LSTM, with
 //! the pre-clip gradient norm of every step. And two runs that blow up: the step and the tensor
 //! that went non-finite first must be PyTorch's.
 
@@ -46,8 +46,8 @@ fn batch() -> Split {
 
 #[derive(Deserialize)]
 struct FixtureModel {
-    cell: String,
-    activation: Option<String>,
+    cell: LayerKind,
+    activation: Option<Activation>,
     hidden: usize,
     layers: usize,
 }
@@ -55,13 +55,10 @@ struct FixtureModel {
 impl FixtureModel {
     fn config(&self) -> ModelConfig {
         ModelConfig {
-            cell: self.cell.parse::<LayerKind>().unwrap(),
+            cell: self.cell,
             hidden: self.hidden,
             layers: self.layers,
-            activation: self
-                .activation
-                .as_deref()
-                .map(|a| a.parse::<Activation>().unwrap()),
+            activation: self.activation,
             ..ModelConfig::default()
         }
     }
@@ -69,7 +66,7 @@ impl FixtureModel {
 
 #[derive(Deserialize)]
 struct FixtureOptim {
-    kind: String,
+    kind: OptimKind,
     lr: f64,
     momentum: f64,
 }
@@ -78,7 +75,7 @@ impl FixtureOptim {
     fn config(&self) -> OptimConfig {
         OptimConfig {
             momentum: self.momentum,
-            ..OptimConfig::new(self.kind.parse::<OptimKind>().unwrap(), self.lr)
+            ..OptimConfig::new(self.kind, self.lr)
         }
     }
 }
@@ -403,7 +400,8 @@ fn check_knobs<E: Dtype + num_traits::Float>(
 #[test]
 fn optimizer_knobs_and_clipping_match_pytorch() {
     let k: Knobs = load("optimizers.json");
-    assert!(k.optimizers.len() >= 9);
+    assert!(k.optimizers.len() >= 11);
+    assert!(k.optimizers.values().filter(|o| o.amsgrad).count() >= 2);
     check_knobs::<f64>(&k, &k.f64, 1e-9, 1e-9);
     check_knobs::<f32>(&k, &k.f32, 1e-5, 3e-5);
 }

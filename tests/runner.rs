@@ -40,7 +40,7 @@ fn opts(jobs: usize) -> RunOptions {
 
 fn fake(rules: &str) -> FakeTrainer {
     FakeTrainer {
-        spec: rules.parse().unwrap(),
+        rules: rules.parse().unwrap(),
     }
 }
 

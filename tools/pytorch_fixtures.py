@@ -15,7 +15,7 @@ What it writes:
   RMSprop (PyTorch's defaults otherwise).
 - optimizers.json: the knobs of the study space on an LSTM (hidden 4, 1 layer): for each
   optimizer spec (written exactly as rnnsweep's `optim` config: weight decay, AdamW, betas, eps,
-  alpha, Nesterov, clip_grad_norm, clip_grad_value), in float32 and float64, the parameters
+  alpha, Nesterov, AMSGrad, clip_grad_norm, clip_grad_value), in float32 and float64, the parameters
   after 3 steps and the total gradient 2-norm before clipping at each step.
 - schedules.json: the learning rate of every step under PyTorch's schedulers (StepLR stepped
   per epoch, CosineAnnealingLR over the run and LinearLR warmup stepped per iteration, chained),
@@ -198,6 +198,9 @@ OPTIMIZER_KNOBS = {
     "adamw_default": {"kind": "adamw", "lr": 0.01, "momentum": 0.0},
     "adamw_knobs": {"kind": "adamw", "lr": 0.01, "momentum": 0.0, "weight_decay": 0.5, "betas": [0.85, 0.995], "eps": 1e-7},
     "rmsprop_knobs": {"kind": "rmsprop", "lr": 0.01, "momentum": 0.0, "weight_decay": 0.05, "alpha": 0.9, "eps": 1e-6},
+    # β2 = 0.5 lets the second moment fall within 3 steps, where AMSGrad's running maximum differs.
+    "adam_amsgrad": {"kind": "adam", "lr": 0.01, "momentum": 0.0, "betas": [0.9, 0.5], "amsgrad": True},
+    "adamw_amsgrad": {"kind": "adamw", "lr": 0.01, "momentum": 0.0, "weight_decay": 0.1, "betas": [0.9, 0.5], "amsgrad": True},
 }
 
 
@@ -207,7 +210,7 @@ def make_knob_optimizer(spec, params):
         kw["weight_decay"] = spec["weight_decay"]
     if spec["kind"] == "sgd":
         return torch.optim.SGD(params, momentum=spec["momentum"], nesterov=spec.get("nesterov", False), **kw)
-    for k in ("betas", "eps", "alpha"):
+    for k in ("betas", "eps", "alpha", "amsgrad"):
         if k in spec:
             kw[k] = tuple(spec[k]) if k == "betas" else spec[k]
     if spec["kind"] == "adam":

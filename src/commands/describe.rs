@@ -3,32 +3,33 @@
 //! are the same for every data set). The model is a recipe's (or the default) with the model
 //! flags applied, as `train` builds it.
 
+use anyhow::Context;
 use serde::Serialize;
 
 use super::Outcome;
+use crate::trainer::config::keys::Given;
 use crate::trainer::config::{Dataset, InitScheme, ModelConfig};
 use crate::trainer::model::{param_count, param_layout, torch_repr, ParamInfo};
-use crate::trainer::presets::{preset_or_default, ModelOverrides};
+use crate::trainer::presets::preset_or_default;
 
 /// Options of `rnnsweep describe`.
 #[derive(Clone, Debug)]
 pub struct DescribeOptions {
     /// Describe this tutorial recipe's model instead of the default one.
     pub preset: Option<String>,
-    /// The model flags, applied to the recipe's or default model.
-    pub model: ModelOverrides,
-    /// The data set instead of the recipe's (MNIST).
-    pub dataset: Option<Dataset>,
+    /// The model and data set flags, written onto the recipe's or default config.
+    pub settings: Given,
     /// Print JSON instead of text.
     pub json: bool,
 }
 
 /// Runs `rnnsweep describe`: builds and validates the model config, prints its description.
 pub fn describe_cmd(o: &DescribeOptions) -> anyhow::Result<Outcome> {
-    let base = preset_or_default(o.preset.as_deref())?;
-    let m = o.model.apply(base.model);
-    m.validate()?;
-    let d = describe(&m, o.dataset.unwrap_or(base.dataset));
+    let cfg = o
+        .settings
+        .apply_to(preset_or_default(o.preset.as_deref())?)
+        .context("check the model flags (rnnsweep describe --help)")?;
+    let d = describe(&cfg.model, cfg.dataset);
     if o.json {
         println!("{}", serde_json::to_string_pretty(&d)?);
     } else {

@@ -12,6 +12,7 @@ pub mod data;
 pub mod describe;
 pub mod effects;
 pub mod export;
+pub mod keys;
 pub mod predict;
 pub mod progress;
 pub mod results;

@@ -11,7 +11,7 @@ use super::Outcome;
 use crate::cluster::sbatch::{script, shell_quote, ScriptOptions};
 use crate::fsutil::write_atomic;
 use crate::store::RunStore;
-use crate::trainer::backend::Backend;
+use crate::trainer::backend::TrainerChoice;
 use crate::trainer::device::DeviceRequest;
 
 /// Slurm's default MaxArraySize is 1001 (task ids 0..=1000).
@@ -39,6 +39,8 @@ pub struct SlurmOptions {
     /// Script path [default: <results>/<sweep>/slurm/sweep.sbatch].
     pub out: Option<PathBuf>,
     pub quiet: bool,
+    /// The trainer the jobs will use (the fake one needs no data to be checked here).
+    pub trainer: TrainerChoice,
 }
 
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
@@ -48,7 +50,7 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
 /// Runs `rnnsweep slurm`: the script's path on stdout, how to submit and watch on stderr.
 pub fn slurm_cmd(o: &SlurmOptions) -> anyhow::Result<Outcome> {
     let data_dir = crate::data::resolve_base(o.data_dir.as_deref())?;
-    let check_data = Backend::from_env(DeviceRequest::Cpu, |k| std::env::var(k).ok())?.needs_data();
+    let check_data = o.trainer.backend(DeviceRequest::Cpu).needs_data();
     let (spec, plan) = load_plan(&o.grid)?;
     anyhow::ensure!(o.cpus_per_task >= 1, "--cpus-per-task must be at least 1");
     let tasks = o.tasks.unwrap_or(plan.cells.len().min(MAX_TASKS));

@@ -20,10 +20,9 @@ use crate::runner::{self, CellOutcome, RunOptions, SweepObserver};
 use crate::store::lease::{self, Leases};
 use crate::store::state::CellState;
 use crate::store::{CellResult, RunStore};
-use crate::trainer::backend::Backend;
+use crate::trainer::backend::{Backend, TrainerChoice};
 use crate::trainer::config::{LayerKind, TrainConfig};
 use crate::trainer::device::DeviceRequest;
-use crate::trainer::fake::FAKE_ENV;
 use crate::trainer::fit::StepInfo;
 use crate::trainer::record::{MetricRow, MetricSplit};
 
@@ -35,7 +34,9 @@ pub struct SweepOptions {
     /// The data folder as given [default: see `data::resolve_base`]; each data set the
     /// pending cells use is read from its folder there (`data::dataset_dir`).
     pub data_dir: Option<PathBuf>,
-    /// The device of the real trainer (the fake one is chosen by `RNNSWEEP_FAKE_TRAINER`).
+    /// The real trainer or the fake one (tests).
+    pub trainer: TrainerChoice,
+    /// The device of the real trainer.
     pub device: DeviceRequest,
     /// Cells trained at the same time [default: the number of CPU cores].
     pub jobs: Option<usize>,
@@ -395,7 +396,7 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     };
     // Checked before anything runs: a bad folder is an error now, not after the plan is written.
     crate::data::resolve_base(opts.data_dir.as_deref())?;
-    let backend = Backend::from_env(opts.device, env)?;
+    let backend = opts.trainer.backend(opts.device);
     let mut run = RunOptions {
         jobs: workers.jobs,
         threads_per_job: workers.threads_per_job,
@@ -455,7 +456,7 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
             false => None,
         };
         if let Backend::Fake(_) = backend {
-            eprintln!("training with the fake trainer ({FAKE_ENV} is set)");
+            eprintln!("training with the fake trainer");
         }
         eprintln!(
             "running {} cells on {} worker(s), {} matmul thread(s) each",

@@ -13,21 +13,27 @@ use indicatif::ProgressBar;
 use super::{progress, with_threads, Outcome};
 use crate::fsutil::write_atomic;
 use crate::store::{MetricsLog, RunDir};
-use crate::trainer::backend::{Backend, Trained};
+use crate::trainer::backend::TrainerChoice;
+use crate::trainer::config::keys::Given;
 use crate::trainer::config::TrainConfig;
 use crate::trainer::device::DeviceRequest;
 use crate::trainer::fit::{Observer, StepInfo};
-use crate::trainer::presets::{preset_or_default, TrainOverrides};
+use crate::trainer::presets::preset_or_default;
 use crate::trainer::record::{MetricRow, MetricSplit, RunRecord, RunStatus};
+use crate::trainer::Trained;
 
 /// Everything `rnnsweep train` needs, as given on the command line.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
     /// Start from this tutorial recipe (see `trainer::presets`) instead of the default config.
     pub preset: Option<String>,
-    /// The flags that change the recipe or default.
-    pub overrides: TrainOverrides,
-    /// The device of the real trainer (the fake one is chosen by `RNNSWEEP_FAKE_TRAINER`).
+    /// The seed instead of the recipe's (or the default's 0).
+    pub seed: Option<u64>,
+    /// The settings given as flags, written onto the recipe or default.
+    pub settings: Given,
+    /// The real trainer or the fake one (tests).
+    pub trainer: TrainerChoice,
+    /// The device of the real trainer.
     pub device: DeviceRequest,
     /// CPU threads for matrix products (at least 1).
     pub threads: usize,
@@ -42,15 +48,16 @@ pub struct TrainOptions {
 }
 
 /// The config `train` runs: the recipe (or the default) with the flags applied, validated.
-pub fn config(preset: Option<&str>, overrides: &TrainOverrides) -> anyhow::Result<TrainConfig> {
-    overrides
-        .knobs
-        .check()
-        .context("check the training flags (rnnsweep train --help)")?;
-    let c = overrides.apply(preset_or_default(preset)?);
-    c.validate()
-        .context("check the training flags (rnnsweep train --help)")?;
-    Ok(c)
+pub fn config(
+    preset: Option<&str>,
+    seed: Option<u64>,
+    settings: &Given,
+) -> anyhow::Result<TrainConfig> {
+    let mut base = preset_or_default(preset)?;
+    base.seed = seed.unwrap_or(base.seed);
+    settings
+        .apply_to(base)
+        .context("check the training flags (rnnsweep train --help)")
 }
 
 /// Progress bar + metric table + incremental CSV.
@@ -120,8 +127,8 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     if opts.threads == 0 {
         anyhow::bail!("--threads must be at least 1");
     }
-    let cfg = &config(opts.preset.as_deref(), &opts.overrides)?;
-    let backend = Backend::from_env(opts.device, |k| std::env::var(k).ok())?;
+    let cfg = &config(opts.preset.as_deref(), opts.seed, &opts.settings)?;
+    let backend = opts.trainer.backend(opts.device);
     let data = match backend.needs_data() {
         true => Some(super::data::load_sets(
             opts.data_dir.as_deref(),
@@ -220,19 +227,14 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trainer::config::keys::Value;
     use crate::trainer::config::{LayerKind, ModelConfig};
-    use crate::trainer::presets::{preset, ModelOverrides};
+    use crate::trainer::presets::preset;
 
     #[test]
     fn config_is_the_preset_with_the_flags_then_validated() {
-        let o = TrainOverrides {
-            model: ModelOverrides {
-                cell: Some(LayerKind::Gru),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let c = config(Some("model_c"), &o).unwrap();
+        let o = Given(vec![("cell", Value::Word("gru".into()))]);
+        let c = config(Some("model_c"), None, &o).unwrap();
         let mut want = preset("model_c").unwrap();
         want.model = ModelConfig {
             cell: LayerKind::Gru,
@@ -240,7 +242,7 @@ mod tests {
             ..want.model
         };
         assert_eq!(c, want);
-        assert!(config(Some("model_d"), &o)
+        assert!(config(Some("model_d"), None, &o)
             .unwrap_err()
             .to_string()
             .contains("known presets"));
@@ -248,18 +250,15 @@ mod tests {
 
     #[test]
     fn invalid_flags_say_where_to_look() {
-        let o = TrainOverrides {
-            model: ModelOverrides {
-                hidden: Some(0),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let e = config(None, &o).unwrap_err();
+        let o = Given(vec![("momentum", Value::Float(0.9))]);
+        let e = config(None, Some(3), &o).unwrap_err();
         assert_eq!(
             e.to_string(),
             "check the training flags (rnnsweep train --help)"
         );
-        assert!(format!("{e:#}").contains("hidden"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("momentum applies only where optimizer = sgd"),
+            "{e:#}"
+        );
     }
 }

@@ -170,7 +170,7 @@ mod tests {
     #[test]
     fn linear_ranges_include_stop_without_drift() {
         let v = expand(
-            crate::grid::params::LR,
+            crate::trainer::config::keys::LR,
             &def("{ start = 0.1, stop = 0.5, step = 0.1 }"),
         )
         .unwrap();
@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn log_ranges_are_geometric() {
         let v = expand(
-            crate::grid::params::LR,
+            crate::trainer::config::keys::LR,
             &def("{ start = 1e-4, stop = 1e-1, num = 4, scale = \"log\" }"),
         )
         .unwrap();
@@ -218,13 +218,16 @@ mod tests {
             "{ start = 1, stop = 10, num = 4, scale = \"log\" }"
         )
         .contains("takes integers"));
-        assert!(
-            e(crate::grid::params::LR, "{ start = 1, stop = 2, stp = 1 }")
-                .contains("did you mean `step`")
-        );
-        assert!(
-            e(crate::grid::params::LR, "{ start = 2, stop = 1, step = 1 }").contains("below start")
-        );
+        assert!(e(
+            crate::trainer::config::keys::LR,
+            "{ start = 1, stop = 2, stp = 1 }"
+        )
+        .contains("did you mean `step`"));
+        assert!(e(
+            crate::trainer::config::keys::LR,
+            "{ start = 2, stop = 1, step = 1 }"
+        )
+        .contains("below start"));
         assert!(e(
             Kind::Int(1, 1_000_000),
             "{ start = 1, stop = 100000, step = 1 }"

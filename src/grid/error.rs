@@ -85,16 +85,7 @@ impl fmt::Display for GridError {
 
 impl std::error::Error for GridError {}
 
-/// " (did you mean `x`?)" when a known word is close to `word`, else "".
-pub fn did_you_mean(word: &str, known: &[&str]) -> String {
-    known
-        .iter()
-        .map(|k| (strsim::damerau_levenshtein(word, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4) && *d < k.len())
-        .min()
-        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
-        .unwrap_or_default()
-}
+pub use crate::trainer::config::keys::did_you_mean;
 
 #[cfg(test)]
 mod tests {

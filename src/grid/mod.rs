@@ -8,7 +8,7 @@
 //! description = "relu vs tanh vs gates"
 //! seeds = 3                      # or a list: [0, 1, 2]
 //!
-//! [defaults]                     # any hyperparameter key (see `params::KEYS`)
+//! [defaults]                     # any hyperparameter key (see `rnnsweep keys`)
 //! optimizer = "sgd"
 //! lr = 0.1
 //!
@@ -35,7 +35,7 @@ use toml::Spanned;
 
 use error::did_you_mean;
 pub use error::GridError;
-use params::{check, key_names, kind_of, Setting, Settings, Value};
+use params::{check, key_names, Setting, Settings, Value};
 
 /// Largest number of cells a grid may expand to.
 pub const MAX_CELLS: usize = 10_000;
@@ -183,7 +183,7 @@ impl Grid {
         if let Some(grid) = &raw.grid {
             for (k, v) in grid.get_ref() {
                 let key = checked_key(path, text, k, "grid")?;
-                let kind = kind_of(key).expect("checked key");
+                let kind = params::key(key).expect("checked key").kind;
                 let values = axis::expand(kind, v.get_ref())
                     .map_err(|m| err(Some(v.span()), &format!("grid.{key}"), m))?;
                 axes.push(Axis {
@@ -214,7 +214,7 @@ impl Grid {
                         ),
                     ));
                 }
-                let value = check(kind_of(key).expect("checked key"), v.get_ref())
+                let value = check(params::key(key).expect("checked key").kind, v.get_ref())
                     .map_err(|m| err(Some(v.span()), &format!("{section}.{key}"), m))?;
                 out.insert(
                     key,
@@ -310,8 +310,8 @@ fn checked_key(
     section: &str,
 ) -> Result<&'static str, GridError> {
     let name = k.get_ref().as_str();
-    if let Some(known) = params::KEYS.iter().find(|x| x.0 == name) {
-        return Ok(known.0);
+    if let Some(known) = params::key(name) {
+        return Ok(known.name);
     }
     let msg = match name {
         "seed" | "seeds" => {

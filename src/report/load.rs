@@ -19,9 +19,10 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::hyper::{self, HyperKind, HyperValue};
+use super::hyper;
 use crate::store::state::CellState;
 use crate::store::{Layout, RunStore};
+use crate::trainer::config::keys::KEYS;
 use crate::trainer::config::{Budget, TrainConfig};
 use crate::trainer::record::{MetricSplit, RunStatus};
 
@@ -251,17 +252,7 @@ struct RunCols {
     seed: Vec<u64>,
     status: Vec<String>,
     collapsed: Vec<bool>,
-    cell: Vec<String>,
-    activation: Vec<Option<String>>,
-    hidden: Vec<u32>,
-    layers: Vec<u32>,
-    optimizer: Vec<String>,
-    lr: Vec<f64>,
-    momentum: Vec<f64>,
-    batch: Vec<u32>,
     budget: Vec<String>,
-    train_limit: Vec<Option<u32>>,
-    test_limit: Vec<Option<u32>>,
     final_test_acc: Vec<Option<f64>>,
     final_test_loss: Vec<Option<f64>>,
     final_train_acc: Vec<Option<f64>>,
@@ -386,21 +377,10 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
             c.seed.push(cfg.seed);
             c.status.push(r.status.name().to_string());
             c.collapsed.push(collapsed);
-            c.cell.push(cfg.model.cell.to_string());
-            c.activation
-                .push(cfg.model.activation.map(|a| a.to_string()));
-            c.hidden.push(cfg.model.hidden as u32);
-            c.layers.push(cfg.model.layers as u32);
-            c.optimizer.push(cfg.optim.kind.to_string());
-            c.lr.push(cfg.optim.lr);
-            c.momentum.push(cfg.optim.momentum);
-            c.batch.push(cfg.batch_size as u32);
             c.budget.push(match cfg.budget {
                 Budget::Epochs(e) => format!("{e} epochs"),
                 Budget::Iterations(n) => format!("{n} steps"),
             });
-            c.train_limit.push(cfg.train_limit.map(|n| n as u32));
-            c.test_limit.push(cfg.eval.test_limit.map(|n| n as u32));
             c.final_test_acc
                 .push(if completed { r.final_test_acc } else { None });
             c.final_test_loss
@@ -445,17 +425,17 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
         Column::new("seed".into(), c.seed),
         Column::new("status".into(), c.status),
         Column::new("collapsed".into(), c.collapsed),
-        Column::new("cell".into(), c.cell),
-        Column::new("activation".into(), c.activation),
-        Column::new("hidden".into(), c.hidden),
-        Column::new("layers".into(), c.layers),
-        Column::new("optimizer".into(), c.optimizer),
-        Column::new("lr".into(), c.lr),
-        Column::new("momentum".into(), c.momentum),
-        Column::new("batch".into(), c.batch),
+        key_column("cell", &c.configs),
+        key_column("activation", &c.configs),
+        key_column("hidden", &c.configs),
+        key_column("layers", &c.configs),
+        key_column("optimizer", &c.configs),
+        key_column("lr", &c.configs),
+        key_column("momentum", &c.configs),
+        key_column("batch", &c.configs),
         Column::new("budget".into(), c.budget),
-        Column::new("train_limit".into(), c.train_limit),
-        Column::new("test_limit".into(), c.test_limit),
+        key_column("train_limit", &c.configs),
+        key_column("test_limit", &c.configs),
         Column::new("final_test_acc".into(), c.final_test_acc),
         Column::new("final_test_loss".into(), c.final_test_loss),
         Column::new("final_train_acc".into(), c.final_train_acc),
@@ -465,12 +445,12 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
         Column::new("samples_per_sec".into(), c.samples_per_sec),
         Column::new("steps_per_epoch".into(), c.steps_per_epoch),
     ];
-    // Every grid key not above, typed (`hyper`).
-    for key in hyper::keys() {
-        if cols.iter().any(|c| c.name().as_str() == key) {
+    // Every key not above, typed (`hyper`).
+    for key in KEYS {
+        if cols.iter().any(|c| c.name().as_str() == key.name) {
             continue;
         }
-        cols.push(hyper_column(key, &c.configs));
+        cols.push(hyper::column(key, &c.configs));
     }
     // Grid axis values as text columns `axis_<key>` (what the grid varied, for grouping).
     for a in &axes {
@@ -503,46 +483,8 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
     })
 }
 
-/// The column of grid key `key` over the runs' configs, typed by the key's kind.
-fn hyper_column(key: &str, configs: &[TrainConfig]) -> Column {
-    let values = configs.iter().map(|c| hyper::value(c, key));
-    let name = key.into();
-    match hyper::kind(key).expect("a grid key") {
-        HyperKind::Text => Column::new(
-            name,
-            values
-                .map(|v| match v {
-                    Some(HyperValue::Text(s)) => Some(s),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-        ),
-        HyperKind::Int => Column::new(
-            name,
-            values
-                .map(|v| match v {
-                    Some(HyperValue::Int(i)) => Some(i),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-        ),
-        HyperKind::Float => Column::new(
-            name,
-            values
-                .map(|v| match v {
-                    Some(HyperValue::Float(x)) => Some(x),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-        ),
-        HyperKind::Bool => Column::new(
-            name,
-            values
-                .map(|v| match v {
-                    Some(HyperValue::Bool(b)) => Some(b),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-        ),
-    }
+/// The column of key `name` (`hyper`), placed among the identity columns.
+fn key_column(name: &str, configs: &[TrainConfig]) -> Column {
+    let key = KEYS.iter().find(|k| k.name == name).expect("a key");
+    hyper::column(key, configs)
 }

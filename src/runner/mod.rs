@@ -18,9 +18,9 @@ use crate::error::chain;
 use crate::plan::Cell;
 use crate::store::lease::{Claim, Leases};
 use crate::store::{CellResult, MetricsLog, RunStore};
-use crate::trainer::backend::{Trained, Trainer};
 use crate::trainer::fit::{Observer, StepInfo};
 use crate::trainer::record::{MetricRow, RunRecord, RunStatus, FORMAT_VERSION};
+use crate::trainer::{Trained, Trainer};
 
 /// How to run a sweep.
 #[derive(Clone, Debug)]

@@ -1,39 +1,18 @@
-//! What trains a configuration: the [`Trainer`] trait, its real implementation
-//! ([`DfdxTrainer`]: the networks of this crate on the config's data set, on the chosen device)
-//! and the choice
-//! between it and the fake trainer of `trainer::fake` ([`Backend`]). The runner and the `train`
-//! command only see the trait.
+//! What trains a configuration: the real [`super::Trainer`] ([`DfdxTrainer`]: the networks of
+//! this crate on the config's data set, on the chosen device) and the choice between it and the
+//! fake trainer of `trainer::fake` ([`TrainerChoice`], made once on the command line, and
+//! [`Backend`]). The runner and the `train` command only see the trait.
 
 use std::sync::atomic::AtomicBool;
 
 use super::config::TrainConfig;
 use super::device::{dispatch, DeviceJob, DeviceRequest};
-use super::fake::{FakeSpec, FakeTrainer};
+use super::fake::{FakeRules, FakeRulesError, FakeTrainer};
 use super::fit::{fit, Observer};
 use super::kernel::LayerKernel;
-use super::record::RunRecord;
+use super::{Trained, Trainer};
 use crate::data::{DataSets, Mnist};
 use crate::error::TrainError;
-
-/// What one training run produced.
-#[derive(Clone, Debug)]
-pub struct Trained {
-    /// The record, whatever the outcome.
-    pub record: RunRecord,
-    /// For a completed run with finite weights: the weights as safetensors bytes.
-    pub weights: Option<Vec<u8>>,
-}
-
-/// Trains one configuration. Called from several worker threads at once (each inside its own
-/// rayon pool, which the dfdx matmuls use). `stop` is polled before every step.
-pub trait Trainer: Sync {
-    fn train(
-        &self,
-        cfg: &TrainConfig,
-        obs: &dyn Observer,
-        stop: &AtomicBool,
-    ) -> Result<Trained, TrainError>;
-}
 
 /// The real networks of this crate, trained with dfdx on the data set each config names
 /// (taken from `data`, which the command loaded once per data set its cells use), on the
@@ -78,27 +57,43 @@ impl Trainer for DfdxTrainer<'_> {
     }
 }
 
-/// Which trainer a command uses: the real one on a device, or the fake one (for tests, chosen
-/// with [`super::fake::FAKE_ENV`]).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Backend {
-    Dfdx(DeviceRequest),
-    Fake(FakeSpec),
+/// Which trainer the commands use: the real one, or the fake one following its rules (tests;
+/// the hidden `--trainer fake:RULES`, by default from [`super::fake::FAKE_ENV`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum TrainerChoice {
+    #[default]
+    Real,
+    Fake(FakeRules),
 }
 
-impl Backend {
-    /// The fake trainer when [`super::fake::FAKE_ENV`] is set (`get` reads the environment),
-    /// else the real one on `device`.
-    pub fn from_env(
-        device: DeviceRequest,
-        get: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, super::fake::FakeSpecError> {
-        match get(super::fake::FAKE_ENV) {
-            Some(spec) => Ok(Backend::Fake(spec.parse()?)),
-            None => Ok(Backend::Dfdx(device)),
+impl TrainerChoice {
+    /// `real`, `fake` or `fake:RULES` (the rules of `trainer::fake`).
+    pub fn parse(text: &str) -> Result<Self, FakeRulesError> {
+        match text.split_once(':') {
+            None if text == "real" => Ok(TrainerChoice::Real),
+            None if text == "fake" => Ok(TrainerChoice::Fake(FakeRules::default())),
+            Some(("fake", rules)) => Ok(TrainerChoice::Fake(rules.parse()?)),
+            _ => Err(FakeRulesError::not_a_choice(text)),
         }
     }
 
+    /// The trainer on `device` (which the fake one ignores).
+    pub fn backend(&self, device: DeviceRequest) -> Backend {
+        match self {
+            TrainerChoice::Real => Backend::Dfdx(device),
+            TrainerChoice::Fake(spec) => Backend::Fake(spec.clone()),
+        }
+    }
+}
+
+/// The trainer a command uses: the real one on a device, or the fake one.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Backend {
+    Dfdx(DeviceRequest),
+    Fake(FakeRules),
+}
+
+impl Backend {
     /// Whether this backend reads the data files.
     pub fn needs_data(&self) -> bool {
         matches!(self, Backend::Dfdx(_))
@@ -112,7 +107,9 @@ impl Backend {
                 data: data.expect("the real trainer needs the data"),
                 device: *device,
             }),
-            Backend::Fake(spec) => f(&FakeTrainer { spec: spec.clone() }),
+            Backend::Fake(rules) => f(&FakeTrainer {
+                rules: rules.clone(),
+            }),
         }
     }
 }

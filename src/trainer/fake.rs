@@ -5,9 +5,10 @@
 //! seed, so a step takes microseconds and needs no MNIST files. Everything is deterministic
 //! except the measured seconds.
 //!
-//! Contributors select it with the environment variable [`FAKE_ENV`]
-//! (`RNNSWEEP_FAKE_TRAINER`), read by `sweep` and `train`. Its value is a list of rules
-//! separated by `;`, each an action with optional conditions on the config:
+//! Contributors select it with the hidden option `--trainer fake:RULES` of every command, whose
+//! default is the environment variable [`FAKE_ENV`] (`RNNSWEEP_FAKE_TRAINER=RULES`, which the
+//! jobs of a Slurm array inherit); `cli.rs` makes the choice (`backend::TrainerChoice`) once.
+//! The rules are a list separated by `;`, each an action with optional conditions on the config:
 //!
 //! ```text
 //! RNNSWEEP_FAKE_TRAINER="delay_ms=20; diverge_at=15 if seed=1; collapse if cell=gru; fail if seed=2 and cell=lstm"
@@ -21,9 +22,10 @@
 //! | `fail`         | training returns an error before the first step (a failed cell)        |
 //! | `panic`        | training panics at the first step (a failed cell, via the runner)      |
 //!
-//! A condition is `KEY=VALUE` with a grid key: `cell`, `activation`, `hidden`, `layers`,
-//! `optimizer`, `lr`, `momentum`, `batch` or `seed` (numbers compare as numbers). An empty
-//! value, `1` or `on` selects the fake trainer with no rules.
+//! A condition is `KEY=VALUE` with any key of the table of keys (`rnnsweep keys`) or `seed`,
+//! compared with the run's value in force (numbers compare as numbers; a key that does not
+//! apply to the run matches nothing). An empty value, `1` or `on` selects the fake trainer with
+//! no rules.
 
 use std::str::FromStr;
 use std::sync::atomic::AtomicBool;
@@ -31,11 +33,11 @@ use std::time::Duration;
 
 use dfdx::prelude::Cpu;
 
-use super::backend::{Trained, Trainer};
-use super::config::TrainConfig;
+use super::config::{keys, TrainConfig};
 use super::fit::{run_loop, Evaluation, Learner, Observer, Step};
 use super::model::Model;
 use super::record::NonFiniteKind;
+use super::{Trained, Trainer};
 use crate::data::{CLASSES, TEST_IMAGES, TRAIN_IMAGES};
 use crate::error::TrainError;
 
@@ -64,46 +66,36 @@ pub struct FakeRule {
 
 /// The parsed value of [`FAKE_ENV`].
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct FakeSpec {
+pub struct FakeRules {
     pub rules: Vec<FakeRule>,
 }
 
-/// A malformed [`FAKE_ENV`] value.
+/// Malformed rules (or a `--trainer` value that is neither `real` nor `fake[:RULES]`).
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("{var}: cannot read rule {rule:?}: {why}")]
-pub struct FakeSpecError {
-    var: &'static str,
+#[error("the fake trainer's rules ({FAKE_ENV}, --trainer fake:RULES): cannot read {rule:?}: {why}")]
+pub struct FakeRulesError {
     rule: String,
     why: String,
 }
 
-/// The grid keys a condition may name.
-const KEYS: &[&str] = &[
-    "cell",
-    "activation",
-    "hidden",
-    "layers",
-    "optimizer",
-    "lr",
-    "momentum",
-    "batch",
-    "seed",
-];
+impl FakeRulesError {
+    /// A `--trainer` value that names no trainer.
+    pub fn not_a_choice(text: &str) -> Self {
+        FakeRulesError {
+            rule: text.to_string(),
+            why: "expected real, fake or fake:RULES".into(),
+        }
+    }
+}
 
-/// The value of grid key `key` in `cfg`, as text; `None` for an unknown key.
-fn config_value(cfg: &TrainConfig, key: &str) -> Option<String> {
-    Some(match key {
-        "cell" => cfg.model.cell.to_string(),
-        "activation" => cfg.model.rnn_activation().to_string(),
-        "hidden" => cfg.model.hidden.to_string(),
-        "layers" => cfg.model.layers.to_string(),
-        "optimizer" => cfg.optim.kind.to_string(),
-        "lr" => cfg.optim.lr.to_string(),
-        "momentum" => cfg.optim.momentum.to_string(),
-        "batch" => cfg.batch_size.to_string(),
-        "seed" => cfg.seed.to_string(),
-        _ => return None,
-    })
+/// The value of `key` (a key of the table of keys, or `seed`) in `cfg` as text: the value in
+/// force, None where the key does not apply; Err for a name that is neither.
+fn config_value(cfg: &TrainConfig, key: &str) -> Result<Option<String>, ()> {
+    if key == "seed" {
+        return Ok(Some(cfg.seed.to_string()));
+    }
+    let k = keys::key(key).ok_or(())?;
+    Ok(k.in_force(cfg).map(|v| v.text()))
 }
 
 /// Numbers compare as numbers (`0.010` matches `0.01`), anything else as words.
@@ -116,32 +108,31 @@ fn same_value(actual: &str, wanted: &str) -> bool {
 
 impl FakeRule {
     fn matches(&self, cfg: &TrainConfig) -> bool {
-        self.when
-            .iter()
-            .all(|(k, v)| config_value(cfg, k).is_some_and(|actual| same_value(&actual, v)))
+        self.when.iter().all(
+            |(k, v)| matches!(config_value(cfg, k), Ok(Some(actual)) if same_value(&actual, v)),
+        )
     }
 }
 
-impl FromStr for FakeSpec {
-    type Err = FakeSpecError;
-    fn from_str(s: &str) -> Result<Self, FakeSpecError> {
+impl FromStr for FakeRules {
+    type Err = FakeRulesError;
+    fn from_str(s: &str) -> Result<Self, FakeRulesError> {
         let trimmed = s.trim();
         if trimmed.is_empty() || trimmed == "1" || trimmed.eq_ignore_ascii_case("on") {
-            return Ok(FakeSpec::default());
+            return Ok(FakeRules::default());
         }
         let rules = trimmed
             .split(';')
             .map(str::trim)
             .filter(|r| !r.is_empty())
             .map(|r| {
-                parse_rule(r).map_err(|why| FakeSpecError {
-                    var: FAKE_ENV,
+                parse_rule(r).map_err(|why| FakeRulesError {
                     rule: r.to_string(),
                     why,
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(FakeSpec { rules })
+        Ok(FakeRules { rules })
     }
 }
 
@@ -184,8 +175,11 @@ fn parse_rule(rule: &str) -> Result<FakeRule, String> {
             .split_once('=')
             .ok_or(format!("condition {:?} is not KEY=VALUE", c.trim()))?;
         let k = k.trim();
-        if !KEYS.contains(&k) {
-            return Err(format!("unknown key {k:?}; known: {}", KEYS.join(", ")));
+        if k != "seed" && keys::key(k).is_none() {
+            return Err(format!(
+                "unknown key {k:?}; known: seed, {}",
+                keys::key_names().join(", ")
+            ));
         }
         when.push((k.to_string(), v.trim().to_string()));
     }
@@ -202,7 +196,7 @@ struct Behaviour {
     panic: bool,
 }
 
-impl FakeSpec {
+impl FakeRules {
     fn behaviour(&self, cfg: &TrainConfig) -> Behaviour {
         let mut b = Behaviour::default();
         for r in self.rules.iter().filter(|r| r.matches(cfg)) {
@@ -240,7 +234,7 @@ impl FakeCurve {
         let jitter = (fnv1a(&cfg.slug()) >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
         let h = cfg.model.hidden as f64;
         let ceiling = (0.80 + 0.18 * h / (h + 16.0) + 0.01 * jitter).min(0.995);
-        let usual = super::presets::default_lr(cfg.optim.kind);
+        let usual = super::config::OptimConfig::default_lr(cfg.optim.kind);
         let off = (cfg.optim.lr / usual).log10().abs();
         let half_samples = 3000.0 * (1.0 + off) * (1.0 + 0.1 * jitter);
         FakeCurve {
@@ -331,7 +325,7 @@ impl Learner for FakeLearner {
 /// The fake trainer (see the module's documentation).
 #[derive(Clone, Debug, Default)]
 pub struct FakeTrainer {
-    pub spec: FakeSpec,
+    pub rules: FakeRules,
 }
 
 impl Trainer for FakeTrainer {
@@ -342,7 +336,7 @@ impl Trainer for FakeTrainer {
         stop: &AtomicBool,
     ) -> Result<Trained, TrainError> {
         cfg.validate()?;
-        let behaviour = self.spec.behaviour(cfg);
+        let behaviour = self.rules.behaviour(cfg);
         if behaviour.fail {
             return Err(TrainError::Injected(
                 "fake trainer: a `fail` rule matched this run".into(),
@@ -384,14 +378,14 @@ mod tests {
 
     fn train(spec: &str, cfg: &TrainConfig) -> Result<Trained, TrainError> {
         let t = FakeTrainer {
-            spec: spec.parse().unwrap(),
+            rules: spec.parse().unwrap(),
         };
         t.train(cfg, &Silent, &AtomicBool::new(false))
     }
 
     #[test]
-    fn the_spec_reads_rules_with_conditions() {
-        let s: FakeSpec = "delay_ms=20; diverge_at=15 if seed=1; fail if seed=2 and cell=lstm"
+    fn rules_are_read_with_conditions() {
+        let s: FakeRules = "delay_ms=20; diverge_at=15 if seed=1; fail if seed=2 and cell=lstm"
             .parse()
             .unwrap();
         assert_eq!(s.rules.len(), 3);
@@ -407,8 +401,8 @@ mod tests {
                 ("cell".to_string(), "lstm".to_string())
             ]
         );
-        assert_eq!("".parse::<FakeSpec>().unwrap(), FakeSpec::default());
-        assert_eq!("1".parse::<FakeSpec>().unwrap(), FakeSpec::default());
+        assert_eq!("".parse::<FakeRules>().unwrap(), FakeRules::default());
+        assert_eq!("1".parse::<FakeRules>().unwrap(), FakeRules::default());
         for (bad, why) in [
             ("explode", "unknown action \"explode\""),
             ("diverge_at", "diverge_at needs a value"),
@@ -418,14 +412,14 @@ mod tests {
             ("fail if seed", "is not KEY=VALUE"),
             ("collapse=1", "takes no value"),
         ] {
-            let e = bad.parse::<FakeSpec>().unwrap_err().to_string();
+            let e = bad.parse::<FakeRules>().unwrap_err().to_string();
             assert!(e.contains(why) && e.contains(FAKE_ENV), "{bad}: {e}");
         }
     }
 
     #[test]
     fn conditions_select_runs_by_config() {
-        let s: FakeSpec = "collapse if lr=0.0010 and cell=LSTM; fail if seed=3"
+        let s: FakeRules = "collapse if lr=0.0010 and cell=LSTM; fail if seed=3"
             .parse()
             .unwrap();
         let mut c = tiny();

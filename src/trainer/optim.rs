@@ -13,7 +13,8 @@
 //! - SGD: buf = g (first step), buf = μ·buf + g afterwards; p -= lr·(g + μ·buf) with Nesterov,
 //!   else p -= lr·buf (buf = g when μ = 0).
 //! - Adam/AdamW: m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
-//!   p -= (lr / (1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε).
+//!   p -= (lr / (1−β1ᵗ)) · m / (√v̂ / √(1−β2ᵗ) + ε), where v̂ = v, or with `amsgrad` the
+//!   running maximum v̂ = max(v̂, v) (starting at 0; `torch.maximum`, which propagates NaN).
 //! - RMSprop: v = α·v + (1−α)·g² (v starts at 0); p -= lr · g / (√v + ε).
 //!
 //! On the CPU the update runs as one loop per parameter over host copies (state kept in f64),
@@ -34,11 +35,13 @@ enum Slot<E: Dtype, D: Device<E>> {
     Adam {
         m: Flat<E, D>,
         v: Flat<E, D>,
+        /// AMSGrad's running maximum of `v`.
+        v_max: Option<Flat<E, D>>,
     },
     Square(Flat<E, D>),
-    /// Host-side state: momentum buffer / first moment / square average, and Adam's second
-    /// moment (empty for the others).
-    Host(Vec<f64>, Vec<f64>),
+    /// Host-side state: momentum buffer / first moment / square average, Adam's second
+    /// moment and AMSGrad's running maximum of it (empty where not used).
+    Host(Vec<f64>, Vec<f64>, Vec<f64>),
 }
 
 /// An optimizer over a list of flat parameter tensors.
@@ -130,9 +133,10 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
             let mut pv: Vec<f64> = p.as_vec().into_iter().map(f).collect();
             let n = pv.len();
             if !matches!(slot, Slot::Host(..)) {
-                *slot = Slot::Host(vec![0.0; n], vec![0.0; if adam { n } else { 0 }]);
+                let zeros = |used: bool| vec![0.0; if used { n } else { 0 }];
+                *slot = Slot::Host(zeros(true), zeros(adam), zeros(adam && cfg.amsgrad));
             }
-            let Slot::Host(a, b) = slot else {
+            let Slot::Host(a, b, c) = slot else {
                 unreachable!("set just above")
             };
             if wd != 0.0 {
@@ -162,12 +166,22 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
                 OptimKind::Adam | OptimKind::Adamw => {
                     let bc1 = 1.0 - b1.powi(t);
                     let bc2_sqrt = (1.0 - b2.powi(t)).sqrt();
-                    for (((p, g), m), v) in
-                        pv.iter_mut().zip(&g).zip(a.iter_mut()).zip(b.iter_mut())
+                    for (j, ((p, g), (m, v))) in pv
+                        .iter_mut()
+                        .zip(&g)
+                        .zip(a.iter_mut().zip(b.iter_mut()))
+                        .enumerate()
                     {
                         *m = *m * b1 + g * (1.0 - b1);
                         *v = *v * b2 + g * g * (1.0 - b2);
-                        let denom = v.sqrt() / bc2_sqrt + eps;
+                        let v_hat = match c.get_mut(j) {
+                            Some(v_max) => {
+                                *v_max = torch_maximum(*v_max, *v);
+                                *v_max
+                            }
+                            None => *v,
+                        };
+                        let denom = v_hat.sqrt() / bc2_sqrt + eps;
                         *p -= *m / denom * (lr / bc1);
                     }
                 }
@@ -246,20 +260,22 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
                     }
                 }
                 OptimKind::Adam | OptimKind::Adamw => {
-                    let (m, v) = match std::mem::replace(slot, Slot::Empty) {
-                        Slot::Adam { m, v } => (m, v),
-                        _ => (
-                            g.device().zeros_like(g.shape()),
-                            g.device().zeros_like(g.shape()),
-                        ),
+                    let zeros = || g.device().zeros_like(g.shape());
+                    let (m, v, v_max) = match std::mem::replace(slot, Slot::Empty) {
+                        Slot::Adam { m, v, v_max } => (m, v, v_max),
+                        _ => (zeros(), zeros(), cfg.amsgrad.then(zeros)),
                     };
                     let m = m * e(b1) + g.clone() * e(1.0 - b1);
                     let v = v * e(b2) + g.square() * e(1.0 - b2);
                     let bc1 = 1.0 - b1.powi(t);
                     let bc2_sqrt = (1.0 - b2.powi(t)).sqrt();
-                    let denom = v.clone().sqrt() / e(bc2_sqrt) + e(eps);
+                    // dfdx's maximum drops NaN (f32::max), torch.maximum keeps it; the
+                    // gradients were checked finite above, so v is never NaN here.
+                    let v_max = v_max.map(|x| x.maximum(v.clone()));
+                    let v_hat = v_max.clone().unwrap_or_else(|| v.clone());
+                    let denom = v_hat.sqrt() / e(bc2_sqrt) + e(eps);
                     let delta = m.clone() / denom * e(lr / bc1);
-                    *slot = Slot::Adam { m, v };
+                    *slot = Slot::Adam { m, v, v_max };
                     delta
                 }
                 OptimKind::Rmsprop => {
@@ -283,6 +299,15 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
             grad_norm,
             non_finite,
         }
+    }
+}
+
+/// `torch.maximum`: NaN when either is NaN (`f64::max` would return the other).
+fn torch_maximum(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
     }
 }
 
@@ -517,6 +542,32 @@ mod tests {
             &run(c, [0.0, 0.0], &[[1.0, 0.0], [2.0, 0.0]]),
             &[-0.19 - 0.461, 0.0],
         );
+    }
+
+    #[test]
+    fn amsgrad_divides_by_the_running_maximum_of_v() {
+        // β = (0.5, 0.5), ε = 0.1, g = 3 then 0: v = 4.5 then 2.25, v̂ = 4.5 both steps.
+        let c = with(OptimKind::Adam, 0.01, |c| {
+            c.betas = Some((0.5, 0.5));
+            c.eps = Some(0.1);
+            c.amsgrad = true;
+        });
+        let got = run(c, [0.0, 0.0], &[[3.0, 0.0], [0.0, 0.0]]);
+        let p1 = -0.01 / 0.5 * 1.5 / (4.5f64.sqrt() / 0.5f64.sqrt() + 0.1);
+        let p2 = p1 - 0.01 / 0.75 * 0.75 / (4.5f64.sqrt() / 0.75f64.sqrt() + 0.1);
+        close(&got, &[p2, 0.0]);
+        // Without AMSGrad the second step divides by √2.25 instead.
+        let plain = with(OptimKind::Adam, 0.01, |c| {
+            c.betas = Some((0.5, 0.5));
+            c.eps = Some(0.1);
+        });
+        let p2 = p1 - 0.01 / 0.75 * 0.75 / (2.25f64.sqrt() / 0.75f64.sqrt() + 0.1);
+        close(
+            &run(plain, [0.0, 0.0], &[[3.0, 0.0], [0.0, 0.0]]),
+            &[p2, 0.0],
+        );
+        assert!(torch_maximum(f64::NAN, 1.0).is_nan() && torch_maximum(1.0, f64::NAN).is_nan());
+        assert_eq!(torch_maximum(-1.0, 2.0), 2.0);
     }
 
     #[test]

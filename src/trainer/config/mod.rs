@@ -4,7 +4,6 @@
 //! serializes exactly this.
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +12,7 @@ use crate::data::sequence::Reading;
 pub use crate::data::Dataset;
 use crate::error::ConfigError;
 
+pub mod keys;
 mod optim;
 pub use optim::{LrSchedule, OptimConfig};
 
@@ -21,7 +21,7 @@ pub const MAX_HIDDEN: usize = 8192;
 pub const MAX_LAYERS: usize = 16;
 
 macro_rules! word_enum {
-    ($(#[$m:meta])* $name:ident, $what:literal, { $($variant:ident => $word:literal),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident, { $($variant:ident => $word:literal),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "lowercase")]
@@ -37,26 +37,17 @@ macro_rules! word_enum {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
         }
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s.to_ascii_lowercase().as_str() {
-                    $($word => Ok($name::$variant),)+
-                    _ => Err(format!("unknown {} {s:?}; allowed: {}", $what, Self::ALL.join(", "))),
-                }
-            }
-        }
     };
 }
 
 word_enum!(
     /// The kind of recurrent layer (the grid key and config field are `cell`, as in the
     /// tutorials; in the code "cell" means a grid cell, `plan::Cell`).
-    LayerKind, "cell", { Rnn => "rnn", Lstm => "lstm", Gru => "gru" }
+    LayerKind, { Rnn => "rnn", Lstm => "lstm", Gru => "gru" }
 );
 word_enum!(
     /// The nonlinearity of a vanilla RNN cell (LSTM and GRU have fixed gate functions).
-    Activation, "activation", { Relu => "relu", Tanh => "tanh" }
+    Activation, { Relu => "relu", Tanh => "tanh" }
 );
 word_enum!(
     /// How the recurrent weights W_hh start. `pytorch`: every parameter U(−1/√H, 1/√H), as
@@ -64,7 +55,7 @@ word_enum!(
     /// by a random orthogonal matrix (torch.nn.init.orthogonal_ on the block: QR of a Gaussian
     /// matrix, signs fixed by R's diagonal). `identity` (rnn only; IRNN, Le, Jaitly & Hinton
     /// 2015): W_hh = init_scale · I and every recurrent bias 0; W_ih keeps PyTorch's init.
-    InitScheme, "init", { Pytorch => "pytorch", Orthogonal => "orthogonal", Identity => "identity" }
+    InitScheme, { Pytorch => "pytorch", Orthogonal => "orthogonal", Identity => "identity" }
 );
 
 // The variants come from `word_enum!`, which cannot mark one `#[default]`.
@@ -83,11 +74,11 @@ impl InitScheme {
 
 word_enum!(
     /// The kind of learning-rate schedule (see [`LrSchedule`]).
-    ScheduleKind, "lr_schedule", { Constant => "constant", Step => "step", Cosine => "cosine" }
+    ScheduleKind, { Constant => "constant", Step => "step", Cosine => "cosine" }
 );
 word_enum!(
     /// The optimizer, with PyTorch semantics.
-    OptimKind, "optimizer", { Sgd => "sgd", Adam => "adam", Adamw => "adamw", Rmsprop => "rmsprop" }
+    OptimKind, { Sgd => "sgd", Adam => "adam", Adamw => "adamw", Rmsprop => "rmsprop" }
 );
 
 impl LayerKind {
@@ -176,21 +167,9 @@ impl ModelConfig {
         self
     }
 
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.hidden == 0 || self.hidden > MAX_HIDDEN {
-            return Err(ConfigError::new(
-                "hidden",
-                self.hidden,
-                format!("hidden size must be 1..={MAX_HIDDEN}"),
-            ));
-        }
-        if self.layers == 0 || self.layers > MAX_LAYERS {
-            return Err(ConfigError::new(
-                "layers",
-                self.layers,
-                format!("layers must be 1..={MAX_LAYERS}"),
-            ));
-        }
+    /// The model's rule that no key's range or scope says (those are checked from the table
+    /// of keys, [`keys::check_values`]): the identity init is for rnn cells.
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.init == InitScheme::Identity && self.cell != LayerKind::Rnn {
             return Err(ConfigError::new(
                 "init",
@@ -198,71 +177,6 @@ impl ModelConfig {
                 format!(
                     "the identity init (IRNN) is for rnn cells; {} gates need their own \
                      recurrent weights (try orthogonal)",
-                    self.cell
-                ),
-            ));
-        }
-        if let Some(x) = self.init_scale {
-            if self.init != InitScheme::Identity {
-                return Err(ConfigError::new(
-                    "init_scale",
-                    x,
-                    "init_scale goes with init = \"identity\"",
-                ));
-            }
-            if !(x.is_finite() && x > 0.0) {
-                return Err(ConfigError::new(
-                    "init_scale",
-                    x,
-                    "init_scale must be a number > 0",
-                ));
-            }
-        }
-        if let (Some(seed), false) = (self.permutation_seed, self.input == InputMode::Permuted) {
-            return Err(ConfigError::new(
-                "permutation_seed",
-                seed,
-                format!(
-                    "permutation_seed goes with input = \"permuted\", not {}",
-                    self.input
-                ),
-            ));
-        }
-        if let Some(p) = self.dropout {
-            if !(0.0..1.0).contains(&p) {
-                return Err(ConfigError::new("dropout", p, "dropout must be in [0, 1)"));
-            }
-            if p > 0.0 && self.layers < 2 {
-                return Err(ConfigError::new(
-                    "dropout",
-                    p,
-                    "dropout acts between stacked layers: set layers ≥ 2 (PyTorch would \
-                     ignore it on 1 layer)",
-                ));
-            }
-        }
-        if let Some(b) = self.forget_bias {
-            if self.cell != LayerKind::Lstm {
-                return Err(ConfigError::new(
-                    "forget_bias",
-                    b,
-                    format!("forget_bias is for lstm cells, not {}", self.cell),
-                ));
-            }
-            if !b.is_finite() {
-                return Err(ConfigError::new(
-                    "forget_bias",
-                    b,
-                    "forget_bias must be a number",
-                ));
-            }
-        }
-        if let (LayerKind::Lstm | LayerKind::Gru, Some(a)) = (self.cell, self.activation) {
-            return Err(ConfigError::new(
-                "activation",
-                a,
-                format!(
-                    "{} cells have fixed gate functions; set activation only for cell = rnn",
                     self.cell
                 ),
             ));
@@ -309,21 +223,6 @@ pub enum EvalEvery {
     Epoch,
     /// After every K optimizer steps.
     Iterations(u64),
-}
-
-impl FromStr for EvalEvery {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        if s.eq_ignore_ascii_case("epoch") {
-            return Ok(EvalEvery::Epoch);
-        }
-        match s.parse::<u64>() {
-            Ok(k) if k > 0 => Ok(EvalEvery::Iterations(k)),
-            _ => Err(format!(
-                "expected `epoch` or a number of iterations ≥ 1, got {s:?}"
-            )),
-        }
-    }
 }
 
 impl fmt::Display for EvalEvery {
@@ -373,47 +272,13 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// Every setting in its range and set only where it applies (from the table of keys), then
+    /// the rules between settings.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        keys::check_values(self)?;
         self.model.validate()?;
         self.optim.validate()?;
-        if self.batch_size == 0 || self.batch_size > 60_000 {
-            return Err(ConfigError::new(
-                "batch",
-                self.batch_size,
-                "batch size must be 1..=60000",
-            ));
-        }
-        match self.budget {
-            Budget::Epochs(0) => {
-                return Err(ConfigError::new("epochs", 0, "train for at least 1 epoch"))
-            }
-            Budget::Iterations(0) => {
-                return Err(ConfigError::new(
-                    "iterations",
-                    0,
-                    "train for at least 1 iteration",
-                ))
-            }
-            Budget::Epochs(e) if e > 10_000 => {
-                return Err(ConfigError::new("epochs", e, "at most 10000 epochs"))
-            }
-            _ => {}
-        }
-        if let EvalEvery::Iterations(0) = self.eval.every {
-            return Err(ConfigError::new(
-                "eval_every",
-                0,
-                "evaluate every ≥ 1 iterations, or every epoch",
-            ));
-        }
         if let Some(n) = self.train_limit {
-            if n == 0 || n > 60_000 {
-                return Err(ConfigError::new(
-                    "train_limit",
-                    n,
-                    "the training subset must hold 1..=60000 images",
-                ));
-            }
             if self.batch_size > n {
                 return Err(ConfigError::new(
                     "batch",
@@ -422,16 +287,17 @@ impl TrainConfig {
                 ));
             }
         }
-        if let Some(n) = self.eval.test_limit {
-            if n == 0 || n > 10_000 {
-                return Err(ConfigError::new(
-                    "test_limit",
-                    n,
-                    "the test subset must hold 1..=10000 images",
-                ));
-            }
-        }
         Ok(())
+    }
+
+    /// Canonical form: a setting equal to its default is left out (so both spellings are one
+    /// cell), an rnn names its activation.
+    pub fn normalized(self) -> Self {
+        TrainConfig {
+            model: self.model.normalized(),
+            optim: self.optim.normalized(),
+            ..self
+        }
     }
 
     /// Training images in use.
@@ -488,38 +354,7 @@ impl TrainConfig {
             }
             other => s.push_str(&format!("-{other}")),
         }
-        let o = &self.optim;
-        if o.nesterov {
-            s.push_str("-nesterov");
-        }
-        if let Some(wd) = o.weight_decay {
-            s.push_str(&format!("-wd{wd}"));
-        }
-        if let Some((b1, b2)) = o.betas {
-            s.push_str(&format!("-betas{b1}_{b2}"));
-        }
-        if let Some(eps) = o.eps {
-            s.push_str(&format!("-eps{eps}"));
-        }
-        if let Some(alpha) = o.alpha {
-            s.push_str(&format!("-alpha{alpha}"));
-        }
-        if let Some(x) = o.clip_grad_norm {
-            s.push_str(&format!("-clipnorm{x}"));
-        }
-        if let Some(x) = o.clip_grad_value {
-            s.push_str(&format!("-clipvalue{x}"));
-        }
-        match o.lr_schedule {
-            LrSchedule::Constant => {}
-            LrSchedule::Step { step_size, gamma } => {
-                s.push_str(&format!("-step{step_size}x{gamma}"))
-            }
-            LrSchedule::Cosine { eta_min } => s.push_str(&format!("-cosine{eta_min}")),
-        }
-        if let Some(n) = o.warmup {
-            s.push_str(&format!("-warmup{n}"));
-        }
+        s.push_str(&self.optim.slug_tail());
         if let Some(n) = self.train_limit {
             s.push_str(&format!("-n{n}"));
         }
@@ -569,28 +404,15 @@ mod tests {
             &|c| {
                 c.model.cell = LayerKind::Lstm;
             },
-            "set activation only for cell = rnn",
+            "activation applies only where cell = rnn; this run has cell = lstm",
         );
         check(
             &|c| {
                 c.optim.kind = OptimKind::Adam;
                 c.optim.momentum = 0.9;
             },
-            "momentum applies to sgd only",
+            "momentum applies only where optimizer = sgd",
         );
-    }
-
-    #[test]
-    fn words_parse_case_insensitively_and_list_alternatives() {
-        assert_eq!("LSTM".parse::<LayerKind>().unwrap(), LayerKind::Lstm);
-        let e = "lstmm".parse::<LayerKind>().unwrap_err();
-        assert!(e.contains("allowed: rnn, lstm, gru"), "{e}");
-        assert_eq!("epoch".parse::<EvalEvery>().unwrap(), EvalEvery::Epoch);
-        assert_eq!(
-            "500".parse::<EvalEvery>().unwrap(),
-            EvalEvery::Iterations(500)
-        );
-        assert!("0".parse::<EvalEvery>().is_err());
     }
 
     #[test]

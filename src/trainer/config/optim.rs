@@ -30,6 +30,10 @@ pub struct OptimConfig {
     /// Adam/AdamW (β1, β2). Default (0.9, 0.999).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub betas: Option<(f64, f64)>,
+    /// Adam/AdamW: AMSGrad (`amsgrad=True`), dividing by the running maximum of the second
+    /// moment estimate instead of the estimate itself.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub amsgrad: bool,
     /// Adam/AdamW/RMSprop ε. Default 1e-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eps: Option<f64>,
@@ -105,6 +109,7 @@ impl OptimConfig {
             nesterov: false,
             weight_decay: None,
             betas: None,
+            amsgrad: false,
             eps: None,
             alpha: None,
             clip_grad_norm: None,
@@ -177,133 +182,32 @@ impl OptimConfig {
         self
     }
 
+    /// The rules between settings that no key's range or scope says (those are checked from
+    /// the table of keys, `keys::check_values`).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let kind = self.kind;
-        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 100.0) {
+        if self.nesterov && self.momentum == 0.0 {
             return Err(ConfigError::new(
-                "lr",
-                self.lr,
-                "the learning rate must be a number in (0, 100]",
+                "nesterov",
+                true,
+                "Nesterov momentum needs a momentum > 0 (as in PyTorch)",
             ));
-        }
-        if !(0.0..1.0).contains(&self.momentum) {
-            return Err(ConfigError::new(
-                "momentum",
-                self.momentum,
-                "momentum must be in [0, 1)",
-            ));
-        }
-        let only = |key: &'static str, value: String, which: &[OptimKind]| {
-            if which.contains(&kind) {
-                return Ok(());
-            }
-            let names: Vec<&str> = which.iter().map(|k| k.as_str()).collect();
-            Err(ConfigError::new(
-                key,
-                value,
-                format!(
-                    "{key} {} to {} only, not {kind}",
-                    if key == "betas" { "apply" } else { "applies" },
-                    names.join(" and ")
-                ),
-            ))
-        };
-        if self.momentum != 0.0 {
-            only("momentum", self.momentum.to_string(), &[OptimKind::Sgd])?;
-        }
-        if self.nesterov {
-            only("nesterov", "true".into(), &[OptimKind::Sgd])?;
-            if self.momentum == 0.0 {
-                return Err(ConfigError::new(
-                    "nesterov",
-                    true,
-                    "Nesterov momentum needs a momentum > 0 (as in PyTorch)",
-                ));
-            }
-        }
-        if let Some(wd) = self.weight_decay {
-            if !(wd.is_finite() && wd >= 0.0) {
-                return Err(ConfigError::new(
-                    "weight_decay",
-                    wd,
-                    "the weight decay must be a number ≥ 0",
-                ));
-            }
-        }
-        if let Some((b1, b2)) = self.betas {
-            let adam = [OptimKind::Adam, OptimKind::Adamw];
-            only("betas", format!("({b1}, {b2})"), &adam)?;
-            for (key, b) in [("beta1", b1), ("beta2", b2)] {
-                if !(0.0..1.0).contains(&b) {
-                    return Err(ConfigError::new(key, b, format!("{key} must be in [0, 1)")));
-                }
-            }
-        }
-        if let Some(eps) = self.eps {
-            only(
-                "eps",
-                eps.to_string(),
-                &[OptimKind::Adam, OptimKind::Adamw, OptimKind::Rmsprop],
-            )?;
-            if !(eps.is_finite() && eps >= 0.0) {
-                return Err(ConfigError::new("eps", eps, "eps must be a number ≥ 0"));
-            }
-        }
-        if let Some(alpha) = self.alpha {
-            only("alpha", alpha.to_string(), &[OptimKind::Rmsprop])?;
-            if !(0.0..=1.0).contains(&alpha) {
-                return Err(ConfigError::new("alpha", alpha, "alpha must be in [0, 1]"));
-            }
-        }
-        for (key, v) in [
-            ("clip_grad_norm", self.clip_grad_norm),
-            ("clip_grad_value", self.clip_grad_value),
-        ] {
-            if let Some(x) = v {
-                if !(x.is_finite() && x > 0.0) {
-                    return Err(ConfigError::new(
-                        key,
-                        x,
-                        format!("{key} must be a number > 0 (leave it out for no clipping)"),
-                    ));
-                }
-            }
         }
         match self.lr_schedule {
-            LrSchedule::Constant => {}
-            LrSchedule::Step { step_size, gamma } => {
-                if step_size == 0 {
-                    return Err(ConfigError::new(
-                        "step_size",
-                        0,
-                        "step_size counts epochs: ≥ 1",
-                    ));
-                }
-                if !(gamma.is_finite() && gamma > 0.0 && gamma <= 1.0) {
-                    return Err(ConfigError::new("gamma", gamma, "gamma must be in (0, 1]"));
-                }
-            }
-            LrSchedule::Cosine { eta_min } => {
-                if !(eta_min.is_finite() && eta_min >= 0.0 && eta_min < self.lr) {
-                    return Err(ConfigError::new(
-                        "eta_min",
-                        eta_min,
-                        format!(
-                            "eta_min must be ≥ 0 and below the learning rate {}",
-                            self.lr
-                        ),
-                    ));
-                }
-            }
-        }
-        if let Some(n) = self.warmup {
-            if n < 2 {
+            LrSchedule::Step { step_size: 0, .. } => {
                 return Err(ConfigError::new(
-                    "warmup",
-                    n,
-                    "a warmup lasts at least 2 steps (leave it out for none)",
-                ));
+                    "lr_schedule",
+                    "step",
+                    "lr_schedule = step needs step_size (epochs between decays)",
+                ))
             }
+            LrSchedule::Cosine { eta_min } if eta_min >= self.lr => {
+                return Err(ConfigError::new(
+                    "eta_min",
+                    eta_min,
+                    format!("eta_min must be below the learning rate {}", self.lr),
+                ))
+            }
+            _ => {}
         }
         if let (Some(_), Some(v)) = (self.clip_grad_norm, self.clip_grad_value) {
             return Err(ConfigError::new(
@@ -313,6 +217,57 @@ impl OptimConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The optimizer's part of a config's slug (`TrainConfig::slug`): its settings that are
+    /// not at their defaults.
+    pub(super) fn slug_tail(&self) -> String {
+        let mut s = String::new();
+        if self.nesterov {
+            s.push_str("-nesterov");
+        }
+        if let Some(wd) = self.weight_decay {
+            s.push_str(&format!("-wd{wd}"));
+        }
+        if let Some((b1, b2)) = self.betas {
+            s.push_str(&format!("-betas{b1}_{b2}"));
+        }
+        if self.amsgrad {
+            s.push_str("-amsgrad");
+        }
+        if let Some(eps) = self.eps {
+            s.push_str(&format!("-eps{eps}"));
+        }
+        if let Some(alpha) = self.alpha {
+            s.push_str(&format!("-alpha{alpha}"));
+        }
+        if let Some(x) = self.clip_grad_norm {
+            s.push_str(&format!("-clipnorm{x}"));
+        }
+        if let Some(x) = self.clip_grad_value {
+            s.push_str(&format!("-clipvalue{x}"));
+        }
+        match self.lr_schedule {
+            LrSchedule::Constant => {}
+            LrSchedule::Step { step_size, gamma } => {
+                s.push_str(&format!("-step{step_size}x{gamma}"))
+            }
+            LrSchedule::Cosine { eta_min } => s.push_str(&format!("-cosine{eta_min}")),
+        }
+        if let Some(n) = self.warmup {
+            s.push_str(&format!("-warmup{n}"));
+        }
+        s
+    }
+
+    /// The learning rate of `kind` when none is given (`train --optimizer K` without `--lr`):
+    /// 0.1 for sgd, 0.001 for adam and adamw (PyTorch's defaults), 0.01 for rmsprop.
+    pub fn default_lr(kind: OptimKind) -> f64 {
+        match kind {
+            OptimKind::Sgd => 0.1,
+            OptimKind::Adam | OptimKind::Adamw => 1e-3,
+            OptimKind::Rmsprop => 1e-2,
+        }
     }
 }
 
@@ -346,70 +301,28 @@ mod tests {
     }
 
     #[test]
-    fn study_space_settings_are_checked() {
-        let base = OptimConfig::new(OptimKind::Rmsprop, 0.01);
-        let check = |f: &dyn Fn(&mut OptimConfig), want: &str| {
-            let mut o = base.clone();
-            f(&mut o);
+    fn rules_between_settings_are_checked() {
+        let check = |o: OptimConfig, want: &str| {
             let e = o.validate().unwrap_err().to_string();
             assert!(e.contains(want), "{e:?} lacks {want:?}");
         };
-        check(
-            &|o| o.nesterov = true,
-            "nesterov applies to sgd only, not rmsprop",
-        );
-        check(
-            &|o| o.betas = Some((0.9, 0.99)),
-            "betas apply to adam and adamw only",
-        );
-        check(
-            &|o| o.weight_decay = Some(-1.0),
-            "weight decay must be a number ≥ 0",
-        );
-        check(&|o| o.alpha = Some(1.5), "alpha must be in [0, 1]");
-        check(&|o| o.eps = Some(f64::NAN), "eps must be a number ≥ 0");
-        check(
-            &|o| o.clip_grad_norm = Some(0.0),
-            "clip_grad_norm must be a number > 0",
-        );
-        check(
-            &|o| {
-                o.clip_grad_norm = Some(1.0);
-                o.clip_grad_value = Some(1.0);
-            },
-            "not both",
-        );
-        check(
-            &|o| {
-                o.lr_schedule = LrSchedule::Step {
-                    step_size: 0,
-                    gamma: 0.5,
-                }
-            },
-            "step_size counts epochs",
-        );
-        check(
-            &|o| {
-                o.lr_schedule = LrSchedule::Step {
-                    step_size: 1,
-                    gamma: 1.5,
-                }
-            },
-            "gamma must be in (0, 1]",
-        );
-        check(
-            &|o| o.lr_schedule = LrSchedule::Cosine { eta_min: 1.0 },
-            "eta_min must be ≥ 0 and below the learning rate",
-        );
-        check(&|o| o.warmup = Some(1), "at least 2 steps");
         let mut sgd = OptimConfig::new(OptimKind::Sgd, 0.1);
         sgd.nesterov = true;
-        assert!(sgd
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("needs a momentum > 0"));
+        check(sgd.clone(), "needs a momentum > 0");
         sgd.momentum = 0.9;
         sgd.validate().unwrap();
+        let mut o = sgd.clone();
+        o.clip_grad_norm = Some(1.0);
+        o.clip_grad_value = Some(1.0);
+        check(o, "not both");
+        let mut o = sgd.clone();
+        o.lr_schedule = LrSchedule::Step {
+            step_size: 0,
+            gamma: 0.5,
+        };
+        check(o, "lr_schedule = step needs step_size");
+        let mut o = sgd;
+        o.lr_schedule = LrSchedule::Cosine { eta_min: 1.0 };
+        check(o, "eta_min must be below the learning rate 0.1");
     }
 }
