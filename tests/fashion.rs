@@ -172,7 +172,7 @@ fn plan_and_describe_show_the_data_set() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("allowed: mnist, fashion-mnist"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use one of: mnist, fashion-mnist"));
 }
 
 #[test]

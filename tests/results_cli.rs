@@ -635,7 +635,7 @@ fn export_writes_one_tidy_table_as_csv_and_parquet() {
         ("collapsed", DataType::Boolean),
         ("seed", DataType::UInt64),
         ("cell", DataType::String),
-        ("hidden", DataType::UInt32),
+        ("hidden", DataType::UInt64),
         ("lr", DataType::Float64),
         ("beta1", DataType::Float64),
         ("nesterov", DataType::Boolean),
