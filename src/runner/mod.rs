@@ -6,8 +6,9 @@
 //! (Ctrl-C, SIGTERM, SIGUSR1) makes running cells stop at their next step, and they are not
 //! marked done. Before training a cell a worker claims its lease (see `store::lease`), so other
 //! processes on the same results folder skip it; a stale lease is taken over. A cell's failure
-//! is kept as text (error.txt, the event log, [`CellOutcome::Failed`]); [`RunnerError`] is only
-//! for what stops the whole run before any cell starts.
+//! is kept as text (error.txt, the event log, [`CellOutcome::Failed`]; a failure to write
+//! error.txt is added to the message, never dropped); [`RunnerError`] is only for what stops the
+//! whole run before any cell starts.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -146,7 +147,12 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
         ..
     } = *sh;
     let fail = |msg: String| {
-        let _ = store.fail(&cell.id, &msg);
+        // error.txt is what `status` and the next sweep read. Should it not be written, the
+        // cell fails all the same, and its message (printed, and in the event log) says why.
+        let msg = match store.fail(&cell.id, &msg) {
+            Ok(()) => msg,
+            Err(e) => format!("{msg}; and error.txt was not kept: {}", chain(&e)),
+        };
         store.log_event("failed", Some(cell), serde_json::json!({ "error": msg }));
         CellOutcome::Failed(msg)
     };
