@@ -31,6 +31,15 @@ pub enum StoreError {
         what: &'static str,
         why: String,
     },
+    /// A claim renamed another worker's fresh lease aside and could not put it back; the lease
+    /// is kept at `aside` (see `lease`).
+    #[error("cannot put another worker's lease back at {path}; it is kept at {aside}")]
+    LeaseAside {
+        path: PathBuf,
+        aside: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
