@@ -447,7 +447,7 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     if !pending.is_empty() {
         // Only the data sets of the cells to run, each loaded once.
         let data = match backend.needs_data() {
-            true => Some(super::data::load_sets(
+            true => Some(crate::data::load_sets(
                 opts.data_dir.as_deref(),
                 pending.iter().map(|c| c.config.dataset),
                 opts.quiet,

@@ -123,7 +123,7 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     let cfg = &config(opts.preset.as_deref(), &opts.overrides)?;
     let backend = Backend::from_env(opts.device, |k| std::env::var(k).ok())?;
     let data = match backend.needs_data() {
-        true => Some(super::data::load_sets(
+        true => Some(crate::data::load_sets(
             opts.data_dir.as_deref(),
             [cfg.dataset],
             opts.quiet,
