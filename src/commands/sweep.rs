@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::Outcome;
 use crate::cluster::Shard;
 use crate::grid::Grid;
+use crate::plan::estimate::estimate_seconds;
 use crate::plan::{Cell, Plan};
 use crate::report::export::cut;
 use crate::runner::{self, CellOutcome, RunOptions, SweepObserver};
@@ -21,7 +22,7 @@ use crate::store::lease::{self, Leases};
 use crate::store::state::CellState;
 use crate::store::{CellResult, RunStore};
 use crate::trainer::backend::Backend;
-use crate::trainer::config::{LayerKind, TrainConfig};
+use crate::trainer::config::TrainConfig;
 use crate::trainer::device::DeviceRequest;
 use crate::trainer::fake::FAKE_ENV;
 use crate::trainer::fit::StepInfo;
@@ -82,30 +83,6 @@ pub fn load_plan(grid: &Path) -> anyhow::Result<(Grid, Plan)> {
     let spec = Grid::load(grid)?;
     let plan = Plan::expand(&spec)?;
     Ok((spec, plan))
-}
-
-/// A rough single-thread time estimate for a cell, in seconds: multiply-adds of the forward and
-/// backward passes at a rate fitted to `rnnsweep bench` on a 2-core x86 machine (≈30 GFLOP/s),
-/// plus the evaluations. Good to a factor of two; for planning only.
-pub fn estimate_seconds(cfg: &TrainConfig) -> f64 {
-    let m = &cfg.model;
-    let g = (m.cell.gates() * m.hidden) as f64;
-    let h = m.hidden as f64;
-    let (steps, features) = (m.input.steps() as f64, m.input.features() as f64);
-    let per_step: f64 = (0..m.layers)
-        .map(|l| g * (if l == 0 { features } else { h } + h + 1.0))
-        .sum::<f64>();
-    let forward = 2.0 * steps * per_step + 2.0 * 10.0 * h;
-    let samples = (cfg.total_iterations() * cfg.batch_size as u64) as f64;
-    let evals = match cfg.eval.every {
-        crate::trainer::config::EvalEvery::Epoch => cfg.total_epochs() as f64,
-        crate::trainer::config::EvalEvery::Iterations(k) => {
-            (cfg.total_iterations() / k) as f64 + 1.0
-        }
-    } + cfg.eval.before_training as u8 as f64;
-    let test = cfg.eval.test_limit.unwrap_or(10_000) as f64;
-    let overhead = if m.cell == LayerKind::Rnn { 1.0 } else { 1.6 };
-    (3.0 * forward * samples + forward * test * evals) * overhead / 30e9
 }
 
 fn human_secs(s: f64) -> String {
