@@ -361,144 +361,230 @@ impl SweepObserver for SweepProgress {
     }
 }
 
+/// What `sweep` runs with: its defaults resolved from the flags, the environment and the cores.
+struct SweepSetup {
+    backend: Backend,
+    shard: Option<Shard>,
+    run: RunOptions,
+    /// Some(cores) when the threads per cell are left to [`threads_per_job`].
+    spare_cores: Option<usize>,
+}
+
+impl SweepSetup {
+    /// Resolves and checks everything that can be wrong before the grid is read: the workers,
+    /// the shard (or Slurm's variables), the data folder, the trainer and the lease TTL.
+    fn resolve(opts: &SweepOptions) -> anyhow::Result<SweepSetup> {
+        let env = |k: &str| std::env::var(k).ok();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = Workers::resolve(opts.jobs, opts.threads_per_job, cores)?;
+        let shard = match opts.shard {
+            Some(s) => Some(s),
+            None => Shard::from_slurm_env(env)?,
+        };
+        // Checked before anything runs: a bad folder is an error now, not after the plan is
+        // written.
+        crate::data::resolve_base(opts.data_dir.as_deref())?;
+        let backend = Backend::from_env(opts.device, env)?;
+        let run = RunOptions {
+            jobs: workers.jobs,
+            threads_per_job: workers.threads_per_job,
+            lease_ttl: lease::ttl_from_env()?,
+            rerun_failed: opts.rerun_failed,
+        };
+        Ok(SweepSetup {
+            backend,
+            shard,
+            run,
+            spare_cores: workers.spare_cores,
+        })
+    }
+}
+
+/// The cells of this shard (`mine`), which of them need running, and how many failed ones are
+/// kept (not rerun without `rerun_failed`); from the files only.
+struct Selection<'a> {
+    mine: Vec<&'a Cell>,
+    pending: Vec<&'a Cell>,
+    failed_kept: usize,
+}
+
+impl<'a> Selection<'a> {
+    fn of(plan: &'a Plan, store: &RunStore, shard: Option<Shard>, rerun_failed: bool) -> Self {
+        let mine: Vec<&Cell> = plan
+            .cells
+            .iter()
+            .filter(|c| shard.is_none_or(|s| s.contains(c.index)))
+            .collect();
+        let statuses: Vec<CellState> = mine.iter().map(|c| store.cell_state(c, None).0).collect();
+        let pending: Vec<&Cell> = mine
+            .iter()
+            .zip(&statuses)
+            .filter(|(_, s)| s.needs_run(rerun_failed))
+            .map(|(c, _)| *c)
+            .collect();
+        let failed_kept = statuses
+            .iter()
+            .filter(|s| matches!(s, CellState::Failed(_)))
+            .count()
+            * (!rerun_failed) as usize;
+        Selection {
+            mine,
+            pending,
+            failed_kept,
+        }
+    }
+
+    /// "sweep "lr" shard 1/2 (3 of 6 cells): 3 cells, 1 done, 2 to run -> results/lr".
+    fn start_line(&self, plan: &Plan, shard: Option<Shard>, root: &Path) -> String {
+        let (mine, pending, failed_kept) = (self.mine.len(), self.pending.len(), self.failed_kept);
+        let done = mine - pending - failed_kept;
+        format!(
+            "sweep {:?}{}: {} cells, {done} done, {} to run{} -> {}",
+            plan.name,
+            shard
+                .map(|s| format!(" shard {s} ({} of {} cells)", mine, plan.cells.len()))
+                .unwrap_or_default(),
+            mine,
+            pending,
+            if failed_kept > 0 {
+                format!(", {failed_kept} failed kept (--rerun-failed runs them)")
+            } else {
+                String::new()
+            },
+            root.display()
+        )
+    }
+}
+
 /// `rnnsweep sweep`: runs what is not done yet.
 pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outcome> {
-    let env = |k: &str| std::env::var(k).ok();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = Workers::resolve(opts.jobs, opts.threads_per_job, cores)?;
-    let shard = match opts.shard {
-        Some(s) => Some(s),
-        None => Shard::from_slurm_env(env)?,
-    };
-    // Checked before anything runs: a bad folder is an error now, not after the plan is written.
-    crate::data::resolve_base(opts.data_dir.as_deref())?;
-    let backend = Backend::from_env(opts.device, env)?;
-    let mut run = RunOptions {
-        jobs: workers.jobs,
-        threads_per_job: workers.threads_per_job,
-        lease_ttl: lease::ttl_from_env()?,
-        rerun_failed: opts.rerun_failed,
-    };
-
+    let SweepSetup {
+        backend,
+        shard,
+        mut run,
+        spare_cores,
+    } = SweepSetup::resolve(opts)?;
     let (spec, plan) = load_plan(&opts.grid)?;
     let store = RunStore::open(&opts.results, &plan.name);
     store.init(&spec.text, &plan)?;
-    let rerun_failed = run.rerun_failed;
-    let mine: Vec<&Cell> = plan
-        .cells
-        .iter()
-        .filter(|c| shard.is_none_or(|s| s.contains(c.index)))
-        .collect();
-    let statuses: Vec<CellState> = mine.iter().map(|c| store.cell_state(c, None).0).collect();
-    let pending: Vec<&Cell> = mine
-        .iter()
-        .zip(&statuses)
-        .filter(|(_, s)| s.needs_run(rerun_failed))
-        .map(|(c, _)| *c)
-        .collect();
-    let failed_kept = statuses
-        .iter()
-        .filter(|s| matches!(s, CellState::Failed(_)))
-        .count()
-        * (!rerun_failed) as usize;
-    let done = mine.len() - pending.len() - failed_kept;
-    eprintln!(
-        "sweep {:?}{}: {} cells, {done} done, {} to run{} -> {}",
-        plan.name,
-        shard
-            .map(|s| format!(" shard {s} ({} of {} cells)", mine.len(), plan.cells.len()))
-            .unwrap_or_default(),
-        mine.len(),
-        pending.len(),
-        if failed_kept > 0 {
-            format!(", {failed_kept} failed kept (--rerun-failed runs them)")
-        } else {
-            String::new()
-        },
-        store.layout.root().display()
-    );
-    let mut outcomes = Vec::new();
-    if let Some(cores) = workers.spare_cores {
-        run.threads_per_job = threads_per_job(cores, run.jobs, pending.len());
+    let cells = Selection::of(&plan, &store, shard, run.rerun_failed);
+    eprintln!("{}", cells.start_line(&plan, shard, store.layout.root()));
+    if let Some(cores) = spare_cores {
+        run.threads_per_job = threads_per_job(cores, run.jobs, cells.pending.len());
     }
-    if !pending.is_empty() {
-        // Only the data sets of the cells to run, each loaded once.
-        let data = match backend.needs_data() {
-            true => Some(crate::data::load_sets(
-                opts.data_dir.as_deref(),
-                pending.iter().map(|c| c.config.dataset),
-                opts.quiet,
-            )?),
-            false => None,
-        };
-        if let Backend::Fake(_) = backend {
-            eprintln!("training with the fake trainer ({FAKE_ENV} is set)");
-        }
-        eprintln!(
-            "running {} cells on {} worker(s), {} matmul thread(s) each",
-            pending.len(),
-            run.jobs.min(pending.len()),
-            run.threads_per_job
-        );
-        let progress = SweepProgress::new(
-            &plan,
-            pending.len(),
-            run.jobs.clamp(1, pending.len()),
-            opts.quiet,
-        );
-        store.log_event(
-            "sweep_start",
-            None,
-            serde_json::json!({
-                "pending": pending.len(),
-                "jobs": run.jobs,
-                "threads_per_job": run.threads_per_job
-            }),
-        );
-        outcomes = backend.with_trainer(data.as_ref(), |trainer| {
-            runner::run(&pending, &store, trainer, &run, stop, &progress)
-        })?;
-        progress.mp.clear().ok();
-        store.log_event(
-            "sweep_end",
-            None,
-            serde_json::json!({ "ran": outcomes.len() }),
-        );
-    }
+    let outcomes = if cells.pending.is_empty() {
+        Vec::new()
+    } else {
+        run_pending(opts, &plan, &store, &backend, &run, &cells.pending, stop)?
+    };
     // Final table, in plan order, from the store (what is on disk is the truth); a cell another
     // process is training shows as "running".
     let leases = Leases::new(store.layout.leases(), run.lease_ttl);
-    let inspected: Vec<(CellState, Option<CellResult>)> = mine
+    let inspected: Vec<(CellState, Option<CellResult>)> = cells
+        .mine
         .iter()
         .map(|c| store.cell_state(c, Some(&leases)))
         .collect();
+    if !opts.quiet && cells.mine.len() <= 200 {
+        print_table(&plan, &cells.mine, &inspected);
+    }
     let statuses: Vec<&CellState> = inspected.iter().map(|(s, _)| s).collect();
-    let names: Vec<&str> = statuses.iter().map(|s| s.name()).collect();
-    if !opts.quiet && mine.len() <= 200 {
+    println!("{}", counts_line(statuses.iter().map(|s| s.name())));
+    Ok(end_of_sweep(&outcomes, &statuses, stop, &store))
+}
+
+/// Trains `pending` (not empty): loads the data sets they use, shows progress, and logs the
+/// sweep's start and end. Returns each cell's outcome by plan index.
+fn run_pending(
+    opts: &SweepOptions,
+    plan: &Plan,
+    store: &RunStore,
+    backend: &Backend,
+    run: &RunOptions,
+    pending: &[&Cell],
+    stop: &AtomicBool,
+) -> anyhow::Result<Vec<(usize, CellOutcome)>> {
+    // Only the data sets of the cells to run, each loaded once.
+    let data = match backend.needs_data() {
+        true => Some(crate::data::load_sets(
+            opts.data_dir.as_deref(),
+            pending.iter().map(|c| c.config.dataset),
+            opts.quiet,
+        )?),
+        false => None,
+    };
+    if let Backend::Fake(_) = backend {
+        eprintln!("training with the fake trainer ({FAKE_ENV} is set)");
+    }
+    eprintln!(
+        "running {} cells on {} worker(s), {} matmul thread(s) each",
+        pending.len(),
+        run.jobs.min(pending.len()),
+        run.threads_per_job
+    );
+    let progress = SweepProgress::new(
+        plan,
+        pending.len(),
+        run.jobs.clamp(1, pending.len()),
+        opts.quiet,
+    );
+    store.log_event(
+        "sweep_start",
+        None,
+        serde_json::json!({
+            "pending": pending.len(),
+            "jobs": run.jobs,
+            "threads_per_job": run.threads_per_job
+        }),
+    );
+    let outcomes = backend.with_trainer(data.as_ref(), |trainer| {
+        runner::run(pending, store, trainer, run, stop, &progress)
+    })?;
+    progress.mp.clear().ok();
+    store.log_event(
+        "sweep_end",
+        None,
+        serde_json::json!({ "ran": outcomes.len() }),
+    );
+    Ok(outcomes)
+}
+
+/// The final table: each of `cells` (in plan order) with its state and, for a completed run,
+/// its final test accuracy.
+fn print_table(plan: &Plan, cells: &[&Cell], inspected: &[(CellState, Option<CellResult>)]) {
+    println!(
+        "{:>5}  {:<9} {:<20} {:<30} {:>9}",
+        "index", "status", "variant", "coords", "test acc"
+    );
+    for (c, (s, result)) in cells.iter().zip(inspected) {
+        // A diverged cell has no final model; its last accuracy predates the blow-up.
+        let acc = match (s, result) {
+            (CellState::Done | CellState::Collapsed, Some(r)) => r
+                .record
+                .final_test_acc
+                .map_or("-".into(), |a| format!("{a:.4}")),
+            _ => "-".into(),
+        };
         println!(
             "{:>5}  {:<9} {:<20} {:<30} {:>9}",
-            "index", "status", "variant", "coords", "test acc"
+            c.index,
+            s.name(),
+            cut(&c.variant, 20),
+            cut(&coords_text(plan, c), 30),
+            acc
         );
-        for ((c, (s, result)), name) in mine.iter().zip(&inspected).zip(&names) {
-            // A diverged cell has no final model; its last accuracy predates the blow-up.
-            let acc = match (s, result) {
-                (CellState::Done | CellState::Collapsed, Some(r)) => r
-                    .record
-                    .final_test_acc
-                    .map_or("-".into(), |a| format!("{a:.4}")),
-                _ => "-".into(),
-            };
-            println!(
-                "{:>5}  {:<9} {:<20} {:<30} {:>9}",
-                c.index,
-                name,
-                cut(&c.variant, 20),
-                cut(&coords_text(&plan, c), 30),
-                acc
-            );
-        }
     }
-    println!("{}", counts_line(names.iter().copied()));
+}
+
+/// Prints the end of a sweep on stderr (cells left to other workers, failed cells, event lines
+/// that could not be written) and returns how it ended: interrupted when stopped with cells
+/// left, failed when a cell failed here or stays failed on disk (`statuses`).
+fn end_of_sweep(
+    outcomes: &[(usize, CellOutcome)],
+    statuses: &[&CellState],
+    stop: &AtomicBool,
+    store: &RunStore,
+) -> Outcome {
     let skipped: Vec<String> = outcomes
         .iter()
         .filter_map(|(i, o)| match o {
@@ -536,13 +622,13 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
             why.unwrap_or_default()
         );
     }
-    Ok(if interrupted {
+    if interrupted {
         Outcome::Interrupted
     } else if failed > 0 || statuses.iter().any(|s| matches!(s, CellState::Failed(_))) {
         Outcome::RunFailed
     } else {
         Outcome::Ok
-    })
+    }
 }
 
 /// ", COLLAPSED: 99.8 % predicted 1" for a collapsed run, else nothing.
