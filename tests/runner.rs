@@ -117,7 +117,7 @@ fn every_ending_of_a_cell_is_recorded_as_its_state() {
         );
     }
     match outcome("lstm", 0) {
-        CellOutcome::Done(r) => {
+        CellOutcome::Finished(r) => {
             assert!(matches!(r.status, RunStatus::Diverged { iteration: 5, .. }))
         }
         o => panic!("{o:?}"),
@@ -227,7 +227,7 @@ fn a_cell_leased_elsewhere_or_finished_meanwhile_is_skipped() {
         CellOutcome::Skipped(why) => assert_eq!(why, "leased by node-elsewhere:4242"),
         o => panic!("{o:?}"),
     }
-    assert!(matches!(outcomes[2].1, CellOutcome::Done(_)));
+    assert!(matches!(outcomes[2].1, CellOutcome::Finished(_)));
     assert_eq!(
         common::event_counts(&store, "start").get(&plan.cells[0].id),
         Some(&1)

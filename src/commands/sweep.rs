@@ -1,4 +1,4 @@
-//! `rnnsweep sweep GRID` and `rnnsweep plan GRID`: expand a grid, show what is done, run what
+//! `rnnsweep sweep GRID` and `rnnsweep plan GRID`: expand a grid, show what is finished, run what
 //! is not (in parallel, with progress), and print the cells in plan order. The sweep's defaults
 //! are chosen here: jobs and matmul threads from the cores, the shard from Slurm's variables,
 //! the trainer from `RNNSWEEP_FAKE_TRAINER`.
@@ -121,7 +121,7 @@ struct PlanRow<'a> {
 #[derive(Clone, Debug)]
 pub struct PlanOptions {
     pub grid: PathBuf,
-    /// Results root, to show which cells are done.
+    /// Results root, to show each cell's state.
     pub results: PathBuf,
     /// Print JSON (every cell with its full config).
     pub json: bool,
@@ -322,7 +322,7 @@ impl SweepObserver for SweepProgress {
     }
     fn cell_finished(&self, w: usize, cell: &Cell, outcome: &CellOutcome) {
         let text = match outcome {
-            CellOutcome::Done(r) => match &r.status {
+            CellOutcome::Finished(r) => match &r.status {
                 crate::trainer::record::RunStatus::Diverged {
                     epoch,
                     iteration,
@@ -437,9 +437,10 @@ impl<'a> Selection<'a> {
     /// "sweep "lr" shard 1/2 (3 of 6 cells): 3 cells, 1 done, 2 to run -> results/lr".
     fn start_line(&self, plan: &Plan, shard: Option<Shard>, root: &Path) -> String {
         let (mine, pending, failed_kept) = (self.mine.len(), self.pending.len(), self.failed_kept);
-        let done = mine - pending - failed_kept;
+        // Finished cells (completed, collapsed or diverged) are counted as "done" here.
+        let finished = mine - pending - failed_kept;
         format!(
-            "sweep {:?}{}: {} cells, {done} done, {} to run{} -> {}",
+            "sweep {:?}{}: {} cells, {finished} done, {} to run{} -> {}",
             plan.name,
             shard
                 .map(|s| format!(" shard {s} ({} of {} cells)", mine, plan.cells.len()))
@@ -456,7 +457,7 @@ impl<'a> Selection<'a> {
     }
 }
 
-/// `rnnsweep sweep`: runs what is not done yet.
+/// `rnnsweep sweep`: runs what is not finished yet.
 pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outcome> {
     let SweepSetup {
         backend,

@@ -8,7 +8,7 @@
 //! over by renaming it aside (only one taker's rename can succeed) and claiming afresh. A fresh
 //! lease renamed aside by mistake (claimed between the look and the rename) is put back without
 //! replacing anything; if it cannot be, it stays aside and the claim fails naming both paths.
-//! `result.json` stays the only "done" marker: leases only decide who works on a cell now.
+//! `result.json` stays the only "finished" marker: leases only decide who works on a cell now.
 
 use std::fs;
 use std::io::Write;
