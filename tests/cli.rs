@@ -54,7 +54,10 @@ fn describe_prints_pytorch_shapes_and_totals() {
 #[test]
 fn bad_input_is_a_clear_error_with_exit_2() {
     let cases: &[(&[&str], &str)] = &[
-        (&["train", "--cell", "lsmt"], "use one of: rnn, lstm, gru (did you mean `lstm`?)"),
+        (
+            &["train", "--cell", "lsmt"],
+            "use one of: rnn, lstm, gru (did you mean `lstm`?)",
+        ),
         (
             &["train", "--hidden", "0"],
             "invalid hidden = 0: hidden size must be",

@@ -11,15 +11,18 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rnnsweep::cluster::Origin;
+use rnnsweep::error::TrainError;
 use rnnsweep::grid::Grid;
 use rnnsweep::plan::{Cell, Plan};
 use rnnsweep::runner::{self, CellOutcome, RunOptions, SweepObserver};
 use rnnsweep::store::lease::{now, LeaseInfo};
 use rnnsweep::store::state::CellState;
 use rnnsweep::store::RunStore;
+use rnnsweep::trainer::config::TrainConfig;
 use rnnsweep::trainer::fake::FakeTrainer;
-use rnnsweep::trainer::fit::StepInfo;
+use rnnsweep::trainer::fit::{Observer, StepInfo};
 use rnnsweep::trainer::record::{MetricRow, RunStatus};
+use rnnsweep::trainer::{Trained, Trainer};
 
 fn setup(results: &std::path::Path) -> (Plan, RunStore) {
     let grid = Grid::load(&common::grid("tiny.toml")).unwrap();
@@ -114,7 +117,7 @@ fn every_ending_of_a_cell_is_recorded_as_its_state() {
         );
     }
     match outcome("lstm", 0) {
-        CellOutcome::Done(r) => {
+        CellOutcome::Finished(r) => {
             assert!(matches!(r.status, RunStatus::Diverged { iteration: 5, .. }))
         }
         o => panic!("{o:?}"),
@@ -224,10 +227,52 @@ fn a_cell_leased_elsewhere_or_finished_meanwhile_is_skipped() {
         CellOutcome::Skipped(why) => assert_eq!(why, "leased by node-elsewhere:4242"),
         o => panic!("{o:?}"),
     }
-    assert!(matches!(outcomes[2].1, CellOutcome::Done(_)));
+    assert!(matches!(outcomes[2].1, CellOutcome::Finished(_)));
     assert_eq!(
         common::event_counts(&store, "start").get(&plan.cells[0].id),
         Some(&1)
     );
     assert_eq!(*obs.started.lock().unwrap(), vec![2]);
+}
+
+/// Fails every cell after putting a folder where the cell's error.txt goes, so that the
+/// runner cannot write the file.
+struct FailsWithErrorTxtBlocked(std::path::PathBuf);
+
+impl Trainer for FailsWithErrorTxtBlocked {
+    fn train(
+        &self,
+        _cfg: &TrainConfig,
+        _obs: &dyn Observer,
+        _stop: &AtomicBool,
+    ) -> Result<Trained, TrainError> {
+        std::fs::create_dir_all(self.0.join("in-the-way")).unwrap();
+        Err(TrainError::Injected("boom".into()))
+    }
+}
+
+#[test]
+fn a_failure_that_error_txt_cannot_keep_is_still_reported_with_its_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (plan, store) = setup(tmp.path());
+    let cell = &plan.cells[0];
+    let error_txt = store.layout.error_txt(&cell.id);
+    let obs = Recorder::default();
+    let trainer = FailsWithErrorTxtBlocked(error_txt.clone());
+    let outcomes = runner::run(&[cell], &store, &trainer, &opts(1), &obs.stop, &obs).unwrap();
+    let why = format!("cannot write {}", error_txt.display());
+    match &outcomes[0].1 {
+        CellOutcome::Failed(m) => {
+            assert!(m.starts_with("boom; "), "the training error first: {m}");
+            assert!(m.contains(&why), "{m}");
+        }
+        o => panic!("{o:?}"),
+    }
+    let events = std::fs::read_to_string(store.layout.events()).unwrap();
+    let failed = events
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["event"] == "failed")
+        .expect("a failed event");
+    assert!(failed["error"].as_str().unwrap().contains(&why), "{failed}");
 }

@@ -68,7 +68,7 @@ pub fn bench_cmd(o: &BenchOptions) -> anyhow::Result<Outcome> {
     }
     // Read the baseline first: a bad file should not cost a benchmark run.
     let baseline = o.compare.as_deref().map(load_baseline).transpose()?;
-    let data = super::data::load(o.data_dir.as_deref(), crate::data::Dataset::Mnist, o.quiet)?;
+    let data = crate::data::load(o.data_dir.as_deref(), crate::data::Dataset::Mnist, o.quiet)?;
     let verbose = !o.json && !o.quiet;
     if verbose {
         eprintln!(

@@ -1,14 +1,11 @@
 //! `rnnsweep data fetch | verify | show [--dataset D]`: getting a data set's files, checking
-//! them, and looking at an image as the sequence the network reads. Also [`load`] and
-//! [`load_sets`], how the other commands get the data (each data set from its own folder, see
-//! `data::dataset_dir`, downloading what is missing, with progress).
+//! them, and looking at an image as the sequence the network reads.
 
 use std::path::{Path, PathBuf};
 
 use super::Outcome;
-use crate::commands::progress::FetchProgress;
 use crate::data::sequence::{InputMode, Reading};
-use crate::data::{self, fetch, DataSets, DataSpec, Dataset, Mnist};
+use crate::data::{self, fetch, load_from, DataSpec, Dataset, FetchProgress, Mnist};
 use crate::error::DataError;
 
 /// Options of `rnnsweep data`.
@@ -62,42 +59,6 @@ pub fn data_cmd(o: &DataOptions) -> anyhow::Result<Outcome> {
     };
     print!("{text}");
     Ok(Outcome::Ok)
-}
-
-/// Loads `spec`'s data from `dir`, downloading missing files first (with progress unless
-/// `quiet`) from the mirrors of [`DataSpec::mirrors`].
-pub fn load_from(dir: &Path, spec: &DataSpec, quiet: bool) -> Result<Mnist, DataError> {
-    let progress = FetchProgress::new(quiet);
-    let result = spec.load_or_fetch(dir, &spec.mirrors(&[]), &|e| progress.event(e));
-    progress.finish();
-    result
-}
-
-/// Loads `dataset` from its folder under the data folder `data_dir` (the flag as given; see
-/// `data::resolve_dir`), downloading missing files first.
-pub fn load(data_dir: Option<&Path>, dataset: Dataset, quiet: bool) -> Result<Mnist, DataError> {
-    load_from(
-        &data::resolve_dir(data_dir, dataset)?,
-        &dataset.spec(),
-        quiet,
-    )
-}
-
-/// Loads each of `datasets` once (see [`load`]): only the data sets a command's cells use, so
-/// an MNIST-only sweep never needs the Fashion-MNIST files. All are loaded before any training
-/// starts, so a missing download stops the command at once instead of failing cells.
-pub fn load_sets(
-    data_dir: Option<&Path>,
-    datasets: impl IntoIterator<Item = Dataset>,
-    quiet: bool,
-) -> Result<DataSets, DataError> {
-    let mut sets = DataSets::default();
-    for d in datasets {
-        if sets.get(d).is_err() {
-            sets.insert(d, load(data_dir, d, quiet)?);
-        }
-    }
-    Ok(sets)
 }
 
 /// Downloads whatever is missing, then verifies all four files. Returns a report.

@@ -7,8 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use super::results::resolve_sweeps;
-use super::Outcome;
+use super::{resolve_sweeps, Outcome};
 use crate::fsutil::write_atomic;
 use crate::report::export::tidy::{render, tidy_frame, TidyFormat};
 use crate::report::load::load;

@@ -5,7 +5,8 @@
 //! variables, `RNNSWEEP_FAKE_TRAINER`, the data folder), checks of the values, loading, the
 //! work, and all its output on stdout and stderr. `cli.rs`, the only module that sees clap,
 //! just fills the options and calls the entry function; `main` maps the [`Outcome`] to an
-//! exit code.
+//! exit code. What several commands share is here: naming sweeps ([`resolve_sweeps`]), writing
+//! a chart ([`write_chart`]) and a matmul pool ([`with_threads`]).
 
 pub mod bench;
 pub mod data;
@@ -21,10 +22,14 @@ pub mod status;
 pub mod sweep;
 pub mod train;
 
-use anyhow::Context;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
 
 use crate::fsutil::write_atomic;
 use crate::report::chart::{to_png, to_svg, ChartFormat, Drawable};
+use crate::report::load::sweeps_in;
+use crate::store::Layout;
 
 /// How a command ended, as far as the exit code is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,12 +56,12 @@ impl Outcome {
 /// Writes `chart` as `<out>/<stem>.svg` and/or `<stem>.png`, as `format` asks (each rendered
 /// before anything is written, each file atomically); returns the paths written.
 pub fn write_chart(
-    out: &std::path::Path,
+    out: &Path,
     stem: &str,
     chart: &impl Drawable,
     title: &str,
     format: ChartFormat,
-) -> anyhow::Result<Vec<std::path::PathBuf>> {
+) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     if format.svg() {
         files.push((
@@ -73,6 +78,40 @@ pub fn write_chart(
         written.push(path);
     }
     Ok(written)
+}
+
+/// Sweep folders from names or paths (none = every sweep under `results`).
+pub fn resolve_sweeps(results: &Path, names: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+    if names.is_empty() {
+        return Ok(sweeps_in(results)?);
+    }
+    names
+        .iter()
+        .map(|n| {
+            let p = PathBuf::from(n);
+            if Layout::is_sweep(&p) {
+                return Ok(p);
+            }
+            let q = results.join(n);
+            if Layout::is_sweep(&q) {
+                return Ok(q);
+            }
+            let known = sweeps_in(results).map(|v| {
+                v.iter()
+                    .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
+            bail!(
+                "no sweep {n:?}: neither {} nor {} holds a plan.json{}",
+                p.display(),
+                q.display(),
+                known
+                    .map(|k| format!(" (sweeps in {}: {k})", results.display()))
+                    .unwrap_or_default()
+            )
+        })
+        .collect()
 }
 
 /// Runs `f` with dfdx's CPU matmul limited to `threads` threads (dfdx uses the current rayon pool).

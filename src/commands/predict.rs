@@ -37,7 +37,7 @@ pub fn predict_cmd(o: &PredictOptions) -> anyhow::Result<Outcome> {
         anyhow::bail!("--n must be at least 1");
     }
     let run = load_run(&o.run)?;
-    let data = super::data::load(o.data_dir.as_deref(), run.config.dataset, o.quiet)?;
+    let data = crate::data::load(o.data_dir.as_deref(), run.config.dataset, o.quiet)?;
     let p = predict_first(&run, &data, o.n);
     if o.json {
         println!("{}", serde_json::to_string_pretty(&p)?);

@@ -1,55 +1,22 @@
 //! `rnnsweep results summarize | compare | curves | report`: tables, charts and the HTML report
 //! over one or more sweeps, read from disk only. Each command's options name the sweeps the
-//! same way (`results`, `sweeps`, see [`resolve_sweeps`]) and group them by `by` (None: the
+//! same way (`results`, `sweeps`, see `commands::resolve_sweeps`) and group them by `by` (None: the
 //! default grouping of `report::summarize`).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
-use super::{write_chart, Outcome};
+use super::{resolve_sweeps, write_chart, Outcome};
 use crate::fsutil::write_atomic;
-use crate::report::chart::{self, metric_title, ChartFormat};
+use crate::report::chart::{self, metric_title, sweep_names, ChartFormat};
+use crate::report::effect_figures::report_figures;
 use crate::report::export::{diff_line, exporter_for, group_line, Format, Tables};
 use crate::report::html::{self, Figure};
-use crate::report::load::{load, sweeps_in, Loaded};
+use crate::report::load::{load, Loaded};
 use crate::report::series::{panel, Panel};
 use crate::report::summarize::{check_by, compare, default_by, summarize, Metric, Summary};
 use crate::store::Layout;
-
-/// Sweep folders from names or paths (none = every sweep under `results`).
-pub fn resolve_sweeps(results: &Path, names: &[String]) -> anyhow::Result<Vec<PathBuf>> {
-    if names.is_empty() {
-        return Ok(sweeps_in(results)?);
-    }
-    names
-        .iter()
-        .map(|n| {
-            let p = PathBuf::from(n);
-            if Layout::is_sweep(&p) {
-                return Ok(p);
-            }
-            let q = results.join(n);
-            if Layout::is_sweep(&q) {
-                return Ok(q);
-            }
-            let known = sweeps_in(results).map(|v| {
-                v.iter()
-                    .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            });
-            bail!(
-                "no sweep {n:?}: neither {} nor {} holds a plan.json{}",
-                p.display(),
-                q.display(),
-                known
-                    .map(|k| format!(" (sweeps in {}: {k})", results.display()))
-                    .unwrap_or_default()
-            )
-        })
-        .collect()
-}
 
 /// Loads and summarizes.
 pub fn build_summary(
@@ -175,18 +142,6 @@ const CHART_METRICS: [Metric; 4] = [
     Metric::TrainLoss,
 ];
 
-/// The sweeps' folder names, e.g. ["activation", "lr"], for titles.
-fn sweep_names(dirs: &[PathBuf]) -> Vec<String> {
-    dirs.iter()
-        .map(|d| {
-            d.file_name().map_or_else(
-                || d.display().to_string(),
-                |f| f.to_string_lossy().into_owned(),
-            )
-        })
-        .collect()
-}
-
 /// The panel of every chart metric.
 type Panels = Vec<(Metric, Panel)>;
 
@@ -249,7 +204,7 @@ pub struct ReportOptions {
 pub fn report_cmd(o: &ReportOptions) -> anyhow::Result<Outcome> {
     let dirs = resolve_sweeps(&o.results, &o.sweeps)?;
     let (loaded, s, panels) = panels(&dirs, o.by.as_deref())?;
-    let effects = super::effects::report_figures(&loaded, &dirs)?;
+    let effects = report_figures(&loaded, &dirs)?;
     let names = sweep_names(&dirs);
     let name = names.join(" + ");
     let figures = panels

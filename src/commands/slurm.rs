@@ -61,7 +61,7 @@ pub fn slurm_cmd(o: &SlurmOptions) -> anyhow::Result<Outcome> {
     );
     // Compute nodes often have no internet: make sure the data is here before submitting.
     if check_data {
-        super::data::load_sets(
+        crate::data::load_sets(
             Some(&data_dir),
             plan.cells.iter().map(|c| c.config.dataset),
             o.quiet,

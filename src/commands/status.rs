@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::results::resolve_sweeps;
-use super::Outcome;
+use super::{resolve_sweeps, Outcome};
 use crate::report::export::cut;
 use crate::store::lease::{now, ttl_from_env, Leases};
 use crate::store::state::CellState;

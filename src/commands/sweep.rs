@@ -1,4 +1,4 @@
-//! `rnnsweep sweep GRID` and `rnnsweep plan GRID`: expand a grid, show what is done, run what
+//! `rnnsweep sweep GRID` and `rnnsweep plan GRID`: expand a grid, show what is finished, run what
 //! is not (in parallel, with progress), and print the cells in plan order. The sweep's defaults
 //! are chosen here: jobs and matmul threads from the cores, the shard from Slurm's variables,
 //! the trainer from `RNNSWEEP_FAKE_TRAINER`.
@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::Outcome;
 use crate::cluster::Shard;
 use crate::grid::Grid;
+use crate::plan::estimate::estimate_seconds;
 use crate::plan::{Cell, Plan};
 use crate::report::export::cut;
 use crate::runner::{self, CellOutcome, RunOptions, SweepObserver};
@@ -21,7 +22,7 @@ use crate::store::lease::{self, Leases};
 use crate::store::state::CellState;
 use crate::store::{CellResult, RunStore};
 use crate::trainer::backend::{Backend, TrainerChoice};
-use crate::trainer::config::{LayerKind, TrainConfig};
+use crate::trainer::config::TrainConfig;
 use crate::trainer::device::DeviceRequest;
 use crate::trainer::fit::StepInfo;
 use crate::trainer::record::{MetricRow, MetricSplit};
@@ -85,30 +86,6 @@ pub fn load_plan(grid: &Path) -> anyhow::Result<(Grid, Plan)> {
     Ok((spec, plan))
 }
 
-/// A rough single-thread time estimate for a cell, in seconds: multiply-adds of the forward and
-/// backward passes at a rate fitted to `rnnsweep bench` on a 2-core x86 machine (≈30 GFLOP/s),
-/// plus the evaluations. Good to a factor of two; for planning only.
-pub fn estimate_seconds(cfg: &TrainConfig) -> f64 {
-    let m = &cfg.model;
-    let g = (m.cell.gates() * m.hidden) as f64;
-    let h = m.hidden as f64;
-    let (steps, features) = (m.input.steps() as f64, m.input.features() as f64);
-    let per_step: f64 = (0..m.layers)
-        .map(|l| g * (if l == 0 { features } else { h } + h + 1.0))
-        .sum::<f64>();
-    let forward = 2.0 * steps * per_step + 2.0 * 10.0 * h;
-    let samples = (cfg.total_iterations() * cfg.batch_size as u64) as f64;
-    let evals = match cfg.eval.every {
-        crate::trainer::config::EvalEvery::Epoch => cfg.total_epochs() as f64,
-        crate::trainer::config::EvalEvery::Iterations(k) => {
-            (cfg.total_iterations() / k) as f64 + 1.0
-        }
-    } + cfg.eval.before_training as u8 as f64;
-    let test = cfg.eval.test_limit.unwrap_or(10_000) as f64;
-    let overhead = if m.cell == LayerKind::Rnn { 1.0 } else { 1.6 };
-    (3.0 * forward * samples + forward * test * evals) * overhead / 30e9
-}
-
 fn human_secs(s: f64) -> String {
     if s < 90.0 {
         format!("{s:.0}s")
@@ -145,7 +122,7 @@ struct PlanRow<'a> {
 #[derive(Clone, Debug)]
 pub struct PlanOptions {
     pub grid: PathBuf,
-    /// Results root, to show which cells are done.
+    /// Results root, to show each cell's state.
     pub results: PathBuf,
     /// Print JSON (every cell with its full config).
     pub json: bool,
@@ -346,7 +323,7 @@ impl SweepObserver for SweepProgress {
     }
     fn cell_finished(&self, w: usize, cell: &Cell, outcome: &CellOutcome) {
         let text = match outcome {
-            CellOutcome::Done(r) => match &r.status {
+            CellOutcome::Finished(r) => match &r.status {
                 crate::trainer::record::RunStatus::Diverged {
                     epoch,
                     iteration,
@@ -385,144 +362,231 @@ impl SweepObserver for SweepProgress {
     }
 }
 
-/// `rnnsweep sweep`: runs what is not done yet.
-pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outcome> {
-    let env = |k: &str| std::env::var(k).ok();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = Workers::resolve(opts.jobs, opts.threads_per_job, cores)?;
-    let shard = match opts.shard {
-        Some(s) => Some(s),
-        None => Shard::from_slurm_env(env)?,
-    };
-    // Checked before anything runs: a bad folder is an error now, not after the plan is written.
-    crate::data::resolve_base(opts.data_dir.as_deref())?;
-    let backend = opts.trainer.backend(opts.device);
-    let mut run = RunOptions {
-        jobs: workers.jobs,
-        threads_per_job: workers.threads_per_job,
-        lease_ttl: lease::ttl_from_env()?,
-        rerun_failed: opts.rerun_failed,
-    };
+/// What `sweep` runs with: its defaults resolved from the flags, the environment and the cores.
+struct SweepSetup {
+    backend: Backend,
+    shard: Option<Shard>,
+    run: RunOptions,
+    /// Some(cores) when the threads per cell are left to [`threads_per_job`].
+    spare_cores: Option<usize>,
+}
 
+impl SweepSetup {
+    /// Resolves and checks everything that can be wrong before the grid is read: the workers,
+    /// the shard (or Slurm's variables), the data folder, the trainer and the lease TTL.
+    fn resolve(opts: &SweepOptions) -> anyhow::Result<SweepSetup> {
+        let env = |k: &str| std::env::var(k).ok();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = Workers::resolve(opts.jobs, opts.threads_per_job, cores)?;
+        let shard = match opts.shard {
+            Some(s) => Some(s),
+            None => Shard::from_slurm_env(env)?,
+        };
+        // Checked before anything runs: a bad folder is an error now, not after the plan is
+        // written.
+        crate::data::resolve_base(opts.data_dir.as_deref())?;
+        let backend = opts.trainer.backend(opts.device);
+        let run = RunOptions {
+            jobs: workers.jobs,
+            threads_per_job: workers.threads_per_job,
+            lease_ttl: lease::ttl_from_env()?,
+            rerun_failed: opts.rerun_failed,
+        };
+        Ok(SweepSetup {
+            backend,
+            shard,
+            run,
+            spare_cores: workers.spare_cores,
+        })
+    }
+}
+
+/// The cells of this shard (`mine`), which of them need running, and how many failed ones are
+/// kept (not rerun without `rerun_failed`); from the files only.
+struct Selection<'a> {
+    mine: Vec<&'a Cell>,
+    pending: Vec<&'a Cell>,
+    failed_kept: usize,
+}
+
+impl<'a> Selection<'a> {
+    fn of(plan: &'a Plan, store: &RunStore, shard: Option<Shard>, rerun_failed: bool) -> Self {
+        let mine: Vec<&Cell> = plan
+            .cells
+            .iter()
+            .filter(|c| shard.is_none_or(|s| s.contains(c.index)))
+            .collect();
+        let statuses: Vec<CellState> = mine.iter().map(|c| store.cell_state(c, None).0).collect();
+        let pending: Vec<&Cell> = mine
+            .iter()
+            .zip(&statuses)
+            .filter(|(_, s)| s.needs_run(rerun_failed))
+            .map(|(c, _)| *c)
+            .collect();
+        let failed_kept = statuses
+            .iter()
+            .filter(|s| matches!(s, CellState::Failed(_)))
+            .count()
+            * (!rerun_failed) as usize;
+        Selection {
+            mine,
+            pending,
+            failed_kept,
+        }
+    }
+
+    /// "sweep "lr" shard 1/2 (3 of 6 cells): 3 cells, 1 done, 2 to run -> results/lr".
+    fn start_line(&self, plan: &Plan, shard: Option<Shard>, root: &Path) -> String {
+        let (mine, pending, failed_kept) = (self.mine.len(), self.pending.len(), self.failed_kept);
+        // Finished cells (completed, collapsed or diverged) are counted as "done" here.
+        let finished = mine - pending - failed_kept;
+        format!(
+            "sweep {:?}{}: {} cells, {finished} done, {} to run{} -> {}",
+            plan.name,
+            shard
+                .map(|s| format!(" shard {s} ({} of {} cells)", mine, plan.cells.len()))
+                .unwrap_or_default(),
+            mine,
+            pending,
+            if failed_kept > 0 {
+                format!(", {failed_kept} failed kept (--rerun-failed runs them)")
+            } else {
+                String::new()
+            },
+            root.display()
+        )
+    }
+}
+
+/// `rnnsweep sweep`: runs what is not finished yet.
+pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outcome> {
+    let SweepSetup {
+        backend,
+        shard,
+        mut run,
+        spare_cores,
+    } = SweepSetup::resolve(opts)?;
     let (spec, plan) = load_plan(&opts.grid)?;
     let store = RunStore::open(&opts.results, &plan.name);
     store.init(&spec.text, &plan)?;
-    let rerun_failed = run.rerun_failed;
-    let mine: Vec<&Cell> = plan
-        .cells
-        .iter()
-        .filter(|c| shard.is_none_or(|s| s.contains(c.index)))
-        .collect();
-    let statuses: Vec<CellState> = mine.iter().map(|c| store.cell_state(c, None).0).collect();
-    let pending: Vec<&Cell> = mine
-        .iter()
-        .zip(&statuses)
-        .filter(|(_, s)| s.needs_run(rerun_failed))
-        .map(|(c, _)| *c)
-        .collect();
-    let failed_kept = statuses
-        .iter()
-        .filter(|s| matches!(s, CellState::Failed(_)))
-        .count()
-        * (!rerun_failed) as usize;
-    let done = mine.len() - pending.len() - failed_kept;
-    eprintln!(
-        "sweep {:?}{}: {} cells, {done} done, {} to run{} -> {}",
-        plan.name,
-        shard
-            .map(|s| format!(" shard {s} ({} of {} cells)", mine.len(), plan.cells.len()))
-            .unwrap_or_default(),
-        mine.len(),
-        pending.len(),
-        if failed_kept > 0 {
-            format!(", {failed_kept} failed kept (--rerun-failed runs them)")
-        } else {
-            String::new()
-        },
-        store.layout.root().display()
-    );
-    let mut outcomes = Vec::new();
-    if let Some(cores) = workers.spare_cores {
-        run.threads_per_job = threads_per_job(cores, run.jobs, pending.len());
+    let cells = Selection::of(&plan, &store, shard, run.rerun_failed);
+    eprintln!("{}", cells.start_line(&plan, shard, store.layout.root()));
+    if let Some(cores) = spare_cores {
+        run.threads_per_job = threads_per_job(cores, run.jobs, cells.pending.len());
     }
-    if !pending.is_empty() {
-        // Only the data sets of the cells to run, each loaded once.
-        let data = match backend.needs_data() {
-            true => Some(super::data::load_sets(
-                opts.data_dir.as_deref(),
-                pending.iter().map(|c| c.config.dataset),
-                opts.quiet,
-            )?),
-            false => None,
-        };
-        if let Backend::Fake(_) = backend {
-            eprintln!("training with the fake trainer");
-        }
-        eprintln!(
-            "running {} cells on {} worker(s), {} matmul thread(s) each",
-            pending.len(),
-            run.jobs.min(pending.len()),
-            run.threads_per_job
-        );
-        let progress = SweepProgress::new(
-            &plan,
-            pending.len(),
-            run.jobs.clamp(1, pending.len()),
-            opts.quiet,
-        );
-        store.log_event(
-            "sweep_start",
-            None,
-            serde_json::json!({
-                "pending": pending.len(),
-                "jobs": run.jobs,
-                "threads_per_job": run.threads_per_job
-            }),
-        );
-        outcomes = backend.with_trainer(data.as_ref(), |trainer| {
-            runner::run(&pending, &store, trainer, &run, stop, &progress)
-        })?;
-        progress.mp.clear().ok();
-        store.log_event(
-            "sweep_end",
-            None,
-            serde_json::json!({ "ran": outcomes.len() }),
-        );
-    }
+    let outcomes = if cells.pending.is_empty() {
+        Vec::new()
+    } else {
+        run_pending(opts, &plan, &store, &backend, &run, &cells.pending, stop)?
+    };
     // Final table, in plan order, from the store (what is on disk is the truth); a cell another
     // process is training shows as "running".
     let leases = Leases::new(store.layout.leases(), run.lease_ttl);
-    let inspected: Vec<(CellState, Option<CellResult>)> = mine
+    let inspected: Vec<(CellState, Option<CellResult>)> = cells
+        .mine
         .iter()
         .map(|c| store.cell_state(c, Some(&leases)))
         .collect();
+    if !opts.quiet && cells.mine.len() <= 200 {
+        print_table(&plan, &cells.mine, &inspected);
+    }
     let statuses: Vec<&CellState> = inspected.iter().map(|(s, _)| s).collect();
-    let names: Vec<&str> = statuses.iter().map(|s| s.name()).collect();
-    if !opts.quiet && mine.len() <= 200 {
+    println!("{}", counts_line(statuses.iter().map(|s| s.name())));
+    Ok(end_of_sweep(&outcomes, &statuses, stop, &store))
+}
+
+/// Trains `pending` (not empty): loads the data sets they use, shows progress, and logs the
+/// sweep's start and end. Returns each cell's outcome by plan index.
+fn run_pending(
+    opts: &SweepOptions,
+    plan: &Plan,
+    store: &RunStore,
+    backend: &Backend,
+    run: &RunOptions,
+    pending: &[&Cell],
+    stop: &AtomicBool,
+) -> anyhow::Result<Vec<(usize, CellOutcome)>> {
+    // Only the data sets of the cells to run, each loaded once.
+    let data = match backend.needs_data() {
+        true => Some(crate::data::load_sets(
+            opts.data_dir.as_deref(),
+            pending.iter().map(|c| c.config.dataset),
+            opts.quiet,
+        )?),
+        false => None,
+    };
+    if let Backend::Fake(_) = backend {
+        eprintln!("training with the fake trainer");
+    }
+    eprintln!(
+        "running {} cells on {} worker(s), {} matmul thread(s) each",
+        pending.len(),
+        run.jobs.min(pending.len()),
+        run.threads_per_job
+    );
+    let progress = SweepProgress::new(
+        plan,
+        pending.len(),
+        run.jobs.clamp(1, pending.len()),
+        opts.quiet,
+    );
+    store.log_event(
+        "sweep_start",
+        None,
+        serde_json::json!({
+            "pending": pending.len(),
+            "jobs": run.jobs,
+            "threads_per_job": run.threads_per_job
+        }),
+    );
+    let outcomes = backend.with_trainer(data.as_ref(), |trainer| {
+        runner::run(pending, store, trainer, run, stop, &progress)
+    })?;
+    progress.mp.clear().ok();
+    store.log_event(
+        "sweep_end",
+        None,
+        serde_json::json!({ "ran": outcomes.len() }),
+    );
+    Ok(outcomes)
+}
+
+/// The final table: each of `cells` (in plan order) with its state and, for a completed run,
+/// its final test accuracy.
+fn print_table(plan: &Plan, cells: &[&Cell], inspected: &[(CellState, Option<CellResult>)]) {
+    println!(
+        "{:>5}  {:<9} {:<20} {:<30} {:>9}",
+        "index", "status", "variant", "coords", "test acc"
+    );
+    for (c, (s, result)) in cells.iter().zip(inspected) {
+        // A diverged cell has no final model; its last accuracy predates the blow-up.
+        let acc = match (s, result) {
+            (CellState::Done | CellState::Collapsed, Some(r)) => r
+                .record
+                .final_test_acc
+                .map_or("-".into(), |a| format!("{a:.4}")),
+            _ => "-".into(),
+        };
         println!(
             "{:>5}  {:<9} {:<20} {:<30} {:>9}",
-            "index", "status", "variant", "coords", "test acc"
+            c.index,
+            s.name(),
+            cut(&c.variant, 20),
+            cut(&coords_text(plan, c), 30),
+            acc
         );
-        for ((c, (s, result)), name) in mine.iter().zip(&inspected).zip(&names) {
-            // A diverged cell has no final model; its last accuracy predates the blow-up.
-            let acc = match (s, result) {
-                (CellState::Done | CellState::Collapsed, Some(r)) => r
-                    .record
-                    .final_test_acc
-                    .map_or("-".into(), |a| format!("{a:.4}")),
-                _ => "-".into(),
-            };
-            println!(
-                "{:>5}  {:<9} {:<20} {:<30} {:>9}",
-                c.index,
-                name,
-                cut(&c.variant, 20),
-                cut(&coords_text(&plan, c), 30),
-                acc
-            );
-        }
     }
-    println!("{}", counts_line(names.iter().copied()));
+}
+
+/// Prints the end of a sweep on stderr (cells left to other workers, failed cells, event lines
+/// that could not be written) and returns how it ended: interrupted when stopped with cells
+/// left, failed when a cell failed here or stays failed on disk (`statuses`).
+fn end_of_sweep(
+    outcomes: &[(usize, CellOutcome)],
+    statuses: &[&CellState],
+    stop: &AtomicBool,
+    store: &RunStore,
+) -> Outcome {
     let skipped: Vec<String> = outcomes
         .iter()
         .filter_map(|(i, o)| match o {
@@ -560,13 +624,13 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
             why.unwrap_or_default()
         );
     }
-    Ok(if interrupted {
+    if interrupted {
         Outcome::Interrupted
     } else if failed > 0 || statuses.iter().any(|s| matches!(s, CellState::Failed(_))) {
         Outcome::RunFailed
     } else {
         Outcome::Ok
-    })
+    }
 }
 
 /// ", COLLAPSED: 99.8 % predicted 1" for a collapsed run, else nothing.

@@ -130,7 +130,7 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     let cfg = &config(opts.preset.as_deref(), opts.seed, &opts.settings)?;
     let backend = opts.trainer.backend(opts.device);
     let data = match backend.needs_data() {
-        true => Some(super::data::load_sets(
+        true => Some(crate::data::load_sets(
             opts.data_dir.as_deref(),
             [cfg.dataset],
             opts.quiet,

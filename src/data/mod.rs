@@ -2,11 +2,13 @@
 //! (`--data-dir`, `RNNSWEEP_DATA`, or a per-user cache directory; one folder per data set),
 //! verifying them by SHA-256 against their [`DataSpec`], loading them into memory, and rendering
 //! an image as the sequence a recurrent network reads. `dataset.rs` holds the specs (files,
-//! sums, mirrors, class names) of MNIST and Fashion-MNIST.
+//! sums, mirrors, class names) of MNIST and Fashion-MNIST; `loading.rs` is how the commands get
+//! the data sets they use (downloading what is missing, with a download bar).
 
 mod dataset;
 pub mod fetch;
 pub mod idx;
+mod loading;
 pub mod sequence;
 
 use std::collections::BTreeMap;
@@ -20,6 +22,7 @@ pub use dataset::{
     DataSpec, Dataset, IdxFile, FASHION_CLASSES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES,
     TRAIN_LABELS,
 };
+pub use loading::{load, load_from, load_sets, FetchProgress};
 
 /// Environment variable naming the data folder (overridden by `--data-dir`); see [`dataset_dir`].
 pub const DATA_ENV: &str = "RNNSWEEP_DATA";

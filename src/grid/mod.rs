@@ -99,196 +99,27 @@ impl Grid {
 
     /// Checks grid `text` (`path` is used in messages).
     pub fn parse(path: &Path, text: &str) -> Result<Grid, GridError> {
-        let err = |span: Option<Range<usize>>, key: &str, msg: String| {
-            GridError::at(path, text, span, key, msg)
-        };
-        let raw: RawSpec = toml::from_str(text).map_err(|e| {
-            let mut msg = e.message().trim().to_string();
-            if let Some(field) = msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
-                msg = format!(
-                    "unknown table [{field}]{}; a grid file has [sweep], [defaults], [[variant]] and [grid]",
-                    did_you_mean(field, &["sweep", "defaults", "variant", "grid"])
-                );
-            }
-            err(e.span(), "", msg)
-        })?;
-
-        // [sweep]
-        let sweep = raw.sweep.ok_or_else(|| {
-            err(
+        let src = Source { path, text };
+        let raw = parse_raw(src)?;
+        let sweep = raw.sweep.as_ref().ok_or_else(|| {
+            src.err(
                 Some(0..0),
                 "sweep",
                 "missing [sweep] table with at least `name = \"...\"`".into(),
             )
         })?;
-        let mut name = None;
-        let mut description = String::new();
-        let mut seeds = vec![0];
-        for (k, v) in sweep.get_ref() {
-            let key = format!("sweep.{}", k.get_ref());
-            match (k.get_ref().as_str(), v.get_ref()) {
-                ("name", toml::Value::String(s)) => {
-                    let ok = !s.is_empty()
-                        && s.len() <= 64
-                        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-                        && !s.starts_with('.');
-                    if !ok {
-                        return Err(err(Some(v.span()), &key, format!(
-                            "{s:?} cannot name a results folder; use 1-64 letters, digits, '-', '_' or '.'"
-                        )));
-                    }
-                    name = Some(s.clone());
-                }
-                ("description", toml::Value::String(s)) => description = s.clone(),
-                ("seeds", toml::Value::Integer(n)) if (1..=1000).contains(n) => seeds = (0..*n as u64).collect(),
-                ("seeds", toml::Value::Array(a)) if !a.is_empty() => {
-                    seeds = Vec::with_capacity(a.len());
-                    for s in a {
-                        match s {
-                            toml::Value::Integer(i) if *i >= 0 && !seeds.contains(&(*i as u64)) => seeds.push(*i as u64),
-                            other => {
-                                return Err(err(Some(v.span()), &key, format!(
-                                    "seeds must be distinct integers ≥ 0; {other} is not allowed"
-                                )))
-                            }
-                        }
-                    }
-                }
-                ("name" | "description", other) => {
-                    return Err(err(Some(v.span()), &key, format!("expected a string, got {other}")))
-                }
-                ("seeds", other) => {
-                    return Err(err(Some(v.span()), &key, format!(
-                        "expected a count 1..=1000 (seeds 0..n) or a non-empty list of seeds, got {other}"
-                    )))
-                }
-                (other, _) => {
-                    return Err(err(Some(k.span()), &key, format!(
-                        "unknown key `{other}`{}; [sweep] takes name, description and seeds",
-                        did_you_mean(other, &["name", "description", "seeds"])
-                    )))
-                }
-            }
-        }
-        let name = name.ok_or_else(|| {
-            err(
-                Some(sweep.span()),
-                "sweep.name",
-                "missing `name = \"...\"` (the results folder)".into(),
-            )
-        })?;
-
-        // [grid]
-        let mut axes = Vec::new();
-        if let Some(grid) = &raw.grid {
-            for (k, v) in grid.get_ref() {
-                let key = checked_key(path, text, k, "grid")?;
-                let kind = params::key(key).expect("checked key").kind;
-                let values = axis::expand(kind, v.get_ref())
-                    .map_err(|m| err(Some(v.span()), &format!("grid.{key}"), m))?;
-                axes.push(Axis {
-                    key,
-                    values,
-                    span: v.span(),
-                });
-            }
-            axes.sort_by_key(|a| a.span.start);
-        }
-        let axis_span = |key: &str| axes.iter().find(|a| a.key == key).map(|a| a.span.clone());
-
-        // [defaults] and [[variant]]
-        let settings = |table: &SpannedTable, section: &str| -> Result<Settings, GridError> {
-            let mut out = Settings::new();
-            for (k, v) in table {
-                if section.starts_with("variant") && k.get_ref() == "name" {
-                    continue;
-                }
-                let key = checked_key(path, text, k, section)?;
-                if let Some(a) = axis_span(key) {
-                    let line = GridError::at(path, text, Some(a), "", "").line;
-                    return Err(err(
-                        Some(k.span()),
-                        &format!("{section}.{key}"),
-                        format!(
-                            "`{key}` is also a grid axis (line {line}); set it in one place only"
-                        ),
-                    ));
-                }
-                let value = check(params::key(key).expect("checked key").kind, v.get_ref())
-                    .map_err(|m| err(Some(v.span()), &format!("{section}.{key}"), m))?;
-                out.insert(
-                    key,
-                    Setting {
-                        value,
-                        span: v.span(),
-                        origin: format!("{section}.{key}"),
-                    },
-                );
-            }
-            Ok(out)
-        };
+        let SweepTable {
+            name,
+            description,
+            seeds,
+        } = parse_sweep(src, sweep)?;
+        let axes = parse_axes(src, raw.grid.as_ref())?;
         let defaults = match &raw.defaults {
-            Some(d) => settings(d.get_ref(), "defaults")?,
+            Some(d) => parse_settings(src, d.get_ref(), "defaults", &axes)?,
             None => Settings::new(),
         };
-        let mut variants: Vec<Variant> = Vec::new();
-        for (i, v) in raw.variant.iter().enumerate() {
-            let section = format!("variant[{i}]");
-            let name_key = v.get_ref().iter().find(|(k, _)| k.get_ref() == "name");
-            let vname = match name_key.map(|(_, val)| val) {
-                Some(val) => match val.get_ref() {
-                    toml::Value::String(s) if !s.trim().is_empty() => s.clone(),
-                    other => {
-                        return Err(err(
-                            Some(val.span()),
-                            &format!("{section}.name"),
-                            format!("expected a non-empty string, got {other}"),
-                        ))
-                    }
-                },
-                None => {
-                    return Err(err(
-                        Some(v.span()),
-                        &section,
-                        "each [[variant]] needs a `name = \"...\"`".into(),
-                    ))
-                }
-            };
-            if variants.iter().any(|o| o.name == vname) {
-                return Err(err(
-                    Some(name_key.expect("has name").1.span()),
-                    &format!("{section}.name"),
-                    format!("the variant name {vname:?} is used twice; names must be unique"),
-                ));
-            }
-            variants.push(Variant {
-                name: vname,
-                settings: settings(v.get_ref(), &section)?,
-                span: v.span(),
-            });
-        }
-        if variants.is_empty() {
-            variants.push(Variant {
-                name: "default".into(),
-                settings: Settings::new(),
-                span: 0..0,
-            });
-        }
-
-        let cells = axes
-            .iter()
-            .fold(variants.len().saturating_mul(seeds.len()), |n, a| {
-                n.saturating_mul(a.values.len())
-            });
-        if cells > MAX_CELLS {
-            let span = raw.grid.as_ref().map(|g| g.span()).or(Some(sweep.span()));
-            return Err(err(span, "grid", format!(
-                "this grid expands to {cells} cells ({} variants × {} seeds × axes {}); at most {MAX_CELLS}: narrow an axis or split the study",
-                variants.len(),
-                seeds.len(),
-                axes.iter().map(|a| format!("{}={}", a.key, a.values.len())).collect::<Vec<_>>().join(" × ")
-            )));
-        }
+        let variants = parse_variants(src, &raw.variant, &axes)?;
+        check_size(src, &raw, sweep, &variants, &seeds, &axes)?;
         Ok(Grid {
             path: path.to_owned(),
             text: text.to_owned(),
@@ -300,6 +131,245 @@ impl Grid {
             axes,
         })
     }
+}
+
+/// The grid file being checked, to locate its errors.
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    /// An error at `span` of this file, under `key`.
+    fn err(&self, span: Option<Range<usize>>, key: &str, msg: String) -> GridError {
+        GridError::at(self.path, self.text, span, key, msg)
+    }
+}
+
+/// The file as TOML in [`RawSpec`]'s shape; an unknown table lists the four there are.
+fn parse_raw(src: Source) -> Result<RawSpec, GridError> {
+    toml::from_str(src.text).map_err(|e| {
+        let mut msg = e.message().trim().to_string();
+        if let Some(field) = msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+            msg = format!(
+                "unknown table [{field}]{}; a grid file has [sweep], [defaults], [[variant]] and [grid]",
+                did_you_mean(field, &["sweep", "defaults", "variant", "grid"])
+            );
+        }
+        src.err(e.span(), "", msg)
+    })
+}
+
+/// The checked [sweep] table.
+struct SweepTable {
+    name: String,
+    description: String,
+    seeds: Vec<u64>,
+}
+
+/// Checks [sweep]: `name` (required, a folder name), `description`, `seeds` (a count or a
+/// list; default one seed, 0).
+fn parse_sweep(src: Source, sweep: &Spanned<SpannedTable>) -> Result<SweepTable, GridError> {
+    let err = |span, key: &str, msg| src.err(Some(span), key, msg);
+    let mut name = None;
+    let mut description = String::new();
+    let mut seeds = vec![0];
+    for (k, v) in sweep.get_ref() {
+        let key = format!("sweep.{}", k.get_ref());
+        match (k.get_ref().as_str(), v.get_ref()) {
+            ("name", toml::Value::String(s)) => {
+                let ok = !s.is_empty()
+                    && s.len() <= 64
+                    && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                    && !s.starts_with('.');
+                if !ok {
+                    return Err(err(v.span(), &key, format!(
+                        "{s:?} cannot name a results folder; use 1-64 letters, digits, '-', '_' or '.'"
+                    )));
+                }
+                name = Some(s.clone());
+            }
+            ("description", toml::Value::String(s)) => description = s.clone(),
+            ("seeds", toml::Value::Integer(n)) if (1..=1000).contains(n) => seeds = (0..*n as u64).collect(),
+            ("seeds", toml::Value::Array(a)) if !a.is_empty() => {
+                seeds = Vec::with_capacity(a.len());
+                for s in a {
+                    match s {
+                        toml::Value::Integer(i) if *i >= 0 && !seeds.contains(&(*i as u64)) => seeds.push(*i as u64),
+                        other => {
+                            return Err(err(v.span(), &key, format!(
+                                "seeds must be distinct integers ≥ 0; {other} is not allowed"
+                            )))
+                        }
+                    }
+                }
+            }
+            ("name" | "description", other) => {
+                return Err(err(v.span(), &key, format!("expected a string, got {other}")))
+            }
+            ("seeds", other) => {
+                return Err(err(v.span(), &key, format!(
+                    "expected a count 1..=1000 (seeds 0..n) or a non-empty list of seeds, got {other}"
+                )))
+            }
+            (other, _) => {
+                return Err(err(k.span(), &key, format!(
+                    "unknown key `{other}`{}; [sweep] takes name, description and seeds",
+                    did_you_mean(other, &["name", "description", "seeds"])
+                )))
+            }
+        }
+    }
+    let name = name.ok_or_else(|| {
+        err(
+            sweep.span(),
+            "sweep.name",
+            "missing `name = \"...\"` (the results folder)".into(),
+        )
+    })?;
+    Ok(SweepTable {
+        name,
+        description,
+        seeds,
+    })
+}
+
+/// Checks [grid]: each key a known one, each value a list or range of its kind; the axes in
+/// file order.
+fn parse_axes(src: Source, grid: Option<&Spanned<SpannedTable>>) -> Result<Vec<Axis>, GridError> {
+    let mut axes = Vec::new();
+    if let Some(grid) = grid {
+        for (k, v) in grid.get_ref() {
+            let key = checked_key(src.path, src.text, k, "grid")?;
+            let kind = params::key(key).expect("checked key").kind;
+            let values = axis::expand(kind, v.get_ref())
+                .map_err(|m| src.err(Some(v.span()), &format!("grid.{key}"), m))?;
+            axes.push(Axis {
+                key,
+                values,
+                span: v.span(),
+            });
+        }
+        axes.sort_by_key(|a| a.span.start);
+    }
+    Ok(axes)
+}
+
+/// Checks the settings of [defaults] or a [[variant]] (`section`, its `name` skipped): known
+/// keys, valid values, none that is also a grid axis.
+fn parse_settings(
+    src: Source,
+    table: &SpannedTable,
+    section: &str,
+    axes: &[Axis],
+) -> Result<Settings, GridError> {
+    let axis_span = |key: &str| axes.iter().find(|a| a.key == key).map(|a| a.span.clone());
+    let mut out = Settings::new();
+    for (k, v) in table {
+        if section.starts_with("variant") && k.get_ref() == "name" {
+            continue;
+        }
+        let key = checked_key(src.path, src.text, k, section)?;
+        if let Some(a) = axis_span(key) {
+            let line = GridError::at(src.path, src.text, Some(a), "", "").line;
+            return Err(src.err(
+                Some(k.span()),
+                &format!("{section}.{key}"),
+                format!("`{key}` is also a grid axis (line {line}); set it in one place only"),
+            ));
+        }
+        let value = check(params::key(key).expect("checked key").kind, v.get_ref())
+            .map_err(|m| src.err(Some(v.span()), &format!("{section}.{key}"), m))?;
+        out.insert(
+            key,
+            Setting {
+                value,
+                span: v.span(),
+                origin: format!("{section}.{key}"),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Checks the [[variant]] tables: each with a unique non-empty `name` and valid settings. No
+/// table makes one implicit variant, `default`, without settings.
+fn parse_variants(
+    src: Source,
+    tables: &[Spanned<SpannedTable>],
+    axes: &[Axis],
+) -> Result<Vec<Variant>, GridError> {
+    let mut variants: Vec<Variant> = Vec::new();
+    for (i, v) in tables.iter().enumerate() {
+        let section = format!("variant[{i}]");
+        let name_key = v.get_ref().iter().find(|(k, _)| k.get_ref() == "name");
+        let vname = match name_key.map(|(_, val)| val) {
+            Some(val) => match val.get_ref() {
+                toml::Value::String(s) if !s.trim().is_empty() => s.clone(),
+                other => {
+                    return Err(src.err(
+                        Some(val.span()),
+                        &format!("{section}.name"),
+                        format!("expected a non-empty string, got {other}"),
+                    ))
+                }
+            },
+            None => {
+                return Err(src.err(
+                    Some(v.span()),
+                    &section,
+                    "each [[variant]] needs a `name = \"...\"`".into(),
+                ))
+            }
+        };
+        if variants.iter().any(|o| o.name == vname) {
+            return Err(src.err(
+                Some(name_key.expect("has name").1.span()),
+                &format!("{section}.name"),
+                format!("the variant name {vname:?} is used twice; names must be unique"),
+            ));
+        }
+        variants.push(Variant {
+            name: vname,
+            settings: parse_settings(src, v.get_ref(), &section, axes)?,
+            span: v.span(),
+        });
+    }
+    if variants.is_empty() {
+        variants.push(Variant {
+            name: "default".into(),
+            settings: Settings::new(),
+            span: 0..0,
+        });
+    }
+    Ok(variants)
+}
+
+/// Refuses a grid of more than [`MAX_CELLS`] cells (variants × seeds × axis values).
+fn check_size(
+    src: Source,
+    raw: &RawSpec,
+    sweep: &Spanned<SpannedTable>,
+    variants: &[Variant],
+    seeds: &[u64],
+    axes: &[Axis],
+) -> Result<(), GridError> {
+    let cells = axes
+        .iter()
+        .fold(variants.len().saturating_mul(seeds.len()), |n, a| {
+            n.saturating_mul(a.values.len())
+        });
+    if cells > MAX_CELLS {
+        let span = raw.grid.as_ref().map(|g| g.span()).or(Some(sweep.span()));
+        return Err(src.err(span, "grid", format!(
+            "this grid expands to {cells} cells ({} variants × {} seeds × axes {}); at most {MAX_CELLS}: narrow an axis or split the study",
+            variants.len(),
+            seeds.len(),
+            axes.iter().map(|a| format!("{}={}", a.key, a.values.len())).collect::<Vec<_>>().join(" × ")
+        )));
+    }
+    Ok(())
 }
 
 /// Maps a table key to a known hyperparameter key, or explains the mistake.

@@ -1,7 +1,10 @@
 //! The plan: a grid expanded into cells in a fixed order (variants × axes in file order × seeds),
 //! each with a stable id = readable slug + 8 hex digits of blake3 over the canonical config,
 //! the data fingerprint and the result-format version. Renaming a variant or reordering the
-//! file keeps ids; changing any hyperparameter makes a new one.
+//! file keeps ids; changing any hyperparameter makes a new one. `estimate.rs`: a cell's rough
+//! training time, for `rnnsweep plan`.
+
+pub mod estimate;
 
 use std::collections::BTreeMap;
 

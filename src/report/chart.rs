@@ -30,6 +30,18 @@ pub(crate) fn fonts() {
     });
 }
 
+/// The sweeps' folder names, e.g. ["activation", "lr"], for titles.
+pub fn sweep_names(dirs: &[std::path::PathBuf]) -> Vec<String> {
+    dirs.iter()
+        .map(|d| {
+            d.file_name().map_or_else(
+                || d.display().to_string(),
+                |f| f.to_string_lossy().into_owned(),
+            )
+        })
+        .collect()
+}
+
 /// "Test accuracy", "Train loss", ...
 pub fn metric_title(m: Metric) -> &'static str {
     match m {

@@ -1,11 +1,13 @@
 //! Reports, read only from the disk: loading sweeps into polars frames (`load`), summarizing
 //! them (`summarize`, pure frame → values), statistics (`stats`), exporters that turn a summary
 //! into bytes (`export`), chart series (`series`, pure), drawing them (`chart`, SVG/PNG),
-//! effects of one setting on a metric (`effects`, pure; drawn by `effect_chart`), and the
+//! effects of one setting on a metric (`effects`, pure; drawn by `effect_chart`; the report's
+//! effect charts and what `results effects` shares with them in `effect_figures`), and the
 //! self-contained HTML report (`html`); a run's hyperparameters by grid key (`hyper`).
 
 pub mod chart;
 pub mod effect_chart;
+pub mod effect_figures;
 pub mod effects;
 pub mod export;
 pub mod html;

@@ -395,7 +395,7 @@ struct Cell {
 }
 
 /// Schedules in table order: "epoch", then every K steps by K.
-fn schedule_order(every: &str) -> (u8, u64, String) {
+fn schedule_order(every: &str) -> Schedule {
     match every.parse::<u64>() {
         _ if every == "epoch" => (0, 0, String::new()),
         Ok(k) => (1, k, String::new()),
@@ -406,6 +406,37 @@ fn schedule_order(every: &str) -> (u8, u64, String) {
 /// Summarizes loaded runs grouped by `by` (column names of the runs table).
 pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult<Summary> {
     let keyed = with_text_keys(&loaded.runs, by)?;
+    let mut groups = group_rows(&keyed, by)?;
+    let group_of = groups_of_runs(&keyed, by, &groups)?;
+    add_final_test_accs(&mut groups, &keyed, &group_of)?;
+    let scheds = schedules(keyed.column("eval_every")?.str()?);
+    let places = run_places(&keyed, &group_of, &scheds)?;
+    let cells = curve_cells(loaded, metric, &places, &scheds)?;
+    set_best_points(&mut groups, &cells, &scheds, metric);
+    let (groups, order) = rank_groups(groups);
+    let tables = curve_tables(&cells, &scheds, &order, &groups);
+    Ok(Summary {
+        counts: loaded.counts.clone(),
+        by: by.to_vec(),
+        metric,
+        groups,
+        curves: Curves { metric, tables },
+    })
+}
+
+/// An evaluation schedule as [`schedule_order`] sorts it.
+type Schedule = (u8, u64, String);
+
+/// Each run's group and schedule (indexes into the groups and the schedules), by run id.
+type RunPlaces<'a> = std::collections::HashMap<&'a str, (usize, usize)>;
+
+/// The curve cells by (schedule, group, point in the schedule's unit).
+type Cells = BTreeMap<(usize, usize, i64), Cell>;
+
+/// One row per group of the runs table `keyed` (grouping columns as text), in order of first
+/// appearance, with the per-group aggregates; the final test accuracy statistics, the best
+/// point and the comparison with the best group are filled in later.
+fn group_rows(keyed: &DataFrame, by: &[String]) -> PolarsResult<Vec<GroupRow>> {
     let by_exprs: Vec<Expr> = by.iter().map(|b| col(b.as_str())).collect();
     let completed = col("status").eq(lit("completed"));
     let agg = keyed
@@ -471,52 +502,43 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
             by_seed: BTreeMap::new(),
         });
     }
-    let index_of: BTreeMap<BTreeMap<String, String>, usize> = groups
+    Ok(groups)
+}
+
+/// Each run's group (an index into `groups`), in the rows' order of `keyed`.
+fn groups_of_runs(
+    keyed: &DataFrame,
+    by: &[String],
+    groups: &[GroupRow],
+) -> PolarsResult<Vec<Option<usize>>> {
+    let index_of: BTreeMap<&BTreeMap<String, String>, usize> = groups
         .iter()
         .enumerate()
-        .map(|(i, g)| (g.key.clone(), i))
+        .map(|(i, g)| (&g.key, i))
         .collect();
+    (0..keyed.height())
+        .map(|r| Ok(index_of.get(&group_key(keyed, by, r)?).copied()))
+        .collect()
+}
 
-    // Each run's group and evaluation schedule; final test accuracies of completed runs, per
-    // group and per (group, seed).
-    let (ids, every, seeds, accs, statuses) = (
-        keyed.column("id")?.str()?,
-        keyed.column("eval_every")?.str()?,
+/// Fills in each group's final test accuracy statistics and per-seed values, over its
+/// completed runs with a finite final test accuracy.
+fn add_final_test_accs(
+    groups: &mut [GroupRow],
+    keyed: &DataFrame,
+    group_of: &[Option<usize>],
+) -> PolarsResult<()> {
+    let (seeds, accs, statuses) = (
         keyed.column("seed")?.u64()?,
         keyed.column("final_test_acc")?.f64()?,
         keyed.column("status")?.str()?,
     );
-    // Schedules in table order; each run's group and schedule (index into `scheds`).
-    let mut scheds: Vec<(u8, u64, String)> = every
-        .iter()
-        .map(|e| schedule_order(e.unwrap_or("epoch")))
-        .collect();
-    scheds.sort();
-    scheds.dedup();
-    let sched_of: std::collections::HashMap<&str, usize> = every
-        .iter()
-        .flatten()
-        .map(|e| {
-            let o = schedule_order(e);
-            (e, scheds.binary_search(&o).expect("listed"))
-        })
-        .collect();
-    let epoch_sched = scheds.binary_search(&schedule_order("epoch")).ok();
-    let mut run_of: std::collections::HashMap<&str, (usize, usize)> =
-        std::collections::HashMap::new();
     let mut finals: Vec<Vec<f64>> = vec![Vec::new(); groups.len()];
     let mut per_seed: Vec<BTreeMap<u64, (f64, usize)>> = vec![BTreeMap::new(); groups.len()];
-    for r in 0..keyed.height() {
-        let Some(&g) = index_of.get(&group_key(&keyed, by, r)?) else {
+    for (r, g) in group_of.iter().enumerate() {
+        let Some(g) = *g else {
             continue;
         };
-        if let Some(id) = ids.get(r) {
-            let sched = match every.get(r) {
-                Some(e) => sched_of[e],
-                None => epoch_sched.expect("a run without eval_every is listed as \"epoch\""),
-            };
-            run_of.insert(id, (g, sched));
-        }
         if let (Some("completed"), Some(seed), Some(acc)) =
             (statuses.get(r), seeds.get(r), accs.get(r))
         {
@@ -538,9 +560,62 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
             .map(|(seed, (sum, n))| (seed, sum / n as f64))
             .collect();
     }
+    Ok(())
+}
 
-    // Curves: per schedule, group and point (the schedule's unit) the mean over the runs (a
-    // non-finite value stays in the mean, as in PyTorch); the other coordinate where shared.
+/// The runs' evaluation schedules (`eval_every`, none read as "epoch"), in table order.
+fn schedules(every: &StringChunked) -> Vec<Schedule> {
+    let mut scheds: Vec<Schedule> = every
+        .iter()
+        .map(|e| schedule_order(e.unwrap_or("epoch")))
+        .collect();
+    scheds.sort();
+    scheds.dedup();
+    scheds
+}
+
+/// Each grouped run's group and schedule, by id.
+fn run_places<'a>(
+    keyed: &'a DataFrame,
+    group_of: &[Option<usize>],
+    scheds: &[Schedule],
+) -> PolarsResult<RunPlaces<'a>> {
+    let (ids, every) = (
+        keyed.column("id")?.str()?,
+        keyed.column("eval_every")?.str()?,
+    );
+    let sched_of: std::collections::HashMap<&str, usize> = every
+        .iter()
+        .flatten()
+        .map(|e| {
+            let o = schedule_order(e);
+            (e, scheds.binary_search(&o).expect("listed"))
+        })
+        .collect();
+    let epoch_sched = scheds.binary_search(&schedule_order("epoch")).ok();
+    let mut run_of = RunPlaces::new();
+    for (r, g) in group_of.iter().enumerate() {
+        let (Some(g), Some(id)) = (*g, ids.get(r)) else {
+            continue;
+        };
+        let sched = match every.get(r) {
+            Some(e) => sched_of[e],
+            None => epoch_sched.expect("a run without eval_every is listed as \"epoch\""),
+        };
+        run_of.insert(id, (g, sched));
+    }
+    Ok(run_of)
+}
+
+/// Curves: per schedule, group and point (the schedule's unit) the sum and count of `metric`
+/// over the runs (a non-finite value stays in the mean, as in PyTorch); the other coordinate
+/// where shared.
+fn curve_cells(
+    loaded: &Loaded,
+    metric: Metric,
+    places: &RunPlaces,
+    scheds: &[Schedule],
+) -> PolarsResult<Cells> {
     let rows = loaded
         .metrics
         .clone()
@@ -558,13 +633,13 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
         rows.column("iteration")?.i64()?,
         rows.column(metric.column())?.f64()?,
     );
-    let mut cells: BTreeMap<(usize, usize, i64), Cell> = BTreeMap::new();
+    let mut cells = Cells::new();
     for r in 0..rows.height() {
         let (Some(id), Some(e), Some(i), Some(v)) = (id.get(r), ep.get(r), it.get(r), val.get(r))
         else {
             continue;
         };
-        let Some(&(g, sched)) = run_of.get(id) else {
+        let Some(&(g, sched)) = places.get(id) else {
             continue;
         };
         let (x, other) = if scheds[sched].0 == 0 { (e, i) } else { (i, e) };
@@ -573,20 +648,27 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
         c.n += 1;
         c.other.add(other);
     }
-    let point = |sched: usize, x: i64, other: Shared| {
-        if scheds[sched].0 == 0 {
-            CurvePoint {
-                epoch: Some(x),
-                iteration: other.get(),
-            }
-        } else {
-            CurvePoint {
-                epoch: other.get(),
-                iteration: Some(x),
-            }
+    Ok(cells)
+}
+
+/// The evaluation point `x` of a table on `sched`, with the other coordinate where shared.
+fn point(sched: &Schedule, x: i64, other: Shared) -> CurvePoint {
+    if sched.0 == 0 {
+        CurvePoint {
+            epoch: Some(x),
+            iteration: other.get(),
         }
-    };
-    for (&(sched, g, x), c) in &cells {
+    } else {
+        CurvePoint {
+            epoch: other.get(),
+            iteration: Some(x),
+        }
+    }
+}
+
+/// Each group's best seed-mean of `metric` over its finite curve points, and where it was.
+fn set_best_points(groups: &mut [GroupRow], cells: &Cells, scheds: &[Schedule], metric: Metric) {
+    for (&(sched, g, x), c) in cells {
         let v = c.sum / c.n as f64;
         let better = |old: Option<f64>| {
             old.is_none_or(|o| {
@@ -598,14 +680,17 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
             })
         };
         if v.is_finite() && better(groups[g].best) {
-            let p = point(sched, x, c.other);
+            let p = point(&scheds[sched], x, c.other);
             groups[g].best = Some(v);
             groups[g].best_epoch = p.epoch;
             groups[g].best_iteration = p.iteration;
         }
     }
+}
 
-    // Sort by final test accuracy (best first), then compare every group with the best.
+/// The groups sorted by final test accuracy (best first; ties in their first order), each
+/// compared with the best; and for each place in that order the group's former index.
+fn rank_groups(groups: Vec<GroupRow>) -> (Vec<GroupRow>, Vec<usize>) {
     let order: Vec<usize> = {
         let mut o: Vec<usize> = (0..groups.len()).collect();
         o.sort_by(|&a, &b| {
@@ -616,7 +701,6 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
         });
         o
     };
-    let rank: BTreeMap<usize, usize> = order.iter().enumerate().map(|(r, &g)| (g, r)).collect();
     let mut groups: Vec<GroupRow> = order.iter().map(|&g| groups[g].clone()).collect();
     if let Some(best) = groups
         .first()
@@ -627,8 +711,18 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
             g.vs_best = compare(g, &best);
         }
     }
+    (groups, order)
+}
 
-    // One table per schedule: its groups in summary order, its points in training order.
+/// One table per schedule: its groups in summary order (`groups`, sorted; `order` maps a place
+/// to the group's index in `cells`), its points in training order.
+fn curve_tables(
+    cells: &Cells,
+    scheds: &[Schedule],
+    order: &[usize],
+    groups: &[GroupRow],
+) -> Vec<CurveTable> {
+    let rank: BTreeMap<usize, usize> = order.iter().enumerate().map(|(r, &g)| (g, r)).collect();
     let mut tables = Vec::new();
     let schedules: std::collections::BTreeSet<usize> = cells.keys().map(|k| k.0).collect();
     for sched in schedules {
@@ -663,19 +757,13 @@ pub fn summarize(loaded: &Loaded, by: &[String], metric: Metric) -> PolarsResult
                 _ => every.2.clone(),
             },
             x: if every.0 == 0 { "epoch" } else { "step" },
-            points: xs.iter().map(|(x, o)| point(sched, *x, *o)).collect(),
+            points: xs.iter().map(|(x, o)| point(every, *x, *o)).collect(),
             labels: cols.iter().map(|&r| groups[r].label.clone()).collect(),
             groups: cols,
             values,
         });
     }
-    Ok(Summary {
-        counts: loaded.counts.clone(),
-        by: by.to_vec(),
-        metric,
-        groups,
-        curves: Curves { metric, tables },
-    })
+    tables
 }
 
 /// a's final test accuracy minus b's, paired on the seeds both completed

@@ -4,10 +4,11 @@
 //! blocked in another pool's `install` steals more outer work, which would run more cells at
 //! once than `jobs`. One failing or diverging cell never stops the others; a set stop flag
 //! (Ctrl-C, SIGTERM, SIGUSR1) makes running cells stop at their next step, and they are not
-//! marked done. Before training a cell a worker claims its lease (see `store::lease`), so other
+//! marked finished. Before training a cell a worker claims its lease (see `store::lease`), so other
 //! processes on the same results folder skip it; a stale lease is taken over. A cell's failure
-//! is kept as text (error.txt, the event log, [`CellOutcome::Failed`]); [`RunnerError`] is only
-//! for what stops the whole run before any cell starts.
+//! is kept as text (error.txt, the event log, [`CellOutcome::Failed`]; a failure to write
+//! error.txt is added to the message, never dropped); [`RunnerError`] is only for what stops the
+//! whole run before any cell starts.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -49,11 +50,12 @@ pub enum RunnerError {
 /// How one cell ended in this run.
 #[derive(Clone, Debug)]
 pub enum CellOutcome {
-    /// Trained to the end of its budget, or diverged (both recorded in result.json).
-    Done(Box<RunRecord>),
+    /// Finished: trained to the end of its budget, or diverged (both recorded in result.json;
+    /// see `CellState::finished`).
+    Finished(Box<RunRecord>),
     /// An error with its causes, or a panic's message (also in error.txt).
     Failed(String),
-    /// Stopped by the stop flag; nothing marks it done, so the next run starts it again.
+    /// Stopped by the stop flag; nothing marks it finished, so the next run starts it again.
     Interrupted,
     /// Not run here: another process holds its lease, or finished it meanwhile.
     Skipped(String),
@@ -146,7 +148,12 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
         ..
     } = *sh;
     let fail = |msg: String| {
-        let _ = store.fail(&cell.id, &msg);
+        // error.txt is what `status` and the next sweep read. Should it not be written, the
+        // cell fails all the same, and its message (printed, and in the event log) says why.
+        let msg = match store.fail(&cell.id, &msg) {
+            Ok(()) => msg,
+            Err(e) => format!("{msg}; and error.txt was not kept: {}", chain(&e)),
+        };
         store.log_event("failed", Some(cell), serde_json::json!({ "error": msg }));
         CellOutcome::Failed(msg)
     };
@@ -208,12 +215,13 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
     if let Err(e) = finish() {
         return fail(chain(&e));
     }
+    // The event of a finished cell is called "done" in events.jsonl.
     store.log_event(
         "done",
         Some(cell),
         serde_json::json!({ "status": record.status.name(), "test_acc": record.final_test_acc }),
     );
-    CellOutcome::Done(Box::new(record))
+    CellOutcome::Finished(Box::new(record))
 }
 
 /// Runs `cells` (already filtered to those that need running) with `trainer` and returns each

@@ -11,7 +11,7 @@
 //!     config.json           written first
 //!     metrics.csv           long format, rewritten atomically after every evaluation
 //!     weights.safetensors   final parameters, PyTorch names and shapes
-//!     result.json           written last and atomically: the "done" marker
+//!     result.json           written last and atomically: the "finished" marker
 //!     error.txt             only for failed cells
 //! ```
 

@@ -5,8 +5,10 @@
 //! owner (host, pid, Slurm ids) and carries a heartbeat that a background thread refreshes
 //! while the cell trains. A lease is stale when its owner is a process of this host that no
 //! longer exists, or when its heartbeat is older than the time-to-live; a stale lease is taken
-//! over by renaming it aside (only one taker's rename can succeed) and claiming afresh.
-//! `result.json` stays the only "done" marker: leases only decide who works on a cell now.
+//! over by renaming it aside (only one taker's rename can succeed) and claiming afresh. A fresh
+//! lease renamed aside by mistake (claimed between the look and the rename) is put back without
+//! replacing anything; if it cannot be, it stays aside and the claim fails naming both paths.
+//! `result.json` stays the only "finished" marker: leases only decide who works on a cell now.
 
 use std::fs;
 use std::io::Write;
@@ -122,6 +124,10 @@ pub struct Leases {
     /// How often a held lease's heartbeat is refreshed.
     pub interval: Duration,
     host: String,
+    /// Tests only: called right after a stale lease is renamed aside (with the lease's path and
+    /// the aside path), to play the other workers of a race.
+    #[cfg(test)]
+    after_rename: Option<fn(&Path, &Path)>,
 }
 
 /// A held lease. Its heartbeat thread runs until it is dropped; dropping removes the file if
@@ -173,6 +179,8 @@ impl Leases {
             ttl,
             interval: (ttl / 6).max(Duration::from_millis(100)),
             host: hostname(),
+            #[cfg(test)]
+            after_rename: None,
         }
     }
 
@@ -244,13 +252,16 @@ impl Leases {
             let aside = self.dir.join(format!(".{cell_id}.{}.stale", token()));
             match fs::rename(&path, &aside) {
                 Ok(()) => {
+                    #[cfg(test)]
+                    if let Some(race) = self.after_rename {
+                        race(&path, &aside);
+                    }
                     let moved = read_info(&aside);
                     let same =
                         moved.as_ref().map(|m| &m.token) == current.as_ref().map(|c| &c.token);
                     if !same {
                         // A fresh claim landed between our look and the rename: put it back.
-                        let _ = fs::hard_link(&aside, &path);
-                        let _ = fs::remove_file(&aside);
+                        put_back(&aside, &path)?;
                         if let Some(m) = moved {
                             return Ok(Claim::Held(m));
                         }
@@ -339,15 +350,21 @@ impl Leases {
 }
 
 /// Creates `path` holding `info` only if it does not exist; true if we created it. The content
-/// is complete before the name appears (temp file + hard link); where the filesystem has no
-/// hard links, `create_new` is used instead.
+/// is complete before the name appears (temp file + [`link_new`]).
 fn create_exclusive(path: &Path, info: &LeaseInfo) -> Result<bool, StoreError> {
     let bytes = serde_json::to_vec(info).expect("leases serialize");
     let tmp = temp_path_for(path);
     fs::write(&tmp, &bytes).map_err(io("write", &tmp))?;
-    let linked = fs::hard_link(&tmp, path);
+    let created = link_new(&tmp, path, &bytes);
     let _ = fs::remove_file(&tmp);
-    match linked {
+    created
+}
+
+/// Gives `src`'s content (`bytes`) the name `path` only if `path` does not exist, never
+/// replacing a file there; true if it did. A hard link, or where the filesystem has no hard
+/// links, a `create_new` file written with `bytes`.
+fn link_new(src: &Path, path: &Path, bytes: &[u8]) -> Result<bool, StoreError> {
+    match fs::hard_link(src, path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(_) => match fs::OpenOptions::new()
@@ -356,7 +373,7 @@ fn create_exclusive(path: &Path, info: &LeaseInfo) -> Result<bool, StoreError> {
             .open(path)
         {
             Ok(mut f) => {
-                f.write_all(&bytes).map_err(io("write", path))?;
+                f.write_all(bytes).map_err(io("write", path))?;
                 f.sync_all().map_err(io("sync", path))?;
                 Ok(true)
             }
@@ -366,8 +383,34 @@ fn create_exclusive(path: &Path, info: &LeaseInfo) -> Result<bool, StoreError> {
     }
 }
 
+/// Puts another worker's lease, renamed aside to `aside` by mistake, back at `path`, then
+/// removes the aside name. Nothing is overwritten: when `path` was claimed again meanwhile, or
+/// the lease cannot be put back, it stays at `aside` and the error names both paths.
+fn put_back(aside: &Path, path: &Path) -> Result<(), StoreError> {
+    let kept = |source: std::io::Error| StoreError::LeaseAside {
+        path: path.to_owned(),
+        aside: aside.to_owned(),
+        source,
+    };
+    let bytes = fs::read(aside).map_err(kept)?;
+    match link_new(aside, path, &bytes) {
+        Ok(true) => {
+            // The lease is back in place; a leftover aside name is ignored by every reader.
+            let _ = fs::remove_file(aside);
+            Ok(())
+        }
+        Ok(false) => Err(kept(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "the cell was claimed again meanwhile",
+        ))),
+        Err(e) => Err(kept(std::io::Error::other(crate::error::chain(&e)))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]
@@ -534,6 +577,82 @@ mod tests {
         drop(lease);
         let (info, _) = leases.inspect("c").expect("the new holder's lease stays");
         assert_eq!(info.unwrap().token, "t0");
+    }
+
+    /// Sets up a stale lease on "c" and claims it, with `race` playing other workers between
+    /// the rename aside and what follows it. Returns the claim and the leases of the folder
+    /// by file name.
+    fn claim_racing(
+        race: fn(&Path, &Path),
+    ) -> (Result<Claim, StoreError>, BTreeMap<String, LeaseInfo>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut leases = Leases::new(tmp.path().join("leases"), Duration::from_secs(30));
+        leases.after_rename = Some(race);
+        fs::create_dir_all(tmp.path().join("leases")).unwrap();
+        fs::write(
+            leases.path("c"),
+            serde_json::to_vec(&foreign("c", 90.0)).unwrap(),
+        )
+        .unwrap();
+        let claim = leases.claim("c", &Origin::current());
+        let files = fs::read_dir(tmp.path().join("leases"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter_map(|p| {
+                let name = p.file_name()?.to_string_lossy().into_owned();
+                Some((name, read_info(&p)?))
+            })
+            .collect();
+        (claim, files)
+    }
+
+    /// What the rename moved aside was not the stale lease: a fresh claim ("fresh") landed
+    /// between the look and the rename.
+    fn fresh_claim_moved_aside(_path: &Path, aside: &Path) {
+        let fresh = LeaseInfo {
+            token: "fresh".into(),
+            ..foreign("c", 0.0)
+        };
+        fs::write(aside, serde_json::to_vec(&fresh).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_fresh_lease_renamed_aside_is_put_back() {
+        let (claim, files) = claim_racing(fresh_claim_moved_aside);
+        match claim.unwrap() {
+            Claim::Held(info) => assert_eq!(info.token, "fresh"),
+            _ => panic!("the fresh claim holds the cell"),
+        }
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert_eq!(files["c.json"].token, "fresh");
+    }
+
+    #[test]
+    fn a_fresh_lease_that_cannot_be_put_back_is_kept_and_the_claim_fails() {
+        // After the rename a third worker claims the cell: the fresh lease cannot go back, and
+        // must neither vanish nor replace the third worker's.
+        fn and_a_third_claim(path: &Path, aside: &Path) {
+            fresh_claim_moved_aside(path, aside);
+            let third = LeaseInfo {
+                token: "third".into(),
+                ..foreign("c", 0.0)
+            };
+            fs::write(path, serde_json::to_vec(&third).unwrap()).unwrap();
+        }
+        let (claim, files) = claim_racing(and_a_third_claim);
+        let Err(e) = claim else {
+            panic!("the claim must fail")
+        };
+        let msg = crate::error::chain(&e);
+        assert!(msg.contains("it is kept at"), "{msg}");
+        assert!(msg.contains("claimed again meanwhile"), "{msg}");
+        assert_eq!(files["c.json"].token, "third", "{files:?}");
+        assert!(
+            files
+                .iter()
+                .any(|(name, i)| name != "c.json" && i.token == "fresh"),
+            "the fresh lease is kept: {files:?}"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The results store: one directory per sweep, one per cell (see `layout`). Files are written
-//! atomically; `result.json` is written last and is the only "done" marker, so a crash at any
+//! atomically; `result.json` is written last and is the only "finished" marker, so a crash at any
 //! point leaves either a finished cell or one that runs again. Records carry a format version,
 //! checked on read.
 
@@ -31,6 +31,15 @@ pub enum StoreError {
         what: &'static str,
         why: String,
     },
+    /// A claim renamed another worker's fresh lease aside and could not put it back; the lease
+    /// is kept at `aside` (see `lease`).
+    #[error("cannot put another worker's lease back at {path}; it is kept at {aside}")]
+    LeaseAside {
+        path: PathBuf,
+        aside: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
@@ -56,8 +65,9 @@ pub enum CellStatus {
     New,
     /// Started (config written) but not finished: crashed, killed or interrupted.
     Partial,
-    /// Finished: completed or diverged (both are outcomes).
-    Done(RunStatus),
+    /// result.json holds a record with this status: finished (completed or diverged, both
+    /// outcomes), or interrupted (`train` writes those; a sweep runs the cell again).
+    Recorded(RunStatus),
     /// Training raised an error; the message is in error.txt.
     Failed(String),
     /// result.json exists but cannot be read (it is ignored and the cell runs again).
@@ -191,12 +201,14 @@ impl RunStore {
         })
     }
 
-    /// The cell's status and, when it is done, its record (read once).
+    /// The cell's status and, when result.json holds one, its record (read once).
     pub fn inspect(&self, cell: &Cell) -> (CellStatus, Option<CellResult>) {
         let id = &cell.id;
         if self.layout.result_json(id).exists() {
             return match self.load_result(id) {
-                Ok(r) if r.cell_id == *id => (CellStatus::Done(r.record.status.clone()), Some(r)),
+                Ok(r) if r.cell_id == *id => {
+                    (CellStatus::Recorded(r.record.status.clone()), Some(r))
+                }
                 Ok(r) => (
                     CellStatus::Corrupt(format!("result.json belongs to cell {}", r.cell_id)),
                     None,
@@ -248,7 +260,7 @@ impl RunStore {
         write_atomic(&p, bytes).map_err(io("write", &p))
     }
 
-    /// Writes result.json: the cell is done from this moment on.
+    /// Writes result.json: the cell is finished from this moment on.
     pub fn finish(&self, result: &CellResult) -> Result<(), StoreError> {
         let p = self.layout.result_json(&result.cell_id);
         write_atomic(

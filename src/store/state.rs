@@ -47,7 +47,7 @@ impl CellState {
         "new",
     ];
 
-    /// The state from the cell's files, its record (when done) and its lease (when known).
+    /// The state from the cell's files, its record (when recorded) and its lease (when known).
     pub fn of(
         files: &CellStatus,
         record: Option<&CellResult>,
@@ -55,14 +55,14 @@ impl CellState {
     ) -> CellState {
         match files {
             // `train` writes interrupted records; in a sweep the cell simply has to run again.
-            CellStatus::Done(RunStatus::Interrupted { .. }) => {
+            CellStatus::Recorded(RunStatus::Interrupted { .. }) => {
                 CellState::of(&CellStatus::Partial, None, lease)
             }
-            CellStatus::Done(RunStatus::Diverged { .. }) => CellState::Diverged,
-            CellStatus::Done(_) if record.is_some_and(|r| r.record.collapsed) => {
+            CellStatus::Recorded(RunStatus::Diverged { .. }) => CellState::Diverged,
+            CellStatus::Recorded(_) if record.is_some_and(|r| r.record.collapsed) => {
                 CellState::Collapsed
             }
-            CellStatus::Done(_) => CellState::Done,
+            CellStatus::Recorded(_) => CellState::Done,
             CellStatus::Failed(msg) => CellState::Failed(msg.clone()),
             CellStatus::New | CellStatus::Partial | CellStatus::Corrupt(_) => match lease {
                 Some((info, Liveness::Live)) => CellState::Running(info),
@@ -127,7 +127,7 @@ impl RunStore {
     ) -> (CellState, Option<CellResult>) {
         let (files, record) = self.inspect(cell);
         let lease = match (&files, leases) {
-            (CellStatus::Done(_) | CellStatus::Failed(_), _) | (_, None) => None,
+            (CellStatus::Recorded(_) | CellStatus::Failed(_), _) | (_, None) => None,
             (_, Some(l)) => l.inspect(&cell.id),
         };
         (CellState::of(&files, record.as_ref(), lease), record)
@@ -153,14 +153,14 @@ mod tests {
     fn files_decide_finished_cells_and_the_lease_the_others() {
         let live = || Some((Some(lease()), Liveness::Live));
         let stale = || Some((Some(lease()), Liveness::Stale("owner exited".into())));
-        let diverged = CellStatus::Done(RunStatus::Diverged {
+        let diverged = CellStatus::Recorded(RunStatus::Diverged {
             epoch: 1,
             iteration: 3,
             non_finite: None,
         });
         assert_eq!(CellState::of(&diverged, None, live()), CellState::Diverged);
         assert_eq!(
-            CellState::of(&CellStatus::Done(RunStatus::Completed), None, live()).name(),
+            CellState::of(&CellStatus::Recorded(RunStatus::Completed), None, live()).name(),
             "done"
         );
         let failed = CellStatus::Failed("boom".into());
@@ -179,7 +179,7 @@ mod tests {
             CellState::of(&CellStatus::Partial, None, None).name(),
             "partial"
         );
-        let interrupted = CellStatus::Done(RunStatus::Interrupted {
+        let interrupted = CellStatus::Recorded(RunStatus::Interrupted {
             epoch: 1,
             iteration: 2,
         });

@@ -40,6 +40,10 @@ use serde::Serialize;
 
 use super::stats::{mean_stats, MeanStats};
 
+/// The target accuracy of `time_to_target` when none is given (`results effects --target`, the
+/// HTML report).
+pub const DEFAULT_TARGET: f64 = 0.9;
+
 /// What an effect chart shows on y.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -181,6 +185,17 @@ impl Dim {
             Scale::Log => value.parse::<f64>().ok().map(f64::log10),
         }
     }
+}
+
+/// What varies, for messages: "hidden, lr" or "nothing".
+pub fn dim_names(d: &[Dim]) -> String {
+    if d.is_empty() {
+        return "nothing".into();
+    }
+    d.iter()
+        .map(|d| d.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The dims that vary among `runs`: each candidate (name, whether the grid wrote it as a log
