@@ -60,16 +60,19 @@ fn bad_input_is_a_clear_error_with_exit_2() {
         ),
         (
             &["train", "--hidden", "0"],
-            "invalid hidden = 0: hidden size must be",
+            "0 is out of range; allowed: 1..=8192",
         ),
         (
             &["train", "--cell", "lstm", "--activation", "relu"],
-            "set activation only for cell = rnn",
+            "activation applies only where cell = rnn; this run has cell = lstm",
         ),
-        (&["train", "--lr", "-1"], "invalid lr = -1"),
+        (
+            &["train", "--lr", "-1"],
+            "-1 is not allowed; the learning rate must be in (0, 100]",
+        ),
         (
             &["train", "--optimizer", "adam", "--momentum", "0.9"],
-            "momentum applies to sgd only",
+            "momentum applies only where optimizer = sgd",
         ),
         (
             &["train", "--epochs", "1", "--iterations", "5"],
@@ -77,7 +80,7 @@ fn bad_input_is_a_clear_error_with_exit_2() {
         ),
         (
             &["train", "--eval-every", "sometimes"],
-            "expected `epoch` or a number",
+            "expected \"epoch\" or a number of steps ≥ 1",
         ),
         (&["train", "--preset", "model_d"], "known presets: rnnimc"),
         (&["train", "--device", "tpu"], "allowed: auto, cpu, cuda"),
@@ -96,15 +99,15 @@ fn bad_input_is_a_clear_error_with_exit_2() {
         ),
         (
             &["train", "--optimizer", "adam", "--nesterov"],
-            "nesterov applies to sgd only, not adam",
+            "nesterov applies only where optimizer = sgd; this run has optimizer = adam",
         ),
         (
             &["train", "--optimizer", "sgd", "--alpha", "0.9"],
-            "alpha applies to rmsprop only, not sgd",
+            "alpha applies only where optimizer = rmsprop; this run has optimizer = sgd",
         ),
         (
             &["train", "--clip-grad-norm", "1", "--clip-grad-value", "1"],
-            "set one of clip_grad_norm and clip_grad_value",
+            "cannot be used with",
         ),
     ];
     for (args, want) in cases {
