@@ -296,7 +296,7 @@ fn effects_errors_say_what_to_do() {
     let o = effects_cmd(&results, &["--metric", "acc"]);
     assert!(
         text(&o.stderr)
-            .contains("allowed: final_test_acc, best_test_acc, samples_per_sec, time_to_target"),
+            .contains("use one of: final_test_acc, best_test_acc, samples_per_sec, time_to_target"),
         "{}",
         text(&o.stderr)
     );

@@ -520,7 +520,7 @@ fn cli_rejects_files_that_are_not_the_published_fashion_mnist() {
     let out = run(&["data", "verify", "--dataset", "kmnist"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("allowed: mnist, fashion-mnist"), "{err}");
+    assert!(err.contains("use one of: mnist, fashion-mnist"), "{err}");
 }
 
 /// The real trainer trains on the data set a config names, from the data sets loaded: here

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use super::{resolve_sweeps, write_chart, Outcome};
+use super::{write_chart, Outcome, SweepSelection};
 use crate::report::chart::{sweep_names, ChartFormat};
 use crate::report::effect_figures::{effect_title, heatmap_title, EffectsData};
 use crate::report::effects::export::{render, EffectsReport};
@@ -22,8 +22,8 @@ use crate::store::Layout;
 /// Options of `rnnsweep results effects`.
 #[derive(Clone, Debug)]
 pub struct EffectsOptions {
-    pub results: PathBuf,
-    pub sweeps: Vec<String>,
+    /// The sweeps read.
+    pub sweeps: SweepSelection,
     /// Only this setting (a grid axis as written in the grid, `variant` or `sweep`).
     pub axis: Option<String>,
     pub metric: EffectMetric,
@@ -53,7 +53,7 @@ pub fn check_target(metric: EffectMetric, target: Option<f64>) -> anyhow::Result
 /// `results effects`.
 pub fn effects_cmd(o: &EffectsOptions) -> anyhow::Result<Outcome> {
     let target = check_target(o.metric, o.target)?;
-    let dirs = resolve_sweeps(&o.results, &o.sweeps)?;
+    let dirs = o.sweeps.dirs()?;
     let loaded = load(&dirs)?;
     let data = EffectsData::new(&loaded, &dirs)?;
     if data.dims.is_empty() {
@@ -85,7 +85,7 @@ pub fn effects_cmd(o: &EffectsOptions) -> anyhow::Result<Outcome> {
     let out = match &o.out {
         Some(out) => out.clone(),
         None if dirs.len() == 1 => Layout::at(&dirs[0]).effects_dir(),
-        None => Layout::at(&o.results).effects_dir(),
+        None => Layout::at(&o.sweeps.results).effects_dir(),
     };
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut written = Vec::new();

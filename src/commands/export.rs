@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use super::{resolve_sweeps, Outcome};
+use super::{Outcome, SweepSelection};
 use crate::fsutil::write_atomic;
 use crate::report::export::tidy::{render, tidy_frame, TidyFormat};
 use crate::report::load::load;
@@ -15,8 +15,8 @@ use crate::report::load::load;
 /// Options of `rnnsweep results export`.
 #[derive(Clone, Debug)]
 pub struct ExportOptions {
-    pub results: PathBuf,
-    pub sweeps: Vec<String>,
+    /// The sweeps read.
+    pub sweeps: SweepSelection,
     /// None: from the extension of `out`.
     pub format: Option<TidyFormat>,
     /// None: stdout (CSV only).
@@ -45,7 +45,7 @@ fn format_of(o: &ExportOptions) -> anyhow::Result<TidyFormat> {
 
 pub fn export_cmd(o: &ExportOptions) -> anyhow::Result<Outcome> {
     let format = format_of(o)?;
-    let dirs = resolve_sweeps(&o.results, &o.sweeps)?;
+    let dirs = o.sweeps.dirs()?;
     let loaded = load(&dirs)?;
     let mut df = tidy_frame(&loaded).context("building the tidy table")?;
     let bytes = render(&mut df, format)?;
@@ -75,8 +75,10 @@ mod tests {
 
     fn opts(format: Option<TidyFormat>, out: Option<&str>) -> ExportOptions {
         ExportOptions {
-            results: "results".into(),
-            sweeps: vec![],
+            sweeps: SweepSelection {
+                results: "results".into(),
+                sweeps: vec![],
+            },
             format,
             out: out.map(PathBuf::from),
         }

@@ -80,6 +80,21 @@ pub fn write_chart(
     Ok(written)
 }
 
+/// The sweeps a results command reads: by name under `results`, or by folder; none named means
+/// every sweep under `results`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepSelection {
+    pub results: PathBuf,
+    pub sweeps: Vec<String>,
+}
+
+impl SweepSelection {
+    /// The sweep folders (see [`resolve_sweeps`]).
+    pub fn dirs(&self) -> anyhow::Result<Vec<PathBuf>> {
+        resolve_sweeps(&self.results, &self.sweeps)
+    }
+}
+
 /// Sweep folders from names or paths (none = every sweep under `results`).
 pub fn resolve_sweeps(results: &Path, names: &[String]) -> anyhow::Result<Vec<PathBuf>> {
     if names.is_empty() {

@@ -1,13 +1,13 @@
 //! `rnnsweep results summarize | compare | curves | report`: tables, charts and the HTML report
 //! over one or more sweeps, read from disk only. Each command's options name the sweeps the
-//! same way (`results`, `sweeps`, see `commands::resolve_sweeps`) and group them by `by` (None: the
+//! same way (`commands::SweepSelection`) and group them by `by` (None: the
 //! default grouping of `report::summarize`).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
-use super::{resolve_sweeps, write_chart, Outcome};
+use super::{write_chart, Outcome, SweepSelection};
 use crate::fsutil::write_atomic;
 use crate::report::chart::{self, metric_title, sweep_names, ChartFormat};
 use crate::report::effect_figures::report_figures;
@@ -36,8 +36,8 @@ pub fn build_summary(
 /// Options of `rnnsweep results summarize`.
 #[derive(Clone, Debug)]
 pub struct SummarizeOptions {
-    pub results: PathBuf,
-    pub sweeps: Vec<String>,
+    /// The sweeps read.
+    pub sweeps: SweepSelection,
     pub by: Option<Vec<String>>,
     pub metric: Metric,
     pub format: Format,
@@ -46,7 +46,7 @@ pub struct SummarizeOptions {
 }
 
 pub fn summarize_cmd(o: &SummarizeOptions) -> anyhow::Result<Outcome> {
-    let dirs = resolve_sweeps(&o.results, &o.sweeps)?;
+    let dirs = o.sweeps.dirs()?;
     let (_, s) = build_summary(&dirs, o.by.as_deref(), o.metric)?;
     let tables = o.tables.unwrap_or(if o.format == Format::Csv {
         Tables::Summary
@@ -103,8 +103,8 @@ fn find<'a>(s: &'a Summary, name: &str) -> anyhow::Result<&'a crate::report::sum
 /// Options of `rnnsweep results compare`.
 #[derive(Clone, Debug)]
 pub struct CompareOptions {
-    pub results: PathBuf,
-    pub sweeps: Vec<String>,
+    /// The sweeps read.
+    pub sweeps: SweepSelection,
     pub by: Option<Vec<String>>,
     /// Variant labels as `summarize` shows them (a unique prefix is enough).
     pub a: String,
@@ -116,7 +116,7 @@ pub struct CompareOptions {
 /// divergence rate (Wilson) and collapsed count, then the paired difference of final test
 /// accuracy on their shared seeds (an interval only from 3 shared seeds).
 pub fn compare_cmd(o: &CompareOptions) -> anyhow::Result<Outcome> {
-    let dirs = resolve_sweeps(&o.results, &o.sweeps)?;
+    let dirs = o.sweeps.dirs()?;
     let (_, s) = build_summary(&dirs, o.by.as_deref(), Metric::TestAcc)?;
     let (ga, gb) = (find(&s, &o.a)?, find(&s, &o.b)?);
     let d = compare(ga, gb);
@@ -158,8 +158,8 @@ fn panels(dirs: &[PathBuf], by: Option<&[String]>) -> anyhow::Result<(Loaded, Su
 /// Options of `rnnsweep results curves`.
 #[derive(Clone, Debug)]
 pub struct CurvesOptions {
-    pub results: PathBuf,
-    pub sweeps: Vec<String>,
+    /// The sweeps read.
+    pub sweeps: SweepSelection,
     pub by: Option<Vec<String>>,
     /// Folder for the charts [default: <results>/<sweep>/curves, or <results>/curves for
     /// several sweeps].
@@ -169,13 +169,13 @@ pub struct CurvesOptions {
 
 /// `results curves`: one SVG and/or PNG per metric; the files' paths on stdout.
 pub fn curves_cmd(o: &CurvesOptions) -> anyhow::Result<Outcome> {
-    let dirs = resolve_sweeps(&o.results, &o.sweeps)?;
+    let dirs = o.sweeps.dirs()?;
     let (_, s, panels) = panels(&dirs, o.by.as_deref())?;
     let name = sweep_names(&dirs).join(" + ");
     let out = match &o.out {
         Some(out) => out.clone(),
         None if dirs.len() == 1 => Layout::at(&dirs[0]).curves_dir(),
-        None => Layout::at(&o.results).curves_dir(),
+        None => Layout::at(&o.sweeps.results).curves_dir(),
     };
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut written = Vec::new();
@@ -193,8 +193,8 @@ pub fn curves_cmd(o: &CurvesOptions) -> anyhow::Result<Outcome> {
 /// Options of `rnnsweep results report`.
 #[derive(Clone, Debug)]
 pub struct ReportOptions {
-    pub results: PathBuf,
-    pub sweeps: Vec<String>,
+    /// The sweeps read.
+    pub sweeps: SweepSelection,
     pub by: Option<Vec<String>>,
     /// The HTML file to write.
     pub out: PathBuf,
@@ -202,7 +202,7 @@ pub struct ReportOptions {
 
 /// `results report`: the self-contained HTML page.
 pub fn report_cmd(o: &ReportOptions) -> anyhow::Result<Outcome> {
-    let dirs = resolve_sweeps(&o.results, &o.sweeps)?;
+    let dirs = o.sweeps.dirs()?;
     let (loaded, s, panels) = panels(&dirs, o.by.as_deref())?;
     let effects = report_figures(&loaded, &dirs)?;
     let names = sweep_names(&dirs);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{resolve_sweeps, Outcome};
+use super::{Outcome, SweepSelection};
 use crate::report::export::cut;
 use crate::store::lease::{now, ttl_from_env, Leases};
 use crate::store::state::CellState;
@@ -175,9 +175,8 @@ pub fn render(s: &SweepState) -> String {
 /// Options of `rnnsweep status`.
 #[derive(Clone, Debug)]
 pub struct StatusOptions {
-    pub results: std::path::PathBuf,
-    /// Sweeps by name (under `results`) or folder (none: every sweep under `results`).
-    pub sweeps: Vec<String>,
+    /// The sweeps read.
+    pub sweeps: SweepSelection,
     pub json: bool,
 }
 
@@ -185,7 +184,7 @@ pub struct StatusOptions {
 /// `store::lease`).
 pub fn status_cmd(o: &StatusOptions) -> anyhow::Result<Outcome> {
     let ttl = ttl_from_env()?;
-    let dirs = resolve_sweeps(&o.results, &o.sweeps)?;
+    let dirs = o.sweeps.dirs()?;
     let states = dirs
         .iter()
         .map(|d| sweep_state(d, ttl))

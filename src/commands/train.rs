@@ -41,7 +41,7 @@ pub struct TrainOptions {
     /// read from its folder there (`data::dataset_dir`).
     pub data_dir: Option<PathBuf>,
     /// Output directory (default `results/train/<config slug>`).
-    pub out_dir: Option<PathBuf>,
+    pub out: Option<PathBuf>,
     /// Print the final record as JSON on stdout (tables go to stderr).
     pub json: bool,
     pub quiet: bool,
@@ -138,7 +138,7 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         false => None,
     };
     let out = opts
-        .out_dir
+        .out
         .clone()
         .unwrap_or_else(|| Path::new("results").join("train").join(cfg.slug()));
     std::fs::create_dir_all(&out)

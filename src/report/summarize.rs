@@ -23,31 +23,13 @@ use super::load::{Counts, Loaded};
 use super::stats::{mean_stats, paired_diff, proportion, Interval, PairedDiff, Proportion};
 
 /// Which metric the curve table (and the best-point column) uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     TestAcc,
     TestLoss,
     TrainAcc,
     TrainLoss,
-}
-
-/// For clap's `--metric`: the text is what clap prints after "invalid value".
-impl std::str::FromStr for Metric {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "test_acc" => Metric::TestAcc,
-            "test_loss" => Metric::TestLoss,
-            "train_acc" => Metric::TrainAcc,
-            "train_loss" => Metric::TrainLoss,
-            _ => {
-                return Err(format!(
-                    "unknown metric {s:?}; allowed: test_acc, test_loss, train_acc, train_loss"
-                ))
-            }
-        })
-    }
 }
 
 impl Metric {

@@ -45,7 +45,7 @@ use super::stats::{mean_stats, MeanStats};
 pub const DEFAULT_TARGET: f64 = 0.9;
 
 /// What an effect chart shows on y.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EffectMetric {
     /// Test accuracy at the last evaluation.
@@ -104,25 +104,6 @@ impl EffectMetric {
 impl std::fmt::Display for EffectMetric {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-/// For clap's `--metric`: the text is what clap prints after "invalid value".
-impl std::str::FromStr for EffectMetric {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "final_test_acc" => EffectMetric::FinalTestAcc,
-            "best_test_acc" => EffectMetric::BestTestAcc,
-            "samples_per_sec" => EffectMetric::SamplesPerSec,
-            "time_to_target" => EffectMetric::TimeToTarget,
-            _ => {
-                return Err(format!(
-                    "unknown metric {s:?}; allowed: {}",
-                    Self::ALL.join(", ")
-                ))
-            }
-        })
     }
 }
 

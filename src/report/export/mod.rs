@@ -15,54 +15,22 @@ use super::stats::{PairedDiff, Proportion};
 use super::summarize::{GroupRow, Summary};
 
 /// Which of the two tables to render.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Tables {
     Summary,
     Curves,
     Both,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Format {
     Table,
+    #[serde(alias = "md")]
     Markdown,
     Csv,
     Json,
-}
-
-/// For clap's `--format`: the text is what clap prints after "invalid value".
-impl std::str::FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "table" => Format::Table,
-            "markdown" | "md" => Format::Markdown,
-            "csv" => Format::Csv,
-            "json" => Format::Json,
-            _ => {
-                return Err(format!(
-                    "unknown format {s:?}; allowed: table, markdown, csv, json"
-                ))
-            }
-        })
-    }
-}
-
-/// For clap's `--table`: the text is what clap prints after "invalid value".
-impl std::str::FromStr for Tables {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "summary" => Tables::Summary,
-            "curves" => Tables::Curves,
-            "both" => Tables::Both,
-            _ => {
-                return Err(format!(
-                    "unknown table {s:?}; allowed: summary, curves, both"
-                ))
-            }
-        })
-    }
 }
 
 /// Why a summary could not be rendered.

@@ -26,22 +26,11 @@ use crate::report::hyper;
 use crate::report::load::Loaded;
 
 /// The file format of the tidy export.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TidyFormat {
     Csv,
     Parquet,
-}
-
-/// For clap's `--format`: the text is what clap prints after "invalid value".
-impl std::str::FromStr for TidyFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "csv" => Ok(TidyFormat::Csv),
-            "parquet" => Ok(TidyFormat::Parquet),
-            _ => Err(format!("unknown format {s:?}; allowed: csv, parquet")),
-        }
-    }
 }
 
 impl TidyFormat {
@@ -202,12 +191,10 @@ mod tests {
 
     #[test]
     fn format_from_name_and_extension() {
-        assert_eq!("csv".parse(), Ok(TidyFormat::Csv));
-        assert_eq!("parquet".parse(), Ok(TidyFormat::Parquet));
-        assert!("xlsx"
-            .parse::<TidyFormat>()
-            .unwrap_err()
-            .contains("allowed: csv, parquet"));
+        let name = |s: &str| serde_json::from_str::<TidyFormat>(&format!("\"{s}\"")).ok();
+        assert_eq!(name("csv"), Some(TidyFormat::Csv));
+        assert_eq!(name("parquet"), Some(TidyFormat::Parquet));
+        assert_eq!(name("xlsx"), None);
         let p = |s: &str| TidyFormat::from_path(std::path::Path::new(s));
         assert_eq!(p("runs.CSV"), Some(TidyFormat::Csv));
         assert_eq!(p("out/runs.parquet"), Some(TidyFormat::Parquet));
