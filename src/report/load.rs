@@ -425,17 +425,7 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
         Column::new("seed".into(), c.seed),
         Column::new("status".into(), c.status),
         Column::new("collapsed".into(), c.collapsed),
-        key_column("cell", &c.configs),
-        key_column("activation", &c.configs),
-        key_column("hidden", &c.configs),
-        key_column("layers", &c.configs),
-        key_column("optimizer", &c.configs),
-        key_column("lr", &c.configs),
-        key_column("momentum", &c.configs),
-        key_column("batch", &c.configs),
         Column::new("budget".into(), c.budget),
-        key_column("train_limit", &c.configs),
-        key_column("test_limit", &c.configs),
         Column::new("final_test_acc".into(), c.final_test_acc),
         Column::new("final_test_loss".into(), c.final_test_loss),
         Column::new("final_train_acc".into(), c.final_train_acc),
@@ -445,13 +435,8 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
         Column::new("samples_per_sec".into(), c.samples_per_sec),
         Column::new("steps_per_epoch".into(), c.steps_per_epoch),
     ];
-    // Every key not above, typed (`hyper`).
-    for key in KEYS {
-        if cols.iter().any(|c| c.name().as_str() == key.name) {
-            continue;
-        }
-        cols.push(hyper::column(key, &c.configs));
-    }
+    // Every key, typed, in the order of the table (`hyper`).
+    cols.extend(KEYS.iter().map(|key| hyper::column(key, &c.configs)));
     // Grid axis values as text columns `axis_<key>` (what the grid varied, for grouping).
     for a in &axes {
         let v: Vec<Option<String>> = c.coords.iter().map(|m| m.get(a).cloned()).collect();
@@ -481,10 +466,4 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
         axes,
         sweeps,
     })
-}
-
-/// The column of key `name` (`hyper`), placed among the identity columns.
-fn key_column(name: &str, configs: &[TrainConfig]) -> Column {
-    let key = KEYS.iter().find(|k| k.name == name).expect("a key");
-    hyper::column(key, configs)
 }
