@@ -46,7 +46,7 @@ fn serve(files: HashMap<String, Vec<u8>>) -> String {
 fn real_files() -> HashMap<String, Vec<u8>> {
     let dir = common::data_dir();
     Dataset::Mnist
-        .spec()
+        .source()
         .files
         .iter()
         .map(|f| {
@@ -76,8 +76,8 @@ fn fetches_all_files_falling_back_to_the_next_mirror() {
     let dir = tmp.path().join("mnist");
     let mirrors = vec![format!("{base}/missing/"), format!("{base}/good")];
     let events = std::sync::Mutex::new(Vec::new());
-    let spec = Dataset::Mnist.spec();
-    let got = fetch::fetch_missing(&dir, &spec, &mirrors, &|e| {
+    let source = Dataset::Mnist.source();
+    let got = fetch::fetch_missing(&dir, &source, &mirrors, &|e| {
         events.lock().unwrap().push(format!("{e:?}"))
     })
     .unwrap();
@@ -93,11 +93,11 @@ fn fetches_all_files_falling_back_to_the_next_mirror() {
     assert_eq!(&m.test.labels[..10], &[7, 2, 1, 0, 4, 1, 4, 9, 5, 9]);
     assert_eq!(m.train.len(), 60_000);
     // Nothing else (no temp files) in the directory.
-    let mut want: Vec<String> = spec.files.iter().map(|f| f.gz_name()).collect();
+    let mut want: Vec<String> = source.files.iter().map(|f| f.gz_name()).collect();
     want.sort();
     assert_eq!(dir_names(&dir), want);
     // A second fetch downloads nothing.
-    assert!(fetch::fetch_missing(&dir, &spec, &mirrors, &|_| {})
+    assert!(fetch::fetch_missing(&dir, &source, &mirrors, &|_| {})
         .unwrap()
         .is_empty());
 }
@@ -199,8 +199,8 @@ fn a_tampered_local_file_fails_verification_naming_it() {
 //
 // This machine has no copy of Fashion-MNIST, and generated files cannot match its published
 // sums: these tests build a tiny valid IDX set (20 training and 10 test images), gzip it, and
-// pass a spec of their own (same data set, same file names, the fixture's sums and counts) to
-// the same fetch, verify and load code the shipped specs go through. The shipped spec itself
+// pass a source of their own (same data set, same file names, the fixture's sums and counts) to
+// the same fetch, verify and load code the shipped sources go through. The shipped source itself
 // is tested by rejecting the fixture.
 
 mod fashion_fixture {
@@ -209,16 +209,16 @@ mod fashion_fixture {
     use std::io::Write;
 
     use rnnsweep::data::idx::IdxKind;
-    use rnnsweep::data::{DataSpec, Dataset, IdxFile};
+    use rnnsweep::data::{DataSource, Dataset, IdxFile};
     use sha2::{Digest, Sha256};
 
     pub const TRAIN: usize = 20;
     pub const TEST: usize = 10;
 
-    /// The fixture: its `.gz` files by name, the spec that accepts them, and its contents.
+    /// The fixture: its `.gz` files by name, the source that accepts them, and its contents.
     pub struct Fixture {
         pub files: HashMap<String, Vec<u8>>,
-        pub spec: DataSpec,
+        pub source: DataSource,
         pub train_images: Vec<u8>,
         pub train_labels: Vec<u8>,
         pub test_images: Vec<u8>,
@@ -266,7 +266,7 @@ mod fashion_fixture {
             }),
         ];
         let mut files = HashMap::new();
-        let specs: Vec<IdxFile> = parts
+        let sources: Vec<IdxFile> = parts
             .into_iter()
             .map(|(name, kind, count, raw)| {
                 let gz = gzip(&raw);
@@ -286,9 +286,9 @@ mod fashion_fixture {
             .collect();
         Fixture {
             files,
-            spec: DataSpec {
+            source: DataSource {
                 dataset: Dataset::FashionMnist,
-                files: specs.try_into().unwrap(),
+                files: sources.try_into().unwrap(),
                 mirrors: vec![],
             },
             train_images,
@@ -310,27 +310,27 @@ fn fashion_fetch_verify_load_end_to_end_from_a_local_mirror() {
     // The data root's fashion-mnist/ folder, as every command finds it.
     let dir = dataset_dir(tmp.path(), Dataset::FashionMnist).unwrap();
     assert_eq!(dir, tmp.path().join("fashion-mnist"));
-    let spec = rnnsweep::data::DataSpec {
+    let source = rnnsweep::data::DataSource {
         mirrors: vec![format!("{base}/missing"), format!("{base}/good/")],
-        ..fx.spec.clone()
+        ..fx.source.clone()
     };
-    // The spec's own mirrors, unless some are given.
-    let mirrors = spec.mirrors(&[]);
-    assert_eq!(mirrors, spec.mirrors);
-    let got = fetch::fetch_missing(&dir, &spec, &mirrors, &|_| {}).unwrap();
+    // The source's own mirrors, unless some are given.
+    let mirrors = source.mirrors(&[]);
+    assert_eq!(mirrors, source.mirrors);
+    let got = fetch::fetch_missing(&dir, &source, &mirrors, &|_| {}).unwrap();
     assert_eq!(got.len(), 4);
     let mut want: Vec<String> = fx.files.keys().cloned().collect();
     want.sort();
     assert_eq!(dir_names(&dir), want);
-    assert_eq!(spec.verify_dir(&dir).unwrap().len(), 4);
-    let m = spec.load(&dir).unwrap();
+    assert_eq!(source.verify_dir(&dir).unwrap().len(), 4);
+    let m = source.load(&dir).unwrap();
     assert_eq!((m.train.len(), m.test.len()), (20, 10));
     assert_eq!(m.train.images, fx.train_images);
     assert_eq!(m.train.labels, fx.train_labels);
     assert_eq!(m.test.images, fx.test_images);
     assert_eq!(m.test.labels, fx.test_labels);
     // Present files are not fetched again.
-    assert!(fetch::fetch_missing(&dir, &spec, &mirrors, &|_| {})
+    assert!(fetch::fetch_missing(&dir, &source, &mirrors, &|_| {})
         .unwrap()
         .is_empty());
     // `data show`'s text names the class.
@@ -357,7 +357,7 @@ fn a_corrupt_fashion_download_is_rejected_and_nothing_is_left_behind() {
     let tmp = tempfile::tempdir().unwrap();
     // Parents that did not exist either: the failed fetch removes every folder it made.
     let dir = tmp.path().join("data/new/fashion-mnist");
-    let msg = fetch::fetch_missing(&dir, &fx.spec, &[format!("{base}/corrupt")], &|_| {})
+    let msg = fetch::fetch_missing(&dir, &fx.source, &[format!("{base}/corrupt")], &|_| {})
         .unwrap_err()
         .to_string();
     assert!(
@@ -402,7 +402,7 @@ fn an_ungzipped_fashion_file_is_refused_and_its_gz_fetched() {
             std::fs::write(dir.join(name), gz).unwrap();
         }
     }
-    let msg = fx.spec.verify_dir(&dir).unwrap_err().to_string();
+    let msg = fx.source.verify_dir(&dir).unwrap_err().to_string();
     assert!(
         msg.contains("t10k-labels-idx1-ubyte: an un-gzipped Fashion-MNIST file cannot be verified"),
         "{msg}"
@@ -411,9 +411,9 @@ fn an_ungzipped_fashion_file_is_refused_and_its_gz_fetched() {
         msg.contains("rnnsweep data fetch --dataset fashion-mnist"),
         "{msg}"
     );
-    let got = fetch::fetch_missing(&dir, &fx.spec, &[format!("{base}/good")], &|_| {}).unwrap();
+    let got = fetch::fetch_missing(&dir, &fx.source, &[format!("{base}/good")], &|_| {}).unwrap();
     assert_eq!(got, [dir.join("t10k-labels-idx1-ubyte.gz")]);
-    assert_eq!(fx.spec.load(&dir).unwrap().test.labels, fx.test_labels);
+    assert_eq!(fx.source.load(&dir).unwrap().test.labels, fx.test_labels);
 }
 
 /// Each data set needs its own folder (the file names are the same): MNIST's files where
@@ -427,7 +427,7 @@ fn mnist_files_in_the_fashion_folder_are_named_as_mnist() {
         std::fs::write(dir.join(name), bytes).unwrap();
     }
     let msg = Dataset::FashionMnist
-        .spec()
+        .source()
         .load(&dir)
         .unwrap_err()
         .to_string();
@@ -442,7 +442,7 @@ fn mnist_files_in_the_fashion_folder_are_named_as_mnist() {
     // And a missing Fashion-MNIST file says how to fetch it.
     let empty = tmp.path().join("empty");
     let msg = Dataset::FashionMnist
-        .spec()
+        .source()
         .verify_dir(&empty)
         .unwrap_err()
         .to_string();
@@ -544,7 +544,7 @@ fn the_trainer_trains_on_the_configs_data_set() {
         std::fs::write(tmp.path().join(name), gz).unwrap();
     }
     let mut sets = DataSets::default();
-    sets.insert(Dataset::FashionMnist, fx.spec.load(tmp.path()).unwrap());
+    sets.insert(Dataset::FashionMnist, fx.source.load(tmp.path()).unwrap());
     let mut cfg = preset("lstm_h20").unwrap();
     cfg.dataset = Dataset::FashionMnist;
     cfg.model.hidden = 8;

@@ -17,8 +17,8 @@ fn every_preset_grid_expands_and_says_what_it_asks() {
     let mut n = 0;
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        let spec = Grid::load(&p).unwrap_or_else(|e| panic!("{e}"));
-        let plan = Plan::expand(&spec).unwrap_or_else(|e| panic!("{e}"));
+        let grid = Grid::load(&p).unwrap_or_else(|e| panic!("{e}"));
+        let plan = Plan::expand(&grid).unwrap_or_else(|e| panic!("{e}"));
         assert!(!plan.cells.is_empty());
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(
@@ -27,7 +27,7 @@ fn every_preset_grid_expands_and_says_what_it_asks() {
             p.display()
         );
         assert_eq!(
-            spec.name,
+            grid.name,
             p.file_stem().unwrap().to_str().unwrap(),
             "sweep name = file name"
         );
@@ -38,9 +38,9 @@ fn every_preset_grid_expands_and_says_what_it_asks() {
 
 #[test]
 fn tutorial_grid_is_exactly_the_six_recipes() {
-    let spec = Grid::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/tutorial.toml"))
+    let grid = Grid::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/tutorial.toml"))
         .unwrap();
-    let plan = Plan::expand(&spec).unwrap();
+    let plan = Plan::expand(&grid).unwrap();
     assert_eq!(plan.cells.len(), PRESETS.len());
     for (cell, id) in plan.cells.iter().zip(PRESETS) {
         let mut want = preset(id).unwrap();

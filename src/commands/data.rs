@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::Outcome;
 use crate::data::sequence::{InputMode, Reading};
-use crate::data::{self, fetch, load_from, DataSpec, Dataset, FetchProgress, Mnist};
+use crate::data::{self, fetch, load_from, DataSource, Dataset, FetchProgress, Mnist};
 use crate::error::DataError;
 
 /// Options of `rnnsweep data`.
@@ -40,17 +40,17 @@ pub enum DataAction {
 /// Runs `rnnsweep data`: resolves the data set's folder, does the action and prints its report.
 pub fn data_cmd(o: &DataOptions) -> anyhow::Result<Outcome> {
     let dir = data::resolve_dir(o.data_dir.as_deref(), o.dataset)?;
-    let spec = o.dataset.spec();
+    let source = o.dataset.source();
     let text = match &o.action {
-        DataAction::Fetch { mirrors } => fetch_report(&dir, &spec, mirrors, o.quiet)?,
-        DataAction::Verify => verify_report(&dir, &spec)?,
+        DataAction::Fetch { mirrors } => fetch_report(&dir, &source, mirrors, o.quiet)?,
+        DataAction::Verify => verify_report(&dir, &source)?,
         DataAction::Show {
             index,
             train,
             input,
             permutation_seed,
         } => show_image(
-            &load_from(&dir, &spec, o.quiet)?,
+            &load_from(&dir, &source, o.quiet)?,
             o.dataset,
             *index,
             *train,
@@ -64,35 +64,37 @@ pub fn data_cmd(o: &DataOptions) -> anyhow::Result<Outcome> {
 /// Downloads whatever is missing, then verifies all four files. Returns a report.
 pub fn fetch_report(
     dir: &Path,
-    spec: &DataSpec,
+    source: &DataSource,
     mirrors: &[String],
     quiet: bool,
 ) -> Result<String, DataError> {
     let progress = FetchProgress::new(quiet);
-    let fetched = fetch::fetch_missing(dir, spec, &spec.mirrors(mirrors), &|e| progress.event(e));
+    let fetched = fetch::fetch_missing(dir, source, &source.mirrors(mirrors), &|e| {
+        progress.event(e)
+    });
     progress.finish();
     let fetched = fetched?;
-    let paths = spec.verify_dir(dir)?;
+    let paths = source.verify_dir(dir)?;
     Ok(format!(
         "{} file(s) downloaded; all 4 {} files present and verified in {}\n{}",
         fetched.len(),
-        spec.dataset.title(),
+        source.dataset.title(),
         dir.display(),
         list(&paths)
     ))
 }
 
 /// Verifies the four files in `dir` (SHA-256 and IDX structure).
-pub fn verify_report(dir: &Path, spec: &DataSpec) -> Result<String, DataError> {
-    let paths = spec.verify_dir(dir)?;
-    let m = spec.load(dir)?;
+pub fn verify_report(dir: &Path, source: &DataSource) -> Result<String, DataError> {
+    let paths = source.verify_dir(dir)?;
+    let m = source.load(dir)?;
     Ok(format!(
         "OK: {} training and {} test images in {} ({}, fingerprint {})\n{}",
         m.train.len(),
         m.test.len(),
         dir.display(),
-        spec.dataset.title(),
-        spec.fingerprint(),
+        source.dataset.title(),
+        source.fingerprint(),
         list(&paths)
     ))
 }

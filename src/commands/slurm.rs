@@ -51,7 +51,7 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
 pub fn slurm_cmd(o: &SlurmOptions) -> anyhow::Result<Outcome> {
     let data_dir = crate::data::resolve_base(o.data_dir.as_deref())?;
     let check_data = o.trainer.backend(DeviceRequest::Cpu).needs_data();
-    let (spec, plan) = load_plan(&o.grid)?;
+    let (grid, plan) = load_plan(&o.grid)?;
     anyhow::ensure!(o.cpus_per_task >= 1, "--cpus-per-task must be at least 1");
     let tasks = o.tasks.unwrap_or(plan.cells.len().min(MAX_TASKS));
     anyhow::ensure!(
@@ -70,7 +70,7 @@ pub fn slurm_cmd(o: &SlurmOptions) -> anyhow::Result<Outcome> {
     }
     let results = absolute(&o.results)?;
     let store = RunStore::open(&results, &plan.name);
-    store.init(&spec.text, &plan)?;
+    store.init(&grid.text, &plan)?;
     let logs = store.layout.slurm();
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let binary = std::env::current_exe().context("cannot find the rnnsweep binary")?;

@@ -81,9 +81,9 @@ impl Workers {
 
 /// Loads the grid and expands it (errors name file:line:column).
 pub fn load_plan(grid: &Path) -> anyhow::Result<(Grid, Plan)> {
-    let spec = Grid::load(grid)?;
-    let plan = Plan::expand(&spec)?;
-    Ok((spec, plan))
+    let grid = Grid::load(grid)?;
+    let plan = Plan::expand(&grid)?;
+    Ok((grid, plan))
 }
 
 fn human_secs(s: f64) -> String {
@@ -466,9 +466,9 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         mut run,
         spare_cores,
     } = SweepSetup::resolve(opts)?;
-    let (spec, plan) = load_plan(&opts.grid)?;
+    let (grid, plan) = load_plan(&opts.grid)?;
     let store = RunStore::open(&opts.results, &plan.name);
-    store.init(&spec.text, &plan)?;
+    store.init(&grid.text, &plan)?;
     let cells = Selection::of(&plan, &store, shard, run.rerun_failed);
     eprintln!("{}", cells.start_line(&plan, shard, store.layout.root()));
     if let Some(cores) = spare_cores {

@@ -1,8 +1,8 @@
 //! The data sets rnnsweep knows (`dataset = "mnist" | "fashion-mnist"`) and, for each, its
-//! spec as a value: the four IDX files with their published SHA-256 sums, the download mirrors,
+//! source as a value: the four IDX files with their published SHA-256 sums, the download mirrors,
 //! the class names and the data fingerprint that goes into every cell id. Fetching, verifying
-//! and loading take a [`DataSpec`], so tests can pass a spec of their own (files they
-//! generate, served from 127.0.0.1); the shipped binary only ever uses the specs written here.
+//! and loading take a [`DataSource`], so tests can pass a source of their own (files they
+//! generate, served from 127.0.0.1); the shipped binary only ever uses the sources written here.
 //!
 //! Both data sets are 60,000 training and 10,000 test images of 28 × 28 grey pixels in 10
 //! classes, in the same IDX format with the same four file names, so the networks, limits and
@@ -112,15 +112,15 @@ impl Dataset {
         }
     }
 
-    /// The shipped spec: files, published sums and mirrors.
-    pub fn spec(self) -> DataSpec {
+    /// The shipped source: files, published sums and mirrors.
+    pub fn source(self) -> DataSource {
         match self {
-            Dataset::Mnist => DataSpec {
+            Dataset::Mnist => DataSource {
                 dataset: self,
                 files: MNIST_FILES,
                 mirrors: MNIST_MIRRORS.iter().map(|s| s.to_string()).collect(),
             },
-            Dataset::FashionMnist => DataSpec {
+            Dataset::FashionMnist => DataSource {
                 dataset: self,
                 files: FASHION_FILES,
                 mirrors: FASHION_MIRRORS.iter().map(|s| s.to_string()).collect(),
@@ -147,7 +147,7 @@ pub struct IdxFile {
     pub gz_sha256: Cow<'static, str>,
     /// SHA-256 of the decompressed file, when known: then a file stored un-gzipped is accepted.
     /// When unknown (Fashion-MNIST), an un-gzipped file cannot be verified and is refused
-    /// (see [`DataSpec::read_verified`](super::DataSpec::read_verified)).
+    /// (see [`DataSource::read_verified`](super::DataSource::read_verified)).
     pub raw_sha256: Option<Cow<'static, str>>,
 }
 
@@ -264,15 +264,15 @@ const FASHION_MIRRORS: &[&str] = &[
 /// Everything needed to fetch, verify and load one data set: which one it is (for names,
 /// classes and messages), its four files with their sums, and its built-in mirrors.
 #[derive(Clone, Debug, PartialEq)]
-pub struct DataSpec {
+pub struct DataSource {
     pub dataset: Dataset,
     /// Training images, training labels, test images, test labels.
     pub files: [IdxFile; 4],
-    /// Built-in mirror base URLs, tried in turn (see [`DataSpec::mirrors`]).
+    /// Built-in mirror base URLs, tried in turn (see [`DataSource::mirrors`]).
     pub mirrors: Vec<String>,
 }
 
-impl DataSpec {
+impl DataSource {
     /// Identifies the data (the four `.gz` files' expected sums, hashed, after the data set's
     /// key), e.g. `mnist-0123456789abcdef`. Part of every cell id, so results are never mixed
     /// across data sets; a different file list or sum is different data.
@@ -285,7 +285,7 @@ impl DataSpec {
     }
 
     /// The mirrors to use: the given ones, else the data set's environment variable
-    /// ([`Dataset::mirrors_env`]), else the spec's own.
+    /// ([`Dataset::mirrors_env`]), else the source's own.
     pub fn mirrors(&self, explicit: &[String]) -> Vec<String> {
         if !explicit.is_empty() {
             return explicit.to_vec();
@@ -311,7 +311,7 @@ impl DataSpec {
             .into_iter()
             .filter(|d| *d != self.dataset)
             .find_map(|d| {
-                d.spec().files.into_iter().find_map(|f| {
+                d.source().files.into_iter().find_map(|f| {
                     (f.gz_sha256 == sum || f.raw_sha256.as_deref() == Some(sum))
                         .then(|| (d, f.name.into_owned()))
                 })
@@ -334,20 +334,20 @@ mod tests {
 
     #[test]
     fn fingerprints_name_the_data_set_and_differ() {
-        let m = Dataset::Mnist.spec().fingerprint();
-        let f = Dataset::FashionMnist.spec().fingerprint();
+        let m = Dataset::Mnist.source().fingerprint();
+        let f = Dataset::FashionMnist.source().fingerprint();
         // MNIST's is the one every existing cell id was made with (tests/plan.rs pins ids).
         assert_eq!(m, "mnist-1380708c276834e0");
         assert!(f.starts_with("fashion-mnist-") && f.len() == "fashion-mnist-".len() + 16);
-        // A spec with another sum is other data.
-        let mut spec = Dataset::FashionMnist.spec();
-        spec.files[3].gz_sha256 = Cow::Owned("0".repeat(64));
-        assert_ne!(spec.fingerprint(), f);
+        // A source with another sum is other data.
+        let mut source = Dataset::FashionMnist.source();
+        source.files[3].gz_sha256 = Cow::Owned("0".repeat(64));
+        assert_ne!(source.fingerprint(), f);
     }
 
     #[test]
     fn the_two_data_sets_share_names_and_shapes_but_no_sums() {
-        let (m, f) = (Dataset::Mnist.spec(), Dataset::FashionMnist.spec());
+        let (m, f) = (Dataset::Mnist.source(), Dataset::FashionMnist.source());
         for (a, b) in m.files.iter().zip(&f.files) {
             assert_eq!((&a.name, a.kind, a.count), (&b.name, b.kind, b.count));
             assert_ne!(a.gz_sha256, b.gz_sha256);

@@ -1,6 +1,6 @@
-//! Downloading a data set's files (see [`DataSpec`]): tries each mirror in turn, streams into
+//! Downloading a data set's files (see [`DataSource`]): tries each mirror in turn, streams into
 //! a temporary file in the data set's folder while hashing, and renames it into place only
-//! when its SHA-256 matches the spec's. A failed or corrupt download leaves nothing behind.
+//! when its SHA-256 matches the source's. A failed or corrupt download leaves nothing behind.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::{hex, DataSpec, IdxFile};
+use super::{hex, DataSource, IdxFile};
 use crate::error::{DataError, IoError};
 use crate::fsutil;
 
@@ -38,19 +38,19 @@ pub enum FetchEvent {
 
 /// Downloads every file of `spec` missing from `dir` (created if needed, and removed again when
 /// it was created and nothing could be downloaded into it) from `mirrors` (see
-/// [`DataSpec::mirrors`]). Present files are left alone (they are verified when loaded); a
-/// decompressed file whose sum the spec does not know counts as missing, so its `.gz` is
+/// [`DataSource::mirrors`]). Present files are left alone (they are verified when loaded); a
+/// decompressed file whose sum the source does not know counts as missing, so its `.gz` is
 /// fetched beside it. Returns the files that were downloaded.
 pub fn fetch_missing(
     dir: &Path,
-    spec: &DataSpec,
+    source: &DataSource,
     mirrors: &[String],
     progress: &dyn Fn(FetchEvent),
 ) -> Result<Vec<PathBuf>, DataError> {
-    let missing: Vec<&IdxFile> = spec
+    let missing: Vec<&IdxFile> = source
         .files
         .iter()
-        .filter(|f| spec.verifiable(dir, f).is_none())
+        .filter(|f| source.verifiable(dir, f).is_none())
         .collect();
     if missing.is_empty() {
         return Ok(vec![]);
@@ -78,7 +78,7 @@ pub fn fetch_missing(
             hint: format!(
                 "\ngive another mirror with --mirror URL (or set {}), or copy the four .gz files \
                  into {}",
-                spec.dataset.mirrors_env(),
+                source.dataset.mirrors_env(),
                 dir.display()
             ),
         },

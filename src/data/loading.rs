@@ -7,7 +7,7 @@ use std::path::Path;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::fetch::FetchEvent;
-use super::{resolve_dir, DataSets, DataSpec, Dataset, Mnist};
+use super::{resolve_dir, DataSets, DataSource, Dataset, Mnist};
 use crate::error::DataError;
 
 /// Shows download progress for `data fetch` and the automatic fetch on first use.
@@ -62,10 +62,10 @@ impl FetchProgress {
 }
 
 /// Loads `spec`'s data from `dir`, downloading missing files first (with progress unless
-/// `quiet`) from the mirrors of [`DataSpec::mirrors`].
-pub fn load_from(dir: &Path, spec: &DataSpec, quiet: bool) -> Result<Mnist, DataError> {
+/// `quiet`) from the mirrors of [`DataSource::mirrors`].
+pub fn load_from(dir: &Path, source: &DataSource, quiet: bool) -> Result<Mnist, DataError> {
     let progress = FetchProgress::new(quiet);
-    let result = spec.load_or_fetch(dir, &spec.mirrors(&[]), &|e| progress.event(e));
+    let result = source.load_or_fetch(dir, &source.mirrors(&[]), &|e| progress.event(e));
     progress.finish();
     result
 }
@@ -73,7 +73,7 @@ pub fn load_from(dir: &Path, spec: &DataSpec, quiet: bool) -> Result<Mnist, Data
 /// Loads `dataset` from its folder under the data folder `data_dir` (the flag as given; see
 /// `resolve_dir`), downloading missing files first.
 pub fn load(data_dir: Option<&Path>, dataset: Dataset, quiet: bool) -> Result<Mnist, DataError> {
-    load_from(&resolve_dir(data_dir, dataset)?, &dataset.spec(), quiet)
+    load_from(&resolve_dir(data_dir, dataset)?, &dataset.source(), quiet)
 }
 
 /// Loads each of `datasets` once (see [`load`]): only the data sets a command's cells use, so

@@ -1,7 +1,7 @@
 //! The data sets as the rest of the program sees them: where each one's four files live
 //! (`--data-dir`, `RNNSWEEP_DATA`, or a per-user cache directory; one folder per data set),
-//! verifying them by SHA-256 against their [`DataSpec`], loading them into memory, and rendering
-//! an image as the sequence a recurrent network reads. `dataset.rs` holds the specs (files,
+//! verifying them by SHA-256 against their [`DataSource`], loading them into memory, and rendering
+//! an image as the sequence a recurrent network reads. `dataset.rs` holds the sources (files,
 //! sums, mirrors, class names) of MNIST and Fashion-MNIST; `loading.rs` is how the commands get
 //! the data sets they use (downloading what is missing, with a download bar).
 
@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{DataError, IoError};
 pub use dataset::{
-    DataSpec, Dataset, IdxFile, FASHION_CLASSES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES,
+    DataSource, Dataset, IdxFile, FASHION_CLASSES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES,
     TRAIN_LABELS,
 };
 pub use loading::{load, load_from, load_sets, FetchProgress};
@@ -72,7 +72,7 @@ pub fn dataset_dir(base: &Path, dataset: Dataset) -> Result<PathBuf, DataError> 
             let dir = base.join(dataset.as_str());
             let loose = || {
                 dataset
-                    .spec()
+                    .source()
                     .files
                     .iter()
                     .any(|f| locate(base, f).is_some())
@@ -97,7 +97,7 @@ pub fn locate(dir: &Path, file: &IdxFile) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-impl DataSpec {
+impl DataSource {
     /// Where `file` is present in `dir` in a form that can be verified: the `.gz` file, else
     /// the decompressed one when its sum is known. `None` means it must be downloaded.
     pub fn verifiable(&self, dir: &Path, file: &IdxFile) -> Option<PathBuf> {
@@ -109,8 +109,8 @@ impl DataSpec {
         (file.raw_sha256.is_some() && raw.is_file()).then_some(raw)
     }
 
-    /// Reads a present file and checks its SHA-256 against the spec's sums; returns its bytes.
-    /// A decompressed file whose sum the spec does not know (Fashion-MNIST's) is refused.
+    /// Reads a present file and checks its SHA-256 against the source's sums; returns its bytes.
+    /// A decompressed file whose sum the source does not know (Fashion-MNIST's) is refused.
     pub fn read_verified(&self, path: &Path, file: &IdxFile) -> Result<Vec<u8>, DataError> {
         let bytes = fs::read(path).map_err(IoError::at("read", path))?;
         let expected = if bytes.starts_with(&[0x1f, 0x8b]) {
@@ -172,7 +172,7 @@ impl DataSpec {
             .collect()
     }
 
-    /// Loads and verifies the four files from `dir` (each `.gz`, or decompressed when the spec
+    /// Loads and verifies the four files from `dir` (each `.gz`, or decompressed when the source
     /// knows that form's sum).
     pub fn load(&self, dir: &Path) -> Result<Mnist, DataError> {
         let mut payloads = Vec::with_capacity(4);
@@ -240,7 +240,7 @@ impl Split {
 }
 
 /// A data set in MNIST's format in memory (MNIST or Fashion-MNIST: 60,000 training and 10,000
-/// test images; fewer for a test's own spec).
+/// test images; fewer for a test's own source).
 #[derive(Clone, Debug)]
 pub struct Mnist {
     pub train: Split,
@@ -249,9 +249,9 @@ pub struct Mnist {
 
 impl Mnist {
     /// Loads and verifies MNIST's four files from `dir` (short for
-    /// `Dataset::Mnist.spec().load(dir)`).
+    /// `Dataset::Mnist.source().load(dir)`).
     pub fn load(dir: &Path) -> Result<Mnist, DataError> {
-        Dataset::Mnist.spec().load(dir)
+        Dataset::Mnist.source().load(dir)
     }
 }
 

@@ -38,7 +38,7 @@ pub struct Plan {
 }
 
 /// The cell id for a config: slug + hash of (config, data fingerprint, format version). The
-/// fingerprint is that of the config's data set (`DataSpec::fingerprint`: its expected sums);
+/// fingerprint is that of the config's data set (`DataSource::fingerprint`: its expected sums);
 /// for MNIST it is the one every id was made with before data sets were a key.
 pub fn cell_id(cfg: &TrainConfig) -> String {
     #[derive(Serialize)]
@@ -49,7 +49,7 @@ pub fn cell_id(cfg: &TrainConfig) -> String {
     }
     let canonical = serde_json::to_vec(&Identity {
         config: cfg,
-        data: &cfg.dataset.spec().fingerprint(),
+        data: &cfg.dataset.source().fingerprint(),
         format_version: FORMAT_VERSION,
     })
     .expect("configs serialize");
@@ -58,20 +58,20 @@ pub fn cell_id(cfg: &TrainConfig) -> String {
 }
 
 impl Plan {
-    /// Expands a checked spec; a cell whose settings do not form a valid config is an error
+    /// Expands a checked grid; a cell whose settings do not form a valid config is an error
     /// located at the setting to blame.
-    pub fn expand(spec: &Grid) -> Result<Plan, GridError> {
+    pub fn expand(grid: &Grid) -> Result<Plan, GridError> {
         let mut cells: Vec<Cell> = Vec::new();
-        let n_combos: usize = spec.axes.iter().map(|a| a.values.len()).product();
+        let n_combos: usize = grid.axes.iter().map(|a| a.values.len()).product();
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-        for variant in &spec.variants {
+        for variant in &grid.variants {
             for combo in 0..n_combos {
                 // Odometer over the axes: the last axis varies fastest.
-                let mut settings: Settings = spec.defaults.clone();
+                let mut settings: Settings = grid.defaults.clone();
                 settings.extend(variant.settings.clone());
                 let mut coords = BTreeMap::new();
                 let mut rest = combo;
-                for axis in spec.axes.iter().rev() {
+                for axis in grid.axes.iter().rev() {
                     let v = &axis.values[rest % axis.values.len()];
                     rest /= axis.values.len();
                     coords.insert(axis.key.to_string(), v.to_string());
@@ -84,7 +84,7 @@ impl Plan {
                         },
                     );
                 }
-                for &seed in &spec.seeds {
+                for &seed in &grid.seeds {
                     let config = build(&settings, seed).map_err(|e| {
                         let (span, key) = match &e.blame {
                             Some(s) => (Some(s.span.clone()), s.origin.clone()),
@@ -102,8 +102,8 @@ impl Plan {
                             ));
                         }
                         GridError::at(
-                            &spec.path,
-                            &spec.text,
+                            &grid.path,
+                            &grid.text,
                             span,
                             key,
                             format!("{}: {}", at, e.message),
@@ -113,7 +113,7 @@ impl Plan {
                     let index = cells.len();
                     if let Some(&other) = seen.get(&id) {
                         let o = &cells[other];
-                        return Err(GridError::at(&spec.path, &spec.text, Some(variant.span.clone()), "", format!(
+                        return Err(GridError::at(&grid.path, &grid.text, Some(variant.span.clone()), "", format!(
                             "cell {index} (variant {:?}) has the same configuration as cell {other} (variant {:?}); remove the duplicate",
                             variant.name, o.variant
                         )));
@@ -132,9 +132,9 @@ impl Plan {
             }
         }
         Ok(Plan {
-            name: spec.name.clone(),
-            description: spec.description.clone(),
-            axes: spec.axes.iter().map(|a| a.key.to_string()).collect(),
+            name: grid.name.clone(),
+            description: grid.description.clone(),
+            axes: grid.axes.iter().map(|a| a.key.to_string()).collect(),
             cells,
         })
     }

@@ -28,8 +28,8 @@ pub fn data_dir() -> PathBuf {
         }
         let dir = data::resolve_dir(None, data::Dataset::Mnist)
             .expect("a per-user cache directory for the MNIST files");
-        let spec = data::Dataset::Mnist.spec();
-        fetch::fetch_missing(&dir, &spec, &spec.mirrors(&[]), &|_| {}).unwrap_or_else(|e| {
+        let source = data::Dataset::Mnist.source();
+        fetch::fetch_missing(&dir, &source, &source.mirrors(&[]), &|_| {}).unwrap_or_else(|e| {
             panic!("tests need the MNIST files and could not download them: {e}")
         });
         dir
