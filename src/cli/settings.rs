@@ -38,8 +38,11 @@ impl<const MODEL: bool> Args for SettingArgs<MODEL> {
     fn augment_args(cmd: clap::Command) -> clap::Command {
         cmd.args(Self::keys().map(|k| {
             let mut help = k.doc.to_string();
+            if let Kind::Word(_) | Kind::EvalEvery = k.kind {
+                help.push_str(&format!(": {}", k.kind));
+            }
             if let Some(c) = k.applies.condition() {
-                help.push_str(&format!(" ({c})"));
+                help.push_str(&format!("; only where {c}"));
             }
             if k.default != "required" {
                 help.push_str(&format!(" [default: {}]", k.default));
