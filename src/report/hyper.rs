@@ -18,39 +18,42 @@ pub fn keys() -> impl Iterator<Item = &'static str> {
 
 /// The column of `key` over the runs' configs.
 pub fn column(key: &Key, configs: &[TrainConfig]) -> Column {
-    let values = configs.iter().map(|c| key.in_force(c));
+    // The value in force of each run, as `pick` takes it (None: null).
+    fn values<T>(
+        key: &Key,
+        configs: &[TrainConfig],
+        pick: fn(Value) -> Option<T>,
+    ) -> Vec<Option<T>> {
+        configs
+            .iter()
+            .map(|c| key.in_force(c).and_then(pick))
+            .collect()
+    }
     let name = key.name.into();
     match key.kind {
-        Kind::Word(_) | Kind::EvalEvery => Column::new(
-            name,
-            values.map(|v| v.map(|v| v.text())).collect::<Vec<_>>(),
-        ),
+        Kind::Word(_) | Kind::EvalEvery => {
+            Column::new(name, values(key, configs, |v| Some(v.text())))
+        }
         Kind::Int(..) => Column::new(
             name,
-            values
-                .map(|v| match v {
-                    Some(Value::Int(i)) => Some(i),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
+            values(key, configs, |v| match v {
+                Value::Int(i) => Some(i),
+                _ => None,
+            }),
         ),
         Kind::Float(_) => Column::new(
             name,
-            values
-                .map(|v| match v {
-                    Some(Value::Float(x)) => Some(x),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
+            values(key, configs, |v| match v {
+                Value::Float(x) => Some(x),
+                _ => None,
+            }),
         ),
         Kind::Bool => Column::new(
             name,
-            values
-                .map(|v| match v {
-                    Some(Value::Bool(b)) => Some(b),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
+            values(key, configs, |v| match v {
+                Value::Bool(b) => Some(b),
+                _ => None,
+            }),
         ),
     }
 }
