@@ -19,11 +19,11 @@ use rnnsweep::report::effects::EffectMetric;
 use rnnsweep::report::export::tidy::TidyFormat;
 use rnnsweep::report::export::{Format, Tables};
 use rnnsweep::report::summarize::Metric;
+use rnnsweep::trainer::backend::device::DeviceRequest;
+use rnnsweep::trainer::backend::fake::FAKE_ENV;
 use rnnsweep::trainer::backend::TrainerChoice;
 use rnnsweep::trainer::config::keys::{self, Given, Key, Kind, Section, Value, KEYS};
 use rnnsweep::trainer::config::{Dataset, InputMode};
-use rnnsweep::trainer::device::DeviceRequest;
-use rnnsweep::trainer::fake::FAKE_ENV;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -51,7 +51,7 @@ struct GlobalArgs {
     /// No progress bars or tables (results and errors are still printed)
     #[arg(long, short, global = true)]
     quiet: bool,
-    /// The trainer: real, or fake:RULES for tests (see src/trainer/fake.rs) [default: fake
+    /// The trainer: real, or fake:RULES for tests (see src/trainer/backend/fake.rs) [default: fake
     /// with the rules of $RNNSWEEP_FAKE_TRAINER when set, else real]
     #[arg(long, global = true, hide = true, value_parser = TrainerChoice::parse)]
     trainer: Option<TrainerChoice>,

@@ -12,7 +12,7 @@ use rnnsweep::report::load::load;
 use rnnsweep::report::stats::Method;
 use rnnsweep::report::summarize::{compare, default_by, summarize, CurvePoint, Metric, Summary};
 use rnnsweep::store::{CellResult, RunStore};
-use rnnsweep::trainer::presets::preset;
+use rnnsweep::trainer::config::presets::preset;
 use rnnsweep::trainer::record::*;
 
 /// Three variants × 3 seeds (fixed accuracies): LSTM h20's seed 1 diverged (a gradient went

@@ -7,8 +7,8 @@ use std::str::FromStr;
 
 use dfdx::prelude::*;
 
-use super::kernel::LayerKernel;
 use crate::error::TrainError;
+use crate::trainer::model::kernel::LayerKernel;
 
 /// The device requested on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

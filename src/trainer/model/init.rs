@@ -8,8 +8,8 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::config::{InitScheme, LayerKind, ModelConfig};
-use super::model::{param_layout, PER_LAYER};
+use super::{param_layout, PER_LAYER};
+use crate::trainer::config::{InitScheme, LayerKind, ModelConfig};
 
 /// Every parameter's initial values for `config` (normalized) and `seed`.
 pub fn initial_values(config: &ModelConfig, seed: u64) -> Vec<Vec<f64>> {

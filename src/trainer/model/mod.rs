@@ -16,15 +16,23 @@
 //! values) checks every tensor's name and shape against the config and fails with a
 //! [`ModelLoadError`] naming the first that does not fit.
 
+pub mod dropout;
+pub mod fused;
+pub mod init;
+pub mod kernel;
+pub mod ops;
+pub mod tape;
+
 use dfdx::prelude::*;
 use serde::Serialize;
 
-use super::config::{LayerKind, ModelConfig};
-use super::kernel::{LayerKernel, LayerParams};
-use super::ops;
-use super::tape::{Flat, Mat, TapeThread};
 use crate::data::sequence::Reading;
 use crate::data::CLASSES;
+use crate::trainer::config::{LayerKind, ModelConfig};
+use crate::trainer::record::RunStatus;
+
+use kernel::{LayerKernel, LayerParams};
+use tape::{Flat, Mat, TapeThread};
 
 /// Name and PyTorch shape of one parameter tensor.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -97,10 +105,10 @@ pub fn param_layout(cfg: &ModelConfig) -> Vec<ParamInfo> {
 
 /// Bytes the CPU's fused layers keep per training sample for back-propagation through all the
 /// steps of `cfg`'s input, with `elem` bytes per value (4 for f32): the sum over layers of
-/// [`super::fused::saved_values_per_step`] times the steps.
+/// [`fused::saved_values_per_step`] times the steps.
 pub fn saved_bytes_per_sample(cfg: &ModelConfig, elem: usize) -> usize {
     (0..cfg.layers)
-        .map(|l| super::fused::saved_values_per_step(cfg.cell, layer_input(cfg, l), cfg.hidden))
+        .map(|l| fused::saved_values_per_step(cfg.cell, layer_input(cfg, l), cfg.hidden))
         .sum::<usize>()
         * cfg.input.steps()
         * elem
@@ -157,12 +165,12 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
 
     /// PyTorch's initialisation: U(-1/√hidden, 1/√hidden) for every recurrent weight and bias,
     /// U(-1/√in, 1/√in) for the head (in = hidden), then the config's init scheme (see
-    /// `trainer::init`). Values are drawn on the host from ChaCha8 streams seeded by `seed`, so
-    /// they do not depend on the device.
+    /// [`init`]). Values are drawn on the host from ChaCha8 streams seeded by `seed`, so they do
+    /// not depend on the device.
     pub fn init(config: &ModelConfig, seed: u64, dev: &D) -> Self {
         let config = config.clone().normalized();
         let layout = param_layout(&config);
-        let params = super::init::initial_values(&config, seed)
+        let params = init::initial_values(&config, seed)
             .into_iter()
             .map(|v| {
                 let n = v.len();
@@ -219,14 +227,14 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
     /// The weights worth keeping after a run: those of a completed run whose every parameter is
     /// finite (training stops at the first non-finite one, so a completed run's are; this is
     /// the last guard), as [`Model::to_safetensors`]. None for every other run.
-    pub fn final_weights(&self, status: &super::record::RunStatus) -> Option<Vec<u8>> {
+    pub fn final_weights(&self, status: &RunStatus) -> Option<Vec<u8>> {
         let finite = || {
             self.values()
                 .iter()
                 .flatten()
                 .all(|x| x.to_f64().is_some_and(f64::is_finite))
         };
-        (*status == super::record::RunStatus::Completed && finite()).then(|| self.to_safetensors())
+        (*status == RunStatus::Completed && finite()).then(|| self.to_safetensors())
     }
 
     /// The parameters as a safetensors file (f32, little-endian) with PyTorch's names and
