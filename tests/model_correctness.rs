@@ -228,7 +228,7 @@ fn gradients_match_finite_differences() {
         let checked = assert_finite_differences(&cfg, &m, &dev, &grads, |m| {
             loss_of(m, &dev, &x, batch, &targets)
         });
-        assert_eq!(checked, rnnsweep::trainer::model::param_count(&cfg));
+        assert_eq!(checked, rnnsweep::trainer::model::layout::param_count(&cfg));
     }
 }
 
@@ -285,7 +285,7 @@ fn fused_layers_match_the_dfdx_ops_path() {
 
 #[test]
 fn parameter_layout_matches_pytorch() {
-    use rnnsweep::trainer::model::{param_count, param_layout};
+    use rnnsweep::trainer::model::layout::{param_count, param_layout};
     let cfg = ModelConfig {
         cell: LayerKind::Rnn,
         hidden: 100,
@@ -505,6 +505,6 @@ fn a_784_step_sequence_of_one_pixel_matches_ops_and_finite_differences() {
             let (l, _) = m.forward(xt(), batch, NoneTape);
             cross_entropy_with_logits_loss(l, targets.clone()).array()
         });
-        assert_eq!(checked, rnnsweep::trainer::model::param_count(&cfg));
+        assert_eq!(checked, rnnsweep::trainer::model::layout::param_count(&cfg));
     }
 }

@@ -113,7 +113,7 @@ fn fixture(root: &Path) -> std::path::PathBuf {
             config: cell.config.clone(),
             status,
             device: "cpu".into(),
-            parameters: rnnsweep::trainer::model::param_count(&cell.config.model),
+            parameters: rnnsweep::trainer::model::layout::param_count(&cell.config.model),
             iterations: 1876,
             train_seconds: 20.0,
             eval_seconds: 1.0,

@@ -180,7 +180,7 @@ fn divergence_is_recorded_not_panicked() {
             assert!((1..=200).contains(&iteration));
             assert!(epoch >= 1);
             let nf = non_finite.expect("the first non-finite quantity is named");
-            let names: Vec<String> = rnnsweep::trainer::model::param_layout(&cfg.model)
+            let names: Vec<String> = rnnsweep::trainer::model::layout::param_layout(&cfg.model)
                 .into_iter()
                 .map(|p| p.name)
                 .collect();

@@ -402,7 +402,7 @@ pub fn report_bench(
             config: cell.config.clone(),
             status: RunStatus::Completed,
             device: "cpu".into(),
-            parameters: crate::trainer::model::param_count(&cell.config.model),
+            parameters: crate::trainer::model::layout::param_count(&cell.config.model),
             iterations: (epochs * 938) as u64,
             train_seconds: 10.0 * epochs as f64,
             eval_seconds: 1.0,

@@ -18,8 +18,9 @@ use crate::error::ConfigError;
 use crate::trainer::config::{EvalEvery, TrainConfig};
 use crate::trainer::model::dropout::Dropout;
 use crate::trainer::model::kernel::LayerKernel;
+use crate::trainer::model::layout::param_count;
 use crate::trainer::model::tape::Mat;
-use crate::trainer::model::{param_count, Model};
+use crate::trainer::model::Model;
 use crate::trainer::optim::Optimizer;
 use crate::trainer::record::{
     EpochStats, MetricRow, MetricSplit, NonFinite, NonFiniteKind, RunRecord, RunStatus, TopClass,

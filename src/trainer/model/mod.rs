@@ -20,11 +20,11 @@ pub mod dropout;
 pub mod fused;
 pub mod init;
 pub mod kernel;
+pub mod layout;
 pub mod ops;
 pub mod tape;
 
 use dfdx::prelude::*;
-use serde::Serialize;
 
 use crate::data::sequence::Reading;
 use crate::data::CLASSES;
@@ -32,20 +32,8 @@ use crate::trainer::config::{LayerKind, ModelConfig};
 use crate::trainer::record::RunStatus;
 
 use kernel::{LayerKernel, LayerParams};
+use layout::{layer_input, param_layout, ParamInfo, PER_LAYER};
 use tape::{Flat, Mat, TapeThread};
-
-/// Name and PyTorch shape of one parameter tensor.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ParamInfo {
-    pub name: String,
-    pub shape: Vec<usize>,
-}
-
-impl ParamInfo {
-    pub fn numel(&self) -> usize {
-        self.shape.iter().product()
-    }
-}
 
 /// Parameter values that do not fit the model config, or bytes that are not safetensors.
 #[derive(Debug, thiserror::Error)]
@@ -71,38 +59,6 @@ pub enum ModelLoadError {
     },
 }
 
-/// Tensors per recurrent layer: W_ih, W_hh, b_ih, b_hh, in that order.
-pub const PER_LAYER: usize = 4;
-
-/// Input features of layer `l`: what one step of the image holds (28 pixels of a row or column,
-/// or 1 pixel), or the layer below's state.
-fn layer_input(cfg: &ModelConfig, l: usize) -> usize {
-    if l == 0 {
-        cfg.input.features()
-    } else {
-        cfg.hidden
-    }
-}
-
-/// Parameter names and shapes for a config, in PyTorch's `named_parameters()` order
-/// ([`PER_LAYER`] per layer, then the head's weight and bias).
-pub fn param_layout(cfg: &ModelConfig) -> Vec<ParamInfo> {
-    let g = cfg.cell.gates() * cfg.hidden;
-    let h = cfg.hidden;
-    let mut v = Vec::with_capacity(PER_LAYER * cfg.layers + 2);
-    let p = |name: String, shape: Vec<usize>| ParamInfo { name, shape };
-    for l in 0..cfg.layers {
-        let input = layer_input(cfg, l);
-        v.push(p(format!("rnn.weight_ih_l{l}"), vec![g, input]));
-        v.push(p(format!("rnn.weight_hh_l{l}"), vec![g, h]));
-        v.push(p(format!("rnn.bias_ih_l{l}"), vec![g]));
-        v.push(p(format!("rnn.bias_hh_l{l}"), vec![g]));
-    }
-    v.push(p("fc.weight".into(), vec![CLASSES, h]));
-    v.push(p("fc.bias".into(), vec![CLASSES]));
-    v
-}
-
 /// Bytes the CPU's fused layers keep per training sample for back-propagation through all the
 /// steps of `cfg`'s input, with `elem` bytes per value (4 for f32): the sum over layers of
 /// [`fused::saved_values_per_step`] times the steps.
@@ -112,11 +68,6 @@ pub fn saved_bytes_per_sample(cfg: &ModelConfig, elem: usize) -> usize {
         .sum::<usize>()
         * cfg.input.steps()
         * elem
-}
-
-/// Total number of trainable scalars.
-pub fn param_count(cfg: &ModelConfig) -> usize {
-    param_layout(cfg).iter().map(ParamInfo::numel).sum()
 }
 
 /// PyTorch's module repr of the network, e.g. `LSTM(28, 64, batch_first=True)` + `Linear(64, 10)`.
