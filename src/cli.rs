@@ -179,7 +179,7 @@ struct SweepArgs {
     #[arg(long)]
     rerun_failed: bool,
     /// auto, cpu or cuda
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", value_parser = DeviceRequest::parse)]
     device: DeviceRequest,
     /// Run only cells whose index ≡ I (mod N), 0 <= I < N [default: from SLURM_ARRAY_TASK_ID
     /// and SLURM_ARRAY_TASK_COUNT (or _MIN/_MAX) when set, else every cell]
@@ -350,7 +350,7 @@ struct TrainArgs {
     #[command(flatten)]
     settings: SettingArgs<false>,
     /// auto (CUDA if built with it and a GPU answers, else CPU), cpu or cuda
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", value_parser = DeviceRequest::parse)]
     device: DeviceRequest,
     /// CPU threads for matrix products
     #[arg(long, default_value_t = 1)]

@@ -2,42 +2,32 @@
 //! picks a concrete one at run time: `cpu`, `cuda` (only in builds with the `cuda` feature), or
 //! `auto` = CUDA when built with it and a GPU answers, else the CPU.
 
-use std::fmt;
-use std::str::FromStr;
-
 use dfdx::prelude::*;
+use serde::de::{value::StrDeserializer, IntoDeserializer};
+use serde::Deserialize;
 
 use crate::error::TrainError;
 use crate::trainer::model::kernel::LayerKernel;
 
-/// The device requested on the command line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// The device requested on the command line (`--device`): serde's names, `gpu` also meaning
+/// `cuda`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DeviceRequest {
     #[default]
     Auto,
     Cpu,
+    #[serde(alias = "gpu")]
     Cuda,
 }
 
-impl FromStr for DeviceRequest {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(DeviceRequest::Auto),
-            "cpu" => Ok(DeviceRequest::Cpu),
-            "cuda" | "gpu" => Ok(DeviceRequest::Cuda),
-            _ => Err(format!("unknown device {s:?}; allowed: auto, cpu, cuda")),
-        }
-    }
-}
-
-impl fmt::Display for DeviceRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DeviceRequest::Auto => "auto",
-            DeviceRequest::Cpu => "cpu",
-            DeviceRequest::Cuda => "cuda",
-        })
+impl DeviceRequest {
+    /// The request a `--device` word names, in any case: `auto`, `cpu`, `cuda` or `gpu`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let lower = text.to_ascii_lowercase();
+        let word: StrDeserializer<'_, serde::de::value::Error> = lower.as_str().into_deserializer();
+        Self::deserialize(word)
+            .map_err(|_| format!("unknown device {text:?}; allowed: auto, cpu, cuda"))
     }
 }
 
@@ -101,5 +91,24 @@ mod cuda {
 
     pub fn run<J: DeviceJob>(dev: NoCuda, _job: J, _note: Option<&str>) -> J::Output {
         match dev {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_words_in_any_case_and_gpu_for_cuda() {
+        for (text, want) in [
+            ("auto", DeviceRequest::Auto),
+            ("CPU", DeviceRequest::Cpu),
+            ("cuda", DeviceRequest::Cuda),
+            ("Gpu", DeviceRequest::Cuda),
+        ] {
+            assert_eq!(DeviceRequest::parse(text), Ok(want), "{text}");
+        }
+        let err = DeviceRequest::parse("tpu").unwrap_err();
+        assert_eq!(err, "unknown device \"tpu\"; allowed: auto, cpu, cuda");
     }
 }
