@@ -25,7 +25,8 @@ use crate::trainer::Trained;
 /// Everything `rnnsweep train` needs, as given on the command line.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
-    /// Start from this tutorial recipe (see `trainer::config::presets`) instead of the default config.
+    /// Start from this tutorial recipe (see `trainer::config::presets`) instead of the default
+    /// config.
     pub preset: Option<String>,
     /// The seed instead of the recipe's (or the default's 0).
     pub seed: Option<u64>,

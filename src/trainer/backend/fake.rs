@@ -1,9 +1,9 @@
 //! The fake trainer, for tests of everything around training (runner, store, leases, signals,
-//! shards, Slurm, reports): it runs the real training loop of `trainer::fit` (same shuffling, budget,
-//! evaluation schedule, divergence and interruption rules, same metric rows) with a stand-in
-//! for the network whose accuracy and loss follow a smooth curve computed from the config and
-//! seed, so a step takes microseconds and needs no MNIST files. Everything is deterministic
-//! except the measured seconds.
+//! shards, Slurm, reports): it runs the real training loop of `trainer::fit` (same shuffling,
+//! budget, evaluation schedule, divergence and interruption rules, same metric rows) with a
+//! stand-in for the network whose accuracy and loss follow a smooth curve computed from the
+//! config and seed, so a step takes microseconds and needs no MNIST files. Everything is
+//! deterministic except the measured seconds.
 //!
 //! Contributors select it with the hidden option `--trainer fake:RULES` of every command, whose
 //! default is the environment variable [`FAKE_ENV`] (`RNNSWEEP_FAKE_TRAINER=RULES`, which the
