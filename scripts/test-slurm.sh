@@ -5,9 +5,9 @@
 #     checks that every cell is done exactly once and records its Slurm job and task;
 #  2. submits tests/grids/kill.toml as one task, sends it SIGUSR1 (what --signal does before the
 #     time limit) while it trains, and checks that the task stops, requeues itself and finishes.
-# The jobs train with the fake trainer (RNNSWEEP_FAKE_TRAINER, src/trainer/fake.rs; sbatch passes
-# the environment on), 5 ms a step: a kill.toml cell takes 1 s on any machine, so the signal
-# always finds the task training, and no MNIST files are needed.
+# The jobs train with the fake trainer (RNNSWEEP_FAKE_TRAINER, src/trainer/backend/fake.rs;
+# sbatch passes the environment on), 5 ms a step: a kill.toml cell takes 1 s on any machine, so
+# the signal always finds the task training, and no MNIST files are needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)

@@ -83,7 +83,7 @@ fn bad_input_is_a_clear_error_with_exit_2() {
             "expected \"epoch\" or a number of steps ≥ 1",
         ),
         (&["train", "--preset", "model_d"], "known presets: rnnimc"),
-        (&["train", "--device", "tpu"], "allowed: auto, cpu, cuda"),
+        (&["train", "--device", "tpu"], "use one of: auto, cpu, cuda"),
         (
             &["train", "--batch", "500", "--train-limit", "100"],
             "must not exceed the 100 training images",

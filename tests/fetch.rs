@@ -530,11 +530,11 @@ fn cli_rejects_files_that_are_not_the_published_fashion_mnist() {
 fn the_trainer_trains_on_the_configs_data_set() {
     use std::sync::atomic::AtomicBool;
 
+    use rnnsweep::trainer::backend::device::DeviceRequest;
     use rnnsweep::trainer::backend::DfdxTrainer;
+    use rnnsweep::trainer::config::presets::preset;
     use rnnsweep::trainer::config::{Budget, EvalEvery};
-    use rnnsweep::trainer::device::DeviceRequest;
     use rnnsweep::trainer::fit::Silent;
-    use rnnsweep::trainer::presets::preset;
     use rnnsweep::trainer::record::{MetricSplit, RunStatus};
     use rnnsweep::trainer::Trainer;
 

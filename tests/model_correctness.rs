@@ -228,7 +228,7 @@ fn gradients_match_finite_differences() {
         let checked = assert_finite_differences(&cfg, &m, &dev, &grads, |m| {
             loss_of(m, &dev, &x, batch, &targets)
         });
-        assert_eq!(checked, rnnsweep::trainer::model::param_count(&cfg));
+        assert_eq!(checked, rnnsweep::trainer::model::layout::param_count(&cfg));
     }
 }
 
@@ -239,7 +239,7 @@ fn gradients_match_finite_differences() {
 fn fused_layers_match_the_dfdx_ops_path() {
     fn check<E: Dtype + Into<f64>>(tol: f64)
     where
-        Cpu: rnnsweep::trainer::kernel::LayerKernel<E>,
+        Cpu: rnnsweep::trainer::model::kernel::LayerKernel<E>,
     {
         let batch = 3;
         let x: Vec<E> = time_major(&inputs(batch))
@@ -285,7 +285,7 @@ fn fused_layers_match_the_dfdx_ops_path() {
 
 #[test]
 fn parameter_layout_matches_pytorch() {
-    use rnnsweep::trainer::model::{param_count, param_layout};
+    use rnnsweep::trainer::model::layout::{param_count, param_layout};
     let cfg = ModelConfig {
         cell: LayerKind::Rnn,
         hidden: 100,
@@ -433,7 +433,7 @@ fn dropout_with_a_fixed_mask_matches_the_ops_path_and_finite_differences() {
             ..ModelConfig::default()
         };
         let (dev, m) = model(&cfg, 4);
-        let mut d = rnnsweep::trainer::dropout::Dropout::of(&cfg, 9).unwrap();
+        let mut d = rnnsweep::trainer::model::dropout::Dropout::of(&cfg, 9).unwrap();
         let masks = d.masks(T, batch);
         assert_eq!(masks.len(), 1);
         assert!(masks[0].contains(&0.0) && masks[0].contains(&2.0));
@@ -505,6 +505,6 @@ fn a_784_step_sequence_of_one_pixel_matches_ops_and_finite_differences() {
             let (l, _) = m.forward(xt(), batch, NoneTape);
             cross_entropy_with_logits_loss(l, targets.clone()).array()
         });
-        assert_eq!(checked, rnnsweep::trainer::model::param_count(&cfg));
+        assert_eq!(checked, rnnsweep::trainer::model::layout::param_count(&cfg));
     }
 }

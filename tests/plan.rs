@@ -5,7 +5,7 @@ use std::path::Path;
 
 use rnnsweep::grid::Grid;
 use rnnsweep::plan::Plan;
-use rnnsweep::trainer::presets::{preset, PRESETS};
+use rnnsweep::trainer::config::presets::{preset, PRESETS};
 
 fn plan_of(text: &str) -> Plan {
     Plan::expand(&Grid::parse(Path::new("t.toml"), text).unwrap()).unwrap()

@@ -113,7 +113,7 @@ const FIXTURES: [&str; 8] = [
 /// A model of `cfg` holding the fixture's initial weights.
 fn model_with<E: Dtype + num_traits::Float>(cfg: &ModelConfig, init: &[Vec<f64>]) -> Model<E, Cpu>
 where
-    Cpu: rnnsweep::trainer::kernel::LayerKernel<E>,
+    Cpu: rnnsweep::trainer::model::kernel::LayerKernel<E>,
 {
     let dev = Cpu::default();
     let mut m = Model::<E, Cpu>::init(cfg, 0, &dev);
@@ -132,7 +132,7 @@ fn loss_and_grads<E: Dtype + num_traits::Float>(
     split: &Split,
 ) -> (Vec<f64>, f64, Gradients<E, Cpu>)
 where
-    Cpu: rnnsweep::trainer::kernel::LayerKernel<E>,
+    Cpu: rnnsweep::trainer::model::kernel::LayerKernel<E>,
 {
     let dev = Cpu::default();
     let idx: Vec<usize> = (0..split.len()).collect();
@@ -183,7 +183,7 @@ fn check<E: Dtype + num_traits::Float>(
     atol_adaptive: f64,
     tag: &str,
 ) where
-    Cpu: rnnsweep::trainer::kernel::LayerKernel<E>,
+    Cpu: rnnsweep::trainer::model::kernel::LayerKernel<E>,
 {
     let cfg = f.model.config();
     let split = batch();
@@ -358,7 +358,7 @@ fn check_knobs<E: Dtype + num_traits::Float>(
     tol: f64,
     tol_adaptive: f64,
 ) where
-    Cpu: rnnsweep::trainer::kernel::LayerKernel<E>,
+    Cpu: rnnsweep::trainer::model::kernel::LayerKernel<E>,
 {
     let cfg = k.model.config();
     let split = batch();

@@ -12,7 +12,7 @@ use rnnsweep::report::load::load;
 use rnnsweep::report::stats::Method;
 use rnnsweep::report::summarize::{compare, default_by, summarize, CurvePoint, Metric, Summary};
 use rnnsweep::store::{CellResult, RunStore};
-use rnnsweep::trainer::presets::preset;
+use rnnsweep::trainer::config::presets::preset;
 use rnnsweep::trainer::record::*;
 
 /// Three variants × 3 seeds (fixed accuracies): LSTM h20's seed 1 diverged (a gradient went
@@ -113,7 +113,7 @@ fn fixture(root: &Path) -> std::path::PathBuf {
             config: cell.config.clone(),
             status,
             device: "cpu".into(),
-            parameters: rnnsweep::trainer::model::param_count(&cell.config.model),
+            parameters: rnnsweep::trainer::model::layout::param_count(&cell.config.model),
             iterations: 1876,
             train_seconds: 20.0,
             eval_seconds: 1.0,

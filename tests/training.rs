@@ -6,9 +6,9 @@ mod common;
 use std::sync::atomic::AtomicBool;
 
 use dfdx::prelude::Cpu;
+use rnnsweep::trainer::config::presets::preset;
 use rnnsweep::trainer::config::*;
 use rnnsweep::trainer::fit::{fit, Silent};
-use rnnsweep::trainer::presets::preset;
 use rnnsweep::trainer::record::{MetricSplit, NonFiniteKind, RunRecord, RunStatus};
 
 /// The lstm_h64 recipe (Adam 0.01) on the first 6,000 images with batch 32. Measured over seeds
@@ -146,7 +146,7 @@ fn a_flushed_pixel_run_matches_the_default_and_restores_the_thread() {
     let ieee = run(&cfg, false);
     cfg.flush_denormal = true;
     let flushed = run(&cfg, false);
-    assert!(!rnnsweep::trainer::denormal::flushing());
+    assert!(!rnnsweep::trainer::fit::denormal::flushing());
     assert_eq!(flushed.status, RunStatus::Completed);
     assert!(flushed.config.flush_denormal);
     assert!(!ieee.config.flush_denormal);
@@ -180,7 +180,7 @@ fn divergence_is_recorded_not_panicked() {
             assert!((1..=200).contains(&iteration));
             assert!(epoch >= 1);
             let nf = non_finite.expect("the first non-finite quantity is named");
-            let names: Vec<String> = rnnsweep::trainer::model::param_layout(&cfg.model)
+            let names: Vec<String> = rnnsweep::trainer::model::layout::param_layout(&cfg.model)
                 .into_iter()
                 .map(|p| p.name)
                 .collect();

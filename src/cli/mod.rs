@@ -24,9 +24,9 @@ use rnnsweep::report::effects::EffectMetric;
 use rnnsweep::report::export::tidy::TidyFormat;
 use rnnsweep::report::export::{Format, Tables};
 use rnnsweep::report::summarize::Metric;
+use rnnsweep::trainer::backend::device::DeviceRequest;
 use rnnsweep::trainer::backend::TrainerChoice;
 use rnnsweep::trainer::config::{Dataset, InputMode};
-use rnnsweep::trainer::device::DeviceRequest;
 use settings::SettingArgs;
 
 #[derive(Parser, Debug)]
@@ -55,7 +55,7 @@ struct GlobalArgs {
     /// No progress bars or tables (results and errors are still printed)
     #[arg(long, short, global = true)]
     quiet: bool,
-    /// The trainer: real, or fake:RULES for tests (see src/trainer/fake.rs) [default: fake
+    /// The trainer: real, or fake:RULES for tests (see src/trainer/backend/fake.rs) [default: fake
     /// with the rules of $RNNSWEEP_FAKE_TRAINER when set, else real]
     #[arg(long, global = true, hide = true, value_parser = TrainerChoice::parse)]
     trainer: Option<TrainerChoice>,
@@ -182,8 +182,8 @@ flags! {
         /// Also run cells that failed before
         #[arg(long)]
         rerun_failed: bool,
-        /// auto, cpu or cuda
-        #[arg(long, default_value = "auto")]
+        /// auto, cpu or cuda (gpu)
+        #[arg(long, default_value = "auto", value_parser = word::<DeviceRequest>)]
         device: DeviceRequest,
         /// Run only cells whose index ≡ I (mod N), 0 <= I < N [default: from SLURM_ARRAY_TASK_ID
         /// and SLURM_ARRAY_TASK_COUNT (or _MIN/_MAX) when set, else every cell]
@@ -349,7 +349,7 @@ flags! {
         #[command(flatten)]
         settings: SettingArgs<false>,
         /// auto (CUDA if built with it and a GPU answers, else CPU), cpu or cuda
-        #[arg(long, default_value = "auto")]
+        #[arg(long, default_value = "auto", value_parser = word::<DeviceRequest>)]
         device: DeviceRequest,
         /// CPU threads for matrix products
         #[arg(long, default_value_t = 1)]

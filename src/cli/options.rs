@@ -9,9 +9,9 @@ use serde::de::{DeserializeOwned, IntoDeserializer};
 
 use super::{CompareSweepsArgs, DataCmd, GlobalArgs, GroupingArgs, SweepsArgs};
 use rnnsweep::commands::{data, SweepSelection};
+use rnnsweep::trainer::backend::fake::FAKE_ENV;
 use rnnsweep::trainer::backend::TrainerChoice;
 use rnnsweep::trainer::config::keys::did_you_mean;
-use rnnsweep::trainer::fake::FAKE_ENV;
 
 /// Declares a command's flags (a clap `Args` struct) and `options(self, &Globals)`, which makes
 /// the command's options struct `$target` from them: each field goes to the field of the same

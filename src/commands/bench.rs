@@ -14,12 +14,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{with_threads, Outcome};
 use crate::data::Mnist;
+use crate::trainer::config::presets::{preset, PRESETS};
 use crate::trainer::config::{InputMode, TrainConfig};
-use crate::trainer::denormal::FloatMode;
+use crate::trainer::fit::denormal::FloatMode;
 use crate::trainer::fit::train_step;
 use crate::trainer::model::{saved_bytes_per_sample, Model};
 use crate::trainer::optim::Optimizer;
-use crate::trainer::presets::{preset, PRESETS};
 
 /// Options of `rnnsweep bench`.
 #[derive(Clone, Debug)]
@@ -402,7 +402,7 @@ pub fn report_bench(
             config: cell.config.clone(),
             status: RunStatus::Completed,
             device: "cpu".into(),
-            parameters: crate::trainer::model::param_count(&cell.config.model),
+            parameters: crate::trainer::model::layout::param_count(&cell.config.model),
             iterations: (epochs * 938) as u64,
             train_seconds: 10.0 * epochs as f64,
             eval_seconds: 1.0,

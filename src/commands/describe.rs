@@ -8,9 +8,10 @@ use serde::Serialize;
 
 use super::Outcome;
 use crate::trainer::config::keys::Given;
+use crate::trainer::config::presets::preset_or_default;
 use crate::trainer::config::{Dataset, InitScheme, ModelConfig};
-use crate::trainer::model::{param_count, param_layout, torch_repr, ParamInfo};
-use crate::trainer::presets::preset_or_default;
+use crate::trainer::model::layout::{param_count, param_layout, ParamInfo};
+use crate::trainer::model::torch_repr;
 
 /// Options of `rnnsweep describe`.
 #[derive(Clone, Debug)]

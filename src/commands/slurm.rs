@@ -11,8 +11,8 @@ use super::Outcome;
 use crate::cluster::sbatch::{script, shell_quote, ScriptOptions};
 use crate::fsutil::write_atomic;
 use crate::store::RunStore;
+use crate::trainer::backend::device::DeviceRequest;
 use crate::trainer::backend::TrainerChoice;
-use crate::trainer::device::DeviceRequest;
 
 /// Slurm's default MaxArraySize is 1001 (task ids 0..=1000).
 pub const MAX_TASKS: usize = 1000;

@@ -21,9 +21,9 @@ use crate::runner::{self, CellOutcome, RunOptions, SweepObserver};
 use crate::store::lease::{self, Leases};
 use crate::store::state::CellState;
 use crate::store::{CellResult, RunStore};
+use crate::trainer::backend::device::DeviceRequest;
 use crate::trainer::backend::{Backend, TrainerChoice};
 use crate::trainer::config::TrainConfig;
-use crate::trainer::device::DeviceRequest;
 use crate::trainer::fit::StepInfo;
 use crate::trainer::record::{MetricRow, MetricSplit};
 

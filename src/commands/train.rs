@@ -2,7 +2,7 @@
 //! files in an output directory: `config.json` (first), `metrics.csv` (rewritten atomically after
 //! every evaluation, so a crash loses at most the current window), `weights.safetensors` (for a
 //! completed run) and `result.json` (last). The run's config is a recipe or the default with
-//! the flags applied (`trainer::presets`), checked here along with `--threads`.
+//! the flags applied (`trainer::config::presets`), checked here along with `--threads`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -13,19 +13,20 @@ use indicatif::ProgressBar;
 use super::{progress, with_threads, Outcome};
 use crate::fsutil::write_atomic;
 use crate::store::{MetricsLog, RunDir};
+use crate::trainer::backend::device::DeviceRequest;
 use crate::trainer::backend::TrainerChoice;
 use crate::trainer::config::keys::Given;
+use crate::trainer::config::presets::preset_or_default;
 use crate::trainer::config::TrainConfig;
-use crate::trainer::device::DeviceRequest;
 use crate::trainer::fit::{Observer, StepInfo};
-use crate::trainer::presets::preset_or_default;
 use crate::trainer::record::{MetricRow, MetricSplit, RunRecord, RunStatus};
 use crate::trainer::Trained;
 
 /// Everything `rnnsweep train` needs, as given on the command line.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
-    /// Start from this tutorial recipe (see `trainer::presets`) instead of the default config.
+    /// Start from this tutorial recipe (see `trainer::config::presets`) instead of the default
+    /// config.
     pub preset: Option<String>,
     /// The seed instead of the recipe's (or the default's 0).
     pub seed: Option<u64>,
@@ -228,8 +229,8 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
 mod tests {
     use super::*;
     use crate::trainer::config::keys::Value;
+    use crate::trainer::config::presets::preset;
     use crate::trainer::config::{LayerKind, ModelConfig};
-    use crate::trainer::presets::preset;
 
     #[test]
     fn config_is_the_preset_with_the_flags_then_validated() {

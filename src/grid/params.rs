@@ -8,8 +8,8 @@ use std::ops::Range;
 
 use crate::trainer::config::keys::{self, ApplyError};
 pub use crate::trainer::config::keys::{check, key, key_names, Kind, Value};
+use crate::trainer::config::presets::default_config;
 use crate::trainer::config::TrainConfig;
-use crate::trainer::presets::default_config;
 
 /// One key set somewhere in the file.
 #[derive(Clone, Debug, PartialEq)]

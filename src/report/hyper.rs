@@ -61,8 +61,8 @@ pub fn column(key: &Key, configs: &[TrainConfig]) -> Column {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trainer::config::presets::preset;
     use crate::trainer::config::{Budget, InitScheme, InputMode, LayerKind, LrSchedule, OptimKind};
-    use crate::trainer::presets::preset;
 
     /// Configs that between them use every key: a key that no config has a value for was
     /// forgotten in the table (or is new: add it to a config here).

@@ -1,26 +1,28 @@
-//! Training one network on MNIST with dfdx: configuration, model, optimizers, the fit loop and
-//! device selection. Knows nothing of sweeps, stores or reports: a [`Trainer`] takes a
-//! `TrainConfig` and returns a `RunRecord` ([`Trained`]). The real trainer and the choice
-//! between it and the fake one (for tests) are in `backend`, the fake one in `fake`.
+//! Training one network on MNIST with dfdx. Knows nothing of sweeps, stores or reports: a
+//! [`Trainer`] takes a `TrainConfig` and returns a `RunRecord` ([`Trained`]). Here: the trait;
+//! the rest is in these rooms and files:
+//!
+//! - [`config`]: what to train: `TrainConfig` and its validation, the table of settings
+//!   (`keys.rs`), the tutorial recipes (`presets.rs`);
+//! - [`backend`]: which trainer trains it (the real one, on the device `device.rs` picks, or the
+//!   fake one of `fake.rs` for tests);
+//! - [`fit`]: the training loop, its `Observer` hooks, and a run's float mode (`denormal.rs`);
+//! - [`model`]: the network (parameters, initial values, forward pass, dropout, safetensors) and
+//!   the kernels that run one layer on a device (fused on the CPU, dfdx ops elsewhere);
+//! - [`optim`]: PyTorch's optimizers and gradient clipping;
+//! - [`record`]: what a run produces (metric rows, `RunRecord`), read by store, runner and report.
+//!
+//! Dependencies point one way: `backend` uses `fit`, which uses `model` and `optim`; all of them
+//! use `config` and `record`, which use nothing else of the trainer.
 
 use std::sync::atomic::AtomicBool;
 
 pub mod backend;
 pub mod config;
-pub mod denormal;
-pub mod device;
-pub mod dropout;
-pub mod fake;
 pub mod fit;
-pub mod fused;
-pub mod init;
-pub mod kernel;
 pub mod model;
-pub mod ops;
 pub mod optim;
-pub mod presets;
 pub mod record;
-pub mod tape;
 
 /// What one training run produced.
 #[derive(Clone, Debug)]

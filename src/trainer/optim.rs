@@ -24,8 +24,8 @@
 use dfdx::prelude::*;
 
 use super::config::{OptimConfig, OptimKind};
+use super::model::tape::Flat;
 use super::record::NonFiniteKind;
-use super::tape::Flat;
 
 /// Per-parameter optimizer state.
 #[derive(Clone, Debug)]

@@ -1,8 +1,9 @@
 //! Shared test helpers: where the MNIST files are for tests, loaded once per test binary
 //! (order: RNNSWEEP_DATA; the project's ../shared/data/mnist; else the per-user cache directory,
 //! downloading the files there on first use: a developer's machine with internet), and the
-//! binary run with the fake trainer (`RNNSWEEP_FAKE_TRAINER`, see `src/trainer/fake.rs`) for
-//! tests of everything around training, which then need no MNIST files.
+//! binary run with the fake trainer (`RNNSWEEP_FAKE_TRAINER`, see
+//! `src/trainer/backend/fake.rs`) for tests of everything around training, which then need no
+//! MNIST files.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;

@@ -1127,7 +1127,7 @@ pub fn markdown_table() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trainer::presets::{default_config, preset};
+    use crate::trainer::config::presets::{default_config, preset};
 
     fn v(s: &str) -> toml::Value {
         toml::from_str::<toml::Table>(&format!("x = {s}")).unwrap()["x"].clone()

@@ -1,7 +1,7 @@
 //! The typed description of one training run (`TrainConfig`: model, optimizer, budget, data,
 //! evaluation schedule and seed) and its validation; the optimizer's part is in `optim.rs`, the
-//! tutorial recipes in `trainer::presets`. Everything downstream (plan, store, report)
-//! serializes exactly this.
+//! table of settings in `keys.rs`, the tutorial recipes in `presets.rs`. Everything downstream
+//! (plan, store, report) serializes exactly this.
 
 use std::fmt;
 
@@ -14,6 +14,7 @@ use crate::error::ConfigError;
 
 pub mod keys;
 mod optim;
+pub mod presets;
 pub use optim::{LrSchedule, OptimConfig};
 
 /// Largest accepted hidden size and layer count (guards against typos like 1280000).
@@ -113,7 +114,7 @@ pub struct ModelConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forget_bias: Option<f64>,
     /// Dropout probability on every layer's output but the last, in training (the `dropout`
-    /// argument of nn.RNN/LSTM/GRU; see `trainer::dropout`). Needs 2 or more layers.
+    /// argument of nn.RNN/LSTM/GRU; see `trainer::model::dropout`). Needs 2 or more layers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropout: Option<f64>,
     /// How the network reads an image (see `data::sequence`): rows (default), columns, pixels
@@ -261,7 +262,7 @@ pub struct TrainConfig {
     pub train_limit: Option<usize>,
     pub eval: EvalConfig,
     /// Flush subnormal floats to zero on the CPU (`torch.set_flush_denormal(True)`, see
-    /// `trainer::denormal`); off by default, as in PyTorch, and then absent from the config.
+    /// `trainer::fit::denormal`); off by default, as in PyTorch, and then absent from the config.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub flush_denormal: bool,
     /// The data set trained and evaluated on. MNIST (the default) is left out of the JSON, so
@@ -376,7 +377,7 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trainer::presets::preset;
+    use presets::preset;
 
     #[test]
     fn validation_names_the_setting_and_what_is_allowed() {

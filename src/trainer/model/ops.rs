@@ -4,9 +4,9 @@
 
 use dfdx::prelude::*;
 
-use super::config::{Activation, LayerKind};
 use super::kernel::LayerParams;
 use super::tape::{Mat, TapeThread};
+use crate::trainer::config::{Activation, LayerKind};
 
 /// The layer with dfdx ops, its step outputs stacked time-major, (28·batch, hidden).
 pub fn layer_stacked<E: Dtype, D: Device<E>, T: Tape<E, D> + Merge<NoneTape>>(

@@ -1,15 +1,14 @@
-//! A model's initial parameter values, on the host, in PyTorch's order (see
-//! `model::param_layout`): PyTorch's default uniform init from a ChaCha8 stream of the seed,
-//! then the config's init scheme on the recurrent weights (orthogonal gate blocks, or IRNN's
-//! scaled identity with zero biases) and the LSTM forget-gate bias. The schemes draw from a
-//! second stream of the seed, so the default values (and every run made before the schemes
-//! existed) are unchanged.
+//! A model's initial parameter values, on the host, in PyTorch's order (see `layout.rs`):
+//! PyTorch's default uniform init from a ChaCha8 stream of the seed, then the config's init
+//! scheme on the recurrent weights (orthogonal gate blocks, or IRNN's scaled identity with zero
+//! biases) and the LSTM forget-gate bias. The schemes draw from a second stream of the seed, so
+//! the default values (and every run made before the schemes existed) are unchanged.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::config::{InitScheme, LayerKind, ModelConfig};
-use super::model::{param_layout, PER_LAYER};
+use super::layout::{param_layout, PER_LAYER};
+use crate::trainer::config::{InitScheme, LayerKind, ModelConfig};
 
 /// Every parameter's initial values for `config` (normalized) and `seed`.
 pub fn initial_values(config: &ModelConfig, seed: u64) -> Vec<Vec<f64>> {

@@ -8,7 +8,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::config::ModelConfig;
+use crate::trainer::config::ModelConfig;
 
 /// The mask source of one training run.
 #[derive(Clone, Debug)]

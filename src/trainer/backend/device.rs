@@ -2,43 +2,22 @@
 //! picks a concrete one at run time: `cpu`, `cuda` (only in builds with the `cuda` feature), or
 //! `auto` = CUDA when built with it and a GPU answers, else the CPU.
 
-use std::fmt;
-use std::str::FromStr;
-
 use dfdx::prelude::*;
+use serde::Deserialize;
 
-use super::kernel::LayerKernel;
 use crate::error::TrainError;
+use crate::trainer::model::kernel::LayerKernel;
 
-/// The device requested on the command line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// The device requested on the command line (`--device`): serde's names, `gpu` also meaning
+/// `cuda`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DeviceRequest {
     #[default]
     Auto,
     Cpu,
+    #[serde(alias = "gpu")]
     Cuda,
-}
-
-impl FromStr for DeviceRequest {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(DeviceRequest::Auto),
-            "cpu" => Ok(DeviceRequest::Cpu),
-            "cuda" | "gpu" => Ok(DeviceRequest::Cuda),
-            _ => Err(format!("unknown device {s:?}; allowed: auto, cpu, cuda")),
-        }
-    }
-}
-
-impl fmt::Display for DeviceRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DeviceRequest::Auto => "auto",
-            DeviceRequest::Cpu => "cpu",
-            DeviceRequest::Cuda => "cuda",
-        })
-    }
 }
 
 /// Work to run on whichever device was chosen.
@@ -101,5 +80,24 @@ mod cuda {
 
     pub fn run<J: DeviceJob>(dev: NoCuda, _job: J, _note: Option<&str>) -> J::Output {
         match dev {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_words_and_gpu_for_cuda() {
+        for (text, want) in [
+            ("auto", DeviceRequest::Auto),
+            ("cpu", DeviceRequest::Cpu),
+            ("cuda", DeviceRequest::Cuda),
+            ("gpu", DeviceRequest::Cuda),
+        ] {
+            let got: DeviceRequest = serde_json::from_str(&format!("\"{text}\"")).unwrap();
+            assert_eq!(got, want, "{text}");
+        }
+        assert!(serde_json::from_str::<DeviceRequest>("\"tpu\"").is_err());
     }
 }

@@ -12,9 +12,9 @@
 //! - `forward.rs` and `bptt.rs`: the gate loops of the forward and backward passes;
 //! - `pool.rs`: the large buffers of one step kept for the next on the same thread.
 //!
-//! The math is PyTorch's (see `model.rs`); `tests/model_correctness.rs` checks this path
+//! The math is PyTorch's (see `model/mod.rs`); `tests/model_correctness.rs` checks this path
 //! against the naive equations, against finite differences and against the dfdx-ops path
-//! (`trainer/ops.rs`), which other devices use; `tests/pytorch_fixtures.rs` against PyTorch.
+//! (`model/ops.rs`), which other devices use; `tests/pytorch_fixtures.rs` against PyTorch.
 
 mod bptt;
 mod forward;
@@ -24,9 +24,9 @@ mod simd;
 
 use dfdx::prelude::*;
 
-use super::config::{Activation, LayerKind};
 use super::kernel::{LayerKernel, LayerParams};
 use super::tape::{Mat, TapeThread};
+use crate::trainer::config::{Activation, LayerKind};
 #[cfg(test)]
 use gemm::{matmul, View};
 use simd::{backward, forward, Isa};

@@ -16,28 +16,24 @@
 //! values) checks every tensor's name and shape against the config and fails with a
 //! [`ModelLoadError`] naming the first that does not fit.
 
-use dfdx::prelude::*;
-use serde::Serialize;
+pub mod dropout;
+pub mod fused;
+pub mod init;
+pub mod kernel;
+pub mod layout;
+pub mod ops;
+pub mod tape;
 
-use super::config::{LayerKind, ModelConfig};
-use super::kernel::{LayerKernel, LayerParams};
-use super::ops;
-use super::tape::{Flat, Mat, TapeThread};
+use dfdx::prelude::*;
+
 use crate::data::sequence::Reading;
 use crate::data::CLASSES;
+use crate::trainer::config::{LayerKind, ModelConfig};
+use crate::trainer::record::RunStatus;
 
-/// Name and PyTorch shape of one parameter tensor.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ParamInfo {
-    pub name: String,
-    pub shape: Vec<usize>,
-}
-
-impl ParamInfo {
-    pub fn numel(&self) -> usize {
-        self.shape.iter().product()
-    }
-}
+use kernel::{LayerKernel, LayerParams};
+use layout::{layer_input, param_layout, ParamInfo, PER_LAYER};
+use tape::{Flat, Mat, TapeThread};
 
 /// Parameter values that do not fit the model config, or bytes that are not safetensors.
 #[derive(Debug, thiserror::Error)]
@@ -63,52 +59,15 @@ pub enum ModelLoadError {
     },
 }
 
-/// Tensors per recurrent layer: W_ih, W_hh, b_ih, b_hh, in that order.
-pub const PER_LAYER: usize = 4;
-
-/// Input features of layer `l`: what one step of the image holds (28 pixels of a row or column,
-/// or 1 pixel), or the layer below's state.
-fn layer_input(cfg: &ModelConfig, l: usize) -> usize {
-    if l == 0 {
-        cfg.input.features()
-    } else {
-        cfg.hidden
-    }
-}
-
-/// Parameter names and shapes for a config, in PyTorch's `named_parameters()` order
-/// ([`PER_LAYER`] per layer, then the head's weight and bias).
-pub fn param_layout(cfg: &ModelConfig) -> Vec<ParamInfo> {
-    let g = cfg.cell.gates() * cfg.hidden;
-    let h = cfg.hidden;
-    let mut v = Vec::with_capacity(PER_LAYER * cfg.layers + 2);
-    let p = |name: String, shape: Vec<usize>| ParamInfo { name, shape };
-    for l in 0..cfg.layers {
-        let input = layer_input(cfg, l);
-        v.push(p(format!("rnn.weight_ih_l{l}"), vec![g, input]));
-        v.push(p(format!("rnn.weight_hh_l{l}"), vec![g, h]));
-        v.push(p(format!("rnn.bias_ih_l{l}"), vec![g]));
-        v.push(p(format!("rnn.bias_hh_l{l}"), vec![g]));
-    }
-    v.push(p("fc.weight".into(), vec![CLASSES, h]));
-    v.push(p("fc.bias".into(), vec![CLASSES]));
-    v
-}
-
 /// Bytes the CPU's fused layers keep per training sample for back-propagation through all the
 /// steps of `cfg`'s input, with `elem` bytes per value (4 for f32): the sum over layers of
-/// [`super::fused::saved_values_per_step`] times the steps.
+/// [`fused::saved_values_per_step`] times the steps.
 pub fn saved_bytes_per_sample(cfg: &ModelConfig, elem: usize) -> usize {
     (0..cfg.layers)
-        .map(|l| super::fused::saved_values_per_step(cfg.cell, layer_input(cfg, l), cfg.hidden))
+        .map(|l| fused::saved_values_per_step(cfg.cell, layer_input(cfg, l), cfg.hidden))
         .sum::<usize>()
         * cfg.input.steps()
         * elem
-}
-
-/// Total number of trainable scalars.
-pub fn param_count(cfg: &ModelConfig) -> usize {
-    param_layout(cfg).iter().map(ParamInfo::numel).sum()
 }
 
 /// PyTorch's module repr of the network, e.g. `LSTM(28, 64, batch_first=True)` + `Linear(64, 10)`.
@@ -157,12 +116,12 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
 
     /// PyTorch's initialisation: U(-1/√hidden, 1/√hidden) for every recurrent weight and bias,
     /// U(-1/√in, 1/√in) for the head (in = hidden), then the config's init scheme (see
-    /// `trainer::init`). Values are drawn on the host from ChaCha8 streams seeded by `seed`, so
-    /// they do not depend on the device.
+    /// [`init`]). Values are drawn on the host from ChaCha8 streams seeded by `seed`, so they do
+    /// not depend on the device.
     pub fn init(config: &ModelConfig, seed: u64, dev: &D) -> Self {
         let config = config.clone().normalized();
         let layout = param_layout(&config);
-        let params = super::init::initial_values(&config, seed)
+        let params = init::initial_values(&config, seed)
             .into_iter()
             .map(|v| {
                 let n = v.len();
@@ -219,14 +178,14 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
     /// The weights worth keeping after a run: those of a completed run whose every parameter is
     /// finite (training stops at the first non-finite one, so a completed run's are; this is
     /// the last guard), as [`Model::to_safetensors`]. None for every other run.
-    pub fn final_weights(&self, status: &super::record::RunStatus) -> Option<Vec<u8>> {
+    pub fn final_weights(&self, status: &RunStatus) -> Option<Vec<u8>> {
         let finite = || {
             self.values()
                 .iter()
                 .flatten()
                 .all(|x| x.to_f64().is_some_and(f64::is_finite))
         };
-        (*status == super::record::RunStatus::Completed && finite()).then(|| self.to_safetensors())
+        (*status == RunStatus::Completed && finite()).then(|| self.to_safetensors())
     }
 
     /// The parameters as a safetensors file (f32, little-endian) with PyTorch's names and

@@ -2,6 +2,8 @@
 //! cross-entropy, backward, optimizer step; evaluation on the schedule; divergence and
 //! cancellation detection. Reports progress through the `Observer` hooks.
 
+pub mod denormal;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -10,20 +12,22 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::config::{EvalEvery, TrainConfig};
-use super::denormal::FloatMode;
-use super::dropout::Dropout;
-use super::kernel::LayerKernel;
-use super::model::{param_count, Model};
-use super::optim::Optimizer;
-use super::record::{
-    EpochStats, MetricRow, MetricSplit, NonFinite, NonFiniteKind, RunRecord, RunStatus, TopClass,
-    COLLAPSE_SHARE, FORMAT_VERSION,
-};
-use super::tape::Mat;
 use crate::data::sequence::{InputMode, Reading};
 use crate::data::{Mnist, Split, CLASSES, PIXELS};
 use crate::error::ConfigError;
+use crate::trainer::config::{EvalEvery, TrainConfig};
+use crate::trainer::model::dropout::Dropout;
+use crate::trainer::model::kernel::LayerKernel;
+use crate::trainer::model::layout::param_count;
+use crate::trainer::model::tape::Mat;
+use crate::trainer::model::Model;
+use crate::trainer::optim::Optimizer;
+use crate::trainer::record::{
+    EpochStats, MetricRow, MetricSplit, NonFinite, NonFiniteKind, RunRecord, RunStatus, TopClass,
+    COLLAPSE_SHARE, FORMAT_VERSION,
+};
+
+use denormal::FloatMode;
 
 /// Test images evaluated per forward pass.
 pub const EVAL_CHUNK: usize = 1000;
@@ -291,8 +295,8 @@ impl Window {
 
 /// What the training loop drives: one optimizer step on some training images, and an
 /// evaluation on the first test images. [`ModelLearner`] is the real network; the fake
-/// trainer (`trainer::fake`) is another, so both share every rule of the loop (shuffling,
-/// budget, evaluation schedule, divergence, interruption).
+/// trainer (`trainer::backend::fake`) is another, so both share every rule of the loop
+/// (shuffling, budget, evaluation schedule, divergence, interruption).
 pub(crate) trait Learner {
     /// One optimizer step on the training images `idx`.
     fn step(&mut self, idx: &[usize]) -> Step;

@@ -1,9 +1,9 @@
 //! The fake trainer, for tests of everything around training (runner, store, leases, signals,
-//! shards, Slurm, reports): it runs the real training loop of `fit.rs` (same shuffling, budget,
-//! evaluation schedule, divergence and interruption rules, same metric rows) with a stand-in
-//! for the network whose accuracy and loss follow a smooth curve computed from the config and
-//! seed, so a step takes microseconds and needs no MNIST files. Everything is deterministic
-//! except the measured seconds.
+//! shards, Slurm, reports): it runs the real training loop of `trainer::fit` (same shuffling,
+//! budget, evaluation schedule, divergence and interruption rules, same metric rows) with a
+//! stand-in for the network whose accuracy and loss follow a smooth curve computed from the
+//! config and seed, so a step takes microseconds and needs no MNIST files. Everything is
+//! deterministic except the measured seconds.
 //!
 //! Contributors select it with the hidden option `--trainer fake:RULES` of every command, whose
 //! default is the environment variable [`FAKE_ENV`] (`RNNSWEEP_FAKE_TRAINER=RULES`, which the
@@ -33,13 +33,13 @@ use std::time::Duration;
 
 use dfdx::prelude::Cpu;
 
-use super::config::{keys, TrainConfig};
-use super::fit::{run_loop, Evaluation, Learner, Observer, Step};
-use super::model::Model;
-use super::record::NonFiniteKind;
-use super::{Trained, Trainer};
 use crate::data::{CLASSES, TEST_IMAGES, TRAIN_IMAGES};
 use crate::error::TrainError;
+use crate::trainer::config::{keys, TrainConfig};
+use crate::trainer::fit::{run_loop, Evaluation, Learner, Observer, Step};
+use crate::trainer::model::Model;
+use crate::trainer::record::NonFiniteKind;
+use crate::trainer::{Trained, Trainer};
 
 /// The environment variable that selects the fake trainer (see the module's documentation).
 pub const FAKE_ENV: &str = "RNNSWEEP_FAKE_TRAINER";
@@ -234,7 +234,7 @@ impl FakeCurve {
         let jitter = (fnv1a(&cfg.slug()) >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
         let h = cfg.model.hidden as f64;
         let ceiling = (0.80 + 0.18 * h / (h + 16.0) + 0.01 * jitter).min(0.995);
-        let usual = super::config::OptimConfig::default_lr(cfg.optim.kind);
+        let usual = crate::trainer::config::OptimConfig::default_lr(cfg.optim.kind);
         let off = (cfg.optim.lr / usual).log10().abs();
         let half_samples = 3000.0 * (1.0 + off) * (1.0 + 0.1 * jitter);
         FakeCurve {
@@ -362,8 +362,8 @@ impl Trainer for FakeTrainer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trainer::config::presets::preset;
     use crate::trainer::fit::Silent;
-    use crate::trainer::presets::preset;
     use crate::trainer::record::RunStatus;
 
     fn tiny() -> TrainConfig {

@@ -1,18 +1,22 @@
 //! What trains a configuration: the real [`super::Trainer`] ([`DfdxTrainer`]: the networks of
-//! this crate on the config's data set, on the chosen device) and the choice between it and the
-//! fake trainer of `trainer::fake` ([`TrainerChoice`], made once on the command line, and
+//! this crate on the config's data set, on the device `device.rs` picks) and the choice between
+//! it and the fake trainer of `fake.rs` ([`TrainerChoice`], made once on the command line, and
 //! [`Backend`]). The runner and the `train` command only see the trait.
+
+pub mod device;
+pub mod fake;
 
 use std::sync::atomic::AtomicBool;
 
-use super::config::TrainConfig;
-use super::device::{dispatch, DeviceJob, DeviceRequest};
-use super::fake::{FakeRules, FakeRulesError, FakeTrainer};
-use super::fit::{fit, Observer};
-use super::kernel::LayerKernel;
-use super::{Trained, Trainer};
 use crate::data::{DataSets, Mnist};
 use crate::error::TrainError;
+use crate::trainer::config::TrainConfig;
+use crate::trainer::fit::{fit, Observer};
+use crate::trainer::model::kernel::LayerKernel;
+use crate::trainer::{Trained, Trainer};
+
+use device::{dispatch, DeviceJob, DeviceRequest};
+use fake::{FakeRules, FakeRulesError, FakeTrainer};
 
 /// The real networks of this crate, trained with dfdx on the data set each config names
 /// (taken from `data`, which the command loaded once per data set its cells use), on the
@@ -58,7 +62,7 @@ impl Trainer for DfdxTrainer<'_> {
 }
 
 /// Which trainer the commands use: the real one, or the fake one following its rules (tests;
-/// the hidden `--trainer fake:RULES`, by default from [`super::fake::FAKE_ENV`]).
+/// the hidden `--trainer fake:RULES`, by default from [`fake::FAKE_ENV`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum TrainerChoice {
     #[default]
@@ -67,7 +71,7 @@ pub enum TrainerChoice {
 }
 
 impl TrainerChoice {
-    /// `real`, `fake` or `fake:RULES` (the rules of `trainer::fake`).
+    /// `real`, `fake` or `fake:RULES` (the rules of [`fake`]).
     pub fn parse(text: &str) -> Result<Self, FakeRulesError> {
         match text.split_once(':') {
             None if text == "real" => Ok(TrainerChoice::Real),

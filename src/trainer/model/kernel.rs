@@ -5,8 +5,8 @@
 
 use dfdx::prelude::*;
 
-use super::config::{Activation, LayerKind};
 use super::tape::{Flat, Mat, TapeThread};
+use crate::trainer::config::{Activation, LayerKind};
 
 /// One recurrent layer's parameters (PyTorch's layouts: weights row-major [gates·hidden, in])
 /// and what the kernels need to know about it.

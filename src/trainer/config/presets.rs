@@ -3,7 +3,7 @@
 //! config `train` and `describe` start from without a recipe (their flags are settings of the
 //! table of keys, written onto it by `config::keys::apply`).
 
-use super::config::{
+use super::{
     Activation, Budget, Dataset, EvalConfig, EvalEvery, LayerKind, ModelConfig, OptimConfig,
     OptimKind, TrainConfig,
 };
