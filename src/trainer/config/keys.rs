@@ -427,6 +427,22 @@ fn none(_: &TrainConfig) -> Option<Value> {
 /// this order too: `cell` before `activation` (a new cell drops the old one's activation),
 /// `optimizer` before `lr` (a new optimizer starts at its default rate), `lr_schedule` before
 /// the schedule's keys.
+/// What a row leaves out: a key for every run, not required, excluding nothing, off when left
+/// out (the rows below name only what differs).
+const BASE: Key = Key {
+    name: "",
+    section: Section::Training,
+    kind: Kind::Bool,
+    default: "",
+    doc: "",
+    applies: Applies::All,
+    required: false,
+    excludes: None,
+    get: none,
+    fallback: none,
+    set: |_, _| {},
+};
+
 pub const KEYS: &[Key] = &[
     Key {
         name: "cell",
@@ -434,11 +450,8 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Word(LayerKind::ALL),
         default: "required",
         doc: "recurrent cell",
-        applies: Applies::All,
         required: true,
-        excludes: None,
         get: |c| word(c.model.cell),
-        fallback: none,
         set: |c, v| {
             let cell: LayerKind = v.parse();
             if cell != c.model.cell {
@@ -446,6 +459,7 @@ pub const KEYS: &[Key] = &[
             }
             c.model.cell = cell;
         },
+        ..BASE
     },
     Key {
         name: "activation",
@@ -454,11 +468,10 @@ pub const KEYS: &[Key] = &[
         default: "tanh",
         doc: "the rnn cell's nonlinearity",
         applies: Applies::Cells(&[LayerKind::Rnn]),
-        required: false,
-        excludes: None,
         get: |c| c.model.activation.and_then(word),
         fallback: |_| word(Activation::Tanh),
         set: |c, v| c.model.activation = Some(v.parse()),
+        ..BASE
     },
     Key {
         name: "hidden",
@@ -466,12 +479,10 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Int(1, MAX_HIDDEN as u64),
         default: "required",
         doc: "hidden units per layer",
-        applies: Applies::All,
         required: true,
-        excludes: None,
         get: |c| Some(Value::Int(c.model.hidden as u64)),
-        fallback: none,
         set: |c, v| c.model.hidden = v.int() as usize,
+        ..BASE
     },
     Key {
         name: "layers",
@@ -479,12 +490,9 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Int(1, MAX_LAYERS as u64),
         default: "1",
         doc: "stacked recurrent layers",
-        applies: Applies::All,
-        required: false,
-        excludes: None,
         get: |c| Some(Value::Int(c.model.layers as u64)),
-        fallback: none,
         set: |c, v| c.model.layers = v.int() as usize,
+        ..BASE
     },
     Key {
         name: "init",
@@ -492,12 +500,10 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Word(InitScheme::ALL),
         default: "pytorch",
         doc: "recurrent weights: pytorch, orthogonal (each gate block of W_hh), identity (IRNN: rnn only, W_hh = init_scale·I, zero biases)",
-        applies: Applies::All,
-        required: false,
-        excludes: None,
         get: |c| (c.model.init != InitScheme::Pytorch).then(|| word(c.model.init)).flatten(),
         fallback: |_| word(InitScheme::Pytorch),
         set: |c, v| c.model.init = v.parse(),
+        ..BASE
     },
     Key {
         name: "init_scale",
@@ -506,11 +512,10 @@ pub const KEYS: &[Key] = &[
         default: "1",
         doc: "the identity init's scale of W_hh",
         applies: Applies::Init(InitScheme::Identity),
-        required: false,
-        excludes: None,
         get: |c| c.model.init_scale.map(Value::Float),
         fallback: |_| Some(Value::Float(1.0)),
         set: |c, v| c.model.init_scale = Some(v.float()),
+        ..BASE
     },
     Key {
         name: "input",
@@ -518,12 +523,10 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Word(InputMode::ALL),
         default: "rows",
         doc: "how an image is read: rows (28 steps of 28 pixels), columns, pixels (784 steps of one pixel), permuted (784 pixels in a fixed random order)",
-        applies: Applies::All,
-        required: false,
-        excludes: None,
         get: |c| (c.model.input != InputMode::Rows).then(|| word(c.model.input.as_str())).flatten(),
         fallback: |_| word(InputMode::Rows.as_str()),
         set: |c, v| c.model.input = v.parse(),
+        ..BASE
     },
     Key {
         name: "permutation_seed",
@@ -532,11 +535,10 @@ pub const KEYS: &[Key] = &[
         default: "0",
         doc: "the seed of the permuted pixel order",
         applies: Applies::Input(InputMode::Permuted),
-        required: false,
-        excludes: None,
         get: |c| c.model.permutation_seed.map(Value::Int),
         fallback: |_| Some(Value::Int(0)),
         set: |c, v| c.model.permutation_seed = Some(v.int()),
+        ..BASE
     },
     Key {
         name: "dropout",
@@ -545,11 +547,10 @@ pub const KEYS: &[Key] = &[
         default: "0",
         doc: "dropout probability between stacked layers, in training (nn.RNN's dropout)",
         applies: Applies::Stacked,
-        required: false,
-        excludes: None,
         get: |c| c.model.dropout.filter(|p| *p != 0.0).map(Value::Float),
         fallback: |_| Some(Value::Float(0.0)),
         set: |c, v| c.model.dropout = Some(v.float()),
+        ..BASE
     },
     Key {
         name: "forget_bias",
@@ -564,11 +565,9 @@ pub const KEYS: &[Key] = &[
         default: "PyTorch's init",
         doc: "the forget gate's initial bias (in bias_ih; its bias_hh slice starts at 0)",
         applies: Applies::Cells(&[LayerKind::Lstm]),
-        required: false,
-        excludes: None,
         get: |c| c.model.forget_bias.map(Value::Float),
-        fallback: none,
         set: |c, v| c.model.forget_bias = Some(v.float()),
+        ..BASE
     },
     Key {
         name: "optimizer",
@@ -576,11 +575,8 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Word(OptimKind::ALL),
         default: "required",
         doc: "optimizer, with PyTorch's semantics (a new optimizer starts at its default lr)",
-        applies: Applies::All,
         required: true,
-        excludes: None,
         get: |c| word(c.optim.kind),
-        fallback: none,
         set: |c, v| {
             let kind: OptimKind = v.parse();
             if kind != c.optim.kind {
@@ -588,6 +584,7 @@ pub const KEYS: &[Key] = &[
             }
             c.optim.kind = kind;
         },
+        ..BASE
     },
     Key {
         name: "lr",
@@ -595,12 +592,10 @@ pub const KEYS: &[Key] = &[
         kind: LR,
         default: "required",
         doc: "learning rate (without a grid: 0.1 for sgd, 0.001 for adam and adamw, 0.01 for rmsprop)",
-        applies: Applies::All,
         required: true,
-        excludes: None,
         get: |c| Some(Value::Float(c.optim.lr)),
-        fallback: none,
         set: |c, v| c.optim.lr = v.float(),
+        ..BASE
     },
     Key {
         name: "momentum",
@@ -609,11 +604,10 @@ pub const KEYS: &[Key] = &[
         default: "0",
         doc: "SGD momentum",
         applies: Applies::Optimizers(&[OptimKind::Sgd]),
-        required: false,
-        excludes: None,
         get: |c| (c.optim.momentum != 0.0).then_some(Value::Float(c.optim.momentum)),
         fallback: |_| Some(Value::Float(0.0)),
         set: |c, v| c.optim.momentum = v.float(),
+        ..BASE
     },
     Key {
         name: "nesterov",
@@ -622,11 +616,10 @@ pub const KEYS: &[Key] = &[
         default: "false",
         doc: "SGD Nesterov momentum (needs momentum > 0)",
         applies: Applies::Optimizers(&[OptimKind::Sgd]),
-        required: false,
-        excludes: None,
         get: |c| c.optim.nesterov.then_some(Value::Bool(true)),
         fallback: |_| Some(Value::Bool(false)),
         set: |c, v| c.optim.nesterov = v.bool(),
+        ..BASE
     },
     Key {
         name: "weight_decay",
@@ -634,9 +627,6 @@ pub const KEYS: &[Key] = &[
         kind: positive("the weight decay", false),
         default: "0 (adamw 0.01)",
         doc: "L2 penalty: coupled for sgd, adam and rmsprop, decoupled for adamw",
-        applies: Applies::All,
-        required: false,
-        excludes: None,
         get: |c| c.optim.weight_decay.map(Value::Float),
         fallback: |c| {
             Some(Value::Float(match c.optim.kind {
@@ -645,6 +635,7 @@ pub const KEYS: &[Key] = &[
             }))
         },
         set: |c, v| c.optim.weight_decay = Some(v.float()),
+        ..BASE
     },
     Key {
         name: "beta1",
@@ -653,11 +644,10 @@ pub const KEYS: &[Key] = &[
         default: "0.9",
         doc: "Adam's β1",
         applies: Applies::Optimizers(&[OptimKind::Adam, OptimKind::Adamw]),
-        required: false,
-        excludes: None,
         get: |c| c.optim.betas.map(|b| Value::Float(b.0)),
         fallback: |_| Some(Value::Float(OptimConfig::ADAM_BETAS.0)),
         set: |c, v| c.optim.betas = Some((v.float(), c.optim.betas().1)),
+        ..BASE
     },
     Key {
         name: "beta2",
@@ -666,11 +656,10 @@ pub const KEYS: &[Key] = &[
         default: "0.999",
         doc: "Adam's β2",
         applies: Applies::Optimizers(&[OptimKind::Adam, OptimKind::Adamw]),
-        required: false,
-        excludes: None,
         get: |c| c.optim.betas.map(|b| Value::Float(b.1)),
         fallback: |_| Some(Value::Float(OptimConfig::ADAM_BETAS.1)),
         set: |c, v| c.optim.betas = Some((c.optim.betas().0, v.float())),
+        ..BASE
     },
     Key {
         name: "amsgrad",
@@ -679,11 +668,10 @@ pub const KEYS: &[Key] = &[
         default: "false",
         doc: "AMSGrad: Adam divides by the running maximum of its second moment",
         applies: Applies::Optimizers(&[OptimKind::Adam, OptimKind::Adamw]),
-        required: false,
-        excludes: None,
         get: |c| c.optim.amsgrad.then_some(Value::Bool(true)),
         fallback: |_| Some(Value::Bool(false)),
         set: |c, v| c.optim.amsgrad = v.bool(),
+        ..BASE
     },
     Key {
         name: "eps",
@@ -692,8 +680,6 @@ pub const KEYS: &[Key] = &[
         default: "1e-8",
         doc: "Adam's and RMSprop's ε",
         applies: Applies::Optimizers(&[OptimKind::Adam, OptimKind::Adamw, OptimKind::Rmsprop]),
-        required: false,
-        excludes: None,
         get: |c| c.optim.eps.map(Value::Float),
         fallback: |c| {
             Some(Value::Float(match c.optim.kind {
@@ -702,6 +688,7 @@ pub const KEYS: &[Key] = &[
             }))
         },
         set: |c, v| c.optim.eps = Some(v.float()),
+        ..BASE
     },
     Key {
         name: "alpha",
@@ -710,11 +697,10 @@ pub const KEYS: &[Key] = &[
         default: "0.99",
         doc: "RMSprop's smoothing constant",
         applies: Applies::Optimizers(&[OptimKind::Rmsprop]),
-        required: false,
-        excludes: None,
         get: |c| c.optim.alpha.map(Value::Float),
         fallback: |_| Some(Value::Float(OptimConfig::RMSPROP_ALPHA)),
         set: |c, v| c.optim.alpha = Some(v.float()),
+        ..BASE
     },
     Key {
         name: "clip_grad_norm",
@@ -722,12 +708,10 @@ pub const KEYS: &[Key] = &[
         kind: positive("clip_grad_norm", true),
         default: "off",
         doc: "clip the total gradient 2-norm to this before every step (clip_grad_norm_)",
-        applies: Applies::All,
-        required: false,
         excludes: Some("clip_grad_value"),
         get: |c| c.optim.clip_grad_norm.map(Value::Float),
-        fallback: none,
         set: |c, v| c.optim.clip_grad_norm = Some(v.float()),
+        ..BASE
     },
     Key {
         name: "clip_grad_value",
@@ -735,12 +719,10 @@ pub const KEYS: &[Key] = &[
         kind: positive("clip_grad_value", true),
         default: "off",
         doc: "clamp every gradient value to ±this before every step (clip_grad_value_)",
-        applies: Applies::All,
-        required: false,
         excludes: Some("clip_grad_norm"),
         get: |c| c.optim.clip_grad_value.map(Value::Float),
-        fallback: none,
         set: |c, v| c.optim.clip_grad_value = Some(v.float()),
+        ..BASE
     },
     Key {
         name: "lr_schedule",
@@ -748,9 +730,6 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Word(ScheduleKind::ALL),
         default: "constant",
         doc: "constant, step (StepLR, per epoch) or cosine (CosineAnnealingLR over the run, per step)",
-        applies: Applies::All,
-        required: false,
-        excludes: None,
         get: |c| (!c.optim.lr_schedule.is_constant()).then(|| word(c.optim.lr_schedule.kind())).flatten(),
         fallback: |_| word(ScheduleKind::Constant),
         set: |c, v| {
@@ -767,6 +746,7 @@ pub const KEYS: &[Key] = &[
                 };
             }
         },
+        ..BASE
     },
     Key {
         name: "step_size",
@@ -775,18 +755,16 @@ pub const KEYS: &[Key] = &[
         default: "required by step",
         doc: "the step schedule's epochs between decays",
         applies: Applies::Schedule(ScheduleKind::Step),
-        required: false,
-        excludes: None,
         get: |c| match c.optim.lr_schedule {
             LrSchedule::Step { step_size, .. } if step_size > 0 => Some(Value::Int(step_size)),
             _ => None,
         },
-        fallback: none,
         set: |c, v| {
             if let LrSchedule::Step { step_size, .. } = &mut c.optim.lr_schedule {
                 *step_size = v.int();
             }
         },
+        ..BASE
     },
     Key {
         name: "gamma",
@@ -795,18 +773,16 @@ pub const KEYS: &[Key] = &[
         default: "0.1",
         doc: "the step schedule's decay factor",
         applies: Applies::Schedule(ScheduleKind::Step),
-        required: false,
-        excludes: None,
         get: |c| match c.optim.lr_schedule {
             LrSchedule::Step { gamma, .. } => Some(Value::Float(gamma)),
             _ => None,
         },
-        fallback: none,
         set: |c, v| {
             if let LrSchedule::Step { gamma, .. } = &mut c.optim.lr_schedule {
                 *gamma = v.float();
             }
         },
+        ..BASE
     },
     Key {
         name: "eta_min",
@@ -815,18 +791,16 @@ pub const KEYS: &[Key] = &[
         default: "0",
         doc: "the cosine schedule's final rate",
         applies: Applies::Schedule(ScheduleKind::Cosine),
-        required: false,
-        excludes: None,
         get: |c| match c.optim.lr_schedule {
             LrSchedule::Cosine { eta_min } => Some(Value::Float(eta_min)),
             _ => None,
         },
-        fallback: none,
         set: |c, v| {
             if let LrSchedule::Cosine { eta_min } = &mut c.optim.lr_schedule {
                 *eta_min = v.float();
             }
         },
+        ..BASE
     },
     Key {
         name: "warmup",
@@ -834,12 +808,9 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Int(2, 100_000_000),
         default: "off",
         doc: "linear warmup over the first N steps (multiplies the schedule)",
-        applies: Applies::All,
-        required: false,
-        excludes: None,
         get: |c| c.optim.warmup.map(Value::Int),
-        fallback: none,
         set: |c, v| c.optim.warmup = Some(v.int()),
+        ..BASE
     },
     Key {
         name: "batch",
@@ -847,12 +818,10 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Int(1, 60_000),
         default: "required",
         doc: "mini-batch size",
-        applies: Applies::All,
         required: true,
-        excludes: None,
         get: |c| Some(Value::Int(c.batch_size as u64)),
-        fallback: none,
         set: |c, v| c.batch_size = v.int() as usize,
+        ..BASE
     },
     Key {
         name: "epochs",
@@ -860,15 +829,14 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Int(1, 10_000),
         default: "required",
         doc: "epochs to train",
-        applies: Applies::All,
         required: true,
         excludes: Some("iterations"),
         get: |c| match c.budget {
             Budget::Epochs(e) => Some(Value::Int(e as u64)),
             Budget::Iterations(_) => None,
         },
-        fallback: none,
         set: |c, v| c.budget = Budget::Epochs(v.int() as u32),
+        ..BASE
     },
     Key {
         name: "iterations",
@@ -876,15 +844,13 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Int(1, 100_000_000),
         default: "or epochs",
         doc: "optimizer steps to train (instead of epochs)",
-        applies: Applies::All,
-        required: false,
         excludes: Some("epochs"),
         get: |c| match c.budget {
             Budget::Iterations(n) => Some(Value::Int(n)),
             Budget::Epochs(_) => None,
         },
-        fallback: none,
         set: |c, v| c.budget = Budget::Iterations(v.int()),
+        ..BASE
     },
     Key {
         name: "train_limit",
@@ -892,12 +858,9 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Int(1, 60_000),
         default: "all",
         doc: "train on the first N training images",
-        applies: Applies::All,
-        required: false,
-        excludes: None,
         get: |c| c.train_limit.map(|n| Value::Int(n as u64)),
-        fallback: none,
         set: |c, v| c.train_limit = Some(v.int() as usize),
+        ..BASE
     },
     Key {
         name: "test_limit",
@@ -905,12 +868,9 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Int(1, 10_000),
         default: "all",
         doc: "evaluate on the first N test images",
-        applies: Applies::All,
-        required: false,
-        excludes: None,
         get: |c| c.eval.test_limit.map(|n| Value::Int(n as u64)),
-        fallback: none,
         set: |c, v| c.eval.test_limit = Some(v.int() as usize),
+        ..BASE
     },
     Key {
         name: "dataset",
@@ -918,12 +878,10 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Word(Dataset::ALL),
         default: "mnist",
         doc: "data set: mnist or fashion-mnist (same shapes, 10 classes)",
-        applies: Applies::All,
-        required: false,
-        excludes: None,
         get: |c| (!c.dataset.is_mnist()).then(|| word(c.dataset)).flatten(),
         fallback: |_| word(Dataset::Mnist),
         set: |c, v| c.dataset = v.parse(),
+        ..BASE
     },
     Key {
         name: "eval_every",
@@ -931,16 +889,13 @@ pub const KEYS: &[Key] = &[
         kind: Kind::EvalEvery,
         default: "epoch",
         doc: "evaluate on the test set every epoch, or every K steps",
-        applies: Applies::All,
-        required: false,
-        excludes: None,
         get: |c| Some(Value::Every(c.eval.every)),
-        fallback: none,
         set: |c, v| {
             if let Value::Every(e) = v {
                 c.eval.every = *e;
             }
         },
+        ..BASE
     },
     Key {
         name: "eval_before",
@@ -948,12 +903,10 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Bool,
         default: "false",
         doc: "also evaluate the untrained model (epoch 0)",
-        applies: Applies::All,
-        required: false,
-        excludes: None,
         get: |c| c.eval.before_training.then_some(Value::Bool(true)),
         fallback: |_| Some(Value::Bool(false)),
         set: |c, v| c.eval.before_training = v.bool(),
+        ..BASE
     },
     Key {
         name: "flush_denormal",
@@ -961,12 +914,10 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Bool,
         default: "false",
         doc: "flush subnormal floats to zero on the CPU (torch.set_flush_denormal(True)): much faster 784-step sequences",
-        applies: Applies::All,
-        required: false,
-        excludes: None,
         get: |c| c.flush_denormal.then_some(Value::Bool(true)),
         fallback: |_| Some(Value::Bool(false)),
         set: |c, v| c.flush_denormal = v.bool(),
+        ..BASE
     },
 ];
 
