@@ -274,6 +274,10 @@ pub fn check(kind: Kind, v: &toml::Value) -> Result<Value, String> {
         (Kind::EvalEvery, toml::Value::String(s)) if s.eq_ignore_ascii_case("epoch") => {
             Ok(Value::Every(EvalEvery::Epoch))
         }
+        // A number of steps written as a string (`eval_every = "500"`), as grids always could.
+        (Kind::EvalEvery, toml::Value::String(s)) if s.parse::<u64>().is_ok_and(|k| k >= 1) => Ok(
+            Value::Every(EvalEvery::Iterations(s.parse().expect("checked"))),
+        ),
         (Kind::EvalEvery, toml::Value::Integer(i)) if *i >= 1 => {
             Ok(Value::Every(EvalEvery::Iterations(*i as u64)))
         }
@@ -1014,12 +1018,14 @@ pub fn apply(
             (k.set)(&mut base, &v);
         }
     }
-    // A key given where it does not apply (`gamma` without the step schedule) may have left
-    // no trace in the config: name it rather than ignore it, unless it is the default (an
+    // A key given where it does not apply is named here, before `validate` could blame a
+    // sibling it set (`beta2` sets the betas, which `beta1` reads too) or find no trace of it
+    // (`gamma` without the step schedule): unless it left nothing set and is the default (an
     // explicit `dropout = 0` on one layer, `momentum = 0` with Adam).
     for k in KEYS {
         let default = (k.fallback)(&base);
-        let ignored = |v: &Value| !k.applies.holds(&base) && Some(v) != default.as_ref();
+        let set = (k.get)(&base).is_some();
+        let ignored = |v: &Value| !k.applies.holds(&base) && (set || Some(v) != default.as_ref());
         if let Some(v) = given(k.name).filter(ignored) {
             return Err(not_applicable(k, &v, &base).into());
         }
@@ -1124,6 +1130,11 @@ mod tests {
             Value::Every(EvalEvery::Epoch)
         );
         assert!(check(Kind::EvalEvery, &v("0")).is_err());
+        assert_eq!(
+            check(Kind::EvalEvery, &v("\"250\"")).unwrap(),
+            Value::Every(EvalEvery::Iterations(250))
+        );
+        assert!(check(Kind::EvalEvery, &v("\"0\"")).is_err());
         assert!(check(Kind::Bool, &v("\"yes\""))
             .unwrap_err()
             .contains("expected true or false"));
@@ -1245,6 +1256,14 @@ mod tests {
         );
         let e = apply(default_config(), &given(&[("lr_schedule", "step")]), false).unwrap_err();
         assert_eq!(e.key(), "lr_schedule", "{e}");
+        // A default value set where it does not apply is blamed itself, not the sibling it set.
+        let e = apply(
+            default_config(),
+            &given(&[("optimizer", "sgd"), ("beta2", "0.999")]),
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(e.key(), "beta2", "{e}");
         let e = apply(default_config(), &given(&[("gamma", "0.5")]), false).unwrap_err();
         assert!(
             e.to_string().contains(
