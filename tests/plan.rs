@@ -223,3 +223,123 @@ fn cell_ids_of_existing_grids_never_change() {
     }
     assert!(n > 100, "{n} cells");
 }
+
+const RANDOM: &str = r#"
+[sweep]
+name = "rs"
+seeds = 2
+
+[search]
+method = "random"
+trials = 12
+seed = 5
+
+[defaults]
+cell = "lstm"
+hidden = 8
+optimizer = "sgd"
+batch = 10
+iterations = 5
+
+[[variant]]
+name = "plain"
+
+[[variant]]
+name = "clipped"
+clip_grad_norm = 1.0
+
+[grid]
+lr = { dist = "loguniform", low = 1e-3, high = 1.0 }
+momentum = { dist = "uniform", low = 0.0, high = 0.9 }
+layers = [1, 2]
+"#;
+
+/// A random search: variants × list axes × trials × seeds, the same draws every time (and for
+/// every variant: trial t is one setting), each in its distribution's range, and a grid with
+/// an extra distribution axis keeps the other axes' draws.
+#[test]
+fn a_random_search_draws_the_same_trials_every_time() {
+    let plan = plan_of(RANDOM);
+    assert_eq!(plan.cells.len(), 2 * 12 * 2 * 2);
+    assert_eq!(plan.duplicate_draws, 0);
+    assert_eq!(plan.axes, ["lr", "momentum", "layers"]);
+    let again = plan_of(RANDOM);
+    let ids = |p: &Plan| p.cells.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&plan), ids(&again));
+    let draws = |variant: &str| {
+        plan.cells
+            .iter()
+            .filter(|c| c.variant == variant)
+            .map(|c| (c.config.optim.lr, c.config.optim.momentum))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        draws("plain"),
+        draws("clipped"),
+        "trial t draws the same for every variant"
+    );
+    let mut lrs: Vec<f64> = plan.cells.iter().map(|c| c.config.optim.lr).collect();
+    assert!(lrs.iter().all(|x| (1e-3..=1.0).contains(x)));
+    assert!(plan
+        .cells
+        .iter()
+        .all(|c| (0.0..=0.9).contains(&c.config.optim.momentum)));
+    lrs.sort_by(f64::total_cmp);
+    lrs.dedup();
+    assert_eq!(lrs.len(), 12, "12 trials, 12 learning rates");
+    assert_eq!(
+        plan.cells[0].coords["lr"],
+        plan.cells[0].config.optim.lr.to_string()
+    );
+    // A new distribution axis leaves the others' draws as they were.
+    let wider = RANDOM.replace(
+        "layers = [1, 2]",
+        "layers = [1, 2]\nweight_decay = { dist = \"loguniform\", low = 1e-6, high = 1e-3 }",
+    );
+    let w = plan_of(&wider);
+    let lr_of = |p: &Plan| {
+        p.cells
+            .iter()
+            .map(|c| c.config.optim.lr)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(lr_of(&w), lr_of(&plan));
+    // Another seed draws other trials.
+    let other = plan_of(&RANDOM.replace("seed = 5", "seed = 6"));
+    assert_ne!(lr_of(&other), lr_of(&plan));
+}
+
+/// A choice-only search over few values repeats itself: the repeats are left out and counted.
+#[test]
+fn repeated_draws_are_left_out_and_counted() {
+    let text = r#"
+[sweep]
+name = "rs"
+seeds = 2
+
+[search]
+method = "random"
+trials = 10
+
+[defaults]
+hidden = 8
+optimizer = "sgd"
+lr = 0.1
+batch = 10
+iterations = 5
+
+[[variant]]
+name = "plain"
+
+[[variant]]
+name = "clipped"
+clip_grad_norm = 1.0
+
+[grid]
+cell = { choice = ["lstm", "gru"] }
+"#;
+    let plan = plan_of(&text);
+    // 2 variants × 2 distinct cells × 2 seeds; the other 8 draws of each variant repeat.
+    assert_eq!(plan.cells.len(), 2 * 2 * 2);
+    assert_eq!(plan.duplicate_draws, 2 * 8);
+}

@@ -61,6 +61,7 @@ fn fixture(root: &Path) -> std::path::PathBuf {
         description: String::new(),
         axes: vec![],
         cells,
+        duplicate_draws: 0,
     };
     let store = RunStore::open(root, "fx");
     store.init("# fixture\n", &plan).unwrap();

@@ -372,6 +372,7 @@ pub fn report_bench(
         description: String::new(),
         axes: vec![],
         cells,
+        duplicate_draws: 0,
     };
     let store = RunStore::open(dir, "bench");
     store.init("# synthetic\n", &plan)?;

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::Outcome;
 use crate::cluster::Shard;
+use crate::grid::search::Method;
 use crate::grid::Grid;
 use crate::plan::estimate::estimate_seconds;
 use crate::plan::{Cell, Plan};
@@ -130,7 +131,7 @@ pub struct PlanOptions {
 
 /// `rnnsweep plan`: the cells with their status and a cost estimate.
 pub fn plan_cmd(o: &PlanOptions) -> anyhow::Result<Outcome> {
-    let (_, plan) = load_plan(&o.grid)?;
+    let (grid, plan) = load_plan(&o.grid)?;
     let store = RunStore::open(&o.results, &plan.name);
     let leases = Leases::new(store.layout.leases(), lease::ttl_from_env()?);
     let states: Vec<CellState> = plan
@@ -165,6 +166,25 @@ pub fn plan_cmd(o: &PlanOptions) -> anyhow::Result<Outcome> {
     );
     if !plan.description.is_empty() {
         println!("{}", plan.description);
+    }
+    if let Method::Random { trials, seed } = grid.method {
+        let dists: Vec<&str> = grid
+            .axes
+            .iter()
+            .filter(|a| a.dist.is_some())
+            .map(|a| a.key)
+            .collect();
+        let mut line = format!(
+            "random search: {trials} trials (seed {seed}) drawing {}",
+            dists.join(", ")
+        );
+        if plan.duplicate_draws > 0 {
+            line.push_str(&format!(
+                "; {} draws repeated an earlier trial and are left out",
+                plan.duplicate_draws
+            ));
+        }
+        println!("{line}");
     }
     println!("data: {}", datasets_text(&plan));
     println!(

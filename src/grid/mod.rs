@@ -25,6 +25,7 @@
 pub mod axis;
 pub mod error;
 pub mod params;
+pub mod search;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -36,6 +37,7 @@ use toml::Spanned;
 use error::did_you_mean;
 pub use error::GridError;
 use params::{check, key_names, Setting, Settings, Value};
+use search::{Dist, Method};
 
 /// Largest number of cells a grid may expand to.
 pub const MAX_CELLS: usize = 10_000;
@@ -45,12 +47,13 @@ type SpannedTable = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
 /// The serde mirror of a grid file; tables keep each key's and value's span.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSpec {
+struct RawGrid {
     sweep: Option<Spanned<SpannedTable>>,
     defaults: Option<Spanned<SpannedTable>>,
     #[serde(default)]
     variant: Vec<Spanned<SpannedTable>>,
     grid: Option<Spanned<SpannedTable>>,
+    search: Option<Spanned<SpannedTable>>,
 }
 
 /// A named set of settings.
@@ -65,8 +68,22 @@ pub struct Variant {
 #[derive(Clone, Debug)]
 pub struct Axis {
     pub key: &'static str,
+    /// A list or range axis' values (empty for a distribution).
     pub values: Vec<Value>,
+    /// A random search's distribution (see `search`), drawn once per trial.
+    pub dist: Option<Dist>,
     pub span: Range<usize>,
+}
+
+impl Axis {
+    /// Values this axis crosses the others with: a distribution gives one per trial.
+    pub fn crossings(&self) -> usize {
+        if self.dist.is_some() {
+            1
+        } else {
+            self.values.len()
+        }
+    }
 }
 
 /// A checked grid file.
@@ -81,6 +98,8 @@ pub struct Grid {
     /// At least one (an implicit `default` variant when the file has none).
     pub variants: Vec<Variant>,
     pub axes: Vec<Axis>,
+    /// Every combination of the axes, or random draws from their distributions.
+    pub method: Method,
 }
 
 impl Grid {
@@ -113,13 +132,14 @@ impl Grid {
             description,
             seeds,
         } = parse_sweep(src, sweep)?;
-        let axes = parse_axes(src, raw.grid.as_ref())?;
+        let method = parse_search(src, raw.search.as_ref())?;
+        let axes = parse_axes(src, raw.grid.as_ref(), method, raw.search.as_ref())?;
         let defaults = match &raw.defaults {
             Some(d) => parse_settings(src, d.get_ref(), "defaults", &axes)?,
             None => Settings::new(),
         };
         let variants = parse_variants(src, &raw.variant, &axes)?;
-        check_size(src, &raw, sweep, &variants, &seeds, &axes)?;
+        check_size(src, &raw, sweep, &variants, &seeds, &axes, method)?;
         Ok(Grid {
             path: path.to_owned(),
             text: text.to_owned(),
@@ -129,6 +149,7 @@ impl Grid {
             defaults,
             variants,
             axes,
+            method,
         })
     }
 }
@@ -147,14 +168,14 @@ impl Source<'_> {
     }
 }
 
-/// The file as TOML in [`RawSpec`]'s shape; an unknown table lists the four there are.
-fn parse_raw(src: Source) -> Result<RawSpec, GridError> {
+/// The file as TOML in [`RawGrid`]'s shape; an unknown table lists the four there are.
+fn parse_raw(src: Source) -> Result<RawGrid, GridError> {
     toml::from_str(src.text).map_err(|e| {
         let mut msg = e.message().trim().to_string();
         if let Some(field) = msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
             msg = format!(
-                "unknown table [{field}]{}; a grid file has [sweep], [defaults], [[variant]] and [grid]",
-                did_you_mean(field, &["sweep", "defaults", "variant", "grid"])
+                "unknown table [{field}]{}; a grid file has [sweep], [defaults], [[variant]], [grid] and [search]",
+                did_you_mean(field, &["sweep", "defaults", "variant", "grid", "search"])
             );
         }
         src.err(e.span(), "", msg)
@@ -235,23 +256,74 @@ fn parse_sweep(src: Source, sweep: &Spanned<SpannedTable>) -> Result<SweepTable,
     })
 }
 
-/// Checks [grid]: each key a known one, each value a list or range of its kind; the axes in
-/// file order.
-fn parse_axes(src: Source, grid: Option<&Spanned<SpannedTable>>) -> Result<Vec<Axis>, GridError> {
+/// Checks [search] (see `search`): the method, and a random search's trials and seed.
+fn parse_search(src: Source, t: Option<&Spanned<SpannedTable>>) -> Result<Method, GridError> {
+    let Some(t) = t else {
+        return Ok(Method::Grid);
+    };
+    let plain: toml::Table = t
+        .get_ref()
+        .iter()
+        .map(|(k, v)| (k.get_ref().clone(), v.get_ref().clone()))
+        .collect();
+    search::parse_method(&plain).map_err(|(key, msg)| {
+        let name = key.trim_start_matches("search.");
+        let span = t
+            .get_ref()
+            .iter()
+            .find(|(k, _)| k.get_ref() == name)
+            .map_or(t.span(), |(k, v)| {
+                if plain.contains_key(name) && msg.starts_with("unknown") {
+                    k.span()
+                } else {
+                    v.span()
+                }
+            });
+        src.err(Some(span), &key, msg)
+    })
+}
+
+/// Checks [grid]: each key a known one, each value a list or range of its kind, or with a
+/// random search a distribution; the axes in file order.
+fn parse_axes(
+    src: Source,
+    grid: Option<&Spanned<SpannedTable>>,
+    method: Method,
+    search: Option<&Spanned<SpannedTable>>,
+) -> Result<Vec<Axis>, GridError> {
     let mut axes = Vec::new();
     if let Some(grid) = grid {
         for (k, v) in grid.get_ref() {
             let key = checked_key(src.path, src.text, k, "grid")?;
             let kind = params::key(key).expect("checked key").kind;
-            let values = axis::expand(kind, v.get_ref())
-                .map_err(|m| src.err(Some(v.span()), &format!("grid.{key}"), m))?;
+            let at = |m| src.err(Some(v.span()), &format!("grid.{key}"), m);
+            let (values, dist) = match v.get_ref() {
+                toml::Value::Table(t) if search::is_dist(t) => {
+                    if method == Method::Grid {
+                        return Err(at(
+                            "a distribution is drawn by a random search: add [search] with method = \"random\" and trials = N, or list the values".into(),
+                        ));
+                    }
+                    (Vec::new(), Some(search::parse_dist(kind, t).map_err(at)?))
+                }
+                other => (axis::expand(kind, other).map_err(at)?, None),
+            };
             axes.push(Axis {
                 key,
                 values,
+                dist,
                 span: v.span(),
             });
         }
         axes.sort_by_key(|a| a.span.start);
+    }
+    if let (Method::Random { .. }, false) = (method, axes.iter().any(|a| a.dist.is_some())) {
+        let span = search.map(|s| s.span());
+        return Err(src.err(
+            span,
+            "search.method",
+            "a random search draws from distributions: write an axis in [grid] as one, e.g. `lr = { dist = \"loguniform\", low = 1e-4, high = 1e-1 }`".into(),
+        ));
     }
     Ok(axes)
 }
@@ -349,24 +421,31 @@ fn parse_variants(
 /// Refuses a grid of more than [`MAX_CELLS`] cells (variants × seeds × axis values).
 fn check_size(
     src: Source,
-    raw: &RawSpec,
+    raw: &RawGrid,
     sweep: &Spanned<SpannedTable>,
     variants: &[Variant],
     seeds: &[u64],
     axes: &[Axis],
+    method: Method,
 ) -> Result<(), GridError> {
+    let start = variants
+        .len()
+        .saturating_mul(seeds.len())
+        .saturating_mul(method.trials());
     let cells = axes
         .iter()
-        .fold(variants.len().saturating_mul(seeds.len()), |n, a| {
-            n.saturating_mul(a.values.len())
-        });
+        .fold(start, |n, a| n.saturating_mul(a.crossings()));
     if cells > MAX_CELLS {
         let span = raw.grid.as_ref().map(|g| g.span()).or(Some(sweep.span()));
         return Err(src.err(span, "grid", format!(
-            "this grid expands to {cells} cells ({} variants × {} seeds × axes {}); at most {MAX_CELLS}: narrow an axis or split the study",
+            "this grid expands to {cells} cells ({} variants × {} seeds{} × axes {}); at most {MAX_CELLS}: narrow an axis or split the study",
             variants.len(),
             seeds.len(),
-            axes.iter().map(|a| format!("{}={}", a.key, a.values.len())).collect::<Vec<_>>().join(" × ")
+            match method {
+                Method::Grid => String::new(),
+                Method::Random { trials, .. } => format!(" × {trials} trials"),
+            },
+            axes.iter().map(|a| format!("{}={}", a.key, a.crossings())).collect::<Vec<_>>().join(" × ")
         )));
     }
     Ok(())

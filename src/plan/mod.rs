@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::grid::params::{build, Settings};
+use crate::grid::search::Method;
 use crate::grid::{Grid, GridError};
 use crate::trainer::config::TrainConfig;
 use crate::trainer::record::FORMAT_VERSION;
@@ -35,6 +36,13 @@ pub struct Plan {
     /// Names of the grid axes, in file order.
     pub axes: Vec<String>,
     pub cells: Vec<Cell>,
+    /// A random search's draws left out because an earlier trial drew the same configuration.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub duplicate_draws: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The cell id for a config: slug + hash of (config, data fingerprint, format version). The
@@ -62,28 +70,38 @@ impl Plan {
     /// located at the setting to blame.
     pub fn expand(grid: &Grid) -> Result<Plan, GridError> {
         let mut cells: Vec<Cell> = Vec::new();
-        let n_combos: usize = grid.axes.iter().map(|a| a.values.len()).product();
+        let n_combos: usize = grid.axes.iter().map(|a| a.crossings()).product();
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        let mut duplicate_draws = 0;
+        let (trials, search_seed) = match grid.method {
+            Method::Grid => (1, 0),
+            Method::Random { trials, seed } => (trials, seed),
+        };
         for variant in &grid.variants {
-            for combo in 0..n_combos {
-                // Odometer over the axes: the last axis varies fastest.
+            for (trial, combo) in (0..trials).flat_map(|t| (0..n_combos).map(move |c| (t, c))) {
+                // Odometer over the list axes (the last one varies fastest); a distribution
+                // axis draws this trial's value.
                 let mut settings: Settings = grid.defaults.clone();
                 settings.extend(variant.settings.clone());
                 let mut coords = BTreeMap::new();
                 let mut rest = combo;
                 for axis in grid.axes.iter().rev() {
-                    let v = &axis.values[rest % axis.values.len()];
-                    rest /= axis.values.len();
+                    let v = match &axis.dist {
+                        Some(d) => d.draw(search_seed, trial, axis.key),
+                        None => axis.values[rest % axis.values.len()].clone(),
+                    };
+                    rest /= axis.crossings();
                     coords.insert(axis.key.to_string(), v.to_string());
                     settings.insert(
                         axis.key,
                         crate::grid::params::Setting {
-                            value: v.clone(),
+                            value: v,
                             span: axis.span.clone(),
                             origin: format!("grid.{}", axis.key),
                         },
                     );
                 }
+                let mut drawn = Vec::with_capacity(grid.seeds.len());
                 for &seed in &grid.seeds {
                     let config = build(&settings, seed).map_err(|e| {
                         let (span, key) = match &e.blame {
@@ -109,15 +127,24 @@ impl Plan {
                             format!("{}: {}", at, e.message),
                         )
                     })?;
-                    let id = cell_id(&config);
-                    let index = cells.len();
-                    if let Some(&other) = seen.get(&id) {
-                        let o = &cells[other];
-                        return Err(GridError::at(&grid.path, &grid.text, Some(variant.span.clone()), "", format!(
-                            "cell {index} (variant {:?}) has the same configuration as cell {other} (variant {:?}); remove the duplicate",
-                            variant.name, o.variant
-                        )));
+                    drawn.push((seed, cell_id(&config), config));
+                }
+                // A random trial that drew a configuration of this variant already drawn is
+                // left out (counted); any other repeat is a mistake in the file.
+                let repeat = drawn.iter().find_map(|(_, id, _)| seen.get(id).copied());
+                if let Some(other) = repeat {
+                    let o = &cells[other];
+                    if trials > 1 && o.variant == variant.name {
+                        duplicate_draws += 1;
+                        continue;
                     }
+                    return Err(GridError::at(&grid.path, &grid.text, Some(variant.span.clone()), "", format!(
+                        "cell {} (variant {:?}) has the same configuration as cell {other} (variant {:?}); remove the duplicate",
+                        cells.len(), variant.name, o.variant
+                    )));
+                }
+                for (seed, id, config) in drawn {
+                    let index = cells.len();
                     seen.insert(id.clone(), index);
                     let mut coords = coords.clone();
                     coords.insert("seed".into(), seed.to_string());
@@ -136,6 +163,7 @@ impl Plan {
             description: grid.description.clone(),
             axes: grid.axes.iter().map(|a| a.key.to_string()).collect(),
             cells,
+            duplicate_draws,
         })
     }
 }
