@@ -343,3 +343,66 @@ cell = { choice = ["lstm", "gru"] }
     assert_eq!(plan.cells.len(), 2 * 2 * 2);
     assert_eq!(plan.duplicate_draws, 2 * 8);
 }
+
+/// `hidden = { params = N }`: each cell kind gets the hidden size whose parameter count is
+/// closest to N (checked against every size), crossed like a list axis.
+#[test]
+fn a_parameter_matched_axis_picks_the_closest_hidden_size_per_cell() {
+    use rnnsweep::trainer::model::layout::param_count;
+    let plan = plan_of(
+        r#"
+[sweep]
+name = "pm"
+[defaults]
+optimizer = "adam"
+lr = 0.001
+batch = 64
+epochs = 1
+[[variant]]
+name = "RNN"
+cell = "rnn"
+[[variant]]
+name = "LSTM"
+cell = "lstm"
+[[variant]]
+name = "GRU"
+cell = "gru"
+[grid]
+layers = [1, 2]
+hidden = { params = [20000, 50000] }
+"#,
+    );
+    assert_eq!(plan.cells.len(), 3 * 2 * 2);
+    let mut hidden_by_kind = Vec::new();
+    for c in &plan.cells {
+        let m = &c.config.model;
+        let target: u64 = if c.index % 2 == 0 { 20000 } else { 50000 };
+        let dist = |h: usize| {
+            let n = param_count(&rnnsweep::trainer::config::ModelConfig {
+                hidden: h,
+                ..m.clone()
+            }) as i64;
+            (n - target as i64).abs()
+        };
+        let best = (1..=2000).map(dist).min().unwrap();
+        assert_eq!(
+            dist(m.hidden),
+            best,
+            "{} L{} for {target}",
+            m.cell,
+            m.layers
+        );
+        assert_eq!(c.coords["hidden"], m.hidden.to_string());
+        hidden_by_kind.push((m.cell, m.layers, target, m.hidden));
+    }
+    // At one parameter count, an LSTM is narrower than a GRU, which is narrower than an RNN.
+    let h = |cell: &str, layers: usize, target: u64| {
+        hidden_by_kind
+            .iter()
+            .find(|x| x.0.as_str() == cell && x.1 == layers && x.2 == target)
+            .unwrap()
+            .3
+    };
+    assert!(h("lstm", 1, 20000) < h("gru", 1, 20000) && h("gru", 1, 20000) < h("rnn", 1, 20000));
+    assert!(h("lstm", 2, 50000) < h("lstm", 1, 50000));
+}

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::Outcome;
 use crate::cluster::Shard;
 use crate::grid::search::Method;
-use crate::grid::Grid;
+use crate::grid::{AxisValues, Grid};
 use crate::plan::estimate::estimate_seconds;
 use crate::plan::{Cell, Plan};
 use crate::report::export::cut;
@@ -26,6 +26,7 @@ use crate::trainer::backend::device::DeviceRequest;
 use crate::trainer::backend::{Backend, TrainerChoice};
 use crate::trainer::config::TrainConfig;
 use crate::trainer::fit::StepInfo;
+use crate::trainer::model::layout::param_count;
 use crate::trainer::record::{MetricRow, MetricSplit};
 
 /// Options of `rnnsweep sweep`, as given on the command line (`None`: the default).
@@ -171,7 +172,7 @@ pub fn plan_cmd(o: &PlanOptions) -> anyhow::Result<Outcome> {
         let dists: Vec<&str> = grid
             .axes
             .iter()
-            .filter(|a| a.dist.is_some())
+            .filter(|a| a.is_drawn())
             .map(|a| a.key)
             .collect();
         let mut line = format!(
@@ -185,6 +186,25 @@ pub fn plan_cmd(o: &PlanOptions) -> anyhow::Result<Outcome> {
             ));
         }
         println!("{line}");
+    }
+    if let Some(targets) = grid.axes.iter().find_map(|a| match &a.values {
+        AxisValues::Params(t) => Some(t),
+        _ => None,
+    }) {
+        let mut seen: Vec<String> = Vec::new();
+        for c in &plan.cells {
+            let m = &c.config.model;
+            let line = format!("{} ({} parameters)", m.label(), param_count(m));
+            if !seen.contains(&line) {
+                seen.push(line);
+            }
+        }
+        let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
+        println!(
+            "hidden matched to {} parameters: {}",
+            targets.join(" / "),
+            seen.join(", ")
+        );
     }
     println!("data: {}", datasets_text(&plan));
     println!(

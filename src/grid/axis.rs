@@ -44,6 +44,38 @@ pub fn expand(kind: Kind, def: &toml::Value) -> Result<Vec<Value>, String> {
     Ok(values)
 }
 
+/// The targets of a parameter-matched axis, `hidden = { params = 20000 }` or
+/// `{ params = [20000, 50000] }`: parameter counts ≥ 1, for the key `hidden` only.
+pub fn param_targets(key: &str, t: &toml::Table) -> Result<Vec<u64>, String> {
+    if key != "hidden" {
+        return Err(format!(
+            "`{{ params = N }}` matches the hidden size to a parameter count; `{key}` is not `hidden`"
+        ));
+    }
+    if let Some(k) = t.keys().find(|k| *k != "params") {
+        return Err(format!(
+            "a parameter-matched axis is `{{ params = N }}` alone; `{k}` is not allowed"
+        ));
+    }
+    let one = |v: &toml::Value| match v {
+        toml::Value::Integer(n) if *n >= 1 => Ok(*n as u64),
+        other => Err(format!("a parameter count is an integer ≥ 1, got {other}")),
+    };
+    let targets = match &t["params"] {
+        toml::Value::Array(a) if !a.is_empty() => {
+            a.iter().map(one).collect::<Result<Vec<_>, _>>()?
+        }
+        toml::Value::Array(_) => return Err("empty list of parameter counts".into()),
+        v => vec![one(v)?],
+    };
+    for (i, a) in targets.iter().enumerate() {
+        if targets[..i].contains(a) {
+            return Err(format!("the parameter count {a} appears twice"));
+        }
+    }
+    Ok(targets)
+}
+
 fn num(t: &toml::Table, key: &str) -> Result<Option<f64>, String> {
     match t.get(key) {
         None => Ok(None),

@@ -68,21 +68,35 @@ pub struct Variant {
 #[derive(Clone, Debug)]
 pub struct Axis {
     pub key: &'static str,
-    /// A list or range axis' values (empty for a distribution).
-    pub values: Vec<Value>,
-    /// A random search's distribution (see `search`), drawn once per trial.
-    pub dist: Option<Dist>,
+    pub values: AxisValues,
     pub span: Range<usize>,
+}
+
+/// What an axis sets its key to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AxisValues {
+    /// A list or range: each value crossed with the other axes.
+    List(Vec<Value>),
+    /// A random search's distribution (see `search`), drawn once per trial.
+    Dist(Dist),
+    /// `hidden = { params = N }` (or a list of N): for each cell, the hidden size whose
+    /// parameter count is closest to N for its cell kind, layers and input (see `plan`).
+    Params(Vec<u64>),
 }
 
 impl Axis {
     /// Values this axis crosses the others with: a distribution gives one per trial.
     pub fn crossings(&self) -> usize {
-        if self.dist.is_some() {
-            1
-        } else {
-            self.values.len()
+        match &self.values {
+            AxisValues::List(v) => v.len(),
+            AxisValues::Dist(_) => 1,
+            AxisValues::Params(t) => t.len(),
         }
+    }
+
+    /// Whether a random search draws this axis.
+    pub fn is_drawn(&self) -> bool {
+        matches!(self.values, AxisValues::Dist(_))
     }
 }
 
@@ -297,27 +311,29 @@ fn parse_axes(
             let key = checked_key(src.path, src.text, k, "grid")?;
             let kind = params::key(key).expect("checked key").kind;
             let at = |m| src.err(Some(v.span()), &format!("grid.{key}"), m);
-            let (values, dist) = match v.get_ref() {
+            let values = match v.get_ref() {
                 toml::Value::Table(t) if search::is_dist(t) => {
                     if method == Method::Grid {
                         return Err(at(
                             "a distribution is drawn by a random search: add [search] with method = \"random\" and trials = N, or list the values".into(),
                         ));
                     }
-                    (Vec::new(), Some(search::parse_dist(kind, t).map_err(at)?))
+                    AxisValues::Dist(search::parse_dist(kind, t).map_err(at)?)
                 }
-                other => (axis::expand(kind, other).map_err(at)?, None),
+                toml::Value::Table(t) if t.contains_key("params") => {
+                    AxisValues::Params(axis::param_targets(key, t).map_err(at)?)
+                }
+                other => AxisValues::List(axis::expand(kind, other).map_err(at)?),
             };
             axes.push(Axis {
                 key,
                 values,
-                dist,
                 span: v.span(),
             });
         }
         axes.sort_by_key(|a| a.span.start);
     }
-    if let (Method::Random { .. }, false) = (method, axes.iter().any(|a| a.dist.is_some())) {
+    if let (Method::Random { .. }, false) = (method, axes.iter().any(Axis::is_drawn)) {
         let span = search.map(|s| s.span());
         return Err(src.err(
             span,

@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::grid::params::{build, Settings};
+use crate::grid::params::{build, Setting, Settings, Value};
 use crate::grid::search::Method;
-use crate::grid::{Grid, GridError};
-use crate::trainer::config::TrainConfig;
+use crate::grid::{Axis, AxisValues, Grid, GridError};
+use crate::trainer::config::{ModelConfig, TrainConfig, MAX_HIDDEN};
+use crate::trainer::model::layout::param_count;
 use crate::trainer::record::FORMAT_VERSION;
 
 /// One run of the sweep.
@@ -65,6 +66,42 @@ pub fn cell_id(cfg: &TrainConfig) -> String {
     format!("{}-{}", cfg.slug(), &hash[..8])
 }
 
+/// The setting an axis gives a cell, located at the axis.
+fn axis_setting(axis: &Axis, value: Value) -> Setting {
+    Setting {
+        value,
+        span: axis.span.clone(),
+        origin: format!("grid.{}", axis.key),
+    }
+}
+
+/// The hidden size whose parameter count (recurrent layers and head, for this model's cell
+/// kind, layers and input) is closest to `target`; the smaller one on a tie.
+pub fn matched_hidden(model: &ModelConfig, target: u64) -> usize {
+    let count = |hidden| {
+        param_count(&ModelConfig {
+            hidden,
+            ..model.clone()
+        }) as u64
+    };
+    // The count grows with the hidden size: the first size reaching the target, or the one
+    // before it.
+    let (mut lo, mut hi) = (1, MAX_HIDDEN);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if count(mid) >= target {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    if lo > 1 && target - count(lo - 1).min(target) <= count(lo).saturating_sub(target) {
+        lo - 1
+    } else {
+        lo
+    }
+}
+
 impl Plan {
     /// Expands a checked grid; a cell whose settings do not form a valid config is an error
     /// located at the setting to blame.
@@ -85,21 +122,29 @@ impl Plan {
                 settings.extend(variant.settings.clone());
                 let mut coords = BTreeMap::new();
                 let mut rest = combo;
+                let mut matched = None;
                 for axis in grid.axes.iter().rev() {
-                    let v = match &axis.dist {
-                        Some(d) => d.draw(search_seed, trial, axis.key),
-                        None => axis.values[rest % axis.values.len()].clone(),
+                    let n = axis.crossings();
+                    let v = match &axis.values {
+                        AxisValues::Dist(d) => d.draw(search_seed, trial, axis.key),
+                        AxisValues::List(values) => values[rest % n].clone(),
+                        AxisValues::Params(targets) => {
+                            // Placeholder until the other settings say what the cell is.
+                            matched = Some((axis, targets[rest % n]));
+                            Value::Int(1)
+                        }
                     };
-                    rest /= axis.crossings();
+                    rest /= n;
                     coords.insert(axis.key.to_string(), v.to_string());
-                    settings.insert(
-                        axis.key,
-                        crate::grid::params::Setting {
-                            value: v,
-                            span: axis.span.clone(),
-                            origin: format!("grid.{}", axis.key),
-                        },
-                    );
+                    settings.insert(axis.key, axis_setting(axis, v));
+                }
+                if let Some((axis, target)) = matched {
+                    let hidden = build(&settings, 0)
+                        .map(|cfg| matched_hidden(&cfg.model, target))
+                        .unwrap_or(1);
+                    let v = Value::Int(hidden as u64);
+                    coords.insert(axis.key.to_string(), v.to_string());
+                    settings.insert(axis.key, axis_setting(axis, v));
                 }
                 let mut drawn = Vec::with_capacity(grid.seeds.len());
                 for &seed in &grid.seeds {
