@@ -338,7 +338,7 @@ clip_grad_norm = 1.0
 [grid]
 cell = { choice = ["lstm", "gru"] }
 "#;
-    let plan = plan_of(&text);
+    let plan = plan_of(text);
     // 2 variants × 2 distinct cells × 2 seeds; the other 8 draws of each variant repeat.
     assert_eq!(plan.cells.len(), 2 * 2 * 2);
     assert_eq!(plan.duplicate_draws, 2 * 8);
