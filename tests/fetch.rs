@@ -139,6 +139,11 @@ fn unreachable_mirrors_give_one_error_listing_every_attempt() {
         msg.contains("HTTP 404") && msg.contains("127.0.0.1:9"),
         "{msg}"
     );
+    // Each mirror once, its error once (the transport error's text does not repeat the URL).
+    for m in &mirrors {
+        let url = format!("{}/t10k-labels-idx1-ubyte.gz", m.trim_end_matches('/'));
+        assert_eq!(msg.matches(&url).count(), 1, "{url} in {msg}");
+    }
     assert!(dir_names(tmp.path()).is_empty());
 }
 
@@ -500,6 +505,9 @@ fn cli_rejects_files_that_are_not_the_published_fashion_mnist() {
             )),
             "{err}"
         );
+        // Named once: in the error, not also as a warning before it.
+        let url = format!("{base}/good/train-images-idx3-ubyte.gz");
+        assert_eq!(err.matches(&url).count(), 1, "{err}");
         assert!(
             err.contains(
                 "expected 3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"

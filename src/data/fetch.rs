@@ -142,7 +142,19 @@ fn download_verified(
 ) -> Result<(), String> {
     let resp = agent.get(url).call().map_err(|e| match e {
         ureq::Error::Status(code, r) => format!("HTTP {code} {}", r.status_text()),
-        ureq::Error::Transport(t) => t.to_string(),
+        // The transport error's own text starts with the URL, which the caller names already.
+        ureq::Error::Transport(t) => {
+            let mut why = t.kind().to_string();
+            for part in t
+                .message()
+                .map(String::from)
+                .into_iter()
+                .chain(std::error::Error::source(&t).map(crate::error::chain))
+            {
+                why.push_str(&format!(": {part}"));
+            }
+            why
+        }
     })?;
     let total = resp.header("Content-Length").and_then(|v| v.parse().ok());
     progress(FetchEvent::Start {

@@ -13,6 +13,9 @@ use crate::error::DataError;
 /// Shows download progress for `data fetch` and the automatic fetch on first use.
 pub struct FetchProgress {
     bar: ProgressBar,
+    /// The mirrors that failed for the file being fetched ("url: why"): named once, as a
+    /// warning when a later mirror serves the file, else by the download error itself.
+    failed: std::sync::Mutex<Vec<String>>,
 }
 
 impl FetchProgress {
@@ -27,7 +30,10 @@ impl FetchProgress {
             );
             b
         };
-        FetchProgress { bar }
+        FetchProgress {
+            bar,
+            failed: Default::default(),
+        }
     }
 
     pub fn event(&self, e: FetchEvent) {
@@ -41,13 +47,23 @@ impl FetchProgress {
                     .set_message(format!("downloading {file} from {url}"));
             }
             FetchEvent::Progress { done, .. } => self.bar.set_position(done),
-            FetchEvent::Failed { file, url, error } => {
-                self.line(&format!("warning: {file} from {url} failed: {error}"))
+            FetchEvent::Failed { url, error, .. } => self
+                .failed
+                .lock()
+                .expect("not poisoned")
+                .push(format!("{url}: {error}")),
+            FetchEvent::Done { file, path } => {
+                let failed = std::mem::take(&mut *self.failed.lock().expect("not poisoned"));
+                for f in failed {
+                    self.line(&format!(
+                        "warning: mirror failed, the next one was used: {f}"
+                    ));
+                }
+                self.line(&format!(
+                    "fetched {file} -> {} (SHA-256 verified)",
+                    path.display()
+                ))
             }
-            FetchEvent::Done { file, path } => self.line(&format!(
-                "fetched {file} -> {} (SHA-256 verified)",
-                path.display()
-            )),
         }
     }
 
