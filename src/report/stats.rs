@@ -165,6 +165,24 @@ pub fn mean_stats(x: &[f64]) -> MeanStats {
     }
 }
 
+impl MeanStats {
+    /// The same statistics of a quantity that cannot leave [lo, hi] (an accuracy: [0, 1]),
+    /// with the interval cut to it: with few seeds the t interval can reach past the bounds
+    /// (n = 2 multiplies the standard error by 12.7), and a bound no value can cross says
+    /// nothing. NaN bounds stay NaN.
+    pub fn within(mut self, lo: f64, hi: f64) -> MeanStats {
+        if let Some(ci) = &mut self.ci {
+            if ci.low < lo {
+                ci.low = lo;
+            }
+            if ci.high > hi {
+                ci.high = hi;
+            }
+        }
+        self
+    }
+}
+
 /// k successes out of n trials with the Wilson score interval.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Proportion {
@@ -368,6 +386,29 @@ mod tests {
 
     #[test]
     fn identical_values_give_a_zero_width_interval() {
+        // Two accuracies far apart: the t interval reaches past [0, 1] and is cut to it.
+        let wide = mean_stats(&[0.2, 0.95]);
+        let raw = wide.ci.unwrap();
+        assert!(raw.low < 0.0 && raw.high > 1.0, "{raw:?}");
+        let cut = wide.clone().within(0.0, 1.0);
+        assert_eq!((cut.ci.unwrap().low, cut.ci.unwrap().high), (0.0, 1.0));
+        assert_eq!((cut.n, cut.mean, cut.std), (wide.n, wide.mean, wide.std));
+        let inside = mean_stats(&[0.9, 0.91, 0.92]);
+        assert_eq!(inside.clone().within(0.0, 1.0), inside);
+        let nan_ci = Interval {
+            low: f64::NAN,
+            high: f64::NAN,
+            level: LEVEL,
+            method: Method::StudentT,
+        };
+        let nan = MeanStats {
+            n: 2,
+            mean: Some(f64::NAN),
+            std: Some(f64::NAN),
+            ci: Some(nan_ci),
+        }
+        .within(0.0, 1.0);
+        assert!(nan.ci.unwrap().low.is_nan() && nan.ci.unwrap().high.is_nan());
         let st = mean_stats(&[0.5, 0.5, 0.5]);
         assert_eq!(st.std, Some(0.0));
         let ci = st.ci.unwrap();

@@ -532,7 +532,7 @@ fn add_final_test_accs(
         }
     }
     for (g, (x, seeds)) in groups.iter_mut().zip(finals.iter().zip(per_seed)) {
-        let st = mean_stats(x);
+        let st = mean_stats(x).within(0.0, 1.0);
         g.test_acc_n = st.n;
         g.test_acc_mean = st.mean;
         g.test_acc_std = st.std;

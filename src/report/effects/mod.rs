@@ -399,7 +399,12 @@ pub fn point(
         diverged: count(Outcome::Diverged),
         collapsed: count(Outcome::Collapsed),
         no_value,
-        stats: mean_stats(&values),
+        stats: match metric {
+            EffectMetric::FinalTestAcc | EffectMetric::BestTestAcc => {
+                mean_stats(&values).within(0.0, 1.0)
+            }
+            _ => mean_stats(&values),
+        },
         reached,
         seconds,
     }
