@@ -11,7 +11,7 @@ use super::{CompareSweepsArgs, DataCmd, GlobalArgs, GroupingArgs, SweepsArgs};
 use rnnsweep::commands::{data, SweepSelection};
 use rnnsweep::trainer::backend::fake::FAKE_ENV;
 use rnnsweep::trainer::backend::TrainerChoice;
-use rnnsweep::trainer::config::keys::did_you_mean;
+use rnnsweep::trainer::config::keys::not_one_of;
 
 /// Declares a command's flags (a clap `Args` struct) and `options(self, &Globals)`, which makes
 /// the command's options struct `$target` from them: each field goes to the field of the same
@@ -65,11 +65,7 @@ impl serde::de::Error for WordError {
         WordError(msg.to_string())
     }
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
-        WordError(format!(
-            "{variant:?} is not allowed; use one of: {}{}",
-            expected.join(", "),
-            did_you_mean(variant, expected)
-        ))
+        WordError(not_one_of(variant, variant, expected))
     }
 }
 

@@ -48,7 +48,7 @@ impl<const MODEL: bool> Args for SettingArgs<MODEL> {
                 help.push_str(&format!(" [default: {}]", k.default));
             }
             let arg = clap::Arg::new(k.name)
-                .long(k.name.replace('_', "-"))
+                .long(k.flag_name())
                 .help(help)
                 .help_heading(k.section.title());
             let arg = match k.excludes {

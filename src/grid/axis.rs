@@ -90,15 +90,13 @@ fn round12(x: f64) -> f64 {
 }
 
 fn range(kind: Kind, t: &toml::Table) -> Result<Vec<Value>, String> {
-    const ALLOWED: &[&str] = &["start", "stop", "step", "num", "scale"];
-    for k in t.keys() {
-        if !ALLOWED.contains(&k.as_str()) {
-            return Err(format!(
-                "unknown range key `{k}`{}; a range is {{ start, stop, step }} or {{ start, stop, num, scale }}",
-                super::error::did_you_mean(k, ALLOWED)
-            ));
-        }
-    }
+    super::error::only_keys(
+        t,
+        &["start", "stop", "step", "num", "scale"],
+        "range key",
+        "a range is { start, stop, step } or { start, stop, num, scale }",
+    )
+    .map_err(|(_, msg)| msg)?;
     if matches!(kind, Kind::Word(_) | Kind::Bool | Kind::EvalEvery) {
         return Err("ranges are for numeric keys; list the values instead".into());
     }

@@ -87,6 +87,23 @@ impl std::error::Error for GridError {}
 
 pub use crate::trainer::config::keys::did_you_mean;
 
+/// Refuses a key of the inline table `t` that is not in `allowed`: "unknown `noun` `k` (did you
+/// mean …?); `shape`" (the range, distribution and [search] tables).
+pub fn only_keys(
+    t: &toml::Table,
+    allowed: &[&str],
+    noun: &str,
+    shape: &str,
+) -> Result<(), (String, String)> {
+    match t.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err((
+            k.clone(),
+            format!("unknown {noun} `{k}`{}; {shape}", did_you_mean(k, allowed)),
+        )),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,19 +53,14 @@ pub const MAX_TRIALS: usize = 10_000;
 
 /// Checks the `[search]` table.
 pub fn parse_method(t: &toml::Table) -> Result<Method, (String, String)> {
-    const KEYS: &[&str] = &["method", "trials", "seed"];
     let at = |k: &str| format!("search.{k}");
-    for k in t.keys() {
-        if !KEYS.contains(&k.as_str()) {
-            return Err((
-                at(k),
-                format!(
-                    "unknown key `{k}`{}; [search] takes method, trials and seed",
-                    super::error::did_you_mean(k, KEYS)
-                ),
-            ));
-        }
-    }
+    super::error::only_keys(
+        t,
+        &["method", "trials", "seed"],
+        "key",
+        "[search] takes method, trials and seed",
+    )
+    .map_err(|(k, msg)| (at(&k), msg))?;
     let method = match t.get("method") {
         None => "grid",
         Some(toml::Value::String(s)) if s == "grid" || s == "random" => s.as_str(),
@@ -139,15 +134,13 @@ pub fn parse_dist(kind: Kind, t: &toml::Table) -> Result<Dist, String> {
         }
         return Ok(Dist::Choice(values));
     }
-    const KEYS: &[&str] = &["dist", "low", "high", "log"];
-    for k in t.keys() {
-        if !KEYS.contains(&k.as_str()) {
-            return Err(format!(
-                "unknown distribution key `{k}`{}; a distribution is {{ dist, low, high }} (int: also log)",
-                super::error::did_you_mean(k, KEYS)
-            ));
-        }
-    }
+    super::error::only_keys(
+        t,
+        &["dist", "low", "high", "log"],
+        "distribution key",
+        "a distribution is { dist, low, high } (int: also log)",
+    )
+    .map_err(|(_, msg)| msg)?;
     let name = match t.get("dist") {
         Some(toml::Value::String(s)) => s.as_str(),
         other => {

@@ -227,6 +227,16 @@ pub fn did_you_mean(word: &str, known: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// "\"lsmt\" is not allowed; use one of: rnn, lstm, gru (did you mean `lstm`?)": a word that
+/// is none of `words` (`lower`: as compared), for the grid's values and every enum flag.
+pub fn not_one_of(word: &str, lower: &str, words: &[&str]) -> String {
+    format!(
+        "{word:?} is not allowed; use one of: {}{}",
+        words.join(", "),
+        did_you_mean(lower, words)
+    )
+}
+
 /// Checks a TOML value against `kind`; the error says what is allowed. A grid's values and
 /// the command line's (through [`parse_text`]) are checked here, so both get the same words.
 pub fn check(kind: Kind, v: &toml::Value) -> Result<Value, String> {
@@ -236,11 +246,7 @@ pub fn check(kind: Kind, v: &toml::Value) -> Result<Value, String> {
             if words.contains(&lower.as_str()) {
                 Ok(Value::Word(lower))
             } else {
-                Err(format!(
-                    "{s:?} is not allowed; use one of: {}{}",
-                    words.join(", "),
-                    did_you_mean(&lower, words)
-                ))
+                Err(not_one_of(s, &lower, words))
             }
         }
         (Kind::Word(words), other) => Err(format!(
@@ -417,9 +423,14 @@ impl Key {
         (self.get)(c).or_else(|| (self.fallback)(c))
     }
 
+    /// The command-line flag's long name, e.g. `clip-grad-norm`.
+    pub fn flag_name(&self) -> String {
+        self.name.replace('_', "-")
+    }
+
     /// The command-line flag, e.g. `--clip-grad-norm`.
     pub fn flag(&self) -> String {
-        format!("--{}", self.name.replace('_', "-"))
+        format!("--{}", self.flag_name())
     }
 }
 
