@@ -112,6 +112,9 @@ pub enum TrainError {
     Data(#[from] DataError),
     #[error("device error: {0}")]
     Device(String),
+    /// A checkpoint handed to the trainer does not fit the run.
+    #[error("cannot resume from the checkpoint")]
+    Resume(#[source] crate::trainer::fit::checkpoint::CheckpointError),
     /// A failure the fake trainer was told to produce (tests only).
     #[error("{0}")]
     Injected(String),

@@ -566,7 +566,7 @@ fn the_trainer_trains_on_the_configs_data_set() {
         device: DeviceRequest::Cpu,
     };
     let stop = AtomicBool::new(false);
-    let t = trainer.train(&cfg, &Silent, &stop).unwrap();
+    let t = trainer.train(&cfg, &Silent, &stop, None).unwrap();
     assert_eq!(t.record.status, RunStatus::Completed);
     assert_eq!(t.record.config.dataset, Dataset::FashionMnist);
     // Evaluated on the fixture's 10 test images (the config allows 10,000).
@@ -581,7 +581,7 @@ fn the_trainer_trains_on_the_configs_data_set() {
     // MNIST was not loaded: an MNIST config is refused, naming it.
     cfg.dataset = Dataset::Mnist;
     let e = trainer
-        .train(&cfg, &Silent, &stop)
+        .train(&cfg, &Silent, &stop, None)
         .err()
         .unwrap()
         .to_string();

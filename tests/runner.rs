@@ -20,6 +20,7 @@ use rnnsweep::store::state::CellState;
 use rnnsweep::store::RunStore;
 use rnnsweep::trainer::backend::fake::FakeTrainer;
 use rnnsweep::trainer::config::TrainConfig;
+use rnnsweep::trainer::fit::checkpoint::{Checkpoint, Progress};
 use rnnsweep::trainer::fit::{Observer, StepInfo};
 use rnnsweep::trainer::record::{MetricRow, RunStatus};
 use rnnsweep::trainer::{Trained, Trainer};
@@ -38,6 +39,7 @@ fn opts(jobs: usize) -> RunOptions {
         threads_per_job: 1,
         lease_ttl: Duration::from_secs(60),
         rerun_failed: false,
+        keep_checkpoints: false,
     }
 }
 
@@ -67,7 +69,7 @@ struct Recorder {
 }
 
 impl SweepObserver for Recorder {
-    fn cell_started(&self, _w: usize, cell: &Cell) {
+    fn cell_started(&self, _w: usize, cell: &Cell, _resumed: Option<&Progress>) {
         self.started.lock().unwrap().push(cell.index);
     }
     fn cell_step(&self, _w: usize, _cell: &Cell, info: &StepInfo) {
@@ -170,15 +172,34 @@ fn a_stop_at_a_given_step_interrupts_the_running_cell_and_starts_no_other() {
         1,
         "no cell starts after the stop: {outcomes:?}"
     );
-    assert!(matches!(outcomes[0], (0, CellOutcome::Interrupted)));
-    assert_eq!(store.cell_state(&plan.cells[0], None).0, CellState::Partial);
+    // The stop wrote a checkpoint at step 12, beside the one of the evaluation at step 10.
+    assert!(matches!(
+        outcomes[0],
+        (
+            0,
+            CellOutcome::Interrupted {
+                checkpoint: Some(12)
+            }
+        )
+    ));
+    let cell0 = &plan.cells[0];
+    assert_eq!(store.cell_state(cell0, None).0, CellState::Partial);
     assert_eq!(obs.steps.load(Ordering::SeqCst), 12);
+    let saved: Vec<u64> = store
+        .layout
+        .checkpoints(&cell0.id)
+        .list()
+        .unwrap()
+        .iter()
+        .map(|c| c.0)
+        .collect();
+    assert_eq!(saved, vec![12, 10]);
     // metrics.csv holds the evaluation at step 10, written as it happened.
-    let csv = std::fs::read_to_string(store.layout.metrics_csv(&plan.cells[0].id)).unwrap();
+    let csv = std::fs::read_to_string(store.layout.metrics_csv(&cell0.id)).unwrap();
     assert!(csv.lines().any(|l| l.starts_with("1,10,test,")), "{csv}");
     assert_eq!(common::event_counts(&store, "interrupted").len(), 1);
 
-    // The next run, not stopped, finishes everything.
+    // The next run, not stopped, finishes everything: cell 0 from step 13 on.
     let again = Recorder::default();
     let outcomes = runner::run(&cells, &store, &fake(""), &opts(2), &again.stop, &again).unwrap();
     assert_eq!(outcomes.len(), 6);
@@ -186,6 +207,28 @@ fn a_stop_at_a_given_step_interrupts_the_running_cell_and_starts_no_other() {
         .cells
         .iter()
         .all(|c| store.cell_state(c, None).0 == CellState::Done));
+    assert_eq!(again.steps.load(Ordering::SeqCst), 6 * 30 - 12);
+    assert_eq!(common::event_counts(&store, "resume").len(), 1);
+    assert!(
+        !store.layout.checkpoints(&cell0.id).dir().exists(),
+        "removed once finished"
+    );
+
+    // Every metric row (but the seconds) as in a run that was never stopped.
+    let other = tempfile::tempdir().unwrap();
+    let (_, straight) = setup(other.path());
+    let outcomes = runner::run(
+        &cells[..1],
+        &straight,
+        &fake(""),
+        &opts(1),
+        &AtomicBool::new(false),
+        &Recorder::default(),
+    )
+    .unwrap();
+    assert!(matches!(outcomes[0].1, CellOutcome::Finished(_)));
+    let record = |s: &RunStore| common::without_timing(s.load_result(&cell0.id).unwrap().record);
+    assert_eq!(record(&store), record(&straight));
 }
 
 #[test]
@@ -245,6 +288,7 @@ impl Trainer for FailsWithErrorTxtBlocked {
         _cfg: &TrainConfig,
         _obs: &dyn Observer,
         _stop: &AtomicBool,
+        _resume: Option<&Checkpoint>,
     ) -> Result<Trained, TrainError> {
         std::fs::create_dir_all(self.0.join("in-the-way")).unwrap();
         Err(TrainError::Injected("boom".into()))

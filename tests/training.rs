@@ -51,6 +51,7 @@ fn run(cfg: &TrainConfig, stopped: bool) -> RunRecord {
         common::mnist(),
         &Silent,
         &AtomicBool::new(stopped),
+        None,
     )
     .unwrap()
     .0

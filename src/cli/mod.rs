@@ -159,6 +159,9 @@ flags! {
         /// Also run cells that failed before
         #[arg(long)]
         rerun_failed: bool,
+        /// Keep each finished cell's mid-run checkpoints (by default they are removed)
+        #[arg(long)]
+        keep_checkpoints: bool,
         /// Where to write the script [default: <results>/<sweep>/slurm/sweep.sbatch]
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
@@ -182,6 +185,9 @@ flags! {
         /// Also run cells that failed before
         #[arg(long)]
         rerun_failed: bool,
+        /// Keep each finished cell's mid-run checkpoints (by default they are removed)
+        #[arg(long)]
+        keep_checkpoints: bool,
         /// auto, cpu or cuda (gpu)
         #[arg(long, default_value = "auto", value_parser = word::<DeviceRequest>)]
         device: DeviceRequest,

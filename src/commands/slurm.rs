@@ -36,6 +36,8 @@ pub struct SlurmOptions {
     pub gres: Option<String>,
     pub signal_seconds: u32,
     pub rerun_failed: bool,
+    /// The jobs keep finished cells' checkpoints (`sweep --keep-checkpoints`).
+    pub keep_checkpoints: bool,
     /// Script path [default: <results>/<sweep>/slurm/sweep.sbatch].
     pub out: Option<PathBuf>,
     pub quiet: bool,
@@ -75,11 +77,14 @@ pub fn slurm_cmd(o: &SlurmOptions) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let binary = std::env::current_exe().context("cannot find the rnnsweep binary")?;
     let (grid, data_dir) = (absolute(&o.grid)?, absolute(&data_dir)?);
-    let extra: Vec<String> = if o.rerun_failed {
-        vec!["--rerun-failed".into()]
-    } else {
-        vec![]
-    };
+    let extra: Vec<String> = [
+        (o.rerun_failed, "--rerun-failed"),
+        (o.keep_checkpoints, "--keep-checkpoints"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, flag)| flag.to_string())
+    .collect();
     let text = script(&ScriptOptions {
         sweep: &plan.name,
         binary: &binary,

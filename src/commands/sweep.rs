@@ -25,6 +25,7 @@ use crate::store::{CellResult, RunStore};
 use crate::trainer::backend::device::DeviceRequest;
 use crate::trainer::backend::{Backend, TrainerChoice};
 use crate::trainer::config::TrainConfig;
+use crate::trainer::fit::checkpoint::Progress;
 use crate::trainer::fit::StepInfo;
 use crate::trainer::model::layout::param_count;
 use crate::trainer::record::{MetricRow, MetricSplit};
@@ -47,6 +48,8 @@ pub struct SweepOptions {
     /// once, see [`threads_per_job`]].
     pub threads_per_job: Option<usize>,
     pub rerun_failed: bool,
+    /// Keep finished cells' checkpoints (see `runner`).
+    pub keep_checkpoints: bool,
     /// Only this slice of the plan [default: from `SLURM_ARRAY_TASK_*` when set, else every cell].
     pub shard: Option<Shard>,
     pub quiet: bool,
@@ -324,6 +327,17 @@ impl SweepProgress {
         }
     }
 
+    /// A line above the bars (on stderr when they are hidden, unless quiet).
+    fn print(&self, text: String) {
+        if self.mp.is_hidden() {
+            if !self.quiet {
+                eprintln!("{text}");
+            }
+        } else {
+            let _ = self.mp.println(text);
+        }
+    }
+
     fn label(&self, cell: &Cell) -> String {
         format!(
             "[{}] {} {}",
@@ -335,12 +349,22 @@ impl SweepProgress {
 }
 
 impl SweepObserver for SweepProgress {
-    fn cell_started(&self, w: usize, cell: &Cell) {
+    fn cell_started(&self, w: usize, cell: &Cell, resumed: Option<&Progress>) {
         self.last_acc.lock().expect("lock")[w] = None;
         let pb = &self.lines[w];
         pb.reset();
         pb.set_length(cell.config.total_iterations());
         pb.set_message(self.label(cell));
+        if let Some(p) = resumed {
+            pb.set_position(p.iteration);
+            self.print(format!(
+                "resumed  {} at epoch {}, step {} of {} (from its checkpoint)",
+                self.label(cell),
+                p.epoch(),
+                p.iteration,
+                cell.config.total_iterations()
+            ));
+        }
     }
     fn cell_step(&self, w: usize, cell: &Cell, info: &StepInfo) {
         let pb = &self.lines[w];
@@ -385,18 +409,18 @@ impl SweepObserver for SweepProgress {
                 ),
             },
             CellOutcome::Failed(msg) => format!("FAILED   {}: {msg}", self.label(cell)),
-            CellOutcome::Interrupted => {
+            CellOutcome::Interrupted {
+                checkpoint: Some(steps),
+            } => format!(
+                "stopped  {} at step {steps} (checkpoint kept: the next run continues from it)",
+                self.label(cell)
+            ),
+            CellOutcome::Interrupted { checkpoint: None } => {
                 format!("stopped  {} (will run again next time)", self.label(cell))
             }
             CellOutcome::Skipped(why) => format!("skipped  {}: {why}", self.label(cell)),
         };
-        if self.mp.is_hidden() {
-            if !self.quiet {
-                eprintln!("{text}");
-            }
-        } else {
-            let _ = self.mp.println(text);
-        }
+        self.print(text);
         self.lines[w].set_message("idle");
         self.overall.inc(1);
     }
@@ -431,6 +455,7 @@ impl SweepSetup {
             threads_per_job: workers.threads_per_job,
             lease_ttl: lease::ttl_from_env()?,
             rerun_failed: opts.rerun_failed,
+            keep_checkpoints: opts.keep_checkpoints,
         };
         Ok(SweepSetup {
             backend,
@@ -647,7 +672,7 @@ fn end_of_sweep(
         .count();
     let interrupted = outcomes
         .iter()
-        .any(|(_, o)| matches!(o, CellOutcome::Interrupted))
+        .any(|(_, o)| matches!(o, CellOutcome::Interrupted { .. }))
         || (stop.load(std::sync::atomic::Ordering::Relaxed)
             && statuses.iter().any(|s| s.needs_run(false)));
     if failed > 0 {

@@ -167,7 +167,7 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         cfg.seed
     ));
     let Trained { record, weights } = with_threads(opts.threads, || {
-        backend.with_trainer(data.as_ref(), |t| t.train(cfg, &obs, stop))
+        backend.with_trainer(data.as_ref(), |t| t.train(cfg, &obs, stop, None))
     })??;
     obs.bar.finish_and_clear();
     if let Some(e) = obs.metrics.take_error() {

@@ -4,7 +4,10 @@
 //! blocked in another pool's `install` steals more outer work, which would run more cells at
 //! once than `jobs`. One failing or diverging cell never stops the others; a set stop flag
 //! (Ctrl-C, SIGTERM, SIGUSR1) makes running cells stop at their next step, and they are not
-//! marked finished. Before training a cell a worker claims its lease (see `store::lease`), so other
+//! marked finished. Every cell writes a checkpoint at each evaluation point and when stopped
+//! (`store::checkpoint`); a cell that has one continues from it, bit-identical to a run that
+//! was never stopped, and its checkpoints are removed when it finishes (unless kept with
+//! `keep_checkpoints`). Before training a cell a worker claims its lease (see `store::lease`), so other
 //! processes on the same results folder skip it; a stale lease is taken over. A cell's failure
 //! is kept as text (error.txt, the event log, [`CellOutcome::Failed`]; a failure to write
 //! error.txt is added to the message, never dropped); [`RunnerError`] is only for what stops the
@@ -17,8 +20,10 @@ use std::sync::Mutex;
 use crate::cluster::Origin;
 use crate::error::chain;
 use crate::plan::Cell;
+use crate::store::checkpoint::CheckpointFiles;
 use crate::store::lease::{Claim, Leases};
-use crate::store::{CellResult, MetricsLog, RunStore};
+use crate::store::{CellResult, MetricsLog, RunStore, StoreError};
+use crate::trainer::fit::checkpoint::{Checkpoint, Progress};
 use crate::trainer::fit::{Observer, StepInfo};
 use crate::trainer::record::{MetricRow, RunRecord, RunStatus, FORMAT_VERSION};
 use crate::trainer::{Trained, Trainer};
@@ -31,6 +36,8 @@ pub struct RunOptions {
     /// A lease whose heartbeat is older than this is stale (see `store::lease`).
     pub lease_ttl: std::time::Duration,
     pub rerun_failed: bool,
+    /// Keep a finished cell's checkpoints (by default they are removed).
+    pub keep_checkpoints: bool,
 }
 
 /// What stops [`run`] as a whole (a cell's own failure is a [`CellOutcome::Failed`] instead).
@@ -55,26 +62,34 @@ pub enum CellOutcome {
     Finished(Box<RunRecord>),
     /// An error with its causes, or a panic's message (also in error.txt).
     Failed(String),
-    /// Stopped by the stop flag; nothing marks it finished, so the next run starts it again.
-    Interrupted,
+    /// Stopped by the stop flag; nothing marks it finished. The next run continues it from
+    /// the checkpoint written when it stopped, after `checkpoint` steps (None: nothing was
+    /// trained yet, or the checkpoint could not be written; it starts again).
+    Interrupted { checkpoint: Option<u64> },
     /// Not run here: another process holds its lease, or finished it meanwhile.
     Skipped(String),
 }
 
 /// Hooks for progress display; all default to nothing. Called from worker threads.
 pub trait SweepObserver: Sync {
-    fn cell_started(&self, _worker: usize, _cell: &Cell) {}
+    /// A cell starts: from the beginning, or from a checkpoint's `progress`.
+    fn cell_started(&self, _worker: usize, _cell: &Cell, _resumed: Option<&Progress>) {}
     fn cell_step(&self, _worker: usize, _cell: &Cell, _info: &StepInfo) {}
     fn cell_eval(&self, _worker: usize, _cell: &Cell, _rows: &[MetricRow]) {}
     fn cell_finished(&self, _worker: usize, _cell: &Cell, _outcome: &CellOutcome) {}
 }
 
-/// Forwards the trainer's hooks to the sweep observer and keeps metrics.csv current.
+/// Forwards the trainer's hooks to the sweep observer, keeps metrics.csv current and writes
+/// the checkpoints.
 struct CellObserver<'a> {
     worker: usize,
     cell: &'a Cell,
     sweep: &'a dyn SweepObserver,
+    store: &'a RunStore,
     metrics: MetricsLog,
+    checkpoints: CheckpointFiles,
+    /// Steps of the last checkpoint written.
+    saved: Mutex<Option<u64>>,
 }
 
 impl Observer for CellObserver<'_> {
@@ -85,6 +100,37 @@ impl Observer for CellObserver<'_> {
         self.metrics.append(rows);
         self.sweep.cell_eval(self.worker, self.cell, rows);
     }
+    fn wants_checkpoints(&self) -> bool {
+        true
+    }
+    /// A checkpoint that cannot be written does not stop training (the cell can only lose
+    /// progress): the event log says why, and the previous checkpoint stays.
+    fn checkpoint(&self, ckpt: Checkpoint) {
+        let steps = ckpt.progress.iteration;
+        match self.checkpoints.save(steps, &ckpt.to_bytes()) {
+            Ok(_) => *self.saved.lock().expect("saved lock") = Some(steps),
+            Err(e) => self.store.log_event(
+                "checkpoint_failed",
+                Some(self.cell),
+                serde_json::json!({ "iteration": steps, "error": chain(&e) }),
+            ),
+        }
+    }
+}
+
+/// The newest usable checkpoint of `cell`, if any; files skipped on the way are logged.
+fn checkpoint_to_resume(store: &RunStore, cell: &Cell) -> Result<Option<Checkpoint>, StoreError> {
+    let files = store.layout.checkpoints(&cell.id);
+    let (found, ignored) = files
+        .newest(|bytes| Checkpoint::from_bytes(bytes, &cell.config).map_err(|e| e.to_string()))?;
+    for skipped in ignored {
+        store.log_event(
+            "checkpoint_ignored",
+            Some(cell),
+            serde_json::json!({ "path": skipped.path, "why": skipped.why }),
+        );
+    }
+    Ok(found.map(|(_, ckpt)| ckpt))
 }
 
 /// What every worker shares.
@@ -157,19 +203,41 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
         store.log_event("failed", Some(cell), serde_json::json!({ "error": msg }));
         CellOutcome::Failed(msg)
     };
+    let resume = match checkpoint_to_resume(store, cell) {
+        Ok(r) => r,
+        Err(e) => return fail(chain(&e)),
+    };
     if let Err(e) = store.start(cell) {
         return fail(chain(&e));
     }
-    store.log_event("start", Some(cell), serde_json::json!({}));
-    sweep.cell_started(worker, cell);
+    let metrics_csv = store.layout.metrics_csv(&cell.id);
+    let metrics = match &resume {
+        Some(ckpt) => {
+            let p = &ckpt.progress;
+            store.log_event(
+                "resume",
+                Some(cell),
+                serde_json::json!({ "iteration": p.iteration, "epoch": p.epoch() }),
+            );
+            MetricsLog::resumed(metrics_csv, &p.metrics)
+        }
+        None => {
+            store.log_event("start", Some(cell), serde_json::json!({}));
+            MetricsLog::new(metrics_csv)
+        }
+    };
+    sweep.cell_started(worker, cell, resume.as_ref().map(|c| &c.progress));
     let obs = CellObserver {
         worker,
         cell,
         sweep,
-        metrics: MetricsLog::new(store.layout.metrics_csv(&cell.id)),
+        store,
+        metrics,
+        checkpoints: store.layout.checkpoints(&cell.id),
+        saved: Mutex::new(None),
     };
     let trained = catch_unwind(AssertUnwindSafe(|| {
-        pool.install(|| trainer.train(&cell.config, &obs, stop))
+        pool.install(|| trainer.train(&cell.config, &obs, stop, resume.as_ref()))
     }));
     let Trained {
         mut record,
@@ -190,12 +258,15 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
         return fail(e);
     }
     if let RunStatus::Interrupted { .. } = record.status {
+        // The checkpoint of the stop, when one was written at this step.
+        let saved = *obs.saved.lock().expect("saved lock");
+        let checkpoint = saved.filter(|&s| s == record.iterations);
         store.log_event(
             "interrupted",
             Some(cell),
-            serde_json::json!({ "iteration": record.iterations }),
+            serde_json::json!({ "iteration": record.iterations, "checkpoint": checkpoint }),
         );
-        return CellOutcome::Interrupted;
+        return CellOutcome::Interrupted { checkpoint };
     }
     record.origin = Some(sh.origin.clone());
     let finish = || -> Result<(), crate::store::StoreError> {
@@ -214,6 +285,16 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
     };
     if let Err(e) = finish() {
         return fail(chain(&e));
+    }
+    if !sh.opts.keep_checkpoints {
+        // The cell is finished; a checkpoint left behind only costs disk.
+        if let Err(e) = obs.checkpoints.remove_all() {
+            store.log_event(
+                "checkpoint_failed",
+                Some(cell),
+                serde_json::json!({ "error": chain(&e) }),
+            );
+        }
     }
     // The event of a finished cell is called "done" in events.jsonl.
     store.log_event(

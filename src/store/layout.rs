@@ -11,11 +11,15 @@
 //!     config.json           written first
 //!     metrics.csv           long format, rewritten atomically after every evaluation
 //!     weights.safetensors   final parameters, PyTorch names and shapes
+//!     checkpoints/          step-<steps>.ckpt: the newest two mid-run checkpoints (removed
+//!                           when the cell finishes, unless --keep-checkpoints); see `checkpoint`
 //!     result.json           written last and atomically: the "finished" marker
 //!     error.txt             only for failed cells
 //! ```
 
 use std::path::{Path, PathBuf};
+
+use super::checkpoint::CheckpointFiles;
 
 #[derive(Clone, Debug)]
 pub struct Layout {
@@ -88,6 +92,10 @@ impl Layout {
     pub fn error_txt(&self, id: &str) -> PathBuf {
         self.run(id).error_txt()
     }
+    /// Cell `id`'s checkpoint files.
+    pub fn checkpoints(&self, id: &str) -> CheckpointFiles {
+        CheckpointFiles::at(&self.run(id).checkpoints())
+    }
 
     /// Whether `dir` is a sweep folder (it has a plan.json).
     pub fn is_sweep(dir: &Path) -> bool {
@@ -125,5 +133,8 @@ impl RunDir {
     }
     pub fn error_txt(&self) -> PathBuf {
         self.dir.join("error.txt")
+    }
+    pub fn checkpoints(&self) -> PathBuf {
+        self.dir.join("checkpoints")
     }
 }

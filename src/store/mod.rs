@@ -3,6 +3,7 @@
 //! point leaves either a finished cell or one that runs again. Records carry a format version,
 //! checked on read.
 
+pub mod checkpoint;
 pub mod layout;
 pub mod lease;
 pub mod state;
@@ -95,6 +96,13 @@ impl MetricsLog {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A log that continues from `rows` (a resumed run's rows so far), written at once.
+    pub fn resumed(path: PathBuf, rows: &[MetricRow]) -> Self {
+        let log = MetricsLog::new(path);
+        log.append(rows);
+        log
     }
 
     /// Adds the rows of one evaluation point and rewrites the file.

@@ -33,13 +33,16 @@ pub struct Trained {
     pub weights: Option<Vec<u8>>,
 }
 
-/// Trains one configuration. Called from several worker threads at once (each inside its own
-/// rayon pool, which the dfdx matmuls use). `stop` is polled before every step.
+/// Trains one configuration, from the start or from `resume` (a checkpoint of the same
+/// configuration, which `obs` received in an earlier run). Called from several worker threads
+/// at once (each inside its own rayon pool, which the dfdx matmuls use). `stop` is polled
+/// before every step.
 pub trait Trainer: Sync {
     fn train(
         &self,
         cfg: &config::TrainConfig,
         obs: &dyn fit::Observer,
         stop: &AtomicBool,
+        resume: Option<&fit::checkpoint::Checkpoint>,
     ) -> Result<Trained, crate::error::TrainError>;
 }

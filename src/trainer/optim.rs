@@ -19,9 +19,11 @@
 //!
 //! On the CPU the update runs as one loop per parameter over host copies (state kept in f64),
 //! instead of about ten tensor ops per parameter and step; other devices use the tensor ops.
-//! The tests run both paths and check they agree.
+//! The tests run both paths and check they agree. [`Optimizer::state`] and
+//! [`Optimizer::restore`] carry the whole state through a checkpoint, exactly.
 
 use dfdx::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::config::{OptimConfig, OptimKind};
 use super::model::tape::Flat;
@@ -299,6 +301,119 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
             grad_norm,
             non_finite,
         }
+    }
+}
+
+/// An optimizer's whole state, for a checkpoint: the steps taken and each parameter's buffers
+/// as f64 (exact for f32 tensors; the CPU path keeps its state in f64). The learning rate is not
+/// in it: the schedule sets it before every step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OptimizerState {
+    pub steps: u64,
+    pub slots: Vec<SlotState>,
+}
+
+/// One parameter's buffers (see `Slot`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SlotState {
+    Empty,
+    Momentum(Vec<f64>),
+    Adam {
+        m: Vec<f64>,
+        v: Vec<f64>,
+        v_max: Option<Vec<f64>>,
+    },
+    Square(Vec<f64>),
+    Host(Vec<f64>, Vec<f64>, Vec<f64>),
+}
+
+impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
+    /// The state to checkpoint (see [`OptimizerState`]).
+    pub fn state(&self) -> OptimizerState {
+        let host = |t: &Flat<E, D>| -> Vec<f64> {
+            t.as_vec()
+                .iter()
+                .map(|x| x.to_f64().expect("an f64"))
+                .collect()
+        };
+        let slots = self
+            .slots
+            .iter()
+            .map(|s| match s {
+                Slot::Empty => SlotState::Empty,
+                Slot::Momentum(b) => SlotState::Momentum(host(b)),
+                Slot::Adam { m, v, v_max } => SlotState::Adam {
+                    m: host(m),
+                    v: host(v),
+                    v_max: v_max.as_ref().map(host),
+                },
+                Slot::Square(v) => SlotState::Square(host(v)),
+                Slot::Host(a, b, c) => SlotState::Host(a.clone(), b.clone(), c.clone()),
+            })
+            .collect();
+        OptimizerState {
+            steps: self.step,
+            slots,
+        }
+    }
+
+    /// Puts back a state that [`Optimizer::state`] gave, for parameters of `sizes` values each
+    /// on `dev`. An error says what does not fit (another model's state).
+    pub fn restore(
+        &mut self,
+        state: &OptimizerState,
+        sizes: &[usize],
+        dev: &D,
+    ) -> Result<(), String> {
+        if state.slots.len() != sizes.len() || sizes.len() != self.slots.len() {
+            return Err(format!(
+                "optimizer state for {} parameters, the model has {}",
+                state.slots.len(),
+                sizes.len()
+            ));
+        }
+        let mut slots = Vec::with_capacity(sizes.len());
+        for (i, (s, &n)) in state.slots.iter().zip(sizes).enumerate() {
+            let fits = |v: &Vec<f64>| {
+                if v.len() == n {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "optimizer buffer of parameter {i} has {} values, not {n}",
+                        v.len()
+                    ))
+                }
+            };
+            let tensor = |v: &Vec<f64>| -> Result<Flat<E, D>, String> {
+                fits(v)?;
+                let e: Vec<E> = v
+                    .iter()
+                    .map(|&x| E::from_f64(x).expect("fits the element type"))
+                    .collect();
+                Ok(dev.tensor_from_vec(e, (n,)))
+            };
+            // Host buffers are empty where unused (second moment without Adam, AMSGrad's max).
+            let host = |v: &Vec<f64>| if v.is_empty() { Ok(()) } else { fits(v) };
+            slots.push(match s {
+                SlotState::Empty => Slot::Empty,
+                SlotState::Momentum(b) => Slot::Momentum(tensor(b)?),
+                SlotState::Adam { m, v, v_max } => Slot::Adam {
+                    m: tensor(m)?,
+                    v: tensor(v)?,
+                    v_max: v_max.as_ref().map(tensor).transpose()?,
+                },
+                SlotState::Square(v) => Slot::Square(tensor(v)?),
+                SlotState::Host(a, b, c) => {
+                    host(a)?;
+                    host(b)?;
+                    host(c)?;
+                    Slot::Host(a.clone(), b.clone(), c.clone())
+                }
+            });
+        }
+        self.slots = slots;
+        self.step = state.steps;
+        Ok(())
     }
 }
 

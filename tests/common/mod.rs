@@ -15,6 +15,7 @@ use rnnsweep::data::{self, fetch, Mnist};
 use rnnsweep::grid::Grid;
 use rnnsweep::plan::Plan;
 use rnnsweep::store::RunStore;
+use rnnsweep::trainer::record::RunRecord;
 
 pub fn data_dir() -> PathBuf {
     // Once per test binary: tests run in parallel threads and must not download side by side.
@@ -139,4 +140,43 @@ pub fn event_counts(store: &RunStore, kind: &str) -> BTreeMap<String, usize> {
         }
     }
     m
+}
+
+/// A record with what differs between two runs of the same config zeroed: the measured
+/// seconds and speeds, and who trained it. Floats are compared by their bits (NaN equals NaN),
+/// through the debug text of the record with every float written as its bits.
+pub fn without_timing(mut r: RunRecord) -> String {
+    r.train_seconds = 0.0;
+    r.eval_seconds = 0.0;
+    r.samples_per_sec = 0.0;
+    r.origin = None;
+    for m in &mut r.metrics {
+        m.seconds = 0.0;
+        m.samples_per_sec = m.samples_per_sec.map(|_| 0.0);
+    }
+    for e in &mut r.epochs {
+        e.seconds = 0.0;
+        e.samples_per_sec = 0.0;
+    }
+    let bits = |x: f64| format!("{:016x}", x.to_bits());
+    let rows: Vec<String> = r
+        .metrics
+        .iter()
+        .map(|m| {
+            let opt = |x: Option<f64>| x.map(bits).unwrap_or_default();
+            format!(
+                "{} {} {:?} {} {} {} {} {} {}",
+                m.epoch,
+                m.iteration,
+                m.split,
+                bits(m.loss),
+                bits(m.acc),
+                m.samples,
+                opt(m.grad_norm),
+                opt(m.grad_norm_max),
+                opt(m.lr)
+            )
+        })
+        .collect();
+    format!("{r:?}\n{}", rows.join("\n"))
 }

@@ -36,6 +36,7 @@ use dfdx::prelude::Cpu;
 use crate::data::{CLASSES, TEST_IMAGES, TRAIN_IMAGES};
 use crate::error::TrainError;
 use crate::trainer::config::{keys, TrainConfig};
+use crate::trainer::fit::checkpoint::{Checkpoint, CheckpointError, LearnerState};
 use crate::trainer::fit::{run_loop, Evaluation, Learner, Observer, Step};
 use crate::trainer::model::Model;
 use crate::trainer::record::NonFiniteKind;
@@ -320,6 +321,23 @@ impl Learner for FakeLearner {
         format!("parameter {i}")
     }
     fn set_lr(&mut self, _lr: f64) {}
+    fn save(&self) -> LearnerState {
+        LearnerState::Fake {
+            steps: self.steps,
+            samples: self.samples,
+        }
+    }
+    fn restore(&mut self, state: &LearnerState) -> Result<(), CheckpointError> {
+        match *state {
+            LearnerState::Fake { steps, samples } => {
+                (self.steps, self.samples) = (steps, samples);
+                Ok(())
+            }
+            LearnerState::Network { .. } => Err(CheckpointError::Shape(
+                "written by the real trainer, not the fake one".into(),
+            )),
+        }
+    }
 }
 
 /// The fake trainer (see the module's documentation).
@@ -334,6 +352,7 @@ impl Trainer for FakeTrainer {
         cfg: &TrainConfig,
         obs: &dyn Observer,
         stop: &AtomicBool,
+        resume: Option<&Checkpoint>,
     ) -> Result<Trained, TrainError> {
         cfg.validate()?;
         let behaviour = self.rules.behaviour(cfg);
@@ -349,8 +368,13 @@ impl Trainer for FakeTrainer {
             samples: 0,
             steps: 0,
         };
+        if let Some(ckpt) = resume {
+            ckpt.belongs_to(cfg).map_err(TrainError::Resume)?;
+            learner.restore(&ckpt.learner).map_err(TrainError::Resume)?;
+        }
+        let progress = resume.map(|c| c.progress.clone());
         let sizes = (TRAIN_IMAGES.count, TEST_IMAGES.count);
-        let record = run_loop(&mut learner, FAKE_DEVICE, cfg, sizes, obs, stop);
+        let record = run_loop(&mut learner, FAKE_DEVICE, cfg, sizes, obs, stop, progress);
         // Real weights of the right shapes (the initial ones), so `predict` and anything
         // reading weights.safetensors work on a fake run too.
         let weights = Model::<f32, Cpu>::init(&cfg.model, cfg.seed, &Cpu::default())
@@ -380,7 +404,7 @@ mod tests {
         let t = FakeTrainer {
             rules: spec.parse().unwrap(),
         };
-        t.train(cfg, &Silent, &AtomicBool::new(false))
+        t.train(cfg, &Silent, &AtomicBool::new(false), None)
     }
 
     #[test]
@@ -543,7 +567,9 @@ mod tests {
     #[test]
     fn a_set_stop_flag_interrupts_before_the_first_step() {
         let t = FakeTrainer::default();
-        let r = t.train(&tiny(), &Silent, &AtomicBool::new(true)).unwrap();
+        let r = t
+            .train(&tiny(), &Silent, &AtomicBool::new(true), None)
+            .unwrap();
         assert!(matches!(
             r.record.status,
             RunStatus::Interrupted { iteration: 0, .. }

@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicBool;
 use crate::data::{DataSets, Mnist};
 use crate::error::TrainError;
 use crate::trainer::config::TrainConfig;
+use crate::trainer::fit::checkpoint::Checkpoint;
 use crate::trainer::fit::{fit, Observer};
 use crate::trainer::model::kernel::LayerKernel;
 use crate::trainer::{Trained, Trainer};
@@ -31,13 +32,22 @@ struct FitJob<'a> {
     data: &'a Mnist,
     obs: &'a dyn Observer,
     stop: &'a AtomicBool,
+    resume: Option<&'a Checkpoint>,
 }
 
 impl DeviceJob for FitJob<'_> {
     type Output = Result<Trained, TrainError>;
     fn run<D: LayerKernel<f32>>(self, dev: D, name: &str, note: Option<&str>) -> Self::Output {
         self.obs.started(name, note);
-        let (record, model) = fit(&dev, name, self.cfg, self.data, self.obs, self.stop)?;
+        let (record, model) = fit(
+            &dev,
+            name,
+            self.cfg,
+            self.data,
+            self.obs,
+            self.stop,
+            self.resume,
+        )?;
         let weights = model.final_weights(&record.status);
         Ok(Trained { record, weights })
     }
@@ -49,12 +59,14 @@ impl Trainer for DfdxTrainer<'_> {
         cfg: &TrainConfig,
         obs: &dyn Observer,
         stop: &AtomicBool,
+        resume: Option<&Checkpoint>,
     ) -> Result<Trained, TrainError> {
         let job = FitJob {
             cfg,
             data: self.data.get(cfg.dataset)?,
             obs,
             stop,
+            resume,
         };
         // The device's error and the training's are both `TrainError`s.
         dispatch(self.device, job).and_then(|trained| trained)

@@ -1,7 +1,9 @@
 //! The training loop: seeded per-epoch shuffling, mini-batches (the last one may be smaller),
 //! cross-entropy, backward, optimizer step; evaluation on the schedule; divergence and
-//! cancellation detection. Reports progress through the `Observer` hooks.
+//! cancellation detection; checkpoints at every evaluation point and when stopped, and the
+//! resumption from one (`checkpoint.rs`). Reports progress through the `Observer` hooks.
 
+pub mod checkpoint;
 pub mod denormal;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,10 +13,11 @@ use dfdx::prelude::*;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::data::sequence::{InputMode, Reading};
 use crate::data::{Mnist, Split, CLASSES, PIXELS};
-use crate::error::ConfigError;
+use crate::error::TrainError;
 use crate::trainer::config::{EvalEvery, TrainConfig};
 use crate::trainer::model::dropout::Dropout;
 use crate::trainer::model::kernel::LayerKernel;
@@ -27,6 +30,7 @@ use crate::trainer::record::{
     COLLAPSE_SHARE, FORMAT_VERSION,
 };
 
+use checkpoint::{Checkpoint, CheckpointError, LearnerState, Progress, CHECKPOINT_VERSION};
 use denormal::FloatMode;
 
 /// Test images evaluated per forward pass.
@@ -51,6 +55,13 @@ pub trait Observer {
     /// Rows of one evaluation point (train window and/or test).
     fn eval(&self, _rows: &[MetricRow]) {}
     fn epoch_done(&self, _stats: &EpochStats) {}
+    /// Whether to make checkpoints for [`Observer::checkpoint`] (copying the state costs time).
+    fn wants_checkpoints(&self) -> bool {
+        false
+    }
+    /// A checkpoint: after every evaluation point, and when the stop flag stopped the run
+    /// (never before the first step or after the last: a fresh start or the record does).
+    fn checkpoint(&self, _ckpt: Checkpoint) {}
 }
 
 /// An observer that ignores everything.
@@ -126,7 +137,7 @@ fn score(logits: &[f32], labels: impl Iterator<Item = u8>) -> (f64, u64, [u64; C
 }
 
 /// One evaluation of a model on a split.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     pub loss: f64,
     pub acc: f64,
@@ -268,8 +279,8 @@ pub fn train_step_with<D: LayerKernel<f32>>(
 }
 
 /// Running sums of the training metrics since the last evaluation point.
-#[derive(Default)]
-struct Window {
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Window {
     loss: f64,
     correct: u64,
     samples: u64,
@@ -306,6 +317,10 @@ pub(crate) trait Learner {
     fn param_name(&self, i: usize) -> String;
     /// The learning rate of the next steps (the schedule's, set before every step).
     fn set_lr(&mut self, lr: f64);
+    /// Everything the next steps depend on (see [`LearnerState`]).
+    fn save(&self) -> LearnerState;
+    /// Continues from a [`Learner::save`] of the same configuration.
+    fn restore(&mut self, state: &LearnerState) -> Result<(), CheckpointError>;
 }
 
 /// A dfdx model with its optimizer, on `dev`, trained on `data`.
@@ -337,37 +352,59 @@ impl<D: LayerKernel<f32>> Learner for ModelLearner<'_, D> {
     fn set_lr(&mut self, lr: f64) {
         self.opt.set_lr(lr);
     }
+    fn save(&self) -> LearnerState {
+        let params = self.model.values();
+        LearnerState::Network {
+            params,
+            optimizer: self.opt.state(),
+            dropout: self.dropout.as_ref().map(Dropout::position),
+        }
+    }
+    fn restore(&mut self, state: &LearnerState) -> Result<(), CheckpointError> {
+        let LearnerState::Network {
+            params,
+            optimizer,
+            dropout,
+        } = state
+        else {
+            return Err(CheckpointError::Shape("written by the fake trainer".into()));
+        };
+        let model = Model::from_values(&self.model.config, params, self.dev)
+            .map_err(|e| CheckpointError::Shape(e.to_string()))?;
+        let sizes: Vec<usize> = params.iter().map(Vec::len).collect();
+        self.opt
+            .restore(optimizer, &sizes, self.dev)
+            .map_err(CheckpointError::Shape)?;
+        match (self.dropout.as_mut(), dropout) {
+            (Some(d), Some(at)) => d.seek(*at),
+            (None, None) => {}
+            _ => return Err(CheckpointError::Shape("dropout differs".into())),
+        }
+        self.model = model;
+        Ok(())
+    }
 }
 
-/// Collects the metric rows: the training window since the last evaluation, and test evaluations.
+/// Collects the metric rows (the training window since the last evaluation, and test
+/// evaluations) into the loop's [`Progress`], and makes the checkpoints.
 struct Recorder<'a> {
     n_test: usize,
     obs: &'a dyn Observer,
-    metrics: Vec<MetricRow>,
-    window: Window,
-    eval_seconds: f64,
-    last_eval_iteration: Option<u64>,
-    /// The latest test evaluation (for the collapse check at the end).
-    last_eval: Option<Evaluation>,
-    /// The learning rate in force (of the last step taken, or of the first before training).
-    lr: f64,
+    cfg: &'a TrainConfig,
+    p: Progress,
 }
 
 impl Recorder<'_> {
     /// Evaluates the test split, closes the current training window, and reports both rows.
-    fn eval_point(
-        &mut self,
-        epoch: u64,
-        iteration: u64,
-        learner: &mut dyn Learner,
-        train_seconds: f64,
-    ) {
+    fn eval_point(&mut self, epoch: u64, learner: &mut dyn Learner) {
         let t0 = Instant::now();
         let ev = learner.evaluate(self.n_test);
         let (loss, acc) = (ev.loss, ev.acc);
-        self.last_eval = Some(ev);
-        self.eval_seconds += t0.elapsed().as_secs_f64();
-        let w = std::mem::take(&mut self.window);
+        let p = &mut self.p;
+        let (iteration, train_seconds) = (p.iteration, p.train_seconds);
+        p.last_eval = Some(ev);
+        p.eval_seconds += t0.elapsed().as_secs_f64();
+        let w = std::mem::take(&mut p.window);
         let mut rows = Vec::with_capacity(2);
         if w.samples > 0 {
             rows.push(MetricRow {
@@ -381,7 +418,7 @@ impl Recorder<'_> {
                 samples_per_sec: Some(w.samples as f64 / w.seconds.max(1e-12)),
                 grad_norm: w.grad_norm,
                 grad_norm_max: w.grad_norm_max,
-                lr: Some(self.lr),
+                lr: Some(p.lr),
             });
         }
         rows.push(MetricRow {
@@ -395,16 +432,35 @@ impl Recorder<'_> {
             samples_per_sec: None,
             grad_norm: None,
             grad_norm_max: None,
-            lr: Some(self.lr),
+            lr: Some(p.lr),
         });
         self.obs.eval(&rows);
-        self.metrics.extend(rows);
-        self.last_eval_iteration = Some(iteration);
+        p.metrics.extend(rows);
+        p.last_eval_iteration = Some(iteration);
+    }
+
+    /// Hands the observer a checkpoint of this point (`current`: the epoch in progress, if the
+    /// point is inside one), unless nothing was trained yet or the budget is spent.
+    fn checkpoint(&self, learner: &dyn Learner, current: Option<&EpochStats>) {
+        let done = self.p.iteration;
+        if !self.obs.wants_checkpoints() || done == 0 || done >= self.cfg.total_iterations() {
+            return;
+        }
+        self.obs.checkpoint(Checkpoint {
+            version: CHECKPOINT_VERSION,
+            config: self.cfg.clone(),
+            progress: Progress {
+                current: current.cloned(),
+                ..self.p.clone()
+            },
+            learner: learner.save(),
+        });
     }
 }
 
-/// Trains a fresh model as `cfg` says, on `dev`. Returns the record (whatever the outcome) and
-/// the trained model. `stop` is polled before every step (set it from a Ctrl-C handler).
+/// Trains a model as `cfg` says, on `dev`: a fresh one, or the one of `resume` from where that
+/// checkpoint was taken. Returns the record (whatever the outcome) and the trained model.
+/// `stop` is polled before every step (set it from a Ctrl-C handler).
 pub fn fit<D: LayerKernel<f32>>(
     dev: &D,
     device_name: &str,
@@ -412,7 +468,8 @@ pub fn fit<D: LayerKernel<f32>>(
     data: &Mnist,
     obs: &dyn Observer,
     stop: &AtomicBool,
-) -> Result<(RunRecord, Model<f32, D>), ConfigError> {
+    resume: Option<&Checkpoint>,
+) -> Result<(RunRecord, Model<f32, D>), TrainError> {
     cfg.validate()?;
     // Training and evaluation alike, on this thread and the matmul threads; restored on return.
     let _float_mode = FloatMode::enter(cfg.flush_denormal)?;
@@ -425,13 +482,23 @@ pub fn fit<D: LayerKernel<f32>>(
         dev,
         data,
     };
+    let progress = match resume {
+        Some(ckpt) => {
+            ckpt.belongs_to(cfg).map_err(TrainError::Resume)?;
+            learner.restore(&ckpt.learner).map_err(TrainError::Resume)?;
+            Some(ckpt.progress.clone())
+        }
+        None => None,
+    };
     let sizes = (data.train.len(), data.test.len());
-    let record = run_loop(&mut learner, device_name, cfg, sizes, obs, stop);
+    let record = run_loop(&mut learner, device_name, cfg, sizes, obs, stop, progress);
     Ok((record, learner.model))
 }
 
 /// The loop itself, for any [`Learner`]: `sizes` are the training and test images available
-/// (the config's limits cut them further). `cfg` must be valid.
+/// (the config's limits cut them further). `cfg` must be valid. With `resume` (a checkpoint's
+/// progress, the learner already restored from it) it continues from there: the data order of
+/// the epoch in progress is replayed from the seed and its trained batches skipped.
 pub(crate) fn run_loop(
     learner: &mut dyn Learner,
     device_name: &str,
@@ -439,6 +506,7 @@ pub(crate) fn run_loop(
     (train_len, test_len): (usize, usize),
     obs: &dyn Observer,
     stop: &AtomicBool,
+    resume: Option<Progress>,
 ) -> RunRecord {
     let n_train = cfg.train_size().min(train_len);
     let n_test = cfg.eval.test_limit.unwrap_or(test_len).min(test_len);
@@ -447,46 +515,61 @@ pub(crate) fn run_loop(
 
     let total = cfg.total_iterations();
     let per_epoch = cfg.batches_per_epoch();
-    let mut epochs: Vec<EpochStats> = Vec::new();
-    let mut train_seconds = 0.0;
-    let mut iteration = 0u64;
     let mut status = RunStatus::Completed;
+    let fresh = resume.is_none();
     let mut rec = Recorder {
         n_test,
         obs,
-        metrics: Vec::new(),
-        window: Window::default(),
-        eval_seconds: 0.0,
-        last_eval_iteration: None,
-        last_eval: None,
-        lr: cfg.optim.lr_at(0, 1, total),
+        cfg,
+        p: resume.unwrap_or_else(|| Progress {
+            lr: cfg.optim.lr_at(0, 1, total),
+            ..Progress::default()
+        }),
     };
-    if cfg.eval.before_training {
-        rec.eval_point(0, 0, learner, 0.0);
+    if fresh && cfg.eval.before_training {
+        rec.eval_point(0, learner);
     }
+    // Where to go on: inside the epoch in progress, or at the next one.
+    let mut resumed_epoch = rec.p.current.take();
+    let first_epoch = match &resumed_epoch {
+        Some(ep) => ep.epoch,
+        None => rec.p.epochs.last().map_or(1, |e| e.epoch + 1),
+    };
 
     let mut order: Vec<usize> = (0..n_train).collect();
-    'epochs: for epoch in 1..=cfg.total_epochs() {
+    for _ in 1..first_epoch {
         order.shuffle(&mut shuffle_rng);
-        let mut ep = EpochStats {
+    }
+    'epochs: for epoch in first_epoch..=cfg.total_epochs() {
+        order.shuffle(&mut shuffle_rng);
+        let mut ep = resumed_epoch.take().unwrap_or(EpochStats {
             epoch,
             iterations: 0,
             samples: 0,
             seconds: 0.0,
             samples_per_sec: 0.0,
-        };
-        for (b, idx) in order.chunks(cfg.batch_size).enumerate() {
+        });
+        let trained = ep.iterations as usize;
+        for (b, idx) in order.chunks(cfg.batch_size).enumerate().skip(trained) {
+            if rec.p.iteration >= total {
+                break;
+            }
             if stop.load(Ordering::Relaxed) {
-                status = RunStatus::Interrupted { epoch, iteration };
-                epochs.push(ep);
+                status = RunStatus::Interrupted {
+                    epoch,
+                    iteration: rec.p.iteration,
+                };
+                rec.checkpoint(learner, Some(&ep));
+                rec.p.epochs.push(ep);
                 break 'epochs;
             }
-            rec.lr = cfg.optim.lr_at(iteration, epoch, total);
-            learner.set_lr(rec.lr);
+            rec.p.lr = cfg.optim.lr_at(rec.p.iteration, epoch, total);
+            learner.set_lr(rec.p.lr);
             let t0 = Instant::now();
             let step = learner.step(idx);
             let loss_value = step.loss;
-            iteration += 1;
+            rec.p.iteration += 1;
+            let iteration = rec.p.iteration;
             if let Some((kind, tensor)) = step.non_finite {
                 status = RunStatus::Diverged {
                     epoch,
@@ -496,12 +579,12 @@ pub(crate) fn run_loop(
                         tensor: tensor.map(|i| learner.param_name(i)),
                     }),
                 };
-                epochs.push(ep);
+                rec.p.epochs.push(ep);
                 break 'epochs;
             }
             let secs = t0.elapsed().as_secs_f64();
-            train_seconds += secs;
-            rec.window.add(&step, idx.len(), secs);
+            rec.p.train_seconds += secs;
+            rec.p.window.add(&step, idx.len(), secs);
             ep.iterations += 1;
             ep.samples += idx.len() as u64;
             ep.seconds += secs;
@@ -515,7 +598,8 @@ pub(crate) fn run_loop(
             });
             if let EvalEvery::Iterations(k) = cfg.eval.every {
                 if iteration.is_multiple_of(k) {
-                    rec.eval_point(epoch, iteration, learner, train_seconds);
+                    rec.eval_point(epoch, learner);
+                    rec.checkpoint(learner, Some(&ep));
                 }
             }
             if iteration == total {
@@ -524,22 +608,26 @@ pub(crate) fn run_loop(
         }
         ep.samples_per_sec = ep.samples as f64 / ep.seconds.max(1e-12);
         obs.epoch_done(&ep);
-        epochs.push(ep);
-        if cfg.eval.every == EvalEvery::Epoch && rec.last_eval_iteration != Some(iteration) {
-            rec.eval_point(epoch, iteration, learner, train_seconds);
+        rec.p.epochs.push(ep);
+        if cfg.eval.every == EvalEvery::Epoch && rec.p.last_eval_iteration != Some(rec.p.iteration)
+        {
+            rec.eval_point(epoch, learner);
+            rec.checkpoint(learner, None);
         }
     }
-    if status == RunStatus::Completed && rec.last_eval_iteration != Some(iteration) {
-        let epoch = epochs.last().map_or(0, |e| e.epoch);
-        rec.eval_point(epoch, iteration, learner, train_seconds);
+    let iteration = rec.p.iteration;
+    if status == RunStatus::Completed && rec.p.last_eval_iteration != Some(iteration) {
+        let epoch = rec.p.epochs.last().map_or(0, |e| e.epoch);
+        rec.eval_point(epoch, learner);
     }
-    let last_test = rec
+    let p = rec.p;
+    let last_test = p
         .metrics
         .iter()
         .rev()
         .find(|r| r.split == MetricSplit::Test);
-    let samples: u64 = epochs.iter().map(|e| e.samples).sum();
-    let top_class = rec.last_eval.as_ref().and_then(Evaluation::top_class);
+    let samples: u64 = p.epochs.iter().map(|e| e.samples).sum();
+    let top_class = p.last_eval.as_ref().and_then(Evaluation::top_class);
     let collapsed =
         status == RunStatus::Completed && top_class.is_some_and(|t| t.share >= COLLAPSE_SHARE);
     RunRecord {
@@ -552,13 +640,13 @@ pub(crate) fn run_loop(
         device: device_name.to_string(),
         parameters: param_count(&cfg.model),
         iterations: iteration,
-        train_seconds,
-        eval_seconds: rec.eval_seconds,
-        samples_per_sec: samples as f64 / train_seconds.max(1e-12),
+        train_seconds: p.train_seconds,
+        eval_seconds: p.eval_seconds,
+        samples_per_sec: samples as f64 / p.train_seconds.max(1e-12),
         final_test_acc: last_test.map(|r| r.acc),
         final_test_loss: last_test.map(|r| r.loss),
-        epochs,
-        metrics: rec.metrics,
+        epochs: p.epochs,
+        metrics: p.metrics,
         collapsed,
         top_class,
         origin: None,

@@ -3,7 +3,8 @@
 //! with probability 1 − p and scaled by 1/(1 − p) (inverted dropout), dropped otherwise. The
 //! masks come from their own ChaCha8 stream of the run's seed, drawn on the host in a fixed
 //! order (step by step, layer by layer, row-major), so a rerun draws the same masks on any
-//! device and its metrics are bit-identical.
+//! device and its metrics are bit-identical. A checkpoint keeps the stream's position
+//! ([`Dropout::position`]), so a resumed run draws the masks the uninterrupted one would.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -31,6 +32,16 @@ impl Dropout {
             hidden: model.hidden,
             rng,
         })
+    }
+
+    /// How far the mask stream has been read (ChaCha8's word position).
+    pub fn position(&self) -> u128 {
+        self.rng.get_word_pos()
+    }
+
+    /// Continues the stream from a [`Dropout::position`] of the same run.
+    pub fn seek(&mut self, position: u128) {
+        self.rng.set_word_pos(position);
     }
 
     /// One mask per layer but the last, each (`steps`·`batch`) × hidden values of 0 or
@@ -88,5 +99,12 @@ mod tests {
         let mut again = Dropout::of(&model(Some(0.25), 3), 7).unwrap();
         assert_eq!(again.masks(28, 100), m);
         assert_eq!(again.masks(28, 100), next);
+        // From a saved position, the same masks as without the stop.
+        let mut d = Dropout::of(&model(Some(0.25), 3), 7).unwrap();
+        d.masks(28, 100);
+        let at = d.position();
+        let mut resumed = Dropout::of(&model(Some(0.25), 3), 7).unwrap();
+        resumed.seek(at);
+        assert_eq!(resumed.masks(28, 100), next);
     }
 }
