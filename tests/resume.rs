@@ -220,7 +220,7 @@ fn a_checkpoint_of_another_config_is_refused() {
         ..cfg.clone()
     };
     let stop = AtomicBool::new(false);
-    let e = fit(
+    let Err(e) = fit(
         &Cpu::default(),
         "cpu",
         &other,
@@ -228,9 +228,9 @@ fn a_checkpoint_of_another_config_is_refused() {
         &Silent,
         &stop,
         Some(&kept[0]),
-    )
-    .err()
-    .expect("refused");
+    ) else {
+        panic!("refused")
+    };
     let text = rnnsweep::error::chain(&e);
     assert!(text.contains("another configuration"), "{text}");
 }

@@ -121,16 +121,16 @@ impl Observer for CellObserver<'_> {
 /// The newest usable checkpoint of `cell`, if any; files skipped on the way are logged.
 fn checkpoint_to_resume(store: &RunStore, cell: &Cell) -> Result<Option<Checkpoint>, StoreError> {
     let files = store.layout.checkpoints(&cell.id);
-    let (found, ignored) = files
+    let found = files
         .newest(|bytes| Checkpoint::from_bytes(bytes, &cell.config).map_err(|e| e.to_string()))?;
-    for skipped in ignored {
+    for skipped in found.ignored {
         store.log_event(
             "checkpoint_ignored",
             Some(cell),
             serde_json::json!({ "path": skipped.path, "why": skipped.why }),
         );
     }
-    Ok(found.map(|(_, ckpt)| ckpt))
+    Ok(found.newest.map(|(_, ckpt)| ckpt))
 }
 
 /// What every worker shares.

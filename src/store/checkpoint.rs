@@ -17,6 +17,14 @@ const HASH_LEN: usize = 32;
 /// How many checkpoints of a cell are kept.
 pub const KEEP: usize = 2;
 
+/// What [`CheckpointFiles::newest`] found: the newest usable checkpoint (the step count from
+/// its name, and the decoded value), and every newer file skipped.
+#[derive(Debug, PartialEq)]
+pub struct Found<T> {
+    pub newest: Option<(u64, T)>,
+    pub ignored: Vec<Ignored>,
+}
+
 /// The checkpoint folder of one cell.
 #[derive(Clone, Debug)]
 pub struct CheckpointFiles {
@@ -86,7 +94,7 @@ impl CheckpointFiles {
                 found.push((steps, entry.path()));
             }
         }
-        found.sort_by(|a, b| b.0.cmp(&a.0));
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
         Ok(found)
     }
 
@@ -109,20 +117,28 @@ impl CheckpointFiles {
         Ok(payload.to_vec())
     }
 
-    /// The newest checkpoint that reads back intact and that `decode` accepts (the step count
-    /// from its name, and the decoded value), and every newer file skipped, with why.
+    /// The newest checkpoint that reads back intact and that `decode` accepts, and every newer
+    /// file skipped, with why.
     pub fn newest<T>(
         &self,
         decode: impl Fn(&[u8]) -> Result<T, String>,
-    ) -> Result<(Option<(u64, T)>, Vec<Ignored>), StoreError> {
+    ) -> Result<Found<T>, StoreError> {
         let mut ignored = Vec::new();
         for (steps, path) in self.list()? {
             match Self::read(&path).and_then(|payload| decode(&payload)) {
-                Ok(value) => return Ok((Some((steps, value)), ignored)),
+                Ok(value) => {
+                    return Ok(Found {
+                        newest: Some((steps, value)),
+                        ignored,
+                    })
+                }
                 Err(why) => ignored.push(Ignored { path, why }),
             }
         }
-        Ok((None, ignored))
+        Ok(Found {
+            newest: None,
+            ignored,
+        })
     }
 
     /// Total size of the checkpoint files, in bytes.
@@ -156,7 +172,13 @@ mod tests {
     fn keeps_the_newest_two_and_falls_back_past_a_torn_one() {
         let tmp = tempfile::tempdir().unwrap();
         let files = CheckpointFiles::at(&tmp.path().join("checkpoints"));
-        assert_eq!(files.newest(text).unwrap(), (None, vec![]));
+        assert_eq!(
+            files.newest(text).unwrap(),
+            Found {
+                newest: None,
+                ignored: vec![]
+            }
+        );
         for steps in [10, 20, 30] {
             files
                 .save(steps, format!("state at {steps}").as_bytes())
@@ -164,7 +186,10 @@ mod tests {
         }
         let listed: Vec<u64> = files.list().unwrap().iter().map(|(s, _)| *s).collect();
         assert_eq!(listed, vec![30, 20], "only the newest two are kept");
-        let (got, ignored) = files.newest(text).unwrap();
+        let Found {
+            newest: got,
+            ignored,
+        } = files.newest(text).unwrap();
         assert_eq!(got, Some((30, "state at 30".to_string())));
         assert!(ignored.is_empty());
 
@@ -172,7 +197,10 @@ mod tests {
         let newest = files.path_of(30);
         let bytes = fs::read(&newest).unwrap();
         fs::write(&newest, &bytes[..bytes.len() - 5]).unwrap();
-        let (got, ignored) = files.newest(text).unwrap();
+        let Found {
+            newest: got,
+            ignored,
+        } = files.newest(text).unwrap();
         assert_eq!(got, Some((20, "state at 20".to_string())));
         assert_eq!(ignored.len(), 1);
         assert_eq!(ignored[0].path, newest);
@@ -182,14 +210,20 @@ mod tests {
         let mut flipped = fs::read(files.path_of(20)).unwrap();
         flipped[MAGIC.len() + 2] ^= 1;
         fs::write(files.path_of(20), &flipped).unwrap();
-        let (got, ignored) = files.newest(text).unwrap();
+        let Found {
+            newest: got,
+            ignored,
+        } = files.newest(text).unwrap();
         assert_eq!(got, None);
         assert_eq!(ignored.len(), 2);
         fs::write(files.path_of(40), b"").unwrap();
-        let why = &files.newest(text).unwrap().1[0].why;
+        let why = &files.newest(text).unwrap().ignored[0].why;
         assert!(why.contains("no header"), "{why}");
         files.save(50, &[0xff, 0xfe]).unwrap();
-        let (got, ignored) = files.newest(text).unwrap();
+        let Found {
+            newest: got,
+            ignored,
+        } = files.newest(text).unwrap();
         assert_eq!(got, None);
         assert!(ignored[0].why.contains("utf-8"), "{:?}", ignored[0]);
 
