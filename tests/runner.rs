@@ -1,7 +1,8 @@
 //! The runner in-process, with the fake trainer: every way a cell can end (completed,
 //! diverged, collapsed, an error, a panic, interrupted, skipped) is recorded in the store as
 //! `CellState` says, the observer hears every cell start and finish, and a stop flag set at a
-//! chosen step (not after a chosen time) interrupts exactly the running cell.
+//! chosen step (not after a chosen time) interrupts exactly the running cell, which the next
+//! run continues from its checkpoint (or the one before, when the newest is torn).
 
 mod common;
 
@@ -199,7 +200,12 @@ fn a_stop_at_a_given_step_interrupts_the_running_cell_and_starts_no_other() {
     assert!(csv.lines().any(|l| l.starts_with("1,10,test,")), "{csv}");
     assert_eq!(common::event_counts(&store, "interrupted").len(), 1);
 
-    // The next run, not stopped, finishes everything: cell 0 from step 13 on.
+    // The checkpoint of step 12 is torn (a crash mid-write on a filesystem that lost its
+    // end): the next run, not stopped, skips it and continues cell 0 from step 11, then
+    // finishes everything.
+    let newest = &store.layout.checkpoints(&cell0.id).list().unwrap()[0].1;
+    let bytes = std::fs::read(newest).unwrap();
+    std::fs::write(newest, &bytes[..bytes.len() - 1]).unwrap();
     let again = Recorder::default();
     let outcomes = runner::run(&cells, &store, &fake(""), &opts(2), &again.stop, &again).unwrap();
     assert_eq!(outcomes.len(), 6);
@@ -207,8 +213,9 @@ fn a_stop_at_a_given_step_interrupts_the_running_cell_and_starts_no_other() {
         .cells
         .iter()
         .all(|c| store.cell_state(c, None).0 == CellState::Done));
-    assert_eq!(again.steps.load(Ordering::SeqCst), 6 * 30 - 12);
+    assert_eq!(again.steps.load(Ordering::SeqCst), 6 * 30 - 10);
     assert_eq!(common::event_counts(&store, "resume").len(), 1);
+    assert_eq!(common::event_counts(&store, "checkpoint_ignored").len(), 1);
     assert!(
         !store.layout.checkpoints(&cell0.id).dir().exists(),
         "removed once finished"
