@@ -282,7 +282,7 @@ fn a_real_sweep_killed_at_random_moments_ends_bit_identical() {
         common::wait_for(
             "a checkpoint of an unfinished cell",
             Duration::from_secs(120),
-            || unfinished_with_checkpoint(),
+            &unfinished_with_checkpoint,
         );
         let delay = Duration::from_millis(next() % 400);
         std::thread::sleep(delay);
@@ -310,7 +310,11 @@ fn a_real_sweep_killed_at_random_moments_ends_bit_identical() {
     let o = common::sweep(&g, tmp.path(), &["--jobs", "2", "-q"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let resumed = common::event_counts(&store, "resume");
-    eprintln!("{why}: {} cell(s) resumed, torn: {}", resumed.len(), torn.is_some());
+    eprintln!(
+        "{why}: {} cell(s) resumed, torn: {}",
+        resumed.len(),
+        torn.is_some()
+    );
     assert!(!resumed.is_empty(), "no cell was resumed ({why})");
     if torn.is_some() {
         assert_eq!(
