@@ -4,7 +4,8 @@
 #  1. submits the script `rnnsweep slurm` writes for tests/grids/tiny.toml as a 3-task array and
 #     checks that every cell is done exactly once and records its Slurm job and task;
 #  2. submits tests/grids/kill.toml as one task, sends it SIGUSR1 (what --signal does before the
-#     time limit) while it trains, and checks that the task stops, requeues itself and finishes.
+#     time limit) while it trains, and checks that the task stops, requeues itself, continues the
+#     stopped cell from its checkpoint (not from scratch) and finishes.
 # The jobs train with the fake trainer (RNNSWEEP_FAKE_TRAINER, src/trainer/backend/fake.rs;
 # sbatch passes the environment on), 5 ms a step: a kill.toml cell takes 1 s on any machine, so
 # the signal always finds the task training, and no MNIST files are needed.
@@ -70,11 +71,13 @@ script=$("$bin" slurm tests/grids/kill.toml --results "$res" --tasks 1 --cpus-pe
 job=$(sbatch --parsable "$script")
 job=${job%%;*}
 started=$(( $(date +%s) + 60 ))
+# Signal once a cell is past its first evaluation (metrics.csv written): it has trained steps,
+# so the stop writes a checkpoint that the requeued task continues from.
 while [ "$(date +%s)" -lt "$started" ]; do
-    [ -n "$(ls "$res/kill/leases" 2>/dev/null)" ] && break
-    sleep 0.1
+    ls "$res"/kill/runs/*/metrics.csv >/dev/null 2>&1 && break
+    sleep 0.05
 done
-[ -n "$(ls "$res/kill/leases" 2>/dev/null)" ] || fail "the task never started a cell"
+ls "$res"/kill/runs/*/metrics.csv >/dev/null 2>&1 || fail "the task never trained a cell"
 scancel --batch --signal=USR1 "${job}_0"
 # Slurm holds a requeued job for about two minutes before it may start again.
 deadline=$(( $(date +%s) + 420 ))
@@ -98,7 +101,18 @@ import json, sys, collections
 ev = [json.loads(l) for l in open(sys.argv[1])]
 done = collections.Counter(e["cell"] for e in ev if e["event"] == "done")
 assert len(done) == 9 and set(done.values()) == {1}, done
-assert any(e["event"] == "interrupted" for e in ev), "no cell was interrupted"
-print("stopped by SIGUSR1, requeued, all 9 cells done once")
+stopped = [e for e in ev if e["event"] == "interrupted"]
+assert stopped, "no cell was interrupted"
+saved = [e for e in stopped if e.get("checkpoint") is not None]
+assert saved, f"no checkpoint written when stopped: {stopped}"
+for e in saved:
+    cell = e["cell"]
+    resumed = [r for r in ev if r["event"] == "resume" and r["cell"] == cell]
+    assert resumed and resumed[0]["iteration"] == e["checkpoint"], \
+        f"cell {cell} stopped at step {e['checkpoint']} was not continued from there: {resumed}"
+    starts = [r for r in ev if r["event"] == "start" and r["cell"] == cell]
+    assert len(starts) == 1, f"cell {cell} started from scratch {len(starts)} times"
+print(f"stopped by SIGUSR1, requeued, {len(saved)} cell(s) continued from their checkpoint, "
+      "all 9 cells done once")
 PY
 echo "slurm test passed in $(( $(date +%s) - start )) s"
