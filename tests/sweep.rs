@@ -216,7 +216,7 @@ fn a_failing_cell_does_not_stop_the_others_and_can_be_rerun() {
 
 #[cfg(unix)]
 #[test]
-fn ctrl_c_stops_promptly_and_unfinished_cells_run_next_time() {
+fn ctrl_c_stops_promptly_and_unfinished_cells_continue_next_time() {
     let tmp = tempfile::tempdir().unwrap();
     let g = grid("kill.toml");
     let (plan, store) = plan_and_store(&g, tmp.path());
@@ -254,8 +254,27 @@ fn ctrl_c_stops_promptly_and_unfinished_cells_run_next_time() {
         "the interrupt came too late to test anything"
     );
     assert!(event_counts(&store, "interrupted").values().sum::<usize>() >= 1);
+    // `status` names where each stopped cell will continue.
+    let o = common::fake_bin("")
+        .args(["status", "kill", "--results"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("partial (the next sweep continues them from their newest checkpoint)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("checkpoint at step ") && text.contains(" of 200"),
+        "{text}"
+    );
     let o = sweep(&g, tmp.path(), &[]);
     assert!(o.status.success());
+    assert!(
+        !event_counts(&store, "resume").is_empty(),
+        "a stopped cell continued"
+    );
     assert!(plan
         .cells
         .iter()

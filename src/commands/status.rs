@@ -1,7 +1,8 @@
 //! `rnnsweep status SWEEP`: where every cell of a sweep stands, across all the processes
 //! sharing its results folder: the store's `CellState` (done, collapsed, diverged, running with
 //! its lease's age and owner, stale, failed, partial, corrupt, new) with the details a person
-//! needs to act on it.
+//! needs to act on it, and for an unfinished cell the step of its newest checkpoint (where the
+//! next sweep continues it).
 
 use std::path::Path;
 use std::time::Duration;
@@ -33,6 +34,12 @@ pub struct CellRow {
     /// Failed: the error; corrupt and stale: why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Unfinished: the optimizer steps of its newest checkpoint file (by name: the next sweep
+    /// checks it and falls back to the one before if it is damaged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<u64>,
+    /// The cell's whole budget in optimizer steps.
+    pub steps: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -89,6 +96,12 @@ pub fn sweep_state(dir: &Path, ttl: Duration) -> anyhow::Result<SweepState> {
     for cell in &plan.cells {
         let (state, _) = store.cell_state(cell, Some(&leases));
         let owner = state.owner();
+        let checkpoint = if state.finished() {
+            None
+        } else {
+            let files = store.layout.checkpoints(&cell.id).list()?;
+            files.first().map(|(steps, _)| *steps)
+        };
         detail.push(CellRow {
             index: cell.index,
             id: cell.id.clone(),
@@ -103,6 +116,8 @@ pub fn sweep_state(dir: &Path, ttl: Duration) -> anyhow::Result<SweepState> {
                 }
                 _ => None,
             },
+            checkpoint,
+            steps: cell.config.total_iterations(),
         });
     }
     let counts = Counts::of(&detail);
@@ -142,6 +157,10 @@ pub fn render(s: &SweepState) -> String {
         ),
         ("failed", "failed (`sweep --rerun-failed` runs them again)"),
         ("corrupt", "corrupt (the next sweep runs them again)"),
+        (
+            "partial",
+            "partial (the next sweep continues them from their newest checkpoint)",
+        ),
     ] {
         let cells: Vec<&CellRow> = s.detail.iter().filter(|c| c.state == state).collect();
         if cells.is_empty() {
@@ -149,14 +168,25 @@ pub fn render(s: &SweepState) -> String {
         }
         o.push_str(&format!("{heading}:\n"));
         for c in cells {
+            let saved = match c.checkpoint {
+                Some(n) => format!("checkpoint at step {n} of {}", c.steps),
+                None => "no checkpoint: starts from the beginning".into(),
+            };
             let line = match state {
                 "running" => format!(
-                    "  [{}] {} by {}, lease {} old, heartbeat {} ago",
+                    "  [{}] {} by {}, lease {} old, heartbeat {} ago; {saved}",
                     c.index,
                     c.variant,
                     c.owner.as_deref().unwrap_or("?"),
                     ago(c.lease_age),
                     ago(c.heartbeat_age)
+                ),
+                "partial" => format!("  [{}] {}: {saved}", c.index, c.variant),
+                "stale" => format!(
+                    "  [{}] {}: {}; {saved}",
+                    c.index,
+                    c.variant,
+                    c.note.as_deref().unwrap_or("")
                 ),
                 _ => format!(
                     "  [{}] {}: {}",
