@@ -373,6 +373,7 @@ pub fn report_bench(
         axes: vec![],
         cells,
         duplicate_draws: 0,
+        prune: None,
     };
     let store = RunStore::open(dir, "bench");
     store.init("# synthetic\n", &plan)?;

@@ -25,6 +25,7 @@
 pub mod axis;
 pub mod error;
 pub mod params;
+pub mod prune;
 pub mod search;
 
 use std::collections::BTreeMap;
@@ -37,6 +38,7 @@ use toml::Spanned;
 use error::did_you_mean;
 pub use error::GridError;
 use params::{check, key_names, Setting, Settings, Value};
+use prune::Prune;
 use search::{Dist, Method};
 
 /// Largest number of cells a grid may expand to.
@@ -54,6 +56,7 @@ struct RawGrid {
     variant: Vec<Spanned<SpannedTable>>,
     grid: Option<Spanned<SpannedTable>>,
     search: Option<Spanned<SpannedTable>>,
+    prune: Option<Spanned<SpannedTable>>,
 }
 
 /// A named set of settings.
@@ -114,6 +117,9 @@ pub struct Grid {
     pub axes: Vec<Axis>,
     /// Every combination of the axes, or random draws from their distributions.
     pub method: Method,
+    /// Early stopping by successive halving (`[prune]`), if any, and where the table is.
+    pub prune: Option<Prune>,
+    pub prune_span: Option<Range<usize>>,
 }
 
 impl Grid {
@@ -147,6 +153,11 @@ impl Grid {
             seeds,
         } = parse_sweep(src, sweep)?;
         let method = parse_search(src, raw.search.as_ref())?;
+        let prune = raw
+            .prune
+            .as_ref()
+            .map(|t| prune::parse_prune(&plain(t)).map_err(|(k, m)| table_error(src, t, k, m)))
+            .transpose()?;
         let axes = parse_axes(src, raw.grid.as_ref(), method, raw.search.as_ref())?;
         let defaults = match &raw.defaults {
             Some(d) => parse_settings(src, d.get_ref(), "defaults", &axes)?,
@@ -164,6 +175,8 @@ impl Grid {
             variants,
             axes,
             method,
+            prune,
+            prune_span: raw.prune.as_ref().map(|t| t.span()),
         })
     }
 }
@@ -188,8 +201,8 @@ fn parse_raw(src: Source) -> Result<RawGrid, GridError> {
         let mut msg = e.message().trim().to_string();
         if let Some(field) = msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
             msg = format!(
-                "unknown table [{field}]{}; a grid file has [sweep], [defaults], [[variant]], [grid] and [search]",
-                did_you_mean(field, &["sweep", "defaults", "variant", "grid", "search"])
+                "unknown table [{field}]{}; a grid file has [sweep], [defaults], [[variant]], [grid], [search] and [prune]",
+                did_you_mean(field, &["sweep", "defaults", "variant", "grid", "search", "prune"])
             );
         }
         src.err(e.span(), "", msg)
@@ -275,26 +288,33 @@ fn parse_search(src: Source, t: Option<&Spanned<SpannedTable>>) -> Result<Method
     let Some(t) = t else {
         return Ok(Method::Grid);
     };
-    let plain: toml::Table = t
-        .get_ref()
+    search::parse_method(&plain(t)).map_err(|(key, msg)| table_error(src, t, key, msg))
+}
+
+/// A table without its spans.
+fn plain(t: &Spanned<SpannedTable>) -> toml::Table {
+    t.get_ref()
         .iter()
         .map(|(k, v)| (k.get_ref().clone(), v.get_ref().clone()))
-        .collect();
-    search::parse_method(&plain).map_err(|(key, msg)| {
-        let name = key.trim_start_matches("search.");
-        let span = t
-            .get_ref()
-            .iter()
-            .find(|(k, _)| k.get_ref() == name)
-            .map_or(t.span(), |(k, v)| {
-                if plain.contains_key(name) && msg.starts_with("unknown") {
-                    k.span()
-                } else {
-                    v.span()
-                }
-            });
-        src.err(Some(span), &key, msg)
-    })
+        .collect()
+}
+
+/// The error `msg` about `key` (`table.name`) of table `t`: at the key when it is unknown, at
+/// its value when the value is wrong, at the table when the key is missing.
+fn table_error(src: Source, t: &Spanned<SpannedTable>, key: String, msg: String) -> GridError {
+    let name = key.split_once('.').map_or(key.as_str(), |(_, n)| n);
+    let span = t
+        .get_ref()
+        .iter()
+        .find(|(k, _)| k.get_ref() == name)
+        .map_or(t.span(), |(k, v)| {
+            if msg.starts_with("unknown") {
+                k.span()
+            } else {
+                v.span()
+            }
+        });
+    src.err(Some(span), &key, msg)
 }
 
 /// Checks [grid]: each key a known one, each value a list or range of its kind, or with a

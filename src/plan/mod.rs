@@ -2,15 +2,18 @@
 //! each with a stable id = readable slug + 8 hex digits of blake3 over the canonical config,
 //! the data fingerprint and the result-format version. Renaming a variant or reordering the
 //! file keeps ids; changing any hyperparameter makes a new one. `estimate.rs`: a cell's rough
-//! training time, for `rnnsweep plan`.
+//! training time, for `rnnsweep plan`; `rungs.rs`: the rungs and configurations of a pruned
+//! plan.
 
 pub mod estimate;
+pub mod rungs;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::grid::params::{build, Setting, Settings, Value};
+use crate::grid::prune::Prune;
 use crate::grid::search::Method;
 use crate::grid::{Axis, AxisValues, Grid, GridError};
 use crate::trainer::config::{ModelConfig, TrainConfig, MAX_HIDDEN};
@@ -40,6 +43,20 @@ pub struct Plan {
     /// A random search's draws left out because an earlier trial drew the same configuration.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub duplicate_draws: usize,
+    /// Successive halving over the plan's configurations (see `rungs`), if the grid prunes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<Prune>,
+}
+
+impl Plan {
+    /// The rungs and configurations of a pruned plan (None without `[prune]`), or why this plan
+    /// cannot be pruned as its grid says (checked when the grid is expanded).
+    pub fn ladder(&self) -> Result<Option<rungs::Ladder>, String> {
+        self.prune
+            .as_ref()
+            .map(|p| rungs::Ladder::of(self, p))
+            .transpose()
+    }
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -203,12 +220,18 @@ impl Plan {
                 }
             }
         }
-        Ok(Plan {
+        let plan = Plan {
             name: grid.name.clone(),
             description: grid.description.clone(),
             axes: grid.axes.iter().map(|a| a.key.to_string()).collect(),
             cells,
             duplicate_draws,
-        })
+            prune: grid.prune,
+        };
+        if let Err(msg) = plan.ladder() {
+            let span = grid.prune_span.clone();
+            return Err(GridError::at(&grid.path, &grid.text, span, "prune", msg));
+        }
+        Ok(plan)
     }
 }

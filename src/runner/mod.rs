@@ -13,6 +13,8 @@
 //! error.txt is added to the message, never dropped); [`RunnerError`] is only for what stops the
 //! whole run before any cell starts.
 
+pub mod halving;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
