@@ -18,6 +18,9 @@ use crate::grid::{AxisValues, Grid};
 use crate::plan::estimate::estimate_seconds;
 use crate::plan::{Cell, Plan};
 use crate::report::export::cut;
+use crate::grid::prune::Halving;
+use crate::plan::rungs::Ladder;
+use crate::runner::schedule::Scheduler;
 use crate::runner::{self, CellOutcome, RunOptions, SweepObserver};
 use crate::store::lease::{self, Leases};
 use crate::store::state::CellState;
@@ -399,6 +402,13 @@ impl SweepObserver for SweepProgress {
                         self.label(cell)
                     )
                 }
+                crate::trainer::record::RunStatus::Pruned {
+                    epoch, iteration, rung
+                } => format!(
+                    "pruned   {} at rung {rung} (epoch {epoch}, step {iteration}): test acc {}",
+                    self.label(cell),
+                    r.final_test_acc.map_or("-".into(), |a| format!("{a:.4}")),
+                ),
                 _ => format!(
                     "done     {}: test acc {}{} ({:.0}s, {:.0} samples/s)",
                     self.label(cell),
@@ -415,6 +425,14 @@ impl SweepObserver for SweepProgress {
                 "stopped  {} at step {steps} (checkpoint kept: the next run continues from it)",
                 self.label(cell)
             ),
+            CellOutcome::Paused { rung, iteration } => {
+                self.lines[w].set_message("idle");
+                self.print(format!(
+                    "paused   {} at rung {rung} (step {iteration}): waits for the rung's decision",
+                    self.label(cell)
+                ));
+                return;
+            }
             CellOutcome::Interrupted { checkpoint: None } => {
                 format!("stopped  {} (will run again next time)", self.label(cell))
             }
@@ -534,15 +552,30 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     let (grid, plan) = load_plan(&opts.grid)?;
     let store = RunStore::open(&opts.results, &plan.name);
     store.init(&grid.text, &plan)?;
+    let ladder = plan.ladder().map_err(anyhow::Error::msg)?;
     let cells = Selection::of(&plan, &store, shard, run.rerun_failed);
     eprintln!("{}", cells.start_line(&plan, shard, store.layout.root()));
-    if let Some(cores) = spare_cores {
-        run.threads_per_job = threads_per_job(cores, run.jobs, cells.pending.len());
+    if let Some(l) = &ladder {
+        eprintln!("{}", pruning_line(l));
     }
-    let outcomes = if cells.pending.is_empty() {
+    // A pruned sweep's process may train any cell that is ready (its shard's first).
+    let pending: Vec<&Cell> = match ladder {
+        Some(_) => Selection::of(&plan, &store, None, run.rerun_failed).pending,
+        None => cells.pending.clone(),
+    };
+    if let Some(cores) = spare_cores {
+        run.threads_per_job = threads_per_job(cores, run.jobs, pending.len());
+    }
+    let outcomes = if pending.is_empty() {
         Vec::new()
     } else {
-        run_pending(opts, &plan, &store, &backend, &run, &cells.pending, stop)?
+        let work = Work {
+            plan: &plan,
+            ladder,
+            pending: &pending,
+            shard,
+        };
+        run_pending(opts, &store, &backend, &run, work, stop)?
     };
     // Final table, in plan order, from the store (what is on disk is the truth); a cell another
     // process is training shows as "running".
@@ -557,20 +590,58 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     }
     let statuses: Vec<&CellState> = inspected.iter().map(|(s, _)| s).collect();
     println!("{}", counts_line(statuses.iter().map(|s| s.name())));
+    if plan.prune.is_some() {
+        let records = inspected.iter().filter_map(|(_, r)| r.as_ref());
+        let (done, full) = records.fold((0, 0), |(d, f), r| {
+            (d + r.record.samples(), f + r.record.samples_without_pruning())
+        });
+        println!(
+            "compute: {done} training samples, {:.0}% of the {full} these runs take without pruning",
+            100.0 * done as f64 / full.max(1) as f64
+        );
+    }
     Ok(end_of_sweep(&outcomes, &statuses, stop, &store))
 }
 
-/// Trains `pending` (not empty): loads the data sets they use, shows progress, and logs the
-/// sweep's start and end. Returns each cell's outcome by plan index.
+/// "successive halving (asha): rungs at 1, 3 and 9 epochs (the full budget), η = 3, by test_acc,
+/// 27 configurations × 3 seeds".
+fn pruning_line(l: &Ladder) -> String {
+    let p = &l.prune;
+    let seeds = l.configs.first().map_or(0, Vec::len);
+    format!(
+        "successive halving ({}): {}, η = {}, by the mean {} of each configuration's seeds, {} \
+         configurations × {seeds} seed(s)",
+        match p.method {
+            Halving::Sha => "sha",
+            Halving::Asha => "asha",
+        },
+        l.describe(),
+        p.reduction_factor,
+        p.metric.name(),
+        l.configs.len()
+    )
+}
+
+/// What a sweep process trains: the pending cells, by successive halving's scheduler when the
+/// plan prunes (`ladder`), else each to its end.
+struct Work<'a> {
+    plan: &'a Plan,
+    ladder: Option<Ladder>,
+    pending: &'a [&'a Cell],
+    shard: Option<Shard>,
+}
+
+/// Trains the pending cells (not empty): loads the data sets they use, shows progress, and logs
+/// the sweep's start and end. Returns each cell's outcomes by plan index.
 fn run_pending(
     opts: &SweepOptions,
-    plan: &Plan,
     store: &RunStore,
     backend: &Backend,
     run: &RunOptions,
-    pending: &[&Cell],
+    work: Work,
     stop: &AtomicBool,
 ) -> anyhow::Result<Vec<(usize, CellOutcome)>> {
+    let (plan, pending) = (work.plan, work.pending);
     // Only the data sets of the cells to run, each loaded once.
     let data = match backend.needs_data() {
         true => Some(crate::data::load_sets(
@@ -604,8 +675,21 @@ fn run_pending(
             "threads_per_job": run.threads_per_job
         }),
     );
-    let outcomes = backend.with_trainer(data.as_ref(), |trainer| {
-        runner::run(pending, store, trainer, run, stop, &progress)
+    let outcomes = backend.with_trainer(data.as_ref(), |trainer| match work.ladder {
+        None => runner::run(pending, store, trainer, run, stop, &progress),
+        Some(ladder) => {
+            let scheduler = Scheduler::new(
+                plan,
+                ladder,
+                store,
+                Leases::new(store.layout.leases(), run.lease_ttl),
+                work.shard,
+                (run.keep_checkpoints, run.rerun_failed),
+                &progress,
+            );
+            let workers = run.jobs.clamp(1, pending.len());
+            runner::run_jobs(&scheduler, workers, store, trainer, run, stop, &progress)
+        }
     })?;
     progress.mp.clear().ok();
     store.log_event(

@@ -15,6 +15,7 @@ use crate::fsutil::write_atomic;
 use crate::store::{MetricsLog, RunDir};
 use crate::trainer::backend::device::DeviceRequest;
 use crate::trainer::backend::TrainerChoice;
+use crate::trainer::fit::checkpoint::Span;
 use crate::trainer::config::keys::Given;
 use crate::trainer::config::presets::preset_or_default;
 use crate::trainer::config::TrainConfig;
@@ -167,7 +168,7 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
         cfg.seed
     ));
     let Trained { record, weights } = with_threads(opts.threads, || {
-        backend.with_trainer(data.as_ref(), |t| t.train(cfg, &obs, stop, None))
+        backend.with_trainer(data.as_ref(), |t| t.train(cfg, &obs, stop, Span::whole()))
     })??;
     obs.bar.finish_and_clear();
     if let Some(e) = obs.metrics.take_error() {
@@ -222,6 +223,8 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
             Outcome::RunFailed
         }
         RunStatus::Interrupted { .. } => Outcome::Interrupted,
+        // `train` runs no [prune] rungs; a pruned run is a finished one.
+        RunStatus::Pruned { .. } => Outcome::Ok,
     })
 }
 

@@ -54,7 +54,7 @@ pub struct CollapsedRun {
 }
 
 /// What was found on disk. Every cell of the plans is in exactly one of: completed, diverged,
-/// failed, corrupt, missing (collapsed runs are a subset of completed).
+/// pruned, failed, corrupt, missing (collapsed runs are a subset of completed).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Counts {
     /// Cells in the plans.
@@ -62,6 +62,12 @@ pub struct Counts {
     /// Trained to the end (collapsed ones included).
     pub completed: usize,
     pub diverged: usize,
+    /// Stopped at a rung by successive halving (`[prune]`).
+    pub pruned: usize,
+    /// Training samples of the finished runs (completed, diverged, pruned), and what they would
+    /// have been without pruning (each pruned run trained to its full budget).
+    pub samples: u64,
+    pub samples_unpruned: u64,
     /// Completed runs whose final test predictions are one class for ≥ 99 % of the images.
     pub collapsed: usize,
     /// (sweep, cell index, first line of error.txt)
@@ -81,11 +87,14 @@ impl Counts {
     /// "46/48 runs loaded (3 diverged, 1 collapsed), 1 failed, 1 corrupt, 1 missing (not run
     /// yet or interrupted)"
     pub fn line(&self) -> String {
-        let loaded = self.completed + self.diverged;
+        let loaded = self.completed + self.diverged + self.pruned;
         let mut s = format!("{loaded}/{} runs loaded", self.cells);
         let mut outcomes = Vec::new();
         if self.diverged > 0 {
             outcomes.push(format!("{} diverged", self.diverged));
+        }
+        if self.pruned > 0 {
+            outcomes.push(format!("{} pruned", self.pruned));
         }
         if self.collapsed > 0 {
             outcomes.push(format!("{} collapsed", self.collapsed));
@@ -106,6 +115,19 @@ impl Counts {
             ));
         }
         s
+    }
+
+    /// With pruned runs: "compute: 1.2M training samples, 31% of the 3.9M the same runs take
+    /// without pruning".
+    pub fn compute_line(&self) -> Option<String> {
+        (self.pruned > 0).then(|| {
+            format!(
+                "compute: {} training samples, {:.0}% of the {} the same runs take without pruning",
+                si(self.samples),
+                100.0 * self.samples as f64 / self.samples_unpruned.max(1) as f64,
+                si(self.samples_unpruned)
+            )
+        })
     }
 
     /// One line per failed or corrupt cell, all of them: "failed: sweep[index] message",
@@ -178,6 +200,16 @@ impl Counts {
 }
 
 /// Appends "… and N more <what> runs" when `total` lines were cut to `max`.
+/// A count with an SI suffix: 950, 12.3k, 4.56M, 1.2G.
+fn si(n: u64) -> String {
+    match n {
+        0..=9_999 => n.to_string(),
+        10_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.2}M", n as f64 / 1e6),
+        _ => format!("{:.2}G", n as f64 / 1e9),
+    }
+}
+
 fn and_more(out: &mut Vec<String>, total: usize, max: usize, what: &str) {
     if total > max {
         let more = total - max;
@@ -326,6 +358,8 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
             };
             let r = &result.record;
             let cfg = &cell.config;
+            counts.samples += r.samples();
+            counts.samples_unpruned += r.samples_without_pruning();
             let completed = r.status == RunStatus::Completed;
             let collapsed = completed && r.collapsed;
             match &r.status {
@@ -346,6 +380,7 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
                     });
                 }
                 RunStatus::Completed => counts.completed += 1,
+                RunStatus::Pruned { .. } => counts.pruned += 1,
                 // Not reached: `CellState` already counts a cell whose record says interrupted
                 // as unfinished (missing above). Kept so the match stays exhaustive.
                 RunStatus::Interrupted { .. } => {

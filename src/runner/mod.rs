@@ -14,6 +14,7 @@
 //! whole run before any cell starts.
 
 pub mod halving;
+pub mod schedule;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -25,7 +26,7 @@ use crate::plan::Cell;
 use crate::store::checkpoint::CheckpointFiles;
 use crate::store::lease::{Claim, Leases};
 use crate::store::{CellResult, MetricsLog, RunStore, StoreError};
-use crate::trainer::fit::checkpoint::{Checkpoint, Progress};
+use crate::trainer::fit::checkpoint::{Checkpoint, Progress, Span};
 use crate::trainer::fit::{Observer, StepInfo};
 use crate::trainer::record::{MetricRow, RunRecord, RunStatus, FORMAT_VERSION};
 use crate::trainer::{Trained, Trainer};
@@ -70,6 +71,49 @@ pub enum CellOutcome {
     Interrupted { checkpoint: Option<u64> },
     /// Not run here: another process holds its lease, or finished it meanwhile.
     Skipped(String),
+    /// Trained to its rung (`[prune]`) and paused there with a checkpoint, after `iteration`
+    /// steps: it waits for the rung's decision.
+    Paused { rung: usize, iteration: u64 },
+}
+
+/// A cell to train, and the rung to pause it at (its index and step), if any.
+#[derive(Clone, Copy, Debug)]
+pub struct Job<'a> {
+    pub cell: &'a Cell,
+    pub pause: Option<(usize, u64)>,
+}
+
+/// What a worker does next.
+pub enum Next<'a> {
+    Train(Job<'a>),
+    /// Nothing to train now, but there may be soon (a running cell may promote others): ask
+    /// again a little later.
+    Wait,
+    Done,
+}
+
+/// Where workers take their jobs: a fixed list of cells ([`run`]), or successive halving's
+/// scheduler (`schedule`).
+pub trait JobSource<'a>: Sync {
+    /// The next job for `worker`.
+    fn next(&self, worker: usize) -> Next<'a>;
+    /// A job handed out by `next` ended so.
+    fn done(&self, _job: &Job<'a>, _outcome: &CellOutcome) {}
+}
+
+/// The cells of a list, in order, each trained to its end.
+struct List<'a, 'b> {
+    cells: &'b [&'a Cell],
+    next: AtomicUsize,
+}
+
+impl<'a> JobSource<'a> for List<'a, '_> {
+    fn next(&self, _worker: usize) -> Next<'a> {
+        match self.cells.get(self.next.fetch_add(1, Ordering::SeqCst)) {
+            Some(cell) => Next::Train(Job { cell, pause: None }),
+            None => Next::Done,
+        }
+    }
 }
 
 /// Hooks for progress display; all default to nothing. Called from worker threads.
@@ -147,8 +191,8 @@ struct Shared<'a> {
 }
 
 /// Claims a cell's lease, then trains it if it still needs it.
-fn claim_and_run(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -> CellOutcome {
-    let store = sh.store;
+fn claim_and_run(worker: usize, job: Job, pool: &rayon::ThreadPool, sh: &Shared) -> CellOutcome {
+    let (store, cell) = (sh.store, job.cell);
     let lease = match sh.leases.claim(&cell.id, &sh.origin) {
         Err(e) => {
             let msg = format!("cannot claim the cell: {}", chain(&e));
@@ -173,7 +217,7 @@ fn claim_and_run(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shar
     if !state.needs_run(sh.opts.rerun_failed) {
         return CellOutcome::Skipped(format!("{} meanwhile", state.name()));
     }
-    let outcome = run_cell(worker, cell, pool, sh);
+    let outcome = run_cell(worker, job, pool, sh);
     if lease.lost() {
         // Our heartbeat stalled past the time-to-live and another worker took the cell over;
         // both may have finished it, and result.json (written atomically) holds one of them.
@@ -186,8 +230,9 @@ fn claim_and_run(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shar
     outcome
 }
 
-/// Trains one cell and records it in the store.
-fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -> CellOutcome {
+/// Trains one cell (to its end, or to the job's rung) and records it in the store.
+fn run_cell(worker: usize, job: Job, pool: &rayon::ThreadPool, sh: &Shared) -> CellOutcome {
+    let cell = job.cell;
     let Shared {
         store,
         trainer,
@@ -239,7 +284,11 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
         saved: Mutex::new(None),
     };
     let trained = catch_unwind(AssertUnwindSafe(|| {
-        pool.install(|| trainer.train(&cell.config, &obs, stop, resume.as_ref()))
+        let span = Span {
+            from: resume.as_ref(),
+            pause_at: job.pause.map(|(_, steps)| steps),
+        };
+        pool.install(|| trainer.train(&cell.config, &obs, stop, span))
     }));
     let Trained {
         mut record,
@@ -262,6 +311,20 @@ fn run_cell(worker: usize, cell: &Cell, pool: &rayon::ThreadPool, sh: &Shared) -
     if let RunStatus::Interrupted { .. } = record.status {
         // The checkpoint of the stop, when one was written at this step.
         let saved = *obs.saved.lock().expect("saved lock");
+        if let Some((rung, steps)) = job.pause {
+            // Reached its rung: paused there (whether or not a stop came meanwhile).
+            if record.iterations == steps && saved == Some(steps) {
+                store.log_event(
+                    "paused",
+                    Some(cell),
+                    serde_json::json!({ "rung": rung, "iteration": steps }),
+                );
+                return CellOutcome::Paused {
+                    rung,
+                    iteration: steps,
+                };
+            }
+        }
         let checkpoint = saved.filter(|&s| s == record.iterations);
         store.log_event(
             "interrupted",
@@ -318,9 +381,29 @@ pub fn run(
     stop: &AtomicBool,
     sweep: &dyn SweepObserver,
 ) -> Result<Vec<(usize, CellOutcome)>, RunnerError> {
-    let next = AtomicUsize::new(0);
-    let outcomes = Mutex::new(Vec::with_capacity(cells.len()));
+    let list = List {
+        cells,
+        next: AtomicUsize::new(0),
+    };
     let workers = opts.jobs.clamp(1, cells.len().max(1));
+    run_jobs(&list, workers, store, trainer, opts, stop, sweep)
+}
+
+/// How long a worker told to wait sleeps before asking for a job again.
+const WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Runs the jobs of `source` on `workers` workers, as [`run`] does; a cell may have several
+/// outcomes (paused at rungs, then finished), in the order they happened.
+pub fn run_jobs<'a>(
+    source: &dyn JobSource<'a>,
+    workers: usize,
+    store: &RunStore,
+    trainer: &dyn Trainer,
+    opts: &RunOptions,
+    stop: &AtomicBool,
+    sweep: &dyn SweepObserver,
+) -> Result<Vec<(usize, CellOutcome)>, RunnerError> {
+    let outcomes = Mutex::new(Vec::new());
     let threads = opts.threads_per_job.max(1);
     let pools = (0..workers)
         .map(|_| {
@@ -341,19 +424,26 @@ pub fn run(
     };
     std::thread::scope(|s| {
         for (w, pool) in pools.iter().enumerate() {
-            let (next, outcomes, shared) = (&next, &outcomes, &shared);
+            let (outcomes, shared) = (&outcomes, &shared);
             s.spawn(move || loop {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(cell) = cells.get(i) else { break };
-                let outcome = claim_and_run(w, cell, pool, shared);
-                sweep.cell_finished(w, cell, &outcome);
+                let job = match source.next(w) {
+                    Next::Train(job) => job,
+                    Next::Wait => {
+                        std::thread::sleep(WAIT);
+                        continue;
+                    }
+                    Next::Done => break,
+                };
+                let outcome = claim_and_run(w, job, pool, shared);
+                source.done(&job, &outcome);
+                sweep.cell_finished(w, job.cell, &outcome);
                 outcomes
                     .lock()
                     .expect("outcomes lock")
-                    .push((cell.index, outcome));
+                    .push((job.cell.index, outcome));
             });
         }
     });

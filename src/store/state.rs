@@ -27,6 +27,8 @@ pub enum CellState {
     Collapsed,
     /// The loss, a gradient or a parameter went non-finite.
     Diverged,
+    /// Stopped for good at a rung by successive halving (`[prune]`).
+    Pruned,
     /// Training raised an error (first line of error.txt).
     Failed(String),
     /// result.json exists but cannot be used (why); the cell runs again.
@@ -35,10 +37,11 @@ pub enum CellState {
 
 impl CellState {
     /// Every state's name, in display order.
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 10] = [
         "done",
         "collapsed",
         "diverged",
+        "pruned",
         "running",
         "stale",
         "failed",
@@ -59,6 +62,7 @@ impl CellState {
                 CellState::of(&CellStatus::Partial, None, lease)
             }
             CellStatus::Recorded(RunStatus::Diverged { .. }) => CellState::Diverged,
+            CellStatus::Recorded(RunStatus::Pruned { .. }) => CellState::Pruned,
             CellStatus::Recorded(_) if record.is_some_and(|r| r.record.collapsed) => {
                 CellState::Collapsed
             }
@@ -85,16 +89,17 @@ impl CellState {
             CellState::Done => "done",
             CellState::Collapsed => "collapsed",
             CellState::Diverged => "diverged",
+            CellState::Pruned => "pruned",
             CellState::Failed(_) => "failed",
             CellState::Corrupt(_) => "corrupt",
         }
     }
 
-    /// Whether it has an outcome (done, collapsed or diverged).
+    /// Whether it has an outcome (done, collapsed, diverged or pruned).
     pub fn finished(&self) -> bool {
         matches!(
             self,
-            CellState::Done | CellState::Collapsed | CellState::Diverged
+            CellState::Done | CellState::Collapsed | CellState::Diverged | CellState::Pruned
         )
     }
 
@@ -202,6 +207,7 @@ mod tests {
             CellState::Done,
             CellState::Collapsed,
             CellState::Diverged,
+            CellState::Pruned,
             CellState::Failed(String::new()),
             CellState::Corrupt(String::new()),
         ] {

@@ -33,8 +33,9 @@ pub struct Trained {
     pub weights: Option<Vec<u8>>,
 }
 
-/// Trains one configuration, from the start or from `resume` (a checkpoint of the same
-/// configuration, which `obs` received in an earlier run). Called from several worker threads
+/// Trains one configuration over `span`: from the start or from a checkpoint of the same
+/// configuration (which `obs` received in an earlier run), to the end of its budget or to a
+/// pause point. Called from several worker threads
 /// at once (each inside its own rayon pool, which the dfdx matmuls use). `stop` is polled
 /// before every step.
 pub trait Trainer: Sync {
@@ -43,6 +44,6 @@ pub trait Trainer: Sync {
         cfg: &config::TrainConfig,
         obs: &dyn fit::Observer,
         stop: &AtomicBool,
-        resume: Option<&fit::checkpoint::Checkpoint>,
+        span: fit::checkpoint::Span<'_>,
     ) -> Result<Trained, crate::error::TrainError>;
 }

@@ -112,8 +112,16 @@ pub enum RunStatus {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         non_finite: Option<NonFinite>,
     },
-    /// Stopped on request (Ctrl-C) after this many steps.
+    /// Stopped on request (Ctrl-C), or paused at a rung, after this many steps.
     Interrupted { epoch: u64, iteration: u64 },
+    /// Stopped for good by successive halving (`[prune]`) at rung `rung` (0 = the first), the
+    /// evaluation after this many steps: its configuration was not promoted. The metric rows
+    /// are the partial curve up to there.
+    Pruned {
+        epoch: u64,
+        iteration: u64,
+        rung: usize,
+    },
 }
 
 impl RunStatus {
@@ -122,6 +130,7 @@ impl RunStatus {
             RunStatus::Completed => "completed",
             RunStatus::Diverged { .. } => "diverged",
             RunStatus::Interrupted { .. } => "interrupted",
+            RunStatus::Pruned { .. } => "pruned",
         }
     }
 }
@@ -172,6 +181,20 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// Training samples processed (every epoch, partial ones included).
+    pub fn samples(&self) -> u64 {
+        self.epochs.iter().map(|e| e.samples).sum()
+    }
+
+    /// What [`RunRecord::samples`] would have been without pruning: a pruned run's full
+    /// budget, any other run's own count.
+    pub fn samples_without_pruning(&self) -> u64 {
+        match self.status {
+            RunStatus::Pruned { .. } => self.config.total_samples(),
+            _ => self.samples(),
+        }
+    }
+
     /// The metric rows as CSV (header + one line per row).
     pub fn metrics_csv(rows: &[MetricRow]) -> Vec<u8> {
         let mut w = csv::Writer::from_writer(Vec::new());

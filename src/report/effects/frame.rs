@@ -146,6 +146,8 @@ pub fn runs(loaded: &Loaded) -> PolarsResult<Vec<RunObs>> {
             }
         }
         let outcome = match (status[r].as_deref(), collapsed.get(r)) {
+            // Stopped early by [prune]: a partial curve, not an outcome of the full budget.
+            (Some("pruned"), _) => continue,
             (Some("diverged"), _) => Outcome::Diverged,
             (_, Some(true)) => Outcome::Collapsed,
             _ => Outcome::Completed,

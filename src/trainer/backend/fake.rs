@@ -36,7 +36,7 @@ use dfdx::prelude::Cpu;
 use crate::data::{CLASSES, TEST_IMAGES, TRAIN_IMAGES};
 use crate::error::TrainError;
 use crate::trainer::config::{keys, TrainConfig};
-use crate::trainer::fit::checkpoint::{Checkpoint, CheckpointError, LearnerState};
+use crate::trainer::fit::checkpoint::{CheckpointError, LearnerState, Span};
 use crate::trainer::fit::{run_loop, Evaluation, Learner, Observer, Step};
 use crate::trainer::model::Model;
 use crate::trainer::record::NonFiniteKind;
@@ -352,7 +352,7 @@ impl Trainer for FakeTrainer {
         cfg: &TrainConfig,
         obs: &dyn Observer,
         stop: &AtomicBool,
-        resume: Option<&Checkpoint>,
+        span: Span<'_>,
     ) -> Result<Trained, TrainError> {
         cfg.validate()?;
         let behaviour = self.rules.behaviour(cfg);
@@ -368,13 +368,21 @@ impl Trainer for FakeTrainer {
             samples: 0,
             steps: 0,
         };
-        if let Some(ckpt) = resume {
+        if let Some(ckpt) = span.from {
             ckpt.belongs_to(cfg).map_err(TrainError::Resume)?;
             learner.restore(&ckpt.learner).map_err(TrainError::Resume)?;
         }
-        let progress = resume.map(|c| c.progress.clone());
+        let progress = span.from.map(|c| c.progress.clone());
         let sizes = (TRAIN_IMAGES.count, TEST_IMAGES.count);
-        let record = run_loop(&mut learner, FAKE_DEVICE, cfg, sizes, obs, stop, progress);
+        let record = run_loop(
+            &mut learner,
+            FAKE_DEVICE,
+            cfg,
+            sizes,
+            obs,
+            stop,
+            (progress, span.pause_at),
+        );
         // Real weights of the right shapes (the initial ones), so `predict` and anything
         // reading weights.safetensors work on a fake run too.
         let weights = Model::<f32, Cpu>::init(&cfg.model, cfg.seed, &Cpu::default())
@@ -404,7 +412,7 @@ mod tests {
         let t = FakeTrainer {
             rules: spec.parse().unwrap(),
         };
-        t.train(cfg, &Silent, &AtomicBool::new(false), None)
+        t.train(cfg, &Silent, &AtomicBool::new(false), Span::whole())
     }
 
     #[test]
@@ -568,7 +576,7 @@ mod tests {
     fn a_set_stop_flag_interrupts_before_the_first_step() {
         let t = FakeTrainer::default();
         let r = t
-            .train(&tiny(), &Silent, &AtomicBool::new(true), None)
+            .train(&tiny(), &Silent, &AtomicBool::new(true), Span::whole())
             .unwrap();
         assert!(matches!(
             r.record.status,

@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicBool;
 use crate::data::{DataSets, Mnist};
 use crate::error::TrainError;
 use crate::trainer::config::TrainConfig;
-use crate::trainer::fit::checkpoint::Checkpoint;
+use crate::trainer::fit::checkpoint::Span;
 use crate::trainer::fit::{fit, Observer};
 use crate::trainer::model::kernel::LayerKernel;
 use crate::trainer::{Trained, Trainer};
@@ -32,7 +32,7 @@ struct FitJob<'a> {
     data: &'a Mnist,
     obs: &'a dyn Observer,
     stop: &'a AtomicBool,
-    resume: Option<&'a Checkpoint>,
+    span: Span<'a>,
 }
 
 impl DeviceJob for FitJob<'_> {
@@ -46,7 +46,7 @@ impl DeviceJob for FitJob<'_> {
             self.data,
             self.obs,
             self.stop,
-            self.resume,
+            self.span,
         )?;
         let weights = model.final_weights(&record.status);
         Ok(Trained { record, weights })
@@ -59,14 +59,14 @@ impl Trainer for DfdxTrainer<'_> {
         cfg: &TrainConfig,
         obs: &dyn Observer,
         stop: &AtomicBool,
-        resume: Option<&Checkpoint>,
+        span: Span<'_>,
     ) -> Result<Trained, TrainError> {
         let job = FitJob {
             cfg,
             data: self.data.get(cfg.dataset)?,
             obs,
             stop,
-            resume,
+            span,
         };
         // The device's error and the training's are both `TrainError`s.
         dispatch(self.device, job).and_then(|trained| trained)

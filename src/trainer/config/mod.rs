@@ -311,6 +311,13 @@ impl TrainConfig {
         self.train_size().div_ceil(self.batch_size) as u64
     }
 
+    /// Training samples of the whole budget (every epoch's last batch may be smaller).
+    pub fn total_samples(&self) -> u64 {
+        let (n, per_epoch) = (self.train_size() as u64, self.batches_per_epoch());
+        let steps = self.total_iterations();
+        (steps / per_epoch) * n + (steps % per_epoch) * self.batch_size as u64
+    }
+
     /// Total optimizer steps of the run.
     pub fn total_iterations(&self) -> u64 {
         match self.budget {

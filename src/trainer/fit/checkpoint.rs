@@ -31,6 +31,8 @@ pub const CHECKPOINT_VERSION: u32 = 1;
 pub struct Checkpoint {
     pub version: u32,
     pub config: TrainConfig,
+    /// The device it trained on (for the record of a run that ends at the checkpoint).
+    pub device: String,
     pub progress: Progress,
     pub learner: LearnerState,
 }
@@ -65,6 +67,23 @@ impl Progress {
             .map(|e| e.epoch)
             .or_else(|| self.epochs.last().map(|e| e.epoch))
             .unwrap_or(0)
+    }
+}
+
+/// Which stretch of a run to train: from a checkpoint (or the start) to a pause point (or the
+/// end of the budget).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Span<'a> {
+    pub from: Option<&'a Checkpoint>,
+    /// Stop after the evaluation at this step (which must be an evaluation point), with a
+    /// checkpoint there; the record's status is then `Interrupted` at that step.
+    pub pause_at: Option<u64>,
+}
+
+impl Span<'_> {
+    /// The whole run, from the start.
+    pub fn whole() -> Span<'static> {
+        Span::default()
     }
 }
 
@@ -163,6 +182,7 @@ mod tests {
         let ckpt = Checkpoint {
             version: CHECKPOINT_VERSION,
             config: config.clone(),
+            device: "cpu".into(),
             progress: Progress {
                 iteration: 3,
                 metrics: vec![row],

@@ -30,7 +30,9 @@ use crate::trainer::record::{
     COLLAPSE_SHARE, FORMAT_VERSION,
 };
 
-use checkpoint::{Checkpoint, CheckpointError, LearnerState, Progress, CHECKPOINT_VERSION};
+use checkpoint::{
+    Checkpoint, CheckpointError, LearnerState, Progress, Span, CHECKPOINT_VERSION,
+};
 use denormal::FloatMode;
 
 /// Test images evaluated per forward pass.
@@ -391,6 +393,7 @@ struct Recorder<'a> {
     n_test: usize,
     obs: &'a dyn Observer,
     cfg: &'a TrainConfig,
+    device: &'a str,
     p: Progress,
 }
 
@@ -449,6 +452,7 @@ impl Recorder<'_> {
         self.obs.checkpoint(Checkpoint {
             version: CHECKPOINT_VERSION,
             config: self.cfg.clone(),
+            device: self.device.to_string(),
             progress: Progress {
                 current: current.cloned(),
                 ..self.p.clone()
@@ -458,9 +462,10 @@ impl Recorder<'_> {
     }
 }
 
-/// Trains a model as `cfg` says, on `dev`: a fresh one, or the one of `resume` from where that
-/// checkpoint was taken. Returns the record (whatever the outcome) and the trained model.
-/// `stop` is polled before every step (set it from a Ctrl-C handler).
+/// Trains a model as `cfg` says, on `dev`, over `span`: a fresh one or the one of a checkpoint
+/// from where it was taken, to the end or to a pause point. Returns the record (whatever the
+/// outcome) and the trained model. `stop` is polled before every step (set it from a Ctrl-C
+/// handler).
 pub fn fit<D: LayerKernel<f32>>(
     dev: &D,
     device_name: &str,
@@ -468,7 +473,7 @@ pub fn fit<D: LayerKernel<f32>>(
     data: &Mnist,
     obs: &dyn Observer,
     stop: &AtomicBool,
-    resume: Option<&Checkpoint>,
+    span: Span<'_>,
 ) -> Result<(RunRecord, Model<f32, D>), TrainError> {
     cfg.validate()?;
     // Training and evaluation alike, on this thread and the matmul threads; restored on return.
@@ -482,7 +487,7 @@ pub fn fit<D: LayerKernel<f32>>(
         dev,
         data,
     };
-    let progress = match resume {
+    let progress = match span.from {
         Some(ckpt) => {
             ckpt.belongs_to(cfg).map_err(TrainError::Resume)?;
             learner.restore(&ckpt.learner).map_err(TrainError::Resume)?;
@@ -491,14 +496,24 @@ pub fn fit<D: LayerKernel<f32>>(
         None => None,
     };
     let sizes = (data.train.len(), data.test.len());
-    let record = run_loop(&mut learner, device_name, cfg, sizes, obs, stop, progress);
+    let record = run_loop(
+        &mut learner,
+        device_name,
+        cfg,
+        sizes,
+        obs,
+        stop,
+        (progress, span.pause_at),
+    );
     Ok((record, learner.model))
 }
 
 /// The loop itself, for any [`Learner`]: `sizes` are the training and test images available
 /// (the config's limits cut them further). `cfg` must be valid. With `resume` (a checkpoint's
 /// progress, the learner already restored from it) it continues from there: the data order of
-/// the epoch in progress is replayed from the seed and its trained batches skipped.
+/// the epoch in progress is replayed from the seed and its trained batches skipped. With
+/// `pause_at` it stops after the evaluation at that step (status `Interrupted`), having handed
+/// out the checkpoint of that point.
 pub(crate) fn run_loop(
     learner: &mut dyn Learner,
     device_name: &str,
@@ -506,7 +521,7 @@ pub(crate) fn run_loop(
     (train_len, test_len): (usize, usize),
     obs: &dyn Observer,
     stop: &AtomicBool,
-    resume: Option<Progress>,
+    (resume, pause_at): (Option<Progress>, Option<u64>),
 ) -> RunRecord {
     let n_train = cfg.train_size().min(train_len);
     let n_test = cfg.eval.test_limit.unwrap_or(test_len).min(test_len);
@@ -521,6 +536,7 @@ pub(crate) fn run_loop(
         n_test,
         obs,
         cfg,
+        device: device_name,
         p: resume.unwrap_or_else(|| Progress {
             lr: cfg.optim.lr_at(0, 1, total),
             ..Progress::default()
@@ -540,7 +556,18 @@ pub(crate) fn run_loop(
     for _ in 1..first_epoch {
         order.shuffle(&mut shuffle_rng);
     }
-    'epochs: for epoch in first_epoch..=cfg.total_epochs() {
+    // Already at (or past) the pause point: nothing to train.
+    let last_epoch = match pause_at {
+        Some(at) if rec.p.iteration >= at => {
+            status = RunStatus::Interrupted {
+                epoch: rec.p.epoch(),
+                iteration: rec.p.iteration,
+            };
+            0
+        }
+        _ => cfg.total_epochs(),
+    };
+    'epochs: for epoch in first_epoch..=last_epoch {
         order.shuffle(&mut shuffle_rng);
         let mut ep = resumed_epoch.take().unwrap_or(EpochStats {
             epoch,
@@ -600,6 +627,11 @@ pub(crate) fn run_loop(
                 if iteration.is_multiple_of(k) {
                     rec.eval_point(epoch, learner);
                     rec.checkpoint(learner, Some(&ep));
+                    if pause_at == Some(iteration) {
+                        status = RunStatus::Interrupted { epoch, iteration };
+                        rec.p.epochs.push(ep);
+                        break 'epochs;
+                    }
                 }
             }
             if iteration == total {
@@ -614,42 +646,56 @@ pub(crate) fn run_loop(
             rec.eval_point(epoch, learner);
             rec.checkpoint(learner, None);
         }
+        if pause_at == Some(rec.p.iteration) && rec.p.last_eval_iteration == pause_at {
+            status = RunStatus::Interrupted {
+                epoch,
+                iteration: rec.p.iteration,
+            };
+            break;
+        }
     }
     let iteration = rec.p.iteration;
     if status == RunStatus::Completed && rec.p.last_eval_iteration != Some(iteration) {
         let epoch = rec.p.epochs.last().map_or(0, |e| e.epoch);
         rec.eval_point(epoch, learner);
     }
-    let p = rec.p;
-    let last_test = p
-        .metrics
-        .iter()
-        .rev()
-        .find(|r| r.split == MetricSplit::Test);
-    let samples: u64 = p.epochs.iter().map(|e| e.samples).sum();
-    let top_class = p.last_eval.as_ref().and_then(Evaluation::top_class);
-    let collapsed =
-        status == RunStatus::Completed && top_class.is_some_and(|t| t.share >= COLLAPSE_SHARE);
-    RunRecord {
-        format_version: FORMAT_VERSION,
-        config: TrainConfig {
-            model: cfg.model.clone().normalized(),
-            ..cfg.clone()
-        },
-        status,
-        device: device_name.to_string(),
-        parameters: param_count(&cfg.model),
-        iterations: iteration,
-        train_seconds: p.train_seconds,
-        eval_seconds: p.eval_seconds,
-        samples_per_sec: samples as f64 / p.train_seconds.max(1e-12),
-        final_test_acc: last_test.map(|r| r.acc),
-        final_test_loss: last_test.map(|r| r.loss),
-        epochs: p.epochs,
-        metrics: p.metrics,
-        collapsed,
-        top_class,
-        origin: None,
+    rec.p.into_record(cfg, status, device_name)
+}
+
+impl Progress {
+    /// The record of a run that ended here with `status`.
+    pub fn into_record(self, cfg: &TrainConfig, status: RunStatus, device: &str) -> RunRecord {
+        let p = self;
+        let last_test = p
+            .metrics
+            .iter()
+            .rev()
+            .find(|r| r.split == MetricSplit::Test);
+        let samples: u64 = p.epochs.iter().map(|e| e.samples).sum();
+        let top_class = p.last_eval.as_ref().and_then(Evaluation::top_class);
+        let collapsed =
+            status == RunStatus::Completed && top_class.is_some_and(|t| t.share >= COLLAPSE_SHARE);
+        RunRecord {
+            format_version: FORMAT_VERSION,
+            config: TrainConfig {
+                model: cfg.model.clone().normalized(),
+                ..cfg.clone()
+            },
+            status,
+            device: device.to_string(),
+            parameters: param_count(&cfg.model),
+            iterations: p.iteration,
+            train_seconds: p.train_seconds,
+            eval_seconds: p.eval_seconds,
+            samples_per_sec: samples as f64 / p.train_seconds.max(1e-12),
+            final_test_acc: last_test.map(|r| r.acc),
+            final_test_loss: last_test.map(|r| r.loss),
+            epochs: p.epochs,
+            metrics: p.metrics,
+            collapsed,
+            top_class,
+            origin: None,
+        }
     }
 }
 

@@ -1,0 +1,337 @@
+//! The job source of a pruned sweep (`[prune]`): before each job it reads every cell's rung
+//! results from disk, makes successive halving's decisions (`halving`), records the cells of
+//! pruned configurations as `pruned` (their partial curve kept, from the checkpoint at their
+//! rung), and hands out the next cell to train: to the rung its configuration may reach, or to
+//! the end of its budget. Higher rungs first (ASHA trains promoted configurations before new
+//! ones), then plan order; a worker's own shard first, then any ready cell, so the study
+//! finishes as long as one process runs. Everything it decides follows from the files, so a
+//! resumed sweep, other workers and other processes decide the same.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use super::halving::{config_score, decide, Decisions, Score};
+use super::{CellOutcome, Job, JobSource, Next, SweepObserver};
+use crate::cluster::{Origin, Shard};
+use crate::error::chain;
+use crate::grid::prune::{Halving, RungMetric};
+use crate::plan::rungs::Ladder;
+use crate::plan::{Cell, Plan};
+use crate::store::lease::{Claim, Leases};
+use crate::store::state::CellState;
+use crate::store::{CellResult, RunStore};
+use crate::trainer::fit::checkpoint::Checkpoint;
+use crate::trainer::record::{MetricRow, MetricSplit, RunRecord, RunStatus, FORMAT_VERSION};
+
+/// The scheduler of one pruned sweep process.
+pub struct Scheduler<'a> {
+    plan: &'a Plan,
+    ladder: Ladder,
+    config_of: Vec<usize>,
+    store: &'a RunStore,
+    leases: Leases,
+    origin: Origin,
+    shard: Option<Shard>,
+    keep_checkpoints: bool,
+    sweep: &'a dyn SweepObserver,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Cells handed to a worker of this process and not back yet.
+    taken: BTreeSet<usize>,
+    /// Finished records read so far (they do not change).
+    finished: BTreeMap<usize, RunRecord>,
+    /// Failed cells, not handed out again (failed before, without `--rerun-failed`, or here).
+    failed: BTreeSet<usize>,
+}
+
+/// A cell as the scheduler sees it.
+struct View {
+    finished: Option<RunStatus>,
+    /// Its result at each paused rung (None: not there yet).
+    scores: Vec<Score>,
+}
+
+impl<'a> Scheduler<'a> {
+    pub fn new(
+        plan: &'a Plan,
+        ladder: Ladder,
+        store: &'a RunStore,
+        leases: Leases,
+        shard: Option<Shard>,
+        (keep_checkpoints, rerun_failed): (bool, bool),
+        sweep: &'a dyn SweepObserver,
+    ) -> Self {
+        let failed = plan
+            .cells
+            .iter()
+            .filter(|c| {
+                !rerun_failed && matches!(store.cell_state(c, None).0, CellState::Failed(_))
+            })
+            .map(|c| c.index)
+            .collect();
+        Scheduler {
+            config_of: ladder.config_of(plan.cells.len()),
+            plan,
+            ladder,
+            store,
+            leases,
+            origin: Origin::current(),
+            shard,
+            keep_checkpoints,
+            sweep,
+            state: Mutex::new(State {
+                failed,
+                ..State::default()
+            }),
+        }
+    }
+
+    /// The decisions from what is on disk now (and each cell's view).
+    pub fn decisions(&self) -> Decisions {
+        let mut st = self.state.lock().expect("scheduler lock");
+        let views = self.views(&mut st);
+        self.decide(&views)
+    }
+
+    fn decide(&self, views: &[View]) -> Decisions {
+        let scores: Vec<Vec<Score>> = self
+            .ladder
+            .configs
+            .iter()
+            .map(|cells| {
+                (0..self.ladder.paused_rungs())
+                    .map(|k| {
+                        let seeds: Vec<Score> = cells.iter().map(|&i| views[i].scores[k]).collect();
+                        config_score(&seeds)
+                    })
+                    .collect()
+            })
+            .collect();
+        let p = &self.ladder.prune;
+        decide(
+            p.method,
+            p.metric.higher_is_better(),
+            p.reduction_factor,
+            &scores,
+        )
+    }
+
+    fn views(&self, st: &mut State) -> Vec<View> {
+        let metric = self.ladder.prune.metric;
+        self.plan
+            .cells
+            .iter()
+            .map(|cell| {
+                if !st.finished.contains_key(&cell.index) {
+                    if let Ok(r) = self.store.load_result(&cell.id) {
+                        if r.cell_id == cell.id && r.record.status.name() != "interrupted" {
+                            st.finished.insert(cell.index, r.record);
+                        }
+                    }
+                }
+                let steps: Vec<u64> = (0..self.ladder.paused_rungs())
+                    .map(|k| self.ladder.steps(&cell.config, k))
+                    .collect();
+                match st.finished.get(&cell.index) {
+                    Some(r) => View {
+                        finished: Some(r.status.clone()),
+                        scores: steps
+                            .iter()
+                            .map(|&s| finished_score(r, s, metric))
+                            .collect(),
+                    },
+                    None => {
+                        let rows = read_metrics(&self.store.layout.metrics_csv(&cell.id));
+                        let saved = self
+                            .store
+                            .layout
+                            .checkpoints(&cell.id)
+                            .list()
+                            .ok()
+                            .and_then(|l| l.first().map(|c| c.0))
+                            .unwrap_or(0);
+                        View {
+                            finished: None,
+                            // A rung's result counts once the checkpoint there is written too
+                            // (the cell can then be continued or recorded as pruned from it).
+                            scores: steps
+                                .iter()
+                                .map(|&s| (saved >= s).then(|| row_score(&rows, s, metric)).flatten())
+                                .collect(),
+                        }
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Whether `cell` is leased by a live worker (of any process).
+    fn running(&self, cell: &Cell) -> bool {
+        matches!(
+            self.store.cell_state(cell, Some(&self.leases)).0,
+            CellState::Running(_)
+        )
+    }
+
+    /// Records `cell`, paused at rung `rung`, as pruned there (under its lease). Returns its
+    /// record, or None when another worker holds it or it cannot be recorded yet.
+    fn prune(&self, cell: &Cell, rung: usize, worker: usize) -> Option<RunRecord> {
+        let store = self.store;
+        let _lease = match self.leases.claim(&cell.id, &self.origin) {
+            Ok(Claim::Acquired(l)) | Ok(Claim::TookOver(l, ..)) => l,
+            _ => return None,
+        };
+        if store.cell_state(cell, None).0.finished() {
+            return None;
+        }
+        let steps = self.ladder.steps(&cell.config, rung);
+        let files = store.layout.checkpoints(&cell.id);
+        let found = files
+            .newest(|b| Checkpoint::from_bytes(b, &cell.config).map_err(|e| e.to_string()))
+            .ok()?;
+        let ckpt = found.newest.map(|(_, c)| c).filter(|c| c.progress.iteration == steps)?;
+        let epoch = ckpt.progress.epoch();
+        let mut record = ckpt.progress.into_record(
+            &cell.config,
+            RunStatus::Pruned {
+                epoch,
+                iteration: steps,
+                rung,
+            },
+            &ckpt.device,
+        );
+        record.origin = Some(self.origin.clone());
+        let write = || -> Result<(), crate::store::StoreError> {
+            store.write_metrics(&cell.id, &record.metrics)?;
+            store.finish(&CellResult {
+                format_version: FORMAT_VERSION,
+                cell_id: cell.id.clone(),
+                index: cell.index,
+                variant: cell.variant.clone(),
+                coords: cell.coords.clone(),
+                record: record.clone(),
+            })
+        };
+        if let Err(e) = write() {
+            store.log_event(
+                "failed",
+                Some(cell),
+                serde_json::json!({ "error": format!("cannot record the pruned cell: {}", chain(&e)) }),
+            );
+            return None;
+        }
+        if !self.keep_checkpoints {
+            let _ = files.remove_all();
+        }
+        store.log_event(
+            "pruned",
+            Some(cell),
+            serde_json::json!({ "rung": rung, "iteration": steps, "epoch": epoch }),
+        );
+        self.sweep
+            .cell_finished(worker, cell, &CellOutcome::Finished(Box::new(record.clone())));
+        Some(record)
+    }
+}
+
+/// A finished run's result at the rung after `steps` steps: its test row there, or NaN when it
+/// diverged before; None when it stopped (pruned) before the rung.
+fn finished_score(r: &RunRecord, steps: u64, metric: RungMetric) -> Score {
+    if let RunStatus::Diverged { iteration, .. } = r.status {
+        if iteration <= steps {
+            return Some(f64::NAN);
+        }
+    }
+    row_score(&r.metrics, steps, metric)
+}
+
+/// The metric of the test row after `steps` steps, if there is one.
+fn row_score(rows: &[MetricRow], steps: u64, metric: RungMetric) -> Score {
+    rows.iter()
+        .find(|r| r.split == MetricSplit::Test && r.iteration == steps)
+        .map(|r| match metric {
+            RungMetric::TestAcc => r.acc,
+            RungMetric::TestLoss => r.loss,
+        })
+}
+
+/// The rows of a metrics.csv (none when it is missing or unreadable: the cell is then not at
+/// any rung yet, and trains to it again).
+fn read_metrics(path: &std::path::Path) -> Vec<MetricRow> {
+    let Ok(mut reader) = csv::Reader::from_path(path) else {
+        return Vec::new();
+    };
+    reader.deserialize().filter_map(Result::ok).collect()
+}
+
+impl<'a> JobSource<'a> for Scheduler<'a> {
+    fn next(&self, worker: usize) -> Next<'a> {
+        let mut st = self.state.lock().expect("scheduler lock");
+        let views = self.views(&mut st);
+        let d = self.decide(&views);
+        let last = self.ladder.paused_rungs();
+        // Record the cells of pruned configurations (paused at their rung, not finished).
+        for (i, cell) in self.plan.cells.iter().enumerate() {
+            if let (Some(rung), None) = (d.pruned[self.config_of[i]], &views[i].finished) {
+                if !st.taken.contains(&i) && views[i].scores[rung].is_some() {
+                    if let Some(r) = self.prune(cell, rung, worker) {
+                        st.finished.insert(i, r);
+                    }
+                }
+            }
+        }
+        // The cells that can train now, and how far.
+        let mut ready: Vec<(bool, usize, usize)> = Vec::new();
+        let mut busy = !st.taken.is_empty();
+        for (i, cell) in self.plan.cells.iter().enumerate() {
+            let c = self.config_of[i];
+            if views[i].finished.is_some()
+                || st.finished.contains_key(&i)
+                || st.taken.contains(&i)
+                || st.failed.contains(&i)
+            {
+                continue;
+            }
+            if d.pruned[c].is_some() {
+                continue;
+            }
+            let target = d.level[c];
+            if target < last && views[i].scores[target].is_some() {
+                continue; // at its rung, waiting for the decision
+            }
+            if self.running(cell) {
+                busy = true;
+                continue;
+            }
+            let mine = self.shard.is_none_or(|s| s.contains(cell.index));
+            ready.push((!mine, usize::MAX - target, i));
+        }
+        // ASHA trains the highest rungs first; SHA has one rung at a time anyway.
+        ready.sort();
+        if self.ladder.prune.method == Halving::Sha {
+            ready.sort_by_key(|&(other, _, i)| (other, i));
+        }
+        match ready.first() {
+            Some(&(_, _, i)) => {
+                st.taken.insert(i);
+                let cell = &self.plan.cells[i];
+                let target = d.level[self.config_of[i]];
+                let pause = (target < last).then(|| (target, self.ladder.steps(&cell.config, target)));
+                Next::Train(Job { cell, pause })
+            }
+            None if busy => Next::Wait,
+            None => Next::Done,
+        }
+    }
+
+    fn done(&self, job: &Job<'a>, outcome: &CellOutcome) {
+        let mut st = self.state.lock().expect("scheduler lock");
+        st.taken.remove(&job.cell.index);
+        if let CellOutcome::Failed(_) = outcome {
+            st.failed.insert(job.cell.index);
+        }
+    }
+}
