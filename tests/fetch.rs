@@ -306,6 +306,7 @@ mod fashion_fixture {
 
 use fashion_fixture::fixture;
 use rnnsweep::data::{dataset_dir, DataSets};
+use rnnsweep::trainer::fit::checkpoint::Span;
 
 #[test]
 fn fashion_fetch_verify_load_end_to_end_from_a_local_mirror() {
@@ -566,7 +567,7 @@ fn the_trainer_trains_on_the_configs_data_set() {
         device: DeviceRequest::Cpu,
     };
     let stop = AtomicBool::new(false);
-    let t = trainer.train(&cfg, &Silent, &stop, None).unwrap();
+    let t = trainer.train(&cfg, &Silent, &stop, Span::whole()).unwrap();
     assert_eq!(t.record.status, RunStatus::Completed);
     assert_eq!(t.record.config.dataset, Dataset::FashionMnist);
     // Evaluated on the fixture's 10 test images (the config allows 10,000).
@@ -581,7 +582,7 @@ fn the_trainer_trains_on_the_configs_data_set() {
     // MNIST was not loaded: an MNIST config is refused, naming it.
     cfg.dataset = Dataset::Mnist;
     let e = trainer
-        .train(&cfg, &Silent, &stop, None)
+        .train(&cfg, &Silent, &stop, Span::whole())
         .err()
         .unwrap()
         .to_string();

@@ -62,6 +62,7 @@ fn fixture(root: &Path) -> std::path::PathBuf {
         axes: vec![],
         cells,
         duplicate_draws: 0,
+        prune: None,
     };
     let store = RunStore::open(root, "fx");
     store.init("# fixture\n", &plan).unwrap();

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use dfdx::prelude::Cpu;
 use rnnsweep::trainer::config::presets::preset;
 use rnnsweep::trainer::config::*;
-use rnnsweep::trainer::fit::checkpoint::Checkpoint;
+use rnnsweep::trainer::fit::checkpoint::{Checkpoint, Span};
 use rnnsweep::trainer::fit::{fit, Observer, Silent, StepInfo};
 
 /// Keeps every checkpoint, and sets the stop flag after step `stop_at`.
@@ -52,6 +52,10 @@ fn train(
         stop_at,
         stop: &stop,
     };
+    let span = Span {
+        from: resume,
+        pause_at: None,
+    };
     let (record, model) = fit(
         &Cpu::default(),
         "cpu",
@@ -59,7 +63,7 @@ fn train(
         common::mnist(),
         &keeper,
         &stop,
-        resume,
+        span,
     )
     .unwrap();
     let weights = model
@@ -106,7 +110,7 @@ fn check_resumes(what: &str, cfg: &TrainConfig, stops: &[u64]) -> usize {
         common::mnist(),
         &Silent,
         &AtomicBool::new(false),
-        None,
+        Span::whole(),
     )
     .unwrap();
     let silent_weights: Vec<u32> = model
@@ -227,7 +231,10 @@ fn a_checkpoint_of_another_config_is_refused() {
         common::mnist(),
         &Silent,
         &stop,
-        Some(&kept[0]),
+        Span {
+            from: Some(&kept[0]),
+            pause_at: None,
+        },
     ) else {
         panic!("refused")
     };

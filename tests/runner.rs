@@ -21,7 +21,7 @@ use rnnsweep::store::state::CellState;
 use rnnsweep::store::RunStore;
 use rnnsweep::trainer::backend::fake::FakeTrainer;
 use rnnsweep::trainer::config::TrainConfig;
-use rnnsweep::trainer::fit::checkpoint::{Checkpoint, Progress};
+use rnnsweep::trainer::fit::checkpoint::{Progress, Span};
 use rnnsweep::trainer::fit::{Observer, StepInfo};
 use rnnsweep::trainer::record::{MetricRow, RunStatus};
 use rnnsweep::trainer::{Trained, Trainer};
@@ -295,7 +295,7 @@ impl Trainer for FailsWithErrorTxtBlocked {
         _cfg: &TrainConfig,
         _obs: &dyn Observer,
         _stop: &AtomicBool,
-        _resume: Option<&Checkpoint>,
+        _span: Span<'_>,
     ) -> Result<Trained, TrainError> {
         std::fs::create_dir_all(self.0.join("in-the-way")).unwrap();
         Err(TrainError::Injected("boom".into()))

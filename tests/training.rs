@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 use dfdx::prelude::Cpu;
 use rnnsweep::trainer::config::presets::preset;
 use rnnsweep::trainer::config::*;
+use rnnsweep::trainer::fit::checkpoint::Span;
 use rnnsweep::trainer::fit::{fit, Silent};
 use rnnsweep::trainer::record::{MetricSplit, NonFiniteKind, RunRecord, RunStatus};
 
@@ -51,7 +52,7 @@ fn run(cfg: &TrainConfig, stopped: bool) -> RunRecord {
         common::mnist(),
         &Silent,
         &AtomicBool::new(stopped),
-        None,
+        Span::whole(),
     )
     .unwrap()
     .0

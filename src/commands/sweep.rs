@@ -13,13 +13,13 @@ use serde::Serialize;
 
 use super::Outcome;
 use crate::cluster::Shard;
+use crate::grid::prune::Halving;
 use crate::grid::search::Method;
 use crate::grid::{AxisValues, Grid};
 use crate::plan::estimate::estimate_seconds;
+use crate::plan::rungs::Ladder;
 use crate::plan::{Cell, Plan};
 use crate::report::export::cut;
-use crate::grid::prune::Halving;
-use crate::plan::rungs::Ladder;
 use crate::runner::schedule::Scheduler;
 use crate::runner::{self, CellOutcome, RunOptions, SweepObserver};
 use crate::store::lease::{self, Leases};
@@ -192,6 +192,9 @@ pub fn plan_cmd(o: &PlanOptions) -> anyhow::Result<Outcome> {
             ));
         }
         println!("{line}");
+    }
+    if let Some(l) = plan.ladder().map_err(anyhow::Error::msg)? {
+        println!("{}", pruning_line(&l));
     }
     if let Some(targets) = grid.axes.iter().find_map(|a| match &a.values {
         AxisValues::Params(t) => Some(t),
@@ -403,7 +406,9 @@ impl SweepObserver for SweepProgress {
                     )
                 }
                 crate::trainer::record::RunStatus::Pruned {
-                    epoch, iteration, rung
+                    epoch,
+                    iteration,
+                    rung,
                 } => format!(
                     "pruned   {} at rung {rung} (epoch {epoch}, step {iteration}): test acc {}",
                     self.label(cell),
@@ -593,12 +598,12 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     if plan.prune.is_some() {
         let records = inspected.iter().filter_map(|(_, r)| r.as_ref());
         let (done, full) = records.fold((0, 0), |(d, f), r| {
-            (d + r.record.samples(), f + r.record.samples_without_pruning())
+            (
+                d + r.record.samples(),
+                f + r.record.samples_without_pruning(),
+            )
         });
-        println!(
-            "compute: {done} training samples, {:.0}% of the {full} these runs take without pruning",
-            100.0 * done as f64 / full.max(1) as f64
-        );
+        println!("{}", crate::report::load::compute_text(done, full));
     }
     Ok(end_of_sweep(&outcomes, &statuses, stop, &store))
 }

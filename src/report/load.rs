@@ -114,20 +114,13 @@ impl Counts {
                 self.missing
             ));
         }
+        if self.pruned > 0 {
+            s.push_str(&format!(
+                "; {}",
+                compute_text(self.samples, self.samples_unpruned)
+            ));
+        }
         s
-    }
-
-    /// With pruned runs: "compute: 1.2M training samples, 31% of the 3.9M the same runs take
-    /// without pruning".
-    pub fn compute_line(&self) -> Option<String> {
-        (self.pruned > 0).then(|| {
-            format!(
-                "compute: {} training samples, {:.0}% of the {} the same runs take without pruning",
-                si(self.samples),
-                100.0 * self.samples as f64 / self.samples_unpruned.max(1) as f64,
-                si(self.samples_unpruned)
-            )
-        })
     }
 
     /// One line per failed or corrupt cell, all of them: "failed: sweep[index] message",
@@ -200,6 +193,16 @@ impl Counts {
 }
 
 /// Appends "… and N more <what> runs" when `total` lines were cut to `max`.
+/// "compute: 1.21M training samples, 31% of the 3.90M these runs take without pruning".
+pub fn compute_text(samples: u64, without_pruning: u64) -> String {
+    format!(
+        "compute: {} training samples, {:.0}% of the {} these runs take without pruning",
+        si(samples),
+        100.0 * samples as f64 / without_pruning.max(1) as f64,
+        si(without_pruning)
+    )
+}
+
 /// A count with an SI suffix: 950, 12.3k, 4.56M, 1.2G.
 fn si(n: u64) -> String {
     match n {

@@ -63,7 +63,11 @@ pub struct Decisions {
 
 /// Ranking order: numbers before NaN, better first, then earlier in the plan.
 fn better(a: (f64, usize), b: (f64, usize), higher_is_better: bool) -> std::cmp::Ordering {
-    let (x, y) = if higher_is_better { (-a.0, -b.0) } else { (a.0, b.0) };
+    let (x, y) = if higher_is_better {
+        (-a.0, -b.0)
+    } else {
+        (a.0, b.0)
+    };
     a.0.is_nan()
         .cmp(&b.0.is_nan())
         .then(x.total_cmp(&y))
@@ -85,8 +89,11 @@ pub fn decide(
     let mut rungs = Vec::with_capacity(paused);
     let mut entrants: Vec<usize> = (0..n_configs).collect();
     let mut entrants_final = true;
-    for k in 0..paused {
-        let rung_scores: Vec<Score> = entrants.iter().map(|&c| scores[c][k]).collect();
+    let by_rung: Vec<Vec<Score>> = (0..paused)
+        .map(|k| scores.iter().map(|s| s[k]).collect())
+        .collect();
+    for (k, all) in by_rung.iter().enumerate() {
+        let rung_scores: Vec<Score> = entrants.iter().map(|&c| all[c]).collect();
         let m = rung_scores.iter().take_while(|s| s.is_some()).count();
         let complete = entrants_final && m == entrants.len();
         let key = |i: usize| (rung_scores[i].unwrap_or(f64::NAN), entrants[i]);
@@ -217,7 +224,17 @@ mod tests {
         // of the first m: at m = 3 config 1 (0.9); at m = 6 also 4 (0.8); at m = 9 also 6
         // (0.7). Rung 1, in that promotion order (1, 4, 6) with 0.3, 0.9, 0.5: 4 goes on.
         let rung0 = [0.5, 0.9, 0.1, 0.3, 0.8, 0.2, 0.7, 0.4, 0.6];
-        let rung1 = [None, Some(0.3), None, None, Some(0.9), None, Some(0.5), None, None];
+        let rung1 = [
+            None,
+            Some(0.3),
+            None,
+            None,
+            Some(0.9),
+            None,
+            Some(0.5),
+            None,
+            None,
+        ];
         let scores: Vec<Vec<Score>> = (0..9).map(|c| vec![Some(rung0[c]), rung1[c]]).collect();
         let d = decide(Halving::Asha, true, 3, &scores);
         assert_eq!(d.rungs[0].promoted, vec![1, 4, 6]);
@@ -225,7 +242,11 @@ mod tests {
         assert_eq!(d.rungs[1].entrants, vec![1, 4, 6]);
         assert_eq!(d.rungs[1].promoted, vec![4]);
         assert_eq!(d.level, vec![0, 1, 0, 0, 2, 0, 1, 0, 0]);
-        let at = |r: usize| (0..9).filter(|&c| d.pruned[c] == Some(r)).collect::<Vec<_>>();
+        let at = |r: usize| {
+            (0..9)
+                .filter(|&c| d.pruned[c] == Some(r))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(at(0), vec![0, 2, 3, 5, 7, 8]);
         assert_eq!(at(1), vec![1, 6]);
 
@@ -267,7 +288,10 @@ mod tests {
                 for c in 0..9 {
                     assert!(d.level[c] >= before.level[c], "{method:?} {upto} {c}");
                 }
-                assert!(before.rungs[0].promoted.iter().all(|c| d.rungs[0].promoted.contains(c)));
+                assert!(before.rungs[0]
+                    .promoted
+                    .iter()
+                    .all(|c| d.rungs[0].promoted.contains(c)));
                 before = d;
             }
         }

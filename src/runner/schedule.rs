@@ -125,10 +125,11 @@ impl<'a> Scheduler<'a> {
             .cells
             .iter()
             .map(|cell| {
-                if !st.finished.contains_key(&cell.index) {
+                if let std::collections::btree_map::Entry::Vacant(e) = st.finished.entry(cell.index)
+                {
                     if let Ok(r) = self.store.load_result(&cell.id) {
                         if r.cell_id == cell.id && r.record.status.name() != "interrupted" {
-                            st.finished.insert(cell.index, r.record);
+                            e.insert(r.record);
                         }
                     }
                 }
@@ -159,7 +160,9 @@ impl<'a> Scheduler<'a> {
                             // (the cell can then be continued or recorded as pruned from it).
                             scores: steps
                                 .iter()
-                                .map(|&s| (saved >= s).then(|| row_score(&rows, s, metric)).flatten())
+                                .map(|&s| {
+                                    (saved >= s).then(|| row_score(&rows, s, metric)).flatten()
+                                })
                                 .collect(),
                         }
                     }
@@ -192,7 +195,10 @@ impl<'a> Scheduler<'a> {
         let found = files
             .newest(|b| Checkpoint::from_bytes(b, &cell.config).map_err(|e| e.to_string()))
             .ok()?;
-        let ckpt = found.newest.map(|(_, c)| c).filter(|c| c.progress.iteration == steps)?;
+        let ckpt = found
+            .newest
+            .map(|(_, c)| c)
+            .filter(|c| c.progress.iteration == steps)?;
         let epoch = ckpt.progress.epoch();
         let mut record = ckpt.progress.into_record(
             &cell.config,
@@ -231,8 +237,11 @@ impl<'a> Scheduler<'a> {
             Some(cell),
             serde_json::json!({ "rung": rung, "iteration": steps, "epoch": epoch }),
         );
-        self.sweep
-            .cell_finished(worker, cell, &CellOutcome::Finished(Box::new(record.clone())));
+        self.sweep.cell_finished(
+            worker,
+            cell,
+            &CellOutcome::Finished(Box::new(record.clone())),
+        );
         Some(record)
     }
 }
@@ -319,7 +328,8 @@ impl<'a> JobSource<'a> for Scheduler<'a> {
                 st.taken.insert(i);
                 let cell = &self.plan.cells[i];
                 let target = d.level[self.config_of[i]];
-                let pause = (target < last).then(|| (target, self.ladder.steps(&cell.config, target)));
+                let pause =
+                    (target < last).then(|| (target, self.ladder.steps(&cell.config, target)));
                 Next::Train(Job { cell, pause })
             }
             None if busy => Next::Wait,

@@ -40,13 +40,7 @@ impl DeviceJob for FitJob<'_> {
     fn run<D: LayerKernel<f32>>(self, dev: D, name: &str, note: Option<&str>) -> Self::Output {
         self.obs.started(name, note);
         let (record, model) = fit(
-            &dev,
-            name,
-            self.cfg,
-            self.data,
-            self.obs,
-            self.stop,
-            self.span,
+            &dev, name, self.cfg, self.data, self.obs, self.stop, self.span,
         )?;
         let weights = model.final_weights(&record.status);
         Ok(Trained { record, weights })

@@ -30,9 +30,7 @@ use crate::trainer::record::{
     COLLAPSE_SHARE, FORMAT_VERSION,
 };
 
-use checkpoint::{
-    Checkpoint, CheckpointError, LearnerState, Progress, Span, CHECKPOINT_VERSION,
-};
+use checkpoint::{Checkpoint, CheckpointError, LearnerState, Progress, Span, CHECKPOINT_VERSION};
 use denormal::FloatMode;
 
 /// Test images evaluated per forward pass.

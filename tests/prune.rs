@@ -1,0 +1,288 @@
+//! Pruned sweeps (`[prune]`) on the fake trainer, whose test accuracy after n samples is a
+//! known curve per configuration and seed (`FakeCurve`): the expected rung results, and from
+//! them the configurations SHA and ASHA keep at each rung, are computed here independently of
+//! `runner::halving`, and a sweep with 2 and with 4 workers must end exactly so: the same cells
+//! pruned at the same rungs, the same finished records. Also: a pruned sweep killed and run
+//! again, and two shard processes side by side, end the same; plan rejects a [prune] whose
+//! rungs are not evaluation points.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use rnnsweep::plan::Plan;
+use rnnsweep::store::RunStore;
+use rnnsweep::trainer::backend::fake::FakeCurve;
+use rnnsweep::trainer::record::{MetricSplit, RunStatus};
+
+/// 9 configurations (lr × hidden) × 2 seeds, 9 epochs of 1,000 images (10 steps each),
+/// evaluated on 100 test images every epoch; rungs at 1 and 3 epochs, then 9.
+fn grid(method: &str) -> String {
+    format!(
+        r#"[sweep]
+name = "pruned"
+seeds = 2
+
+[defaults]
+cell = "lstm"
+optimizer = "adam"
+batch = 100
+epochs = 9
+train_limit = 1000
+test_limit = 100
+eval_every = "epoch"
+
+[grid]
+lr = [1e-4, 1e-3, 1e-2]
+hidden = [8, 32, 128]
+
+[prune]
+method = "{method}"
+min_resource = 1
+reduction_factor = 3
+"#
+    )
+}
+
+/// What the fake trainer's test evaluation gives for `cell` after `epochs` epochs.
+fn fake_acc(cfg: &rnnsweep::trainer::config::TrainConfig, epochs: u64) -> f64 {
+    let n = cfg.eval.test_limit.unwrap() as f64;
+    let samples = epochs * cfg.train_size() as u64;
+    (FakeCurve::of(cfg).acc(samples) * n).round() / n
+}
+
+/// Each configuration's mean over its seeds at `epochs`, in plan order of configurations.
+fn config_means(plan: &Plan, epochs: u64) -> Vec<f64> {
+    plan.cells
+        .chunks(2)
+        .map(|seeds| {
+            seeds
+                .iter()
+                .map(|c| fake_acc(&c.config, epochs))
+                .sum::<f64>()
+                / 2.0
+        })
+        .collect()
+}
+
+/// The best `q` of `entrants` by `score` (ties to the earlier configuration).
+fn best(entrants: &[usize], score: &[f64], q: usize) -> Vec<usize> {
+    let mut v = entrants.to_vec();
+    v.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
+    v.truncate(q);
+    v
+}
+
+/// Expected outcome per configuration: None = trained to the end, Some(k) = pruned at rung k.
+fn expected(plan: &Plan, method: &str) -> Vec<Option<usize>> {
+    let rung_epochs = [1, 3];
+    let mut out = vec![None; 9];
+    let mut entrants: Vec<usize> = (0..9).collect();
+    for (k, &epochs) in rung_epochs.iter().enumerate() {
+        let score = config_means(plan, epochs);
+        let promoted: Vec<usize> = if method == "sha" {
+            best(&entrants, &score, (entrants.len() / 3).max(1))
+        } else {
+            // ASHA in a fixed order: after each of the first m results, the best ⌊m/3⌋ of
+            // them go on (in the order they first qualify).
+            let mut p: Vec<usize> = Vec::new();
+            for m in 1..=entrants.len() {
+                for c in best(&entrants[..m], &score, m / 3) {
+                    if !p.contains(&c) {
+                        p.push(c);
+                    }
+                }
+            }
+            if p.is_empty() {
+                p = best(&entrants, &score, 1);
+            }
+            p
+        };
+        for &c in &entrants {
+            if !promoted.contains(&c) {
+                out[c] = Some(k);
+            }
+        }
+        entrants = promoted;
+    }
+    out
+}
+
+/// Each cell's status name and, if pruned, its rung; and the records without timing.
+type Ending = (Vec<(String, Option<usize>)>, Vec<String>);
+
+fn outcome(store: &RunStore, plan: &Plan) -> Ending {
+    let mut states = Vec::new();
+    let mut records = Vec::new();
+    for c in &plan.cells {
+        let r = store.load_result(&c.id).unwrap().record;
+        let rung = match r.status {
+            RunStatus::Pruned { rung, .. } => Some(rung),
+            _ => None,
+        };
+        states.push((r.status.name().to_string(), rung));
+        records.push(common::without_timing(r));
+    }
+    (states, records)
+}
+
+fn write_grid(dir: &Path, method: &str) -> std::path::PathBuf {
+    let g = dir.join(format!("{method}.toml"));
+    std::fs::write(&g, grid(method)).unwrap();
+    g
+}
+
+#[test]
+fn sha_and_asha_prune_the_configurations_computed_by_hand_with_2_and_4_workers() {
+    let tmp = tempfile::tempdir().unwrap();
+    for method in ["sha", "asha"] {
+        let g = write_grid(tmp.path(), method);
+        let mut seen: Option<Ending> = None;
+        for jobs in ["2", "4"] {
+            let results = tmp.path().join(format!("{method}-{jobs}"));
+            let o = common::fake_sweep(&g, &results, &["--jobs", jobs, "-q"], "");
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(o.status.success(), "{method} {jobs}: {err}");
+            let (plan, store) = common::plan_and_store(&g, &results);
+            let want = expected(&plan, method);
+            let (states, records) = outcome(&store, &plan);
+            for (i, (status, rung)) in states.iter().enumerate() {
+                let config = i / 2;
+                match want[config] {
+                    None => assert_eq!(status, "completed", "{method} {jobs}: cell {i}"),
+                    Some(k) => {
+                        assert_eq!(
+                            (status.as_str(), *rung),
+                            ("pruned", Some(k)),
+                            "{method} {jobs}: cell {i}"
+                        )
+                    }
+                }
+            }
+            // One configuration goes to the end under SHA (9 → 3 → 1); ASHA keeps at least it.
+            let to_end = want.iter().filter(|w| w.is_none()).count();
+            if method == "sha" {
+                assert_eq!(to_end, 1);
+            }
+            assert!(to_end >= 1);
+            // A pruned run keeps its partial curve: one test row per epoch up to its rung.
+            for (c, (status, rung)) in plan.cells.iter().zip(&states) {
+                if let Some(k) = rung {
+                    let r = store.load_result(&c.id).unwrap().record;
+                    let tests = r
+                        .metrics
+                        .iter()
+                        .filter(|m| m.split == MetricSplit::Test)
+                        .count();
+                    assert_eq!(tests as u64, [1, 3][*k], "{status} cell {}", c.index);
+                    assert!(!store.layout.checkpoints(&c.id).dir().exists());
+                }
+            }
+            let out = String::from_utf8_lossy(&o.stdout);
+            assert!(out.contains("pruned") && out.contains("compute: "), "{out}");
+            match &seen {
+                None => seen = Some((states, records)),
+                Some(first) => assert_eq!(first, &(states, records), "{method}: 2 vs 4 workers"),
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_killed_pruned_sweep_and_two_shards_side_by_side_end_as_one_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = write_grid(tmp.path(), "asha");
+    let straight = tmp.path().join("straight");
+    let o = common::fake_sweep(&g, &straight, &["--jobs", "2", "-q"], "");
+    assert!(o.status.success());
+    let (plan, store) = common::plan_and_store(&g, &straight);
+    let want = outcome(&store, &plan);
+
+    // Killed twice once something paused at a rung, then run to the end.
+    let killed = tmp.path().join("killed");
+    let (_, kstore) = common::plan_and_store(&g, &killed);
+    for _ in 0..2 {
+        let mut child = common::fake_cmd(&g, &killed, &["--jobs", "2", "-q"], "delay_ms=2")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let before = common::event_counts(&kstore, "paused")
+            .values()
+            .sum::<usize>();
+        common::wait_for("a cell paused at a rung", Duration::from_secs(60), || {
+            common::event_counts(&kstore, "paused")
+                .values()
+                .sum::<usize>()
+                > before
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let o = common::fake_sweep(&g, &killed, &["--jobs", "2", "-q"], "");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(outcome(&kstore, &plan), want, "killed and resumed");
+
+    // Two processes, one per shard, at once: each takes its shard's cells first, then any
+    // ready one; together they make the same decisions.
+    let sharded = tmp.path().join("sharded");
+    let children: Vec<_> = ["0/2", "1/2"]
+        .iter()
+        .map(|s| {
+            common::fake_cmd(
+                &g,
+                &sharded,
+                &["--jobs", "1", "-q", "--shard", s],
+                "delay_ms=1",
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let (_, sstore) = common::plan_and_store(&g, &sharded);
+    assert_eq!(outcome(&sstore, &plan), want, "two shards");
+    let pruned: BTreeMap<String, usize> = common::event_counts(&sstore, "pruned");
+    assert!(
+        pruned.values().all(|&n| n == 1),
+        "each pruned cell recorded once: {pruned:?}"
+    );
+}
+
+#[test]
+fn plan_shows_the_rungs_and_rejects_rungs_that_are_not_evaluation_points() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = write_grid(tmp.path(), "sha");
+    let o = common::fake_bin("").arg("plan").arg(&g).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "successive halving (sha): rungs at 1, 3 and 9 epochs (the full budget), η = 3"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("9 configurations × 2 seed(s)"), "{text}");
+
+    // Steps of 10 per epoch, evaluated every 4 steps: the rung at step 10 is not one.
+    let bad = grid("asha").replace("eval_every = \"epoch\"", "eval_every = 4");
+    let b = tmp.path().join("bad.toml");
+    std::fs::write(&b, bad).unwrap();
+    let o = common::fake_bin("").arg("plan").arg(&b).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("bad.toml:") && err.contains("prune"), "{err}");
+    assert!(
+        err.contains("is not an evaluation point") && err.contains("eval_every = 4"),
+        "{err}"
+    );
+}
