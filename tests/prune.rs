@@ -286,3 +286,91 @@ fn plan_shows_the_rungs_and_rejects_rungs_that_are_not_evaluation_points() {
         "{err}"
     );
 }
+
+/// The audit replays on a full grid what a pruned sweep of the same grid decides live: the
+/// same configurations kept at each rung, the same compute.
+#[test]
+fn prune_replay_of_the_full_grid_agrees_with_the_pruned_sweep() {
+    let tmp = tempfile::tempdir().unwrap();
+    for method in ["sha", "asha"] {
+        let pruned_grid = write_grid(tmp.path(), method);
+        let full_grid = tmp.path().join(format!("{method}-full.toml"));
+        let text = grid(method);
+        let full_text = text[..text.find("[prune]").unwrap()].replace("\"pruned\"", "\"full\"");
+        std::fs::write(&full_grid, full_text).unwrap();
+        let results = tmp.path().join(method);
+        for g in [&pruned_grid, &full_grid] {
+            let o = common::fake_sweep(g, &results, &["--jobs", "2", "-q"], "");
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        let o = common::fake_bin("")
+            .args([
+                "results",
+                "prune-replay",
+                "full",
+                "--min-resource",
+                "1",
+                "--json",
+                "--method",
+                method,
+            ])
+            .arg("--results")
+            .arg(&results)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let replay: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let (plan, store) = common::plan_and_store(&pruned_grid, &results);
+        let (states, _) = outcome(&store, &plan);
+        let mut live_samples = 0;
+        for (c, conf) in replay["configs"].as_array().unwrap().iter().enumerate() {
+            let want = states[2 * c].1.map(|k| k as u64);
+            assert_eq!(
+                conf["pruned_at"].as_u64(),
+                want,
+                "{method}: configuration {c}"
+            );
+            live_samples += (0..2)
+                .map(|s| {
+                    store
+                        .load_result(&plan.cells[2 * c + s].id)
+                        .unwrap()
+                        .record
+                        .samples()
+                })
+                .sum::<u64>();
+        }
+        let replayed: u64 = replay["configs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["samples_replayed"].as_u64().unwrap())
+            .sum();
+        assert_eq!(replayed, live_samples, "{method}: compute");
+        // The text form names the full grid's best and whether it survives.
+        let o = common::fake_bin("")
+            .args([
+                "results",
+                "prune-replay",
+                "full",
+                "--min-resource",
+                "1",
+                "--method",
+                method,
+            ])
+            .arg("--results")
+            .arg(&results)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            text.contains("rung 0 (1 epoch): 9 configurations"),
+            "{text}"
+        );
+        assert!(
+            text.contains("the full grid's best: default lr=0.001 hidden=128"),
+            "{text}"
+        );
+        assert!(text.contains("compute: "), "{text}");
+    }
+}

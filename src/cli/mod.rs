@@ -19,6 +19,7 @@ use rnnsweep::commands::{
     bench, data, describe, effects, export, keys as keys_cmd, predict, results, slurm, status,
     sweep, train, Outcome,
 };
+use rnnsweep::grid::prune::{Halving, RungMetric};
 use rnnsweep::report::chart::ChartFormat;
 use rnnsweep::report::effects::EffectMetric;
 use rnnsweep::report::export::tidy::TidyFormat;
@@ -217,6 +218,10 @@ enum ResultsCmd {
     /// evaluation point × split, with sweep, cell id, variant, status, seed and every
     /// hyperparameter as columns
     Export(ExportArgs),
+    /// The pruning audit: on a sweep trained without pruning, replay successive halving (ASHA
+    /// or SHA) from the stored curves: which configurations each rung would have kept, whether
+    /// the full grid's best survives, and the compute it would have used
+    PruneReplay(PruneReplayArgs),
 }
 
 flags! {
@@ -252,6 +257,27 @@ flags! {
         /// The file to write [default: stdout, CSV only]
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+    }
+}
+
+flags! {
+    struct PruneReplayArgs => results::PruneReplayOptions {
+        #[command(flatten)]
+        sweeps: SweepsArgs,
+        /// asha or sha
+        #[arg(long, default_value = "asha", value_parser = word::<Halving>)]
+        method: Halving,
+        /// The first rung, in the budget's unit (epochs, or steps for an `iterations` budget)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        min_resource: u64,
+        /// η: one configuration in η goes on at each rung
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(2..=100))]
+        reduction_factor: u64,
+        /// test_acc or test_loss
+        #[arg(long, default_value = "test_acc", value_parser = word::<RungMetric>)]
+        metric: RungMetric,
+        #[arg(long)]
+        json: bool,
     }
 }
 
@@ -481,6 +507,7 @@ pub fn run(cli: Cli, stop: &AtomicBool) -> anyhow::Result<Outcome> {
         Command::Results(ResultsCmd::Report(a)) => results::report_cmd(&a.options(g)),
         Command::Results(ResultsCmd::Effects(a)) => effects::effects_cmd(&a.options(g)),
         Command::Results(ResultsCmd::Export(a)) => export::export_cmd(&a.options(g)),
+        Command::Results(ResultsCmd::PruneReplay(a)) => results::prune_replay_cmd(&a.options(g)),
         Command::Describe(a) => describe::describe_cmd(&a.options(g)),
         Command::Keys { json } => keys_cmd::keys_cmd(json),
         Command::Data(a) => data::data_cmd(&a.options(g)),

@@ -1,4 +1,5 @@
-//! `rnnsweep results summarize | compare | curves | report`: tables, charts and the HTML report
+//! `rnnsweep results summarize | compare | curves | report | prune-replay`: tables, charts, the HTML
+//! report and the pruning audit
 //! over one or more sweeps, read from disk only. Each command's options name the sweeps the
 //! same way (`commands::SweepSelection`) and group them by `by` (None: the
 //! default grouping of `report::summarize`).
@@ -9,11 +10,13 @@ use anyhow::{bail, Context};
 
 use super::{write_chart, Outcome, SweepSelection};
 use crate::fsutil::write_atomic;
+use crate::grid::prune::{Halving, Prune, RungMetric};
 use crate::report::chart::{self, metric_title, sweep_names, ChartFormat};
 use crate::report::effect_figures::report_figures;
 use crate::report::export::{diff_line, exporter_for, group_line, Format, Tables};
 use crate::report::html::{self, Figure};
 use crate::report::load::{load, Loaded};
+use crate::report::prune_replay::replay;
 use crate::report::series::{panel, Panel};
 use crate::report::summarize::{check_by, compare, default_by, summarize, Metric, Summary};
 use crate::store::Layout;
@@ -240,4 +243,43 @@ fn eprint_counts(s: &Summary, wrote: Option<&Path>) {
     for l in s.counts.failure_lines() {
         eprintln!("{l}");
     }
+}
+
+/// Options of `rnnsweep results prune-replay`.
+#[derive(Clone, Debug)]
+pub struct PruneReplayOptions {
+    /// The sweep read (exactly one).
+    pub sweeps: SweepSelection,
+    pub method: Halving,
+    pub min_resource: u64,
+    pub reduction_factor: u64,
+    pub metric: RungMetric,
+    pub json: bool,
+}
+
+/// `results prune-replay`: the pruning audit of one finished sweep (see `report::prune_replay`).
+pub fn prune_replay_cmd(o: &PruneReplayOptions) -> anyhow::Result<Outcome> {
+    let dirs = o.sweeps.dirs()?;
+    let [dir] = dirs.as_slice() else {
+        bail!(
+            "prune-replay reads one sweep; {} were given or found under {}: {}",
+            dirs.len(),
+            o.sweeps.results.display(),
+            sweep_names(&dirs).join(", ")
+        );
+    };
+    let prune = Prune {
+        method: o.method,
+        metric: o.metric,
+        min_resource: o.min_resource,
+        reduction_factor: o.reduction_factor,
+        max_resource: None,
+    };
+    let r = replay(dir, &prune).with_context(|| format!("cannot replay {}", dir.display()))?;
+    if o.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", r.render());
+    }
+    Ok(Outcome::Ok)
 }

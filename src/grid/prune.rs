@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Rungs are at min_resource · ηᵏ below max_resource; the rules are in `plan::rungs` and
-//! `runner::halving`. Here only the table is read and checked.
+//! `plan::halving`. Here only the table is read and checked.
 
 use serde::{Deserialize, Serialize};
 

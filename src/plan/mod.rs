@@ -3,9 +3,10 @@
 //! the data fingerprint and the result-format version. Renaming a variant or reordering the
 //! file keeps ids; changing any hyperparameter makes a new one. `estimate.rs`: a cell's rough
 //! training time, for `rnnsweep plan`; `rungs.rs`: the rungs and configurations of a pruned
-//! plan.
+//! plan; `halving.rs`: successive halving's decisions over them.
 
 pub mod estimate;
+pub mod halving;
 pub mod rungs;
 
 use std::collections::BTreeMap;

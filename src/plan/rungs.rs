@@ -1,6 +1,6 @@
 //! The rungs of a pruned sweep (`[prune]`, see `grid::prune`) and its configurations. A
 //! configuration is a plan's cells that differ only in their seed; its seeds go up the rungs
-//! together and are judged together (`runner::halving`). Rungs are at r, rη, rη², … below the
+//! together and are judged together (`halving`). Rungs are at r, rη, rη², … below the
 //! full budget R (r = min_resource, η = reduction_factor), in the budget's unit: epochs when the
 //! budget is `epochs`, steps when it is `iterations`; the last rung is R itself (trained to the
 //! end). Every rung must be an evaluation point of every cell, so the rung's result is a test
@@ -133,6 +133,15 @@ impl Ladder {
             }
         }
         of
+    }
+
+    /// "1 epoch", "3 epochs", "500 steps".
+    pub fn amount(&self, n: u64) -> String {
+        let unit = self.unit.name();
+        match n {
+            1 => format!("1 {}", unit.trim_end_matches('s')),
+            _ => format!("{n} {unit}"),
+        }
     }
 
     /// "rungs at 1, 3, 9 and 27 epochs (the full budget)".

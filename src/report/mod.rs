@@ -3,7 +3,8 @@
 //! into bytes (`export`), chart series (`series`, pure), drawing them (`chart`, SVG/PNG),
 //! effects of one setting on a metric (`effects`, pure; drawn by `effect_chart`; the report's
 //! effect charts and what `results effects` shares with them in `effect_figures`), and the
-//! self-contained HTML report (`html`); a run's hyperparameters by grid key (`hyper`).
+//! self-contained HTML report (`html`); a run's hyperparameters by grid key (`hyper`); the
+//! pruning audit that replays successive halving on stored curves (`prune_replay`).
 
 pub mod chart;
 pub mod effect_chart;
@@ -13,6 +14,7 @@ pub mod export;
 pub mod html;
 pub mod hyper;
 pub mod load;
+pub mod prune_replay;
 pub mod series;
 pub mod stats;
 pub mod summarize;

@@ -13,7 +13,6 @@
 //! error.txt is added to the message, never dropped); [`RunnerError`] is only for what stops the
 //! whole run before any cell starts.
 
-pub mod halving;
 pub mod schedule;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

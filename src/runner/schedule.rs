@@ -1,5 +1,5 @@
 //! The job source of a pruned sweep (`[prune]`): before each job it reads every cell's rung
-//! results from disk, makes successive halving's decisions (`halving`), records the cells of
+//! results from disk, makes successive halving's decisions (`plan::halving`), records the cells of
 //! pruned configurations as `pruned` (their partial curve kept, from the checkpoint at their
 //! rung), and hands out the next cell to train: to the rung its configuration may reach, or to
 //! the end of its budget. Higher rungs first (ASHA trains promoted configurations before new
@@ -10,18 +10,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
-use super::halving::{config_score, decide, Decisions, Score};
 use super::{CellOutcome, Job, JobSource, Next, SweepObserver};
 use crate::cluster::{Origin, Shard};
 use crate::error::chain;
-use crate::grid::prune::{Halving, RungMetric};
+use crate::grid::prune::Halving;
+use crate::plan::halving::{config_score, decide, record_score, row_score, Decisions, Score};
 use crate::plan::rungs::Ladder;
 use crate::plan::{Cell, Plan};
 use crate::store::lease::{Claim, Leases};
 use crate::store::state::CellState;
 use crate::store::{CellResult, RunStore};
 use crate::trainer::fit::checkpoint::Checkpoint;
-use crate::trainer::record::{MetricRow, MetricSplit, RunRecord, RunStatus, FORMAT_VERSION};
+use crate::trainer::record::{MetricRow, RunRecord, RunStatus, FORMAT_VERSION};
 
 /// The scheduler of one pruned sweep process.
 pub struct Scheduler<'a> {
@@ -139,10 +139,7 @@ impl<'a> Scheduler<'a> {
                 match st.finished.get(&cell.index) {
                     Some(r) => View {
                         finished: Some(r.status.clone()),
-                        scores: steps
-                            .iter()
-                            .map(|&s| finished_score(r, s, metric))
-                            .collect(),
+                        scores: steps.iter().map(|&s| record_score(r, s, metric)).collect(),
                     },
                     None => {
                         let rows = read_metrics(&self.store.layout.metrics_csv(&cell.id));
@@ -244,27 +241,6 @@ impl<'a> Scheduler<'a> {
         );
         Some(record)
     }
-}
-
-/// A finished run's result at the rung after `steps` steps: its test row there, or NaN when it
-/// diverged before; None when it stopped (pruned) before the rung.
-fn finished_score(r: &RunRecord, steps: u64, metric: RungMetric) -> Score {
-    if let RunStatus::Diverged { iteration, .. } = r.status {
-        if iteration <= steps {
-            return Some(f64::NAN);
-        }
-    }
-    row_score(&r.metrics, steps, metric)
-}
-
-/// The metric of the test row after `steps` steps, if there is one.
-fn row_score(rows: &[MetricRow], steps: u64, metric: RungMetric) -> Score {
-    rows.iter()
-        .find(|r| r.split == MetricSplit::Test && r.iteration == steps)
-        .map(|r| match metric {
-            RungMetric::TestAcc => r.acc,
-            RungMetric::TestLoss => r.loss,
-        })
 }
 
 /// The rows of a metrics.csv (none when it is missing or unreadable: the cell is then not at

@@ -21,7 +21,8 @@
 //! complete, the configurations it did not promote are pruned there (and if it promoted none,
 //! its best goes on, as in SHA).
 
-use crate::grid::prune::Halving;
+use crate::grid::prune::{Halving, RungMetric};
+use crate::trainer::record::{MetricRow, MetricSplit, RunRecord, RunStatus};
 
 /// One configuration's result at one rung: None while some seed has not reached it.
 pub type Score = Option<f64>;
@@ -34,6 +35,27 @@ pub fn config_score(seeds: &[Score]) -> Score {
     }
     let values: Option<Vec<f64>> = seeds.iter().copied().collect();
     values.map(|v| v.iter().sum::<f64>() / v.len().max(1) as f64)
+}
+
+/// A finished run's result at the rung after `steps` steps: its test row there, or NaN when it
+/// diverged at or before that step; None when it stopped (pruned) before the rung.
+pub fn record_score(r: &RunRecord, steps: u64, metric: RungMetric) -> Score {
+    if let RunStatus::Diverged { iteration, .. } = r.status {
+        if iteration <= steps {
+            return Some(f64::NAN);
+        }
+    }
+    row_score(&r.metrics, steps, metric)
+}
+
+/// The metric of the test row after `steps` steps, if there is one.
+pub fn row_score(rows: &[MetricRow], steps: u64, metric: RungMetric) -> Score {
+    rows.iter()
+        .find(|r| r.split == MetricSplit::Test && r.iteration == steps)
+        .map(|r| match metric {
+            RungMetric::TestAcc => r.acc,
+            RungMetric::TestLoss => r.loss,
+        })
 }
 
 /// What happened at one rung so far.
