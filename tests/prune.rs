@@ -18,8 +18,9 @@ use rnnsweep::store::RunStore;
 use rnnsweep::trainer::backend::fake::FakeCurve;
 use rnnsweep::trainer::record::{MetricSplit, RunStatus};
 
-/// 9 configurations (lr × hidden) × 2 seeds, 9 epochs of 1,000 images (10 steps each),
-/// evaluated on 100 test images every epoch; rungs at 1 and 3 epochs, then 9.
+/// 15 configurations (lr × hidden) × 2 seeds, 9 epochs of 1,400 images (14 steps each),
+/// evaluated on 100 test images every epoch; η = 2: rungs at 1, 2, 4 and 8 epochs, then 9.
+/// (With these values the SHA and ASHA rules give different outcomes; the test checks that.)
 fn grid(method: &str) -> String {
     format!(
         r#"[sweep]
@@ -31,18 +32,18 @@ cell = "lstm"
 optimizer = "adam"
 batch = 100
 epochs = 9
-train_limit = 1000
+train_limit = 1400
 test_limit = 100
 eval_every = "epoch"
 
 [grid]
-lr = [1e-4, 1e-3, 1e-2]
+lr = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 hidden = [8, 32, 128]
 
 [prune]
 method = "{method}"
 min_resource = 1
-reduction_factor = 3
+reduction_factor = 2
 "#
     )
 }
@@ -78,19 +79,24 @@ fn best(entrants: &[usize], score: &[f64], q: usize) -> Vec<usize> {
 
 /// Expected outcome per configuration: None = trained to the end, Some(k) = pruned at rung k.
 fn expected(plan: &Plan, method: &str) -> Vec<Option<usize>> {
-    let rung_epochs = [1, 3];
-    let mut out = vec![None; 9];
-    let mut entrants: Vec<usize> = (0..9).collect();
+    let ladder = plan.ladder().unwrap().unwrap();
+    let rung_epochs = &ladder.rungs[..ladder.paused_rungs()];
+    let eta = ladder.prune.reduction_factor as usize;
+    let n = plan.cells.len() / 2;
+    let mut out = vec![None; n];
+    // ASHA counts results in the order of the hash of each configuration's first cell id.
+    let mut entrants: Vec<usize> = (0..n).collect();
+    entrants.sort_by_key(|&c| *blake3::hash(plan.cells[2 * c].id.as_bytes()).as_bytes());
     for (k, &epochs) in rung_epochs.iter().enumerate() {
         let score = config_means(plan, epochs);
         let promoted: Vec<usize> = if method == "sha" {
-            best(&entrants, &score, (entrants.len() / 3).max(1))
+            best(&entrants, &score, (entrants.len() / eta).max(1))
         } else {
-            // ASHA in a fixed order: after each of the first m results, the best ⌊m/3⌋ of
+            // ASHA in that fixed order: after each of the first m results, the best ⌊m/3⌋ of
             // them go on (in the order they first qualify).
             let mut p: Vec<usize> = Vec::new();
             for m in 1..=entrants.len() {
-                for c in best(&entrants[..m], &score, m / 3) {
+                for c in best(&entrants[..m], &score, m / eta) {
                     if !p.contains(&c) {
                         p.push(c);
                     }
@@ -148,6 +154,8 @@ fn sha_and_asha_prune_the_configurations_computed_by_hand_with_2_and_4_workers()
             assert!(o.status.success(), "{method} {jobs}: {err}");
             let (plan, store) = common::plan_and_store(&g, &results);
             let want = expected(&plan, method);
+            // The grid tells the two rules apart.
+            assert_ne!(expected(&plan, "sha"), expected(&plan, "asha"));
             let (states, records) = outcome(&store, &plan);
             for (i, (status, rung)) in states.iter().enumerate() {
                 let config = i / 2;
@@ -162,13 +170,14 @@ fn sha_and_asha_prune_the_configurations_computed_by_hand_with_2_and_4_workers()
                     }
                 }
             }
-            // One configuration goes to the end under SHA (9 → 3 → 1); ASHA keeps at least it.
+            // One configuration goes to the end under SHA (15 → 7 → 3 → 1); ASHA keeps at least it.
             let to_end = want.iter().filter(|w| w.is_none()).count();
             if method == "sha" {
                 assert_eq!(to_end, 1);
             }
             assert!(to_end >= 1);
             // A pruned run keeps its partial curve: one test row per epoch up to its rung.
+            let ladder = plan.ladder().unwrap().unwrap();
             for (c, (status, rung)) in plan.cells.iter().zip(&states) {
                 if let Some(k) = rung {
                     let r = store.load_result(&c.id).unwrap().record;
@@ -177,7 +186,7 @@ fn sha_and_asha_prune_the_configurations_computed_by_hand_with_2_and_4_workers()
                         .iter()
                         .filter(|m| m.split == MetricSplit::Test)
                         .count();
-                    assert_eq!(tests as u64, [1, 3][*k], "{status} cell {}", c.index);
+                    assert_eq!(tests as u64, ladder.rungs[*k], "{status} cell {}", c.index);
                     assert!(!store.layout.checkpoints(&c.id).dir().exists());
                 }
             }
@@ -224,7 +233,14 @@ fn a_killed_pruned_sweep_and_two_shards_side_by_side_end_as_one_uninterrupted_ru
         let _ = child.wait();
     }
     let o = common::fake_sweep(&g, &killed, &["--jobs", "2", "-q"], "");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{:?}\n{}\n{}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+        std::fs::read_to_string(kstore.layout.events()).unwrap_or_default()
+    );
     assert_eq!(outcome(&kstore, &plan), want, "killed and resumed");
 
     // Two processes, one per shard, at once: each takes its shard's cells first, then any
@@ -267,11 +283,11 @@ fn plan_shows_the_rungs_and_rejects_rungs_that_are_not_evaluation_points() {
     assert!(o.status.success(), "{text}");
     assert!(
         text.contains(
-            "successive halving (sha): rungs at 1, 3 and 9 epochs (the full budget), η = 3"
+            "successive halving (sha): rungs at 1, 2, 4, 8 and 9 epochs (the full budget), η = 2"
         ),
         "{text}"
     );
-    assert!(text.contains("9 configurations × 2 seed(s)"), "{text}");
+    assert!(text.contains("15 configurations × 2 seed(s)"), "{text}");
 
     // Steps of 10 per epoch, evaluated every 4 steps: the rung at step 10 is not one.
     let bad = grid("asha").replace("eval_every = \"epoch\"", "eval_every = 4");
@@ -310,6 +326,8 @@ fn prune_replay_of_the_full_grid_agrees_with_the_pruned_sweep() {
                 "full",
                 "--min-resource",
                 "1",
+                "--reduction-factor",
+                "2",
                 "--json",
                 "--method",
                 method,
@@ -322,6 +340,7 @@ fn prune_replay_of_the_full_grid_agrees_with_the_pruned_sweep() {
         let replay: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         let (plan, store) = common::plan_and_store(&pruned_grid, &results);
         let (states, _) = outcome(&store, &plan);
+        assert_eq!(replay["configs"].as_array().unwrap().len(), 15);
         let mut live_samples = 0;
         for (c, conf) in replay["configs"].as_array().unwrap().iter().enumerate() {
             let want = states[2 * c].1.map(|k| k as u64);
@@ -355,6 +374,8 @@ fn prune_replay_of_the_full_grid_agrees_with_the_pruned_sweep() {
                 "full",
                 "--min-resource",
                 "1",
+                "--reduction-factor",
+                "2",
                 "--method",
                 method,
             ])
@@ -364,7 +385,7 @@ fn prune_replay_of_the_full_grid_agrees_with_the_pruned_sweep() {
             .unwrap();
         let text = String::from_utf8_lossy(&o.stdout);
         assert!(
-            text.contains("rung 0 (1 epoch): 9 configurations"),
+            text.contains("rung 0 (1 epoch): 15 configurations"),
             "{text}"
         );
         assert!(

@@ -67,7 +67,7 @@ fn fixture(root: &Path) -> std::path::PathBuf {
     let store = RunStore::open(root, "fx");
     store.init("# fixture\n", &plan).unwrap();
     for (cell, acc) in plan.cells.iter().zip(&finals) {
-        store.start(cell).unwrap();
+        store.start(cell, false).unwrap();
         let collapsed = cell.variant == "LSTM h32" && cell.config.seed == 1;
         let row = |epoch: u64, split, acc: f64| MetricRow {
             epoch,
@@ -151,7 +151,7 @@ fn fixture(root: &Path) -> std::path::PathBuf {
             .unwrap();
     }
     let failed = &plan.cells[9];
-    store.start(failed).unwrap();
+    store.start(failed, false).unwrap();
     store.fail(&failed.id, "training panicked: boom").unwrap();
     store.layout.root().to_owned()
 }

@@ -14,10 +14,13 @@
 //! **ASHA** (asynchronous, Li et al. 2020): a configuration goes on as soon as it is among the
 //! best ⌊m/η⌋ of the first m configurations with a result at that rung, without waiting for
 //! the rung to fill. Real ASHA counts results in the order they arrive, which depends on timing;
-//! here they count in a fixed order instead: the plan's order at rung 0 (a random search's
-//! trial order), and at each later rung the order in which configurations were promoted into
-//! it. A result counts once every configuration before it in that order has one, so workers
-//! never wait for the whole rung, and the decisions are the same on every run. When a rung is
+//! here they count in a fixed order instead: at rung 0 a pseudo-random order of the
+//! configurations, by the hash of their cell ids (`Ladder::arrival`; a grid's own order, e.g.
+//! learning rates rising, would bias ASHA: with results that rise in arrival order it promotes
+//! nearly everything), and at each later rung the order in which configurations were promoted
+//! into it. Workers train in that order. A result counts once every configuration before it in
+//! that order has one, so workers never wait for the whole rung, and the decisions are the same
+//! on every run. When a rung is
 //! complete, the configurations it did not promote are pruned there (and if it promoted none,
 //! its best goes on, as in SHA).
 
@@ -96,12 +99,25 @@ fn better(a: (f64, usize), b: (f64, usize), higher_is_better: bool) -> std::cmp:
         .then(a.1.cmp(&b.1))
 }
 
-/// The decisions from `scores[config][rung]` (one entry per paused rung).
+/// The decisions from `scores[config][rung]` (one entry per paused rung), results counted in
+/// plan order at rung 0.
 pub fn decide(
     method: Halving,
     higher_is_better: bool,
     eta: u64,
     scores: &[Vec<Score>],
+) -> Decisions {
+    let order: Vec<usize> = (0..scores.len()).collect();
+    decide_in(method, higher_is_better, eta, scores, &order)
+}
+
+/// [`decide`] with the results of rung 0 counted in `arrival` order (every configuration once).
+pub fn decide_in(
+    method: Halving,
+    higher_is_better: bool,
+    eta: u64,
+    scores: &[Vec<Score>],
+    arrival: &[usize],
 ) -> Decisions {
     let n_configs = scores.len();
     let paused = scores.first().map_or(0, Vec::len);
@@ -109,7 +125,7 @@ pub fn decide(
     let mut level = vec![0; n_configs];
     let mut pruned = vec![None; n_configs];
     let mut rungs = Vec::with_capacity(paused);
-    let mut entrants: Vec<usize> = (0..n_configs).collect();
+    let mut entrants: Vec<usize> = arrival.to_vec();
     let mut entrants_final = true;
     let by_rung: Vec<Vec<Score>> = (0..paused)
         .map(|k| scores.iter().map(|s| s[k]).collect())

@@ -124,6 +124,17 @@ impl Ladder {
         }
     }
 
+    /// The order in which ASHA counts the configurations' results at the first rung, and in
+    /// which a pruned sweep trains them: by the BLAKE3 hash of their first cell's id, a
+    /// pseudo-random order that does not follow the grid's (see `halving`).
+    pub fn arrival(&self, plan: &Plan) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.configs.len()).collect();
+        order.sort_by_key(|&c| {
+            *blake3::hash(plan.cells[self.configs[c][0]].id.as_bytes()).as_bytes()
+        });
+        order
+    }
+
     /// The configuration (index into `configs`) of each plan cell.
     pub fn config_of(&self, n_cells: usize) -> Vec<usize> {
         let mut of = vec![0; n_cells];

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::grid::prune::Prune;
-use crate::plan::halving::{config_score, decide, record_score, Score};
+use crate::plan::halving::{config_score, decide_in, record_score, Score};
 use crate::plan::rungs::Ladder;
 use crate::plan::Plan;
 use crate::store::RunStore;
@@ -109,11 +109,12 @@ pub fn replay(dir: &std::path::Path, prune: &Prune) -> Result<Replay, ReplayErro
         });
         scores.push(rung_scores);
     }
-    let d = decide(
+    let d = decide_in(
         prune.method,
         metric.higher_is_better(),
         prune.reduction_factor,
         &scores,
+        &ladder.arrival(&plan),
     );
     for (c, conf) in configs.iter_mut().enumerate() {
         conf.pruned_at = d.pruned[c];
@@ -211,7 +212,7 @@ impl Replay {
             self.sweep,
             match p.method {
                 crate::grid::prune::Halving::Sha => "SHA",
-                crate::grid::prune::Halving::Asha => "ASHA (results counted in plan order)",
+                crate::grid::prune::Halving::Asha => "ASHA (results counted in a fixed order)",
             },
             self.configs.len(),
             self.configs.first().map_or(0, |c| c.seeds),

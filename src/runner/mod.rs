@@ -253,7 +253,7 @@ fn run_cell(worker: usize, job: Job, pool: &rayon::ThreadPool, sh: &Shared) -> C
         Ok(r) => r,
         Err(e) => return fail(chain(&e)),
     };
-    if let Err(e) = store.start(cell) {
+    if let Err(e) = store.start(cell, resume.is_some()) {
         return fail(chain(&e));
     }
     let metrics_csv = store.layout.metrics_csv(&cell.id);
@@ -311,8 +311,12 @@ fn run_cell(worker: usize, job: Job, pool: &rayon::ThreadPool, sh: &Shared) -> C
         // The checkpoint of the stop, when one was written at this step.
         let saved = *obs.saved.lock().expect("saved lock");
         if let Some((rung, steps)) = job.pause {
-            // Reached its rung: paused there (whether or not a stop came meanwhile).
-            if record.iterations == steps && saved == Some(steps) {
+            // Reached its rung: paused there (whether or not a stop came meanwhile); or was
+            // there already (its checkpoint at or past the rung), and nothing was trained.
+            let already = resume
+                .as_ref()
+                .is_some_and(|c| c.progress.iteration >= steps);
+            if (record.iterations == steps && saved == Some(steps)) || already {
                 store.log_event(
                     "paused",
                     Some(cell),

@@ -13,8 +13,7 @@ use std::sync::Mutex;
 use super::{CellOutcome, Job, JobSource, Next, SweepObserver};
 use crate::cluster::{Origin, Shard};
 use crate::error::chain;
-use crate::grid::prune::Halving;
-use crate::plan::halving::{config_score, decide, record_score, row_score, Decisions, Score};
+use crate::plan::halving::{config_score, decide_in, record_score, row_score, Decisions, Score};
 use crate::plan::rungs::Ladder;
 use crate::plan::{Cell, Plan};
 use crate::store::lease::{Claim, Leases};
@@ -28,6 +27,9 @@ pub struct Scheduler<'a> {
     plan: &'a Plan,
     ladder: Ladder,
     config_of: Vec<usize>,
+    /// Each configuration's place in the ladder's arrival order.
+    arrival: Vec<usize>,
+    place: Vec<usize>,
     store: &'a RunStore,
     leases: Leases,
     origin: Origin,
@@ -45,6 +47,10 @@ struct State {
     finished: BTreeMap<usize, RunRecord>,
     /// Failed cells, not handed out again (failed before, without `--rerun-failed`, or here).
     failed: BTreeSet<usize>,
+    /// The highest level each configuration reached in a decision so far: decisions only
+    /// grow as results arrive, and a result file being rewritten (its rows briefly fewer)
+    /// must not take a promotion back.
+    levels: Vec<usize>,
 }
 
 /// A cell as the scheduler sees it.
@@ -72,8 +78,15 @@ impl<'a> Scheduler<'a> {
             })
             .map(|c| c.index)
             .collect();
+        let arrival = ladder.arrival(plan);
+        let mut place = vec![0; arrival.len()];
+        for (p, &c) in arrival.iter().enumerate() {
+            place[c] = p;
+        }
         Scheduler {
             config_of: ladder.config_of(plan.cells.len()),
+            arrival,
+            place,
             plan,
             ladder,
             store,
@@ -111,11 +124,12 @@ impl<'a> Scheduler<'a> {
             })
             .collect();
         let p = &self.ladder.prune;
-        decide(
+        decide_in(
             p.method,
             p.metric.higher_is_better(),
             p.reduction_factor,
             &scores,
+            &self.arrival,
         )
     }
 
@@ -256,7 +270,12 @@ impl<'a> JobSource<'a> for Scheduler<'a> {
     fn next(&self, worker: usize) -> Next<'a> {
         let mut st = self.state.lock().expect("scheduler lock");
         let views = self.views(&mut st);
-        let d = self.decide(&views);
+        let mut d = self.decide(&views);
+        st.levels.resize(d.level.len(), 0);
+        for (seen, now) in st.levels.iter_mut().zip(d.level.iter_mut()) {
+            *now = (*now).max(*seen);
+            *seen = *now;
+        }
         let last = self.ladder.paused_rungs();
         // Record the cells of pruned configurations (paused at their rung, not finished).
         for (i, cell) in self.plan.cells.iter().enumerate() {
@@ -269,7 +288,7 @@ impl<'a> JobSource<'a> for Scheduler<'a> {
             }
         }
         // The cells that can train now, and how far.
-        let mut ready: Vec<(bool, usize, usize)> = Vec::new();
+        let mut ready: Vec<(bool, usize, usize, usize)> = Vec::new();
         let mut busy = !st.taken.is_empty();
         for (i, cell) in self.plan.cells.iter().enumerate() {
             let c = self.config_of[i];
@@ -292,15 +311,20 @@ impl<'a> JobSource<'a> for Scheduler<'a> {
                 continue;
             }
             let mine = self.shard.is_none_or(|s| s.contains(cell.index));
-            ready.push((!mine, usize::MAX - target, i));
+            // Its place in the order its rung counts results in.
+            let place = d
+                .rungs
+                .get(target)
+                .and_then(|r| r.entrants.iter().position(|&e| e == c))
+                .unwrap_or(self.place[c]);
+            ready.push((!mine, usize::MAX - target, place, i));
         }
-        // ASHA trains the highest rungs first; SHA has one rung at a time anyway.
+        // Own shard first; then the highest rung (ASHA goes on with promoted configurations
+        // before new ones; SHA has one rung at a time anyway); then the arrival order, in which
+        // ASHA counts results.
         ready.sort();
-        if self.ladder.prune.method == Halving::Sha {
-            ready.sort_by_key(|&(other, _, i)| (other, i));
-        }
         match ready.first() {
-            Some(&(_, _, i)) => {
+            Some(&(_, _, _, i)) => {
                 st.taken.insert(i);
                 let cell = &self.plan.cells[i];
                 let target = d.level[self.config_of[i]];

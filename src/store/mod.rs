@@ -234,14 +234,20 @@ impl RunStore {
         (status, None)
     }
 
-    /// Starts a cell: clears what an earlier attempt left, writes config.json.
-    pub fn start(&self, cell: &Cell) -> Result<(), StoreError> {
+    /// Starts a cell: clears what an earlier attempt left, writes config.json. A cell that
+    /// continues from a checkpoint (`resuming`) keeps its metrics.csv, which the run rewrites
+    /// from the checkpoint's rows (atomically: other processes reading it never find it gone).
+    pub fn start(&self, cell: &Cell, resuming: bool) -> Result<(), StoreError> {
         let dir = self.layout.run_dir(&cell.id);
-        for p in [
+        let metrics = self.layout.metrics_csv(&cell.id);
+        let mut clear = vec![
             self.layout.result_json(&cell.id),
             self.layout.error_txt(&cell.id),
-            self.layout.metrics_csv(&cell.id),
-        ] {
+        ];
+        if !resuming {
+            clear.push(metrics);
+        }
+        for p in clear {
             match fs::remove_file(&p) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(io("remove", &p)(e))
