@@ -1,8 +1,8 @@
 //! The HTML report in a real browser: headless Chromium loads the page written by
 //! `rnnsweep results report` for a tiny sweep (fake trainer: no MNIST), and the test checks that it renders (the DOM
 //! has the tables, the two effect charts of the Effects section, laid out and drawn, and the
-//! four curve charts; a screenshot has ink in the first series' colour) and that the page makes
-//! no request.
+//! four curve charts; the numbers of the variant table do not wrap; a screenshot has ink in the
+//! first series' colour) and that the page makes no request.
 //!
 //! Chromium is driven through the DevTools protocol (`common/cdp.rs`): the test opens one page
 //! target and records the `Network.requestWillBeSent` events of that page's session only. What
@@ -169,6 +169,29 @@ fn report_renders_offline_in_headless_chromium() {
         assert!(*circles >= 3, "{id}: {circles} markers");
         assert!(*ticks, "{id}: the variants are the x ticks");
     }
+    // Numbers do not wrap: at a laptop's width the final-accuracy cell ("0.9585 ± 0.0053") is
+    // one line high, as high as the one-number cell beside it (its text's box, not the cell's,
+    // which takes the row's height).
+    browser.viewport(&page, 900, 1200);
+    let cells = browser.eval(
+        &page,
+        "JSON.stringify(Array.from(document.querySelectorAll('#summary tbody tr')).map(tr => { \
+           const h = td => { const r = document.createRange(); r.selectNodeContents(td); \
+                             return [td.textContent, r.getBoundingClientRect().height, r.getClientRects().length]; }; \
+           return [h(tr.children[4]), h(tr.children[5])]; }))",
+    );
+    type Measured = (String, f64, usize);
+    let cells: Vec<(Measured, Measured)> =
+        serde_json::from_str(cells.as_str().expect("a JSON string")).unwrap();
+    assert_eq!(cells.len(), 3);
+    for ((acc, acc_h, acc_lines), (n, n_h, _)) in &cells {
+        assert!(acc.contains(" ± "), "{acc:?} is a mean ± std");
+        assert!(
+            *acc_h < 1.5 * n_h && *acc_lines == 1,
+            "{acc:?} wraps: {acc_h} px high in {acc_lines} boxes, one line ({n:?}) is {n_h} px"
+        );
+    }
+
     let png = browser.screenshot(&page, 1200, 2400);
     assert_eq!(
         page.requests.first().map(String::as_str),

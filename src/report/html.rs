@@ -1,14 +1,18 @@
 //! The offline HTML report: one self-contained page (inline CSS, inline SVG charts, no scripts,
 //! no links to fetch) with the counts (failed and corrupt cells listed, diverged runs with what
 //! went non-finite and collapsed runs in collapsible lists), the variant table with its
-//! statistics (rows with collapsed runs marked), a note on how they are computed, the Effects
+//! statistics (rows with collapsed runs marked, a best from before divergence labelled so,
+//! numbers never wrapped inside their cell), a note on how they are computed, the Effects
 //! section (a metric against each setting that varies, heatmaps), the curve charts and the curve
-//! table. A Content-Security-Policy forbids every request, so the page cannot reach
-//! out even by mistake.
+//! table. A Content-Security-Policy forbids every request, so the page cannot reach out even by
+//! mistake.
 
 use std::fmt::Write;
 
-use super::export::{acc_ci, divergence, mean_std, num, point, vs_best, STATS_NOTE};
+use super::export::{
+    acc_ci, any_before_divergence, best, divergence, mean_std, num, point, vs_best,
+    BEFORE_DIVERGENCE_NOTE, STATS_NOTE,
+};
 use super::load::runs_word;
 use super::summarize::Summary;
 
@@ -48,7 +52,7 @@ body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px;
 h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0; }
 th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; }
-th { background: #f4f4f4; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f4f4f4; } td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 figure { margin: 1rem 0; } figure svg { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.85rem; color: #555; }
 .failed { color: #a00; } .scroll { overflow-x: auto; }
@@ -170,7 +174,7 @@ pub fn page(
             escape(&mean_std(g, " ± ")),
             g.test_acc_n,
             escape(&acc_ci(g)),
-            num(g.best, 4),
+            best(g, " <span class=\"mark\">before divergence</span>"),
             point(g.best_epoch, g.best_iteration),
             num(g.train_acc_mean, 4),
             g.parameters,
@@ -181,9 +185,14 @@ pub fn page(
         .unwrap();
     }
     o.push_str("</tbody>\n</table></div>\n<p class=\"note\">");
+    let diverged = if any_before_divergence(s) {
+        format!(" {}", escape(BEFORE_DIVERGENCE_NOTE))
+    } else {
+        String::new()
+    };
     writeln!(
         o,
-        "best: best seed-mean {} over evaluation points. {}</p>",
+        "best: best seed-mean {} over evaluation points.{diverged} {}</p>",
         escape(s.metric.name()),
         escape(&STATS_NOTE.join(" "))
     )
