@@ -502,6 +502,14 @@ fn a_best_from_before_divergence_is_labelled_so() {
     assert!(!md.contains("before divergence"), "{md}");
 }
 
+/// The network picture of Model B, as `describe --svg` writes it and the report embeds it.
+#[test]
+fn network_picture_renders_stably() {
+    let cfg = preset("model_b").unwrap();
+    let d = rnnsweep::report::network::Diagram::of(&cfg.model, cfg.dataset);
+    insta::assert_snapshot!("network_model_b_svg", d.svg().unwrap());
+}
+
 #[test]
 fn train_loss_metric_changes_the_curve() {
     let s = summary(Metric::TrainLoss);

@@ -3,7 +3,9 @@
 //! into bytes (`export`), chart series (`series`, pure), drawing them (`chart`, SVG/PNG),
 //! effects of one setting on a metric (`effects`, pure; drawn by `effect_chart`; the report's
 //! effect charts and what `results effects` shares with them in `effect_figures`), and the
-//! self-contained HTML report (`html`); a run's hyperparameters by grid key (`hyper`).
+//! self-contained HTML report (`html`); a run's hyperparameters by grid key (`hyper`); the
+//! picture of a configured network (`network`: laid out from the model config, drawn as
+//! SVG/PNG), for `describe` and the report.
 
 pub mod chart;
 pub mod effect_chart;
@@ -13,6 +15,7 @@ pub mod export;
 pub mod html;
 pub mod hyper;
 pub mod load;
+pub mod network;
 pub mod series;
 pub mod stats;
 pub mod summarize;
