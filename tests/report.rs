@@ -485,7 +485,7 @@ fn a_best_from_before_divergence_is_labelled_so() {
     assert_eq!(json["groups"][1]["best_before_divergence"], true);
     assert_eq!(json["groups"][0]["best_before_divergence"], false);
 
-    let page = rnnsweep::report::html::page("fx", &["fx".to_string()], &s, &[], &[]);
+    let page = rnnsweep::report::html::page("fx", &["fx".to_string()], &s, &[], &[], &[]);
     assert!(
         page.contains("<td class=\"n\">0.6000 <span class=\"mark\">before divergence</span></td>"),
         "{page}"
@@ -500,6 +500,66 @@ fn a_best_from_before_divergence_is_labelled_so() {
     )
     .unwrap();
     assert!(!md.contains("before divergence"), "{md}");
+}
+
+/// The report draws each distinct network once, from the runs' configs on disk, captioned with
+/// the variants that train it; each variant's parameter count links to its picture.
+#[test]
+fn report_shows_each_variants_network() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = fixture(tmp.path());
+    let loaded = load(&[dir]).unwrap();
+    let s = summarize(&loaded, &default_by(&loaded), Metric::TestAcc).unwrap();
+    let nets = rnnsweep::report::network::report_networks(&loaded, &s).unwrap();
+    let got: Vec<(&str, &str, Vec<usize>, usize)> = nets
+        .iter()
+        .map(|n| {
+            (
+                n.id.as_str(),
+                n.title.as_str(),
+                n.groups.clone(),
+                n.parameters,
+            )
+        })
+        .collect();
+    // Summary order: h64, h20, h32; LSTM parameters 4h(28 + h + 2) + 10h + 10.
+    assert_eq!(
+        got,
+        [
+            ("network-0", "LSTM, hidden 64 on MNIST", vec![0], 24_714),
+            ("network-1", "LSTM, hidden 20 on MNIST", vec![1], 4_210),
+            ("network-2", "LSTM, hidden 32 on MNIST", vec![2], 8_266),
+        ]
+    );
+    for (n, g) in nets.iter().zip(&s.groups) {
+        assert_eq!(n.parameters as u64, g.parameters, "the runs' own count");
+    }
+    // Grouped coarser (all in one group), one group has three networks and no link.
+    let all = summarize(&loaded, &["sweep".to_string()], Metric::TestAcc).unwrap();
+    let nets_all = rnnsweep::report::network::report_networks(&loaded, &all).unwrap();
+    assert_eq!(nets_all.len(), 3);
+    assert!(nets_all.iter().all(|n| n.groups == [0]));
+    let page = rnnsweep::report::html::page("fx", &["fx".to_string()], &all, &nets_all, &[], &[]);
+    assert!(
+        !page.contains("<a href=\"#network-"),
+        "no single picture to link to"
+    );
+
+    let page = rnnsweep::report::html::page("fx", &["fx".to_string()], &s, &nets, &[], &[]);
+    assert!(page.contains("<details id=\"networks\" open><summary>3 networks as configured"));
+    assert!(
+        page.contains("<td class=\"n\"><a href=\"#network-1\">4210</a></td>"),
+        "{page}"
+    );
+    assert!(page.contains(
+        "<figcaption>LSTM h20: LSTM, hidden 20 on MNIST (4,210 parameters)</figcaption>"
+    ));
+    assert_eq!(page.matches("<figure class=\"network\"").count(), 3);
+    assert!(
+        page.find("id=\"summary\"") < page.find("id=\"networks\"")
+            && page.find("id=\"networks\"") < page.find("id=\"effects\""),
+        "under the variant table, before the effects"
+    );
 }
 
 /// The network picture of Model B, as `describe --svg` writes it and the report embeds it.
@@ -523,7 +583,7 @@ fn train_loss_metric_changes_the_curve() {
 #[test]
 fn html_report_marks_collapsed_variants_and_lists_outcomes() {
     let s = summary(Metric::TestAcc);
-    let page = rnnsweep::report::html::page("fx", &["fx".to_string()], &s, &[], &[]);
+    let page = rnnsweep::report::html::page("fx", &["fx".to_string()], &s, &[], &[], &[]);
     assert!(page.contains(
         "<span id=\"counts\">9/11 runs loaded (1 diverged, 1 collapsed), 1 failed, 1 missing"
     ));

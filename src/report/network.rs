@@ -7,7 +7,8 @@
 //! the model's own parameter list (`trainer::model::layout::param_layout`) and the total is
 //! `param_count`, so the picture cannot disagree with `describe` or the model. Laying out is
 //! pure and unit-tested; drawing it with plotters gives SVG text or PNG bytes (text in the
-//! embedded DejaVu Sans, as every chart) and does no I/O.
+//! embedded DejaVu Sans, as every chart) and does no I/O. [`report_networks`] gives the report
+//! one picture per distinct network of its variants, from the loaded runs' configs.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -15,8 +16,10 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
 
 use super::chart::{to_png_sized, to_svg_sized, ChartError, Drawable, FONT};
+use super::load::Loaded;
+use super::summarize::{group_key, Summary};
 use crate::data::{Dataset, CLASSES, SIDE};
-use crate::trainer::config::{InitScheme, InputMode, LayerKind, ModelConfig};
+use crate::trainer::config::{InitScheme, InputMode, LayerKind, ModelConfig, TrainConfig};
 use crate::trainer::model::layout::{param_count, param_layout, ParamInfo, PER_LAYER};
 
 /// What a block of the diagram is; it picks the block's colours.
@@ -225,6 +228,76 @@ impl Diagram {
     pub fn png(&self) -> Result<Vec<u8>, ChartError> {
         to_png_sized(self, &self.title, self.size())
     }
+}
+
+/// A network of the report: its diagram as SVG and the groups (indices into
+/// `Summary::groups`) whose runs train it.
+#[derive(Clone, Debug)]
+pub struct NetworkFigure {
+    /// The page anchor: `network-0`, `network-1` … in order of first use.
+    pub id: String,
+    pub title: String,
+    pub svg: String,
+    pub groups: Vec<usize>,
+    pub parameters: usize,
+}
+
+/// Why the report's networks could not be drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworksError {
+    #[error("cannot match the runs to their variants")]
+    Polars(#[from] polars::prelude::PolarsError),
+    #[error(transparent)]
+    Chart(#[from] ChartError),
+}
+
+/// One figure per distinct network (model config and data set) among the summary's groups, in
+/// summary order, read from the loaded runs' configs (the disk, never a model): a sweep of
+/// learning rates has one picture for all its variants, a sweep of hidden sizes one per size.
+/// A group whose runs differ in their network (a coarse `--by`) is in several figures.
+pub fn report_networks(loaded: &Loaded, s: &Summary) -> Result<Vec<NetworkFigure>, NetworksError> {
+    let group_of: std::collections::BTreeMap<_, usize> = s
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.key.clone(), i))
+        .collect();
+    let ids = loaded.runs.column("id")?.str()?;
+    // Per group, its runs' networks (model as JSON text, the key; then the config), in run order.
+    let mut per_group: Vec<Vec<(String, &TrainConfig)>> = vec![Vec::new(); s.groups.len()];
+    for r in 0..loaded.runs.height() {
+        let key = group_key(&loaded.runs, &s.by, r)?;
+        let (Some(&g), Some(cfg)) = (
+            group_of.get(&key),
+            ids.get(r).and_then(|id| loaded.configs.get(id)),
+        ) else {
+            continue;
+        };
+        let model = serde_json::to_string(&(cfg.model.clone().normalized(), cfg.dataset))
+            .expect("a config serializes");
+        if !per_group[g].iter().any(|(m, _)| *m == model) {
+            per_group[g].push((model, cfg));
+        }
+    }
+    let mut figures: Vec<(String, NetworkFigure)> = Vec::new();
+    for (g, nets) in per_group.into_iter().enumerate() {
+        for (model, cfg) in nets {
+            if let Some((_, f)) = figures.iter_mut().find(|(m, _)| *m == model) {
+                f.groups.push(g);
+                continue;
+            }
+            let d = Diagram::of(&cfg.model, cfg.dataset);
+            let f = NetworkFigure {
+                id: format!("network-{}", figures.len()),
+                svg: d.svg()?,
+                title: d.title,
+                groups: vec![g],
+                parameters: d.total,
+            };
+            figures.push((model, f));
+        }
+    }
+    Ok(figures.into_iter().map(|(_, f)| f).collect())
 }
 
 /// How a layer's weights start: PyTorch's uniform init, or the scheme the config names.
