@@ -215,27 +215,30 @@ fn report_renders_offline_in_headless_chromium() {
         "every link has its picture: {links:?}"
     );
 
-    // Numbers do not wrap: at a laptop's width the final-accuracy cell ("0.9585 ± 0.0053") is
-    // one line high, as high as the one-number cell beside it (its text's box, not the cell's,
-    // which takes the row's height).
+    // Numbers do not wrap: at a laptop's width the final-accuracy cell ("0.9585 ± 0.0053") and
+    // the best point's ("e1 it30") are one line high, as high as the one-number cell beside the
+    // first (their text's box, not the cell's, which takes the row's height).
     browser.viewport(&page, 900, 1200);
     let cells = browser.eval(
         &page,
         "JSON.stringify(Array.from(document.querySelectorAll('#summary tbody tr')).map(tr => { \
            const h = td => { const r = document.createRange(); r.selectNodeContents(td); \
                              return [td.textContent, r.getBoundingClientRect().height, r.getClientRects().length]; }; \
-           return [h(tr.children[4]), h(tr.children[5])]; }))",
+           return [h(tr.children[4]), h(tr.children[5]), h(tr.children[8])]; }))",
     );
     type Measured = (String, f64, usize);
-    let cells: Vec<(Measured, Measured)> =
+    let cells: Vec<(Measured, Measured, Measured)> =
         serde_json::from_str(cells.as_str().expect("a JSON string")).unwrap();
     assert_eq!(cells.len(), 3);
-    for ((acc, acc_h, acc_lines), (n, n_h, _)) in &cells {
-        assert!(acc.contains(" ± "), "{acc:?} is a mean ± std");
-        assert!(
-            *acc_h < 1.5 * n_h && *acc_lines == 1,
-            "{acc:?} wraps: {acc_h} px high in {acc_lines} boxes, one line ({n:?}) is {n_h} px"
-        );
+    for (acc, (n, n_h, _), at) in &cells {
+        assert!(acc.0.contains(" ± "), "{acc:?} is a mean ± std");
+        assert!(at.0.starts_with('e'), "{at:?} is the best point");
+        for (text, h, lines) in [acc, at] {
+            assert!(
+                *h < 1.5 * n_h && *lines == 1,
+                "{text:?} wraps: {h} px high in {lines} boxes, one line ({n:?}) is {n_h} px"
+            );
+        }
     }
 
     let png = browser.screenshot(&page, 1200, 2400);
