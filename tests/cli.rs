@@ -51,6 +51,83 @@ fn describe_prints_pytorch_shapes_and_totals() {
     assert_eq!(v["tensors"].as_array().unwrap().len(), 6);
 }
 
+/// `describe --svg/--png` draw the network (the same picture as `report::network`); `--run DIR`
+/// describes a run folder's own model; a picture that cannot be written names its path.
+#[test]
+fn describe_draws_the_network_and_reads_a_run_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (svg, png) = (tmp.path().join("b.svg"), tmp.path().join("b.png"));
+    let o = rnnsweep(&[
+        "describe",
+        "--preset",
+        "model_b",
+        "--svg",
+        svg.to_str().unwrap(),
+        "--png",
+        png.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("34,210 parameters"),
+        "the text as before"
+    );
+    assert!(stderr(&o).contains(&format!("wrote {}", svg.display())));
+    let cfg = rnnsweep::trainer::config::presets::preset("model_b").unwrap();
+    let want = rnnsweep::report::network::Diagram::of(&cfg.model, cfg.dataset);
+    assert_eq!(std::fs::read_to_string(&svg).unwrap(), want.svg().unwrap());
+    let img = image::load_from_memory(&std::fs::read(&png).unwrap()).unwrap();
+    assert_eq!((img.width(), img.height()), want.size());
+
+    // A run folder: its config.json says what to draw (a Fashion-MNIST GRU here).
+    let run = tmp.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    let mut cfg = rnnsweep::trainer::config::presets::preset("lstm_h64").unwrap();
+    cfg.model.cell = rnnsweep::trainer::config::LayerKind::Gru;
+    cfg.dataset = rnnsweep::trainer::config::Dataset::FashionMnist;
+    std::fs::write(run.join("config.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let out = tmp.path().join("run.svg");
+    let o = rnnsweep(&[
+        "describe",
+        "--run",
+        run.to_str().unwrap(),
+        "--svg",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("GRU(28, 64, batch_first=True)"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("data: Fashion-MNIST"), "{}", stdout(&o));
+    let drawn = std::fs::read_to_string(&out).unwrap();
+    assert!(drawn.contains("GRU layer 0: 28 → 64") && drawn.contains("Fashion-MNIST"));
+
+    // Errors name what is wrong: the path that cannot be written, the folder that is no run,
+    // model flags beside --run.
+    let bad = tmp.path().join("no/such/folder/n.svg");
+    let o = rnnsweep(&["describe", "--svg", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(&format!(
+            "cannot write the network SVG to {}",
+            bad.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let o = rnnsweep(&["describe", "--run", tmp.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("config.json (is "), "{}", stderr(&o));
+    let o = rnnsweep(&["describe", "--run", run.to_str().unwrap(), "--hidden", "8"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("leave out --preset and the model flags"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn bad_input_is_a_clear_error_with_exit_2() {
     let cases: &[(&[&str], &str)] = &[

@@ -1,5 +1,6 @@
-//! Plans: every preset grid expands; tutorial.toml is exactly the six recipes; cell ids are
-//! stable across key order, variant names and runs, and change with any hyperparameter.
+//! Plans: every preset grid expands; tutorial.toml is exactly the six recipes; fashion.toml
+//! runs each tutorial model on MNIST and Fashion-MNIST alike; cell ids are stable across key
+//! order, variant names and runs, and change with any hyperparameter.
 
 use std::path::Path;
 
@@ -50,6 +51,54 @@ fn tutorial_grid_is_exactly_the_six_recipes() {
             "variant {} should be recipe {id}",
             cell.variant
         );
+    }
+}
+
+/// fashion.toml runs the tutorial models on MNIST and on Fashion-MNIST with the same settings:
+/// Models A/B/C exactly as their recipes, the gated cells on the lstm_h64 recipe evaluated on
+/// the full test set; the data set is the only difference between a model's two cells.
+#[test]
+fn fashion_grid_runs_each_tutorial_model_on_both_data_sets() {
+    use rnnsweep::trainer::config::{Dataset, EvalEvery, LayerKind};
+    let grid = Grid::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/fashion.toml"))
+        .unwrap();
+    let plan = Plan::expand(&grid).unwrap();
+    assert_eq!(plan.axes, ["dataset"]);
+    assert_eq!(plan.cells.len(), 5 * 2 * 3);
+    let on = |variant: &str, dataset: Dataset, seed: u64| {
+        let cells: Vec<_> = plan
+            .cells
+            .iter()
+            .filter(|c| {
+                c.variant == variant && c.config.dataset == dataset && c.config.seed == seed
+            })
+            .collect();
+        assert_eq!(cells.len(), 1, "{variant} on {dataset} seed {seed}");
+        cells[0].config.clone()
+    };
+    for (variant, recipe) in [
+        ("Model A", "model_a"),
+        ("Model B", "model_b"),
+        ("Model C", "model_c"),
+        ("LSTM h64", "lstm_h64"),
+        ("GRU h64", "lstm_h64"),
+    ] {
+        let mut want = preset(recipe).unwrap();
+        if recipe == "lstm_h64" {
+            want.eval.every = EvalEvery::Iterations(200);
+            want.eval.test_limit = None;
+        }
+        if variant == "GRU h64" {
+            want.model.cell = LayerKind::Gru;
+        }
+        want.model = want.model.normalized();
+        for seed in 0..3 {
+            want.seed = seed;
+            want.dataset = Dataset::Mnist;
+            assert_eq!(on(variant, Dataset::Mnist, seed), want, "{variant}");
+            want.dataset = Dataset::FashionMnist;
+            assert_eq!(on(variant, Dataset::FashionMnist, seed), want, "{variant}");
+        }
     }
 }
 

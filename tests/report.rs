@@ -15,17 +15,29 @@ use rnnsweep::store::{CellResult, RunStore};
 use rnnsweep::trainer::config::presets::preset;
 use rnnsweep::trainer::record::*;
 
+/// A variant of the fixture: name, hidden size and each seed's final test accuracy (None: the
+/// seed diverged in epoch 2, after a test accuracy of 0.6 at epoch 1).
+type Variant = (&'static str, usize, [Option<f64>; 3]);
+
 /// Three variants × 3 seeds (fixed accuracies): LSTM h20's seed 1 diverged (a gradient went
 /// non-finite), LSTM h32's seed 1 collapsed (predicts class 1 everywhere: 0.1135); then one
 /// failed and one missing cell.
+const VARIANTS: [Variant; 3] = [
+    ("LSTM h64", 64, [Some(0.95), Some(0.96), Some(0.94)]),
+    ("LSTM h20", 20, [Some(0.90), None, Some(0.91)]),
+    ("LSTM h32", 32, [Some(0.93), Some(0.1135), Some(0.92)]),
+];
+
 fn fixture(root: &Path) -> std::path::PathBuf {
+    fixture_of(root, &VARIANTS)
+}
+
+/// The results of `variants` (LSTM h32's seed 1 collapsed when it is there), then one failed
+/// and one missing cell.
+fn fixture_of(root: &Path, variants: &[Variant]) -> std::path::PathBuf {
     let mut cells = Vec::new();
     let mut finals = Vec::new();
-    for (variant, hidden, accs) in [
-        ("LSTM h64", 64, [Some(0.95), Some(0.96), Some(0.94)]),
-        ("LSTM h20", 20, [Some(0.90), None, Some(0.91)]),
-        ("LSTM h32", 32, [Some(0.93), Some(0.1135), Some(0.92)]),
-    ] {
+    for &(variant, hidden, accs) in variants {
         for (seed, acc) in accs.into_iter().enumerate() {
             let mut cfg = preset("lstm_h64").unwrap();
             cfg.model.hidden = hidden;
@@ -150,7 +162,7 @@ fn fixture(root: &Path) -> std::path::PathBuf {
             })
             .unwrap();
     }
-    let failed = &plan.cells[9];
+    let failed = &plan.cells[finals.len()];
     store.start(failed, false).unwrap();
     store.fail(&failed.id, "training panicked: boom").unwrap();
     store.layout.root().to_owned()
@@ -406,6 +418,159 @@ fn every_format_renders_stably() {
     );
 }
 
+/// A variant whose every run diverged has no final accuracy, and its best is from before the
+/// divergence: every format labels it so (and says what it means), never as a plain best
+/// beside the others'.
+#[test]
+fn a_best_from_before_divergence_is_labelled_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = fixture_of(
+        tmp.path(),
+        &[VARIANTS[0], ("LSTM diverging", 20, [None, None, None])],
+    );
+    let loaded = load(&[dir]).unwrap();
+    let s = summarize(&loaded, &default_by(&loaded), Metric::TestAcc).unwrap();
+    let (a, d) = (&s.groups[0], &s.groups[1]);
+    assert_eq!(
+        (d.label.as_str(), d.runs, d.diverged),
+        ("LSTM diverging", 3, 3)
+    );
+    assert!(d.best_before_divergence && !a.best_before_divergence);
+    assert_eq!(d.test_acc_mean, None);
+    // The three seeds' test accuracy at epoch 1, before they diverged in epoch 2.
+    close(d.best.unwrap(), 0.6);
+    assert_eq!((d.best_epoch, d.best_iteration), (Some(1), Some(938)));
+
+    let render =
+        |f| String::from_utf8(exporter_for(f).render(&s, Tables::Summary).unwrap()).unwrap();
+    let table = render(Format::Table);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("LSTM diverging"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains(" 0.6000† e1 it938"), "{row}");
+    assert!(
+        !table.contains("0.9500†"),
+        "only the diverged variant is marked: {table}"
+    );
+    assert!(
+        table.contains("†: before divergence: every run of the variant"),
+        "{table}"
+    );
+    assert!(table.lines().all(|l| l.chars().count() <= 100), "{table}");
+    // The header and the rows stay aligned: the best column ends where its header does.
+    let header = table.lines().find(|l| l.starts_with("variant")).unwrap();
+    let end_of = |l: &str, pat: &str| l.find(pat).map(|i| l[..i + pat.len()].chars().count());
+    assert_eq!(end_of(header, "best"), end_of(row, "0.6000†"), "{table}");
+
+    let md = render(Format::Markdown);
+    assert!(
+        md.contains("| 0.6000 (before divergence) | e1 it938 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("before divergence: every run of the variant diverged"),
+        "{md}"
+    );
+    let csv = render(Format::Csv);
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .contains(",best_iteration,best_before_divergence,"));
+    assert!(
+        csv.lines().nth(2).unwrap().contains(",1,938,true,"),
+        "{csv}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&render(Format::Json)).unwrap();
+    assert_eq!(json["groups"][1]["best_before_divergence"], true);
+    assert_eq!(json["groups"][0]["best_before_divergence"], false);
+
+    let page = rnnsweep::report::html::page("fx", &["fx".to_string()], &s, &[], &[], &[]);
+    assert!(
+        page.contains("<td class=\"n\">0.6000 <span class=\"mark\">before divergence</span></td>"),
+        "{page}"
+    );
+    assert!(page.contains("before divergence: every run of the variant diverged"));
+    // Without such a variant there is no mark and no note.
+    let plain = summary(Metric::TestAcc);
+    let md = String::from_utf8(
+        exporter_for(Format::Markdown)
+            .render(&plain, Tables::Summary)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(!md.contains("before divergence"), "{md}");
+}
+
+/// The report draws each distinct network once, from the runs' configs on disk, captioned with
+/// the variants that train it; each variant's parameter count links to its picture.
+#[test]
+fn report_shows_each_variants_network() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = fixture(tmp.path());
+    let loaded = load(&[dir]).unwrap();
+    let s = summarize(&loaded, &default_by(&loaded), Metric::TestAcc).unwrap();
+    let nets = rnnsweep::report::network::report_networks(&loaded, &s).unwrap();
+    let got: Vec<(&str, &str, Vec<usize>, usize)> = nets
+        .iter()
+        .map(|n| {
+            (
+                n.id.as_str(),
+                n.title.as_str(),
+                n.groups.clone(),
+                n.parameters,
+            )
+        })
+        .collect();
+    // Summary order: h64, h20, h32; LSTM parameters 4h(28 + h + 2) + 10h + 10.
+    assert_eq!(
+        got,
+        [
+            ("network-0", "LSTM, hidden 64 on MNIST", vec![0], 24_714),
+            ("network-1", "LSTM, hidden 20 on MNIST", vec![1], 4_210),
+            ("network-2", "LSTM, hidden 32 on MNIST", vec![2], 8_266),
+        ]
+    );
+    for (n, g) in nets.iter().zip(&s.groups) {
+        assert_eq!(n.parameters as u64, g.parameters, "the runs' own count");
+    }
+    // Grouped coarser (all in one group), one group has three networks and no link.
+    let all = summarize(&loaded, &["sweep".to_string()], Metric::TestAcc).unwrap();
+    let nets_all = rnnsweep::report::network::report_networks(&loaded, &all).unwrap();
+    assert_eq!(nets_all.len(), 3);
+    assert!(nets_all.iter().all(|n| n.groups == [0]));
+    let page = rnnsweep::report::html::page("fx", &["fx".to_string()], &all, &nets_all, &[], &[]);
+    assert!(
+        !page.contains("<a href=\"#network-"),
+        "no single picture to link to"
+    );
+
+    let page = rnnsweep::report::html::page("fx", &["fx".to_string()], &s, &nets, &[], &[]);
+    assert!(page.contains("<details id=\"networks\" open><summary>3 networks as configured"));
+    assert!(
+        page.contains("<td class=\"n\"><a href=\"#network-1\">4210</a></td>"),
+        "{page}"
+    );
+    assert!(page.contains(
+        "<figcaption>LSTM h20: LSTM, hidden 20 on MNIST (4,210 parameters)</figcaption>"
+    ));
+    assert_eq!(page.matches("<figure class=\"network\"").count(), 3);
+    assert!(
+        page.find("id=\"summary\"") < page.find("id=\"networks\"")
+            && page.find("id=\"networks\"") < page.find("id=\"effects\""),
+        "under the variant table, before the effects"
+    );
+}
+
+/// The network picture of Model B, as `describe --svg` writes it and the report embeds it.
+#[test]
+fn network_picture_renders_stably() {
+    let cfg = preset("model_b").unwrap();
+    let d = rnnsweep::report::network::Diagram::of(&cfg.model, cfg.dataset);
+    insta::assert_snapshot!("network_model_b_svg", d.svg().unwrap());
+}
+
 #[test]
 fn train_loss_metric_changes_the_curve() {
     let s = summary(Metric::TrainLoss);
@@ -419,7 +584,7 @@ fn train_loss_metric_changes_the_curve() {
 #[test]
 fn html_report_marks_collapsed_variants_and_lists_outcomes() {
     let s = summary(Metric::TestAcc);
-    let page = rnnsweep::report::html::page("fx", &["fx".to_string()], &s, &[], &[]);
+    let page = rnnsweep::report::html::page("fx", &["fx".to_string()], &s, &[], &[], &[]);
     assert!(page.contains(
         "<span id=\"counts\">9/11 runs loaded (1 diverged, 1 collapsed), 1 failed, 1 missing"
     ));

@@ -1,8 +1,9 @@
 //! The HTML report in a real browser: headless Chromium loads the page written by
 //! `rnnsweep results report` for a tiny sweep (fake trainer: no MNIST), and the test checks that it renders (the DOM
-//! has the tables, the two effect charts of the Effects section, laid out and drawn, and the
-//! four curve charts; a screenshot has ink in the first series' colour) and that the page makes
-//! no request.
+//! has the tables, the variants' network pictures and the two effect charts of the Effects
+//! section, laid out and drawn, and the four curve charts; the numbers of the variant table do
+//! not wrap; a screenshot has ink in the first series' colour) and that the page makes no
+//! request.
 //!
 //! Chromium is driven through the DevTools protocol (`common/cdp.rs`): the test opens one page
 //! target and records the `Network.requestWillBeSent` events of that page's session only. What
@@ -123,11 +124,12 @@ fn report_renders_offline_in_headless_chromium() {
         dom.contains("<title>rnnsweep report: tiny</title>"),
         "{dom}"
     );
-    // The variants are the one setting that varies: two effect charts, then the four curves.
+    // The variants are the one setting that varies: three networks (one per cell kind), two
+    // effect charts, then the four curves.
     assert_eq!(
         dom.matches("<svg").count(),
-        6,
-        "two effect charts and four curve charts"
+        9,
+        "three networks, two effect charts and four curve charts"
     );
     for needle in [
         "id=\"summary\"",
@@ -169,6 +171,76 @@ fn report_renders_offline_in_headless_chromium() {
         assert!(*circles >= 3, "{id}: {circles} markers");
         assert!(*ticks, "{id}: the variants are the x ticks");
     }
+    // The networks are laid out (a real size, inside the page) and drawn (a box per block,
+    // the cell kind and the head in their text), each captioned with its variant, and each
+    // variant's parameter count links to its picture.
+    let nets = browser.eval(
+        &page,
+        "JSON.stringify(Array.from(document.querySelectorAll('figure.network')).map(f => { \
+           const s = f.querySelector('svg'); const r = s.getBoundingClientRect(); \
+           const texts = Array.from(s.querySelectorAll('text')).map(t => t.textContent.trim()); \
+           const page = document.documentElement; \
+           return [f.id, f.querySelector('figcaption').textContent, Math.round(r.width), Math.round(r.height), \
+                   r.left >= 0 && r.top >= 0 && r.right <= page.scrollWidth && r.bottom <= page.scrollHeight, \
+                   s.querySelectorAll('rect').length, \
+                   texts.some(t => t.startsWith('Linear: 8 → 10')) && texts.some(t => t === 'B × 28 × 8')]; }))",
+    );
+    let nets: Vec<(String, String, u32, u32, bool, usize, bool)> =
+        serde_json::from_str(nets.as_str().expect("a JSON string")).unwrap();
+    assert_eq!(nets.len(), 3, "{nets:?}");
+    for (id, caption, w, h, inside, rects, texts) in &nets {
+        assert!(*w >= 200 && *h > *w, "{id} is laid out at {w}×{h}");
+        assert!(*inside, "{id} lies inside the page");
+        // The background, then a filled box and its border per block: input, the one layer,
+        // last step, head, logits.
+        assert_eq!(*rects, 11, "{id}: {rects} rects");
+        assert!(*texts, "{id}: the head and an edge's shape are written");
+        assert!(
+            ["RNN", "LSTM", "GRU"]
+                .iter()
+                .any(|v| caption.starts_with(&format!("{v}: "))),
+            "{id}: {caption}"
+        );
+    }
+    let links = browser.eval(
+        &page,
+        "JSON.stringify(Array.from(document.querySelectorAll('#summary a')).map(a => \
+           [a.getAttribute('href'), !!document.getElementById(a.getAttribute('href').slice(1))]))",
+    );
+    let links: Vec<(String, bool)> =
+        serde_json::from_str(links.as_str().expect("a JSON string")).unwrap();
+    assert_eq!(links.len(), 3, "a link per variant: {links:?}");
+    assert!(
+        links.iter().all(|l| l.1),
+        "every link has its picture: {links:?}"
+    );
+
+    // Numbers do not wrap: at a laptop's width the final-accuracy cell ("0.9585 ± 0.0053") and
+    // the best point's ("e1 it30") are one line high, as high as the one-number cell beside the
+    // first (their text's box, not the cell's, which takes the row's height).
+    browser.viewport(&page, 900, 1200);
+    let cells = browser.eval(
+        &page,
+        "JSON.stringify(Array.from(document.querySelectorAll('#summary tbody tr')).map(tr => { \
+           const h = td => { const r = document.createRange(); r.selectNodeContents(td); \
+                             return [td.textContent, r.getBoundingClientRect().height, r.getClientRects().length]; }; \
+           return [h(tr.children[4]), h(tr.children[5]), h(tr.children[8])]; }))",
+    );
+    type Measured = (String, f64, usize);
+    let cells: Vec<(Measured, Measured, Measured)> =
+        serde_json::from_str(cells.as_str().expect("a JSON string")).unwrap();
+    assert_eq!(cells.len(), 3);
+    for (acc, (n, n_h, _), at) in &cells {
+        assert!(acc.0.contains(" ± "), "{acc:?} is a mean ± std");
+        assert!(at.0.starts_with('e'), "{at:?} is the best point");
+        for (text, h, lines) in [acc, at] {
+            assert!(
+                *h < 1.5 * n_h && *lines == 1,
+                "{text:?} wraps: {h} px high in {lines} boxes, one line ({n:?}) is {n_h} px"
+            );
+        }
+    }
+
     let png = browser.screenshot(&page, 1200, 2400);
     assert_eq!(
         page.requests.first().map(String::as_str),

@@ -148,13 +148,16 @@ fn summarize_compare_and_predict_a_real_sweep() {
     );
     assert!(o.status.success(), "{}", text(&o.stderr));
     let html = std::fs::read_to_string(&page).unwrap();
-    // Two effect charts (the variants vary: final test accuracy and samples/s), four curves.
-    assert_eq!(html.matches("<svg").count(), 6);
+    // Three networks (one per cell kind), two effect charts (the variants vary: final test
+    // accuracy and samples/s), four curves.
+    assert_eq!(html.matches("<svg").count(), 9);
     assert!(html.contains("Content-Security-Policy"));
+    // Links only within the page (a variant's parameter count to its network).
     assert!(
-        !html.contains("src=") && !html.contains("href="),
+        !html.contains("src=") && html.matches("href=").count() == html.matches("href=\"#").count(),
         "nothing to fetch"
     );
+    assert_eq!(html.matches("href=\"#network-").count(), 3);
 
     // Effects of the variant on a real sweep: every run is in a point, time to a low target.
     let o = run(

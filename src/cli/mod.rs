@@ -398,10 +398,19 @@ flags! {
 flags! {
     struct DescribeArgs => describe::DescribeOptions {
         /// Describe a tutorial recipe's model
-        #[arg(long)]
+        #[arg(long, conflicts_with = "run")]
         preset: Option<String>,
         #[command(flatten)]
         settings: SettingArgs<true>,
+        /// Describe a finished run's model: a run folder with config.json (results/<sweep>/runs/<cell id> or a `train` output folder)
+        #[arg(long, value_name = "DIR")]
+        run: Option<PathBuf>,
+        /// Also draw the network (blocks, tensor shapes, parameters) as an SVG file
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// Also draw the network as a PNG file
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
         /// Print JSON
         #[arg(long)]
         json: bool,

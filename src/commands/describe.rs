@@ -1,15 +1,22 @@
 //! `rnnsweep describe`: the network as PyTorch would print it, with every parameter tensor's
 //! name, shape and size, as text or JSON, and the data set it reads (`--dataset`; the shapes
 //! are the same for every data set). The model is a recipe's (or the default) with the model
-//! flags applied, as `train` builds it.
+//! flags applied, as `train` builds it, or a finished run's own (`--run DIR`, from its
+//! `config.json`). `--svg FILE` / `--png FILE` also draw it as a diagram (`report::network`).
+
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Serialize;
 
+use super::predict::read_run_config;
 use super::Outcome;
+use crate::fsutil::write_atomic;
+use crate::report::network::thousands;
+use crate::report::network::Diagram;
 use crate::trainer::config::keys::Given;
 use crate::trainer::config::presets::preset_or_default;
-use crate::trainer::config::{Dataset, InitScheme, ModelConfig};
+use crate::trainer::config::{Dataset, InitScheme, ModelConfig, TrainConfig};
 use crate::trainer::model::layout::{param_count, param_layout, ParamInfo};
 use crate::trainer::model::torch_repr;
 
@@ -20,17 +27,59 @@ pub struct DescribeOptions {
     pub preset: Option<String>,
     /// The model and data set flags, written onto the recipe's or default config.
     pub settings: Given,
+    /// Describe this finished run's model (its folder's `config.json`) instead; no preset or
+    /// model flags then.
+    pub run: Option<PathBuf>,
+    /// Also draw the network as an SVG file here.
+    pub svg: Option<PathBuf>,
+    /// Also draw the network as a PNG file here.
+    pub png: Option<PathBuf>,
     /// Print JSON instead of text.
     pub json: bool,
 }
 
-/// Runs `rnnsweep describe`: builds and validates the model config, prints its description.
+/// The config `describe` shows: the run's, or the recipe's (or default) with the flags.
+fn config_of(o: &DescribeOptions) -> anyhow::Result<TrainConfig> {
+    match &o.run {
+        Some(dir) => {
+            if o.preset.is_some() || !o.settings.0.is_empty() {
+                anyhow::bail!(
+                    "--run describes the model {} was trained with; leave out --preset and the \
+                     model flags",
+                    dir.display()
+                );
+            }
+            read_run_config(dir)
+        }
+        None => Ok(o
+            .settings
+            .apply_to(preset_or_default(o.preset.as_deref())?)
+            .context("check the model flags (rnnsweep describe --help)")?),
+    }
+}
+
+/// Writes `bytes` to `path`, saying which picture could not be written where.
+fn write_picture(path: &Path, what: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    write_atomic(path, bytes)
+        .with_context(|| format!("cannot write the network {what} to {}", path.display()))
+}
+
+/// Runs `rnnsweep describe`: builds and validates the model config, prints its description and
+/// writes the pictures asked for (their paths on stderr).
 pub fn describe_cmd(o: &DescribeOptions) -> anyhow::Result<Outcome> {
-    let cfg = o
-        .settings
-        .apply_to(preset_or_default(o.preset.as_deref())?)
-        .context("check the model flags (rnnsweep describe --help)")?;
+    let cfg = config_of(o)?;
     let d = describe(&cfg.model, cfg.dataset);
+    if o.svg.is_some() || o.png.is_some() {
+        let diagram = Diagram::of(&cfg.model, cfg.dataset);
+        if let Some(path) = &o.svg {
+            write_picture(path, "SVG", diagram.svg()?.as_bytes())?;
+            eprintln!("wrote {}", path.display());
+        }
+        if let Some(path) = &o.png {
+            write_picture(path, "PNG", &diagram.png()?)?;
+            eprintln!("wrote {}", path.display());
+        }
+    }
     if o.json {
         println!("{}", serde_json::to_string_pretty(&d)?);
     } else {
@@ -77,19 +126,6 @@ fn init_note(m: &ModelConfig) -> Option<String> {
         ));
     }
     (!parts.is_empty()).then(|| parts.join(", "))
-}
-
-/// Groups digits in threes: 34210 → "34,210".
-pub fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 impl Description {

@@ -64,19 +64,24 @@ pub struct SavedRun {
     pub model: Model<f32, Cpu>,
 }
 
+/// Reads a run folder's `config.json` (a sweep cell's folder or a `train` output folder).
+pub fn read_run_config(run_dir: &Path) -> anyhow::Result<TrainConfig> {
+    let cfg_path = RunDir::at(run_dir).config_json();
+    serde_json::from_slice(&std::fs::read(&cfg_path).with_context(|| {
+        format!(
+            "cannot read {} (is {} a run folder?)",
+            cfg_path.display(),
+            run_dir.display()
+        )
+    })?)
+    .with_context(|| format!("{} is not a training config", cfg_path.display()))
+}
+
 /// Reads `run_dir/config.json` and `run_dir/weights.safetensors` and checks they match.
 pub fn load_run(run_dir: &Path) -> anyhow::Result<SavedRun> {
     let run = RunDir::at(run_dir);
     let cfg_path = run.config_json();
-    let cfg: TrainConfig =
-        serde_json::from_slice(&std::fs::read(&cfg_path).with_context(|| {
-            format!(
-                "cannot read {} (is {} a run folder?)",
-                cfg_path.display(),
-                run_dir.display()
-            )
-        })?)
-        .with_context(|| format!("{} is not a training config", cfg_path.display()))?;
+    let cfg = read_run_config(run_dir)?;
     let w_path = run.weights();
     let bytes = std::fs::read(&w_path).with_context(|| {
         format!("cannot read {}: only completed runs save weights (a diverged or unfinished run has none)", w_path.display())

@@ -16,6 +16,7 @@ use crate::report::effect_figures::report_figures;
 use crate::report::export::{diff_line, exporter_for, group_line, Format, Tables};
 use crate::report::html::{self, Figure};
 use crate::report::load::{load, Loaded};
+use crate::report::network::report_networks;
 use crate::report::prune_replay::replay;
 use crate::report::series::{panel, Panel};
 use crate::report::summarize::{check_by, compare, default_by, summarize, Metric, Summary};
@@ -220,10 +221,12 @@ pub fn report_cmd(o: &ReportOptions) -> anyhow::Result<Outcome> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let networks = report_networks(&loaded, &s).context("drawing the variants' networks")?;
     let page = html::page(
         &format!("rnnsweep report: {name}"),
         &names,
         &s,
+        &networks,
         &figures,
         &effects,
     );

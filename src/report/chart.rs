@@ -151,27 +151,46 @@ pub trait Drawable {
     ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>;
 }
 
-/// `chart` as an SVG document.
+/// `chart` as an SVG document of [`SIZE`].
 pub fn to_svg(chart: &impl Drawable, title: &str) -> Result<String, ChartError> {
+    to_svg_sized(chart, title, SIZE)
+}
+
+/// `chart` as a PNG image of [`SIZE`].
+pub fn to_png(chart: &impl Drawable, title: &str) -> Result<Vec<u8>, ChartError> {
+    to_png_sized(chart, title, SIZE)
+}
+
+/// `chart` as an SVG document of `size` pixels (a picture whose height follows its content,
+/// such as `network`'s diagrams).
+pub fn to_svg_sized(
+    chart: &impl Drawable,
+    title: &str,
+    size: (u32, u32),
+) -> Result<String, ChartError> {
     fonts();
     let mut out = String::new();
     {
-        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
+        let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
         chart.draw_on(&root, title).map_err(draw_error(title))?;
     }
     Ok(out)
 }
 
-/// `chart` as a PNG image.
-pub fn to_png(chart: &impl Drawable, title: &str) -> Result<Vec<u8>, ChartError> {
+/// `chart` as a PNG image of `size` pixels.
+pub fn to_png_sized(
+    chart: &impl Drawable,
+    title: &str,
+    size: (u32, u32),
+) -> Result<Vec<u8>, ChartError> {
     fonts();
-    let (w, h) = SIZE;
+    let (w, h) = size;
     let mut rgb = vec![0u8; (w * h * 3) as usize];
     {
-        let root = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
         chart.draw_on(&root, title).map_err(draw_error(title))?;
     }
-    encode_png(&rgb, title)
+    encode_png(&rgb, size, title)
 }
 
 impl Drawable for Panel {
@@ -184,9 +203,9 @@ impl Drawable for Panel {
     }
 }
 
-/// An RGB buffer of [`SIZE`] as PNG bytes.
-fn encode_png(rgb: &[u8], title: &str) -> Result<Vec<u8>, ChartError> {
-    let (w, h) = SIZE;
+/// An RGB buffer of `size` as PNG bytes.
+fn encode_png(rgb: &[u8], size: (u32, u32), title: &str) -> Result<Vec<u8>, ChartError> {
+    let (w, h) = size;
     let mut bytes = Vec::new();
     image::codecs::png::PngEncoder::new(&mut bytes)
         .write_image(rgb, w, h, image::ColorType::Rgb8)

@@ -1,15 +1,20 @@
 //! The offline HTML report: one self-contained page (inline CSS, inline SVG charts, no scripts,
 //! no links to fetch) with the counts (failed and corrupt cells listed, diverged runs with what
 //! went non-finite and collapsed runs in collapsible lists), the variant table with its
-//! statistics (rows with collapsed runs marked), a note on how they are computed, the Effects
-//! section (a metric against each setting that varies, heatmaps), the curve charts and the curve
-//! table. A Content-Security-Policy forbids every request, so the page cannot reach
-//! out even by mistake.
+//! statistics (rows with collapsed runs marked, a best from before divergence labelled so,
+//! numbers never wrapped inside their cell), a note on how they are computed, the variants'
+//! networks as small pictures (`network`, in a collapsible section), the Effects section (a
+//! metric against each setting that varies, heatmaps), the curve charts and the curve table. A
+//! Content-Security-Policy forbids every request, so the page cannot reach out even by mistake.
 
 use std::fmt::Write;
 
-use super::export::{acc_ci, divergence, mean_std, num, point, vs_best, STATS_NOTE};
+use super::export::{
+    acc_ci, any_before_divergence, best, divergence, mean_std, num, point, vs_best,
+    BEFORE_DIVERGENCE_NOTE, STATS_NOTE,
+};
 use super::load::runs_word;
+use super::network::{thousands, NetworkFigure};
 use super::summarize::Summary;
 
 /// A chart to embed: its title and its SVG document.
@@ -48,20 +53,26 @@ body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px;
 h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0; }
 th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; }
-th { background: #f4f4f4; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f4f4f4; } td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.at { white-space: nowrap; }
 figure { margin: 1rem 0; } figure svg { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.85rem; color: #555; }
 .failed { color: #a00; } .scroll { overflow-x: auto; }
 tr.collapsed td { background: #fff3d6; } .mark { font-size: 0.75rem; color: #8a5a00; font-weight: 600; }
 details { margin: 0.5rem 0; font-size: 0.9rem; } .note { font-size: 0.85rem; color: #444; }
+.networks { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
+figure.network { margin: 0.5rem 0; width: 300px; } figure.network svg { width: 100%; height: auto; }
 ";
 
-/// The whole page. `effects`: the Effects section's charts, before the curves (a note when
-/// there are none: nothing but the seed varies).
+/// The whole page. `networks`: one picture per distinct network of the variants, in a
+/// collapsible section under the variant table (each row's parameter count links to its
+/// picture). `effects`: the Effects section's charts, before the curves (a note when there are
+/// none: nothing but the seed varies).
 pub fn page(
     title: &str,
     sweeps: &[String],
     s: &Summary,
+    networks: &[NetworkFigure],
     figures: &[Figure],
     effects: &[EffectFigure],
 ) -> String {
@@ -149,6 +160,12 @@ pub fn page(
     }
     o.push_str("</tr></thead>\n<tbody>\n");
     for (i, g) in s.groups.iter().enumerate() {
+        // The parameter count links to the group's network when it has exactly one.
+        let mut nets = networks.iter().filter(|n| n.groups.contains(&i));
+        let parameters = match (nets.next(), nets.next()) {
+            (Some(n), None) => format!("<a href=\"#{}\">{}</a>", escape(&n.id), g.parameters),
+            _ => g.parameters.to_string(),
+        };
         let (row, mark) = if g.collapsed > 0 {
             (
                 " class=\"collapsed\"",
@@ -161,7 +178,7 @@ pub fn page(
             o,
             "<tr{row}><td>{}{mark}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
              <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-             <td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"at\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
              <td class=\"n\">{:.1}</td><td class=\"n\">{:.0}</td><td class=\"n\">{}</td></tr>",
             escape(&g.label),
             g.runs,
@@ -170,10 +187,10 @@ pub fn page(
             escape(&mean_std(g, " ± ")),
             g.test_acc_n,
             escape(&acc_ci(g)),
-            num(g.best, 4),
+            best(g, " <span class=\"mark\">before divergence</span>"),
             point(g.best_epoch, g.best_iteration),
             num(g.train_acc_mean, 4),
-            g.parameters,
+            parameters,
             g.seconds_per_epoch,
             g.samples_per_sec,
             escape(&vs_best(g, i == 0, 2, true)),
@@ -181,14 +198,20 @@ pub fn page(
         .unwrap();
     }
     o.push_str("</tbody>\n</table></div>\n<p class=\"note\">");
+    let diverged = if any_before_divergence(s) {
+        format!(" {}", escape(BEFORE_DIVERGENCE_NOTE))
+    } else {
+        String::new()
+    };
     writeln!(
         o,
-        "best: best seed-mean {} over evaluation points. {}</p>",
+        "best: best seed-mean {} over evaluation points.{diverged} {}</p>",
         escape(s.metric.name()),
         escape(&STATS_NOTE.join(" "))
     )
     .unwrap();
 
+    networks_section(&mut o, s, networks);
     effects_section(&mut o, effects);
 
     o.push_str("<h2>Curves</h2>\n");
@@ -235,6 +258,39 @@ pub fn page(
     }
     o.push_str("</body>\n</html>\n");
     o
+}
+
+/// The networks of the variants, in a collapsible section (open): each picture with the labels
+/// of the variants that train it.
+fn networks_section(o: &mut String, s: &Summary, networks: &[NetworkFigure]) {
+    if networks.is_empty() {
+        return;
+    }
+    let n = networks.len();
+    writeln!(
+        o,
+        "<details id=\"networks\" open><summary>{n} {} as configured (blocks, tensor shapes, parameters)</summary>\n<div class=\"networks\">",
+        if n == 1 { "network" } else { "networks" }
+    )
+    .unwrap();
+    for f in networks {
+        let labels: Vec<&str> = f
+            .groups
+            .iter()
+            .filter_map(|&g| s.groups.get(g).map(|g| g.label.as_str()))
+            .collect();
+        writeln!(
+            o,
+            "<figure class=\"network\" id=\"{}\">\n{}\n<figcaption>{}: {} ({} parameters)</figcaption>\n</figure>",
+            escape(&f.id),
+            f.svg,
+            escape(&labels.join(", ")),
+            escape(&f.title),
+            thousands(f.parameters)
+        )
+        .unwrap();
+    }
+    o.push_str("</div></details>\n");
 }
 
 /// The Effects section: each chart in a figure with its caption.

@@ -239,6 +239,8 @@ pub struct Loaded {
     /// samples_per_sec, grad_norm, grad_norm_max and lr (train rows; lr on test rows too).
     pub metrics: LazyFrame,
     pub counts: Counts,
+    /// Each loaded run's training config, by run id (the networks the report draws).
+    pub configs: std::collections::HashMap<String, TrainConfig>,
     /// Grid axes of the plans (union, in order of first appearance).
     pub axes: Vec<String>,
     pub sweeps: Vec<String>,
@@ -455,6 +457,11 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
             }
         }
     }
+    let configs =
+        c.id.iter()
+            .cloned()
+            .zip(c.configs.iter().cloned())
+            .collect();
     let mut cols = vec![
         Column::new("sweep".into(), c.sweep),
         Column::new("index".into(), c.index),
@@ -501,6 +508,7 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
         runs,
         metrics,
         counts,
+        configs,
         axes,
         sweeps,
     })

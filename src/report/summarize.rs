@@ -3,7 +3,8 @@
 //! all hyperparameters but the seed). Per group: runs loaded; diverged as k/n with a Wilson 95 %
 //! interval; collapsed runs (kept in the accuracy statistics, but counted); final test accuracy
 //! over completed runs as n, mean, std and a Student-t 95 % interval; the best seed-mean of the
-//! metric and where it was reached; final train accuracy; parameters, seconds per epoch,
+//! metric and where it was reached (marked as before divergence when every run diverged); final
+//! train accuracy; parameters, seconds per epoch,
 //! samples/s; and the paired difference against the best group on the seeds both completed (an
 //! interval only from 3 shared seeds, see `stats::paired_diff`). The curve tables hold the
 //! seed-mean of one metric at every evaluation point, one table per evaluation schedule (see
@@ -85,6 +86,10 @@ pub struct GroupRow {
     pub best: Option<f64>,
     pub best_epoch: Option<i64>,
     pub best_iteration: Option<i64>,
+    /// Every run of the group diverged: `best` is the best point before the runs diverged
+    /// (a mean over the seeds still running there), not comparable with the bests of groups
+    /// that trained to the end. The tables label it "before divergence".
+    pub best_before_divergence: bool,
     pub parameters: u64,
     pub seconds_per_epoch: f64,
     pub samples_per_sec: f64,
@@ -477,6 +482,7 @@ fn group_rows(keyed: &DataFrame, by: &[String]) -> PolarsResult<Vec<GroupRow>> {
             best: None,
             best_epoch: None,
             best_iteration: None,
+            best_before_divergence: runs > 0 && diverged == runs,
             parameters: f("parameters", i)?.unwrap_or(0.0) as u64,
             seconds_per_epoch: f("sec_epoch", i)?.unwrap_or(0.0),
             samples_per_sec: f("sps", i)?.unwrap_or(0.0),

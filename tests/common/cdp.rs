@@ -233,15 +233,20 @@ impl Browser {
         r["result"]["value"].clone()
     }
 
-    /// A PNG screenshot of the page at `width`×`height` CSS pixels.
-    pub fn screenshot(&mut self, page: &Page, width: u32, height: u32) -> Vec<u8> {
-        use base64::Engine as _;
-        let s = page.session.clone();
+    /// Lays the page out in a viewport of `width`×`height` CSS pixels.
+    pub fn viewport(&mut self, page: &Page, width: u32, height: u32) {
         self.call(
-            Some(&s),
+            Some(&page.session.clone()),
             "Emulation.setDeviceMetricsOverride",
             json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false}),
         );
+    }
+
+    /// A PNG screenshot of the page at `width`×`height` CSS pixels.
+    pub fn screenshot(&mut self, page: &Page, width: u32, height: u32) -> Vec<u8> {
+        use base64::Engine as _;
+        self.viewport(page, width, height);
+        let s = page.session.clone();
         let shot = self.call(Some(&s), "Page.captureScreenshot", json!({"format": "png"}));
         let data = shot["data"].as_str().expect("screenshot data");
         base64::engine::general_purpose::STANDARD

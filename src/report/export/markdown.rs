@@ -1,13 +1,13 @@
 //! GitHub-flavoured markdown tables with full labels and every column: the counts line and the
 //! failed, corrupt, diverged and collapsed runs as a list, the variant table with its statistics,
-//! a note on how they are computed, then one curve table per evaluation schedule. Labels are
+//! (a best from before divergence labelled so), a note on how they are computed, then one curve table per evaluation schedule. Labels are
 //! never cut.
 
 use std::fmt::Write;
 
 use super::{
-    acc_ci, coord, divergence, mean_std, num, point, vs_best, ExportError, Exporter, Tables,
-    STATS_NOTE,
+    acc_ci, any_before_divergence, best, coord, divergence, mean_std, num, point, vs_best,
+    ExportError, Exporter, Tables, BEFORE_DIVERGENCE_NOTE, STATS_NOTE,
 };
 use crate::report::summarize::Summary;
 
@@ -45,7 +45,7 @@ impl Exporter for MarkdownExport {
                     mean_std(g, " ± "),
                     g.test_acc_n,
                     acc_ci(g),
-                    num(g.best, 4),
+                    best(g, " (before divergence)"),
                     point(g.best_epoch, g.best_iteration),
                     num(g.train_acc_mean, 4),
                     g.parameters,
@@ -55,9 +55,14 @@ impl Exporter for MarkdownExport {
                 )
                 .unwrap();
             }
+            let diverged = if any_before_divergence(s) {
+                format!(" {BEFORE_DIVERGENCE_NOTE}")
+            } else {
+                String::new()
+            };
             writeln!(
                 out,
-                "\nbest: best seed-mean {} over evaluation points. {}",
+                "\nbest: best seed-mean {} over evaluation points.{diverged} {}",
                 s.metric.name(),
                 STATS_NOTE.join(" ")
             )

@@ -110,6 +110,28 @@ pub(crate) fn num(v: Option<f64>, prec: usize) -> String {
         .map_or("-".into(), |x| format!("{x:.prec$}"))
 }
 
+/// A group's best seed-mean ("0.9579", "-"), followed by `mark` when it is from before
+/// divergence (every run of the group diverged; see [`BEFORE_DIVERGENCE_NOTE`]).
+pub(crate) fn best(g: &GroupRow, mark: &str) -> String {
+    match num(g.best, 4) {
+        v if g.best_before_divergence && g.best.is_some() => format!("{v}{mark}"),
+        v => v,
+    }
+}
+
+/// Under a table with a best value from before divergence: what it means.
+pub(crate) const BEFORE_DIVERGENCE_NOTE: &str = "before divergence: every run of the variant \
+     diverged, so its best is the best seed-mean of the evaluations before the runs diverged \
+     (over the seeds still running at each point); it is not comparable with the bests of \
+     variants that trained to the end.";
+
+/// Whether any group's best is from before divergence.
+pub(crate) fn any_before_divergence(s: &Summary) -> bool {
+    s.groups
+        .iter()
+        .any(|g| g.best_before_divergence && g.best.is_some())
+}
+
 /// A group's final test accuracy as "mean{sep}std" ("mean" alone for one run: its std is
 /// undefined), or "-" when no seed completed.
 pub(crate) fn mean_std(g: &GroupRow, sep: &str) -> String {
@@ -355,6 +377,7 @@ mod tests {
             best: None,
             best_epoch: None,
             best_iteration: None,
+            best_before_divergence: false,
             parameters: 0,
             seconds_per_epoch: 0.0,
             samples_per_sec: 0.0,

@@ -1,6 +1,6 @@
 //! Fixed-width text for a terminal of 100 columns. The variant table keeps the statistics
-//! (diverged k/n, collapsed, final test accuracy mean±std, n and t interval, best point, paired
-//! difference vs the best); train accuracy, parameters and speed are in the other formats. The
+//! (diverged k/n, collapsed, final test accuracy mean±std, n and t interval, best point, marked
+//! † when it is from before divergence, paired difference vs the best); train accuracy, parameters and speed are in the other formats. The
 //! divergence rates' Wilson intervals follow in their own block when any run diverged. One curve
 //! table per evaluation schedule; wide ones are split into blocks. A label that does not fit its
 //! column is never cut (two cut labels can read the same): the table shows every group's short
@@ -9,8 +9,8 @@
 use std::fmt::Write;
 
 use super::{
-    acc_ci, coord, cut, fitted, legend, mean_std, num, point, vs_best, wilson_pct, wrap,
-    ExportError, Exporter, Tables, STATS_NOTE,
+    acc_ci, any_before_divergence, best, coord, cut, fitted, legend, mean_std, num, point, vs_best,
+    wilson_pct, wrap, ExportError, Exporter, Tables, BEFORE_DIVERGENCE_NOTE, STATS_NOTE,
 };
 use crate::report::summarize::Summary;
 
@@ -39,7 +39,7 @@ impl Exporter for TableExport {
         if tables != Tables::Curves {
             writeln!(
                 out,
-                "\n{:<16} {:>5} {:>3} {:<13} {:>3} {:<14} {:>6} {:<9} {:>21}",
+                "\n{:<16} {:>5} {:>3} {:<13} {:>3} {:<13} {:>7} {:<9} {:>21}",
                 "variant",
                 "div",
                 "col",
@@ -54,14 +54,14 @@ impl Exporter for TableExport {
             for (i, g) in s.groups.iter().enumerate() {
                 writeln!(
                     out,
-                    "{:<16} {:>5} {:>3} {:<13} {:>3} {:<14} {:>6} {:<9} {:>21}",
+                    "{:<16} {:>5} {:>3} {:<13} {:>3} {:<13} {:>7} {:<9} {:>21}",
                     shown[i],
                     format!("{}/{}", g.diverged, g.runs),
                     g.collapsed,
                     mean_std(g, "±"),
                     g.test_acc_n,
                     acc_ci(g),
-                    num(g.best, 4),
+                    best(g, "†"),
                     point(g.best_epoch, g.best_iteration),
                     vs_best(g, i == 0, 1, false),
                 )
@@ -92,16 +92,19 @@ impl Exporter for TableExport {
                 }
             }
             out.push('\n');
-            let notes = [
-                format!(
-                    "best: best seed-mean {} over evaluation points; div: diverged of runs \
-                     loaded; col: collapsed.",
-                    s.metric.name()
-                ),
+            let mut notes = vec![format!(
+                "best: best seed-mean {} over evaluation points; div: diverged of runs \
+                 loaded; col: collapsed.",
+                s.metric.name()
+            )];
+            if any_before_divergence(s) {
+                notes.push(format!("†: {BEFORE_DIVERGENCE_NOTE}"));
+            }
+            notes.extend([
                 STATS_NOTE[0].to_string(),
                 STATS_NOTE[3].to_string(),
                 "train acc, parameters and speed: --format markdown, csv or json.".to_string(),
-            ];
+            ]);
             for n in notes {
                 for l in wrap(&n, WIDTH, 2) {
                     writeln!(out, "{l}").unwrap();
