@@ -10,8 +10,8 @@
 use std::fmt::Write;
 
 use super::export::{
-    acc_ci, any_before_divergence, best, divergence, mean_std, num, point, vs_best,
-    BEFORE_DIVERGENCE_NOTE, STATS_NOTE,
+    acc_ci, any_before_divergence, any_before_pruning, best, divergence, mean_std, num, point,
+    vs_best, BEFORE_DIVERGENCE_NOTE, BEFORE_PRUNING_NOTE, STATS_NOTE,
 };
 use super::load::runs_word;
 use super::network::{thousands, NetworkFigure};
@@ -187,7 +187,13 @@ pub fn page(
             escape(&mean_std(g, " ± ")),
             g.test_acc_n,
             escape(&acc_ci(g)),
-            best(g, " <span class=\"mark\">before divergence</span>"),
+            best(
+                g,
+                (
+                    " <span class=\"mark\">before divergence</span>",
+                    " <span class=\"mark\">before pruning</span>",
+                ),
+            ),
             point(g.best_epoch, g.best_iteration),
             num(g.train_acc_mean, 4),
             parameters,
@@ -198,11 +204,14 @@ pub fn page(
         .unwrap();
     }
     o.push_str("</tbody>\n</table></div>\n<p class=\"note\">");
-    let diverged = if any_before_divergence(s) {
+    let mut diverged = if any_before_divergence(s) {
         format!(" {}", escape(BEFORE_DIVERGENCE_NOTE))
     } else {
         String::new()
     };
+    if any_before_pruning(s) {
+        diverged.push_str(&format!(" {}", escape(BEFORE_PRUNING_NOTE)));
+    }
     writeln!(
         o,
         "best: best seed-mean {} over evaluation points.{diverged} {}</p>",

@@ -90,6 +90,12 @@ pub struct GroupRow {
     /// (a mean over the seeds still running there), not comparable with the bests of groups
     /// that trained to the end. The tables label it "before divergence".
     pub best_before_divergence: bool,
+    /// Runs stopped at a rung by successive halving (`[prune]`).
+    pub pruned: usize,
+    /// No run of the group trained to the end and at least one was pruned: `best` is over the
+    /// partial curves up to the rungs, not comparable with the bests of groups that trained to
+    /// the end. The tables label it "before pruning".
+    pub best_before_pruning: bool,
     pub parameters: u64,
     pub seconds_per_epoch: f64,
     pub samples_per_sec: f64,
@@ -437,6 +443,11 @@ fn group_rows(keyed: &DataFrame, by: &[String]) -> PolarsResult<Vec<GroupRow>> {
                 .cast(DataType::UInt32)
                 .sum()
                 .alias("diverged"),
+            col("status")
+                .eq(lit("pruned"))
+                .cast(DataType::UInt32)
+                .sum()
+                .alias("pruned"),
             col("collapsed")
                 .cast(DataType::UInt32)
                 .sum()
@@ -467,6 +478,7 @@ fn group_rows(keyed: &DataFrame, by: &[String]) -> PolarsResult<Vec<GroupRow>> {
     for (i, (key, label)) in keys.into_iter().zip(labels).enumerate() {
         let runs = f("runs", i)?.unwrap_or(0.0) as usize;
         let diverged = f("diverged", i)?.unwrap_or(0.0) as usize;
+        let pruned = f("pruned", i)?.unwrap_or(0.0) as usize;
         groups.push(GroupRow {
             label,
             key,
@@ -483,6 +495,8 @@ fn group_rows(keyed: &DataFrame, by: &[String]) -> PolarsResult<Vec<GroupRow>> {
             best_epoch: None,
             best_iteration: None,
             best_before_divergence: runs > 0 && diverged == runs,
+            pruned,
+            best_before_pruning: pruned > 0 && pruned + diverged == runs,
             parameters: f("parameters", i)?.unwrap_or(0.0) as u64,
             seconds_per_epoch: f("sec_epoch", i)?.unwrap_or(0.0),
             samples_per_sec: f("sps", i)?.unwrap_or(0.0),

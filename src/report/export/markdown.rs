@@ -6,8 +6,9 @@
 use std::fmt::Write;
 
 use super::{
-    acc_ci, any_before_divergence, best, coord, divergence, mean_std, num, point, vs_best,
-    ExportError, Exporter, Tables, BEFORE_DIVERGENCE_NOTE, STATS_NOTE,
+    acc_ci, any_before_divergence, any_before_pruning, best, coord, divergence, mean_std, num,
+    point, vs_best, ExportError, Exporter, Tables, BEFORE_DIVERGENCE_NOTE, BEFORE_PRUNING_NOTE,
+    STATS_NOTE,
 };
 use crate::report::summarize::Summary;
 
@@ -45,7 +46,7 @@ impl Exporter for MarkdownExport {
                     mean_std(g, " ± "),
                     g.test_acc_n,
                     acc_ci(g),
-                    best(g, " (before divergence)"),
+                    best(g, (" (before divergence)", " (before pruning)")),
                     point(g.best_epoch, g.best_iteration),
                     num(g.train_acc_mean, 4),
                     g.parameters,
@@ -55,11 +56,14 @@ impl Exporter for MarkdownExport {
                 )
                 .unwrap();
             }
-            let diverged = if any_before_divergence(s) {
+            let mut diverged = if any_before_divergence(s) {
                 format!(" {BEFORE_DIVERGENCE_NOTE}")
             } else {
                 String::new()
             };
+            if any_before_pruning(s) {
+                diverged.push_str(&format!(" {BEFORE_PRUNING_NOTE}"));
+            }
             writeln!(
                 out,
                 "\nbest: best seed-mean {} over evaluation points.{diverged} {}",

@@ -110,13 +110,27 @@ pub(crate) fn num(v: Option<f64>, prec: usize) -> String {
         .map_or("-".into(), |x| format!("{x:.prec$}"))
 }
 
-/// A group's best seed-mean ("0.9579", "-"), followed by `mark` when it is from before
-/// divergence (every run of the group diverged; see [`BEFORE_DIVERGENCE_NOTE`]).
-pub(crate) fn best(g: &GroupRow, mark: &str) -> String {
+/// A group's best seed-mean ("0.9579", "-"), followed by `marks.0` when it is from before
+/// divergence (every run of the group diverged; see [`BEFORE_DIVERGENCE_NOTE`]) or `marks.1`
+/// when from before pruning (no run trained to the end; see [`BEFORE_PRUNING_NOTE`]).
+pub(crate) fn best(g: &GroupRow, marks: (&str, &str)) -> String {
     match num(g.best, 4) {
-        v if g.best_before_divergence && g.best.is_some() => format!("{v}{mark}"),
+        v if g.best_before_divergence && g.best.is_some() => format!("{v}{}", marks.0),
+        v if g.best_before_pruning && g.best.is_some() => format!("{v}{}", marks.1),
         v => v,
     }
+}
+
+/// Under a table with a best value from before pruning: what it means.
+pub(crate) const BEFORE_PRUNING_NOTE: &str = "before pruning: no run of the variant trained to \
+     the end (successive halving stopped them at a rung), so its best is over the curves up to \
+     there; it is not comparable with the bests of variants that trained to the end.";
+
+/// Whether any group's best is from before pruning.
+pub(crate) fn any_before_pruning(s: &Summary) -> bool {
+    s.groups
+        .iter()
+        .any(|g| g.best_before_pruning && g.best.is_some())
 }
 
 /// Under a table with a best value from before divergence: what it means.
@@ -378,6 +392,8 @@ mod tests {
             best_epoch: None,
             best_iteration: None,
             best_before_divergence: false,
+            pruned: 0,
+            best_before_pruning: false,
             parameters: 0,
             seconds_per_epoch: 0.0,
             samples_per_sec: 0.0,

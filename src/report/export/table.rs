@@ -9,8 +9,9 @@
 use std::fmt::Write;
 
 use super::{
-    acc_ci, any_before_divergence, best, coord, cut, fitted, legend, mean_std, num, point, vs_best,
-    wilson_pct, wrap, ExportError, Exporter, Tables, BEFORE_DIVERGENCE_NOTE, STATS_NOTE,
+    acc_ci, any_before_divergence, any_before_pruning, best, coord, cut, fitted, legend, mean_std,
+    num, point, vs_best, wilson_pct, wrap, ExportError, Exporter, Tables, BEFORE_DIVERGENCE_NOTE,
+    BEFORE_PRUNING_NOTE, STATS_NOTE,
 };
 use crate::report::summarize::Summary;
 
@@ -61,7 +62,7 @@ impl Exporter for TableExport {
                     mean_std(g, "±"),
                     g.test_acc_n,
                     acc_ci(g),
-                    best(g, "†"),
+                    best(g, ("†", "‡")),
                     point(g.best_epoch, g.best_iteration),
                     vs_best(g, i == 0, 1, false),
                 )
@@ -99,6 +100,9 @@ impl Exporter for TableExport {
             )];
             if any_before_divergence(s) {
                 notes.push(format!("†: {BEFORE_DIVERGENCE_NOTE}"));
+            }
+            if any_before_pruning(s) {
+                notes.push(format!("‡: {BEFORE_PRUNING_NOTE}"));
             }
             notes.extend([
                 STATS_NOTE[0].to_string(),
