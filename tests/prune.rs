@@ -192,6 +192,25 @@ fn sha_and_asha_prune_the_configurations_computed_by_hand_with_2_and_4_workers()
             }
             let out = String::from_utf8_lossy(&o.stdout);
             assert!(out.contains("pruned") && out.contains("compute: "), "{out}");
+            // `status` counts the pruned cells per rung they stopped at.
+            let o = common::fake_bin("")
+                .args(["status", "pruned", "--results"])
+                .arg(&results)
+                .output()
+                .unwrap();
+            let status = String::from_utf8_lossy(&o.stdout);
+            let mut per_rung = BTreeMap::new();
+            for w in want.iter().flatten() {
+                *per_rung.entry(*w).or_insert(0) += 2;
+            }
+            let line: Vec<String> = per_rung
+                .iter()
+                .map(|(k, n)| format!("{n} at rung {k}"))
+                .collect();
+            assert!(
+                status.contains(&format!("pruned: {}\n", line.join(", "))),
+                "{status}"
+            );
             match &seen {
                 None => seen = Some((states, records)),
                 Some(first) => assert_eq!(first, &(states, records), "{method}: 2 vs 4 workers"),

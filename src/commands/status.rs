@@ -4,6 +4,7 @@
 //! needs to act on it, and for an unfinished cell the step of its newest checkpoint (where the
 //! next sweep continues it).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use crate::report::export::cut;
 use crate::store::lease::{now, ttl_from_env, Leases};
 use crate::store::state::CellState;
 use crate::store::RunStore;
+use crate::trainer::record::RunStatus;
 
 /// One cell's state as `status` reports it.
 #[derive(Clone, Debug, Serialize)]
@@ -49,6 +51,9 @@ pub struct SweepState {
     pub cells: usize,
     /// State name → count, for every state, in `CellState::NAMES` order (also in JSON).
     pub counts: Counts,
+    /// Pruned cells per rung they stopped at (`[prune]`), rung → cells.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub pruned_at: BTreeMap<usize, usize>,
     pub detail: Vec<CellRow>,
 }
 
@@ -93,8 +98,12 @@ pub fn sweep_state(dir: &Path, ttl: Duration) -> anyhow::Result<SweepState> {
     let leases = Leases::new(store.layout.leases(), ttl);
     let t = now();
     let mut detail = Vec::with_capacity(plan.cells.len());
+    let mut pruned_at = BTreeMap::new();
     for cell in &plan.cells {
-        let (state, _) = store.cell_state(cell, Some(&leases));
+        let (state, result) = store.cell_state(cell, Some(&leases));
+        if let Some(RunStatus::Pruned { rung, .. }) = result.map(|r| r.record.status) {
+            *pruned_at.entry(rung).or_insert(0) += 1;
+        }
         let owner = state.owner();
         let checkpoint = if state.finished() {
             None
@@ -126,6 +135,7 @@ pub fn sweep_state(dir: &Path, ttl: Duration) -> anyhow::Result<SweepState> {
         dir: dir.display().to_string(),
         cells: plan.cells.len(),
         counts,
+        pruned_at,
         detail,
     })
 }
@@ -149,6 +159,14 @@ pub fn render(s: &SweepState) -> String {
         .collect();
     o.push_str(&parts.join(", "));
     o.push('\n');
+    if !s.pruned_at.is_empty() {
+        let rungs: Vec<String> = s
+            .pruned_at
+            .iter()
+            .map(|(rung, n)| format!("{n} at rung {rung}"))
+            .collect();
+        o.push_str(&format!("pruned: {}\n", rungs.join(", ")));
+    }
     for (state, heading) in [
         ("running", "running"),
         (

@@ -241,12 +241,17 @@ pub(crate) fn legend(labels: &[String], groups: &[usize], width: usize) -> Vec<S
 }
 
 /// The paired difference vs the best group in percentage points, e.g. "-1.20 [-2.05,-0.41]":
-/// "best" for the best group, "n<3" when fewer than 3 seeds are shared (no interval then; the
-/// mean difference is in the CSV and JSON). With `detail`, the method and n follow:
+/// "best" for the best group, "-" for a group without a completed run (all diverged or
+/// pruned), "n<3" when fewer than 3 seeds are shared (no interval then; the mean difference is
+/// in the CSV and JSON). With `detail`, the method and n follow:
 /// "-1.20 [-2.05,-0.41] (t, n=5)".
 pub(crate) fn vs_best(g: &GroupRow, first: bool, prec: usize, detail: bool) -> String {
     if first {
         return "best".into();
+    }
+    if g.test_acc_n == 0 {
+        // No completed run (all diverged or pruned): there is nothing to pair.
+        return "-".into();
     }
     match &g.vs_best {
         Some(PairedDiff {
@@ -425,6 +430,8 @@ mod tests {
         assert_eq!(vs_best(&b, false, 1, true), "n<3");
         b.vs_best = None;
         assert_eq!(vs_best(&b, false, 1, true), "n<3");
+        b.test_acc_n = 0;
+        assert_eq!(vs_best(&b, false, 1, true), "-");
         assert_eq!(
             diff_line(&a, &group("C", &[(7, 0.5)]), None),
             "A and C share no seed with a completed run (seeds: [0, 1, 2] vs [7]); nothing to compare"
