@@ -604,6 +604,14 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
             )
         });
         println!("{}", crate::report::load::compute_text(done, full));
+        let waiting = statuses.iter().any(|s| matches!(s, CellState::Partial));
+        let failed = statuses.iter().any(|s| matches!(s, CellState::Failed(_)));
+        if waiting && failed && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!(
+                "some configurations wait at a rung for the result of a failed cell; \
+                 `sweep --rerun-failed` runs the failed cells again"
+            );
+        }
     }
     Ok(end_of_sweep(&outcomes, &statuses, stop, &store))
 }

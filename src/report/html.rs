@@ -312,7 +312,8 @@ fn effects_section(o: &mut String, effects: &[EffectFigure]) {
     o.push_str(
         "<p class=\"note\">Each setting that varies on x, the other settings as lines (or crossed in a heatmap). \
          Diverged and collapsed runs are not in the accuracy means (they are in the samples/s ones); \
-         they are counted at their point. Each caption says which runs a point holds.</p>\n",
+         they are counted at their point. Runs stopped early by pruning are left out. Each caption \
+         says which runs a point holds.</p>\n",
     );
     for f in effects {
         writeln!(
