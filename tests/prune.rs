@@ -230,7 +230,7 @@ fn a_killed_pruned_sweep_and_two_shards_side_by_side_end_as_one_uninterrupted_ru
     let (plan, store) = common::plan_and_store(&g, &straight);
     let want = outcome(&store, &plan);
 
-    // Killed twice once something paused at a rung, then run to the end.
+    // Killed twice once something paused at a rung, checkpoints torn, then run to the end.
     let killed = tmp.path().join("killed");
     let (_, kstore) = common::plan_and_store(&g, &killed);
     for _ in 0..2 {
@@ -250,6 +250,18 @@ fn a_killed_pruned_sweep_and_two_shards_side_by_side_end_as_one_uninterrupted_ru
         });
         let _ = child.kill();
         let _ = child.wait();
+    }
+    // Tear the newest checkpoint of every unfinished cell that has two: a cell at its rung then
+    // has none there, and trains to it again from the one before (pruned or promoted alike).
+    for c in &plan.cells {
+        if kstore.layout.result_json(&c.id).exists() {
+            continue;
+        }
+        let files = kstore.layout.checkpoints(&c.id).list().unwrap();
+        if files.len() == 2 {
+            let bytes = std::fs::read(&files[0].1).unwrap();
+            std::fs::write(&files[0].1, &bytes[..bytes.len() / 2]).unwrap();
+        }
     }
     let o = common::fake_sweep(&g, &killed, &["--jobs", "2", "-q"], "");
     assert!(
@@ -413,4 +425,66 @@ fn prune_replay_of_the_full_grid_agrees_with_the_pruned_sweep() {
         );
         assert!(text.contains("compute: "), "{text}");
     }
+}
+
+/// A seed that diverges before a rung: its configuration ranks last there, and its other seed is
+/// still trained to the rung and recorded (the unit tests of `plan::halving` check that the
+/// configuration waits for it). A failing cell leaves the configurations it holds up waiting,
+/// and the sweep ends (exit 1, with the hint) instead of spinning. Both with SHA on 2 workers.
+#[test]
+fn diverged_and_failed_seeds_end_a_pruned_sweep() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = write_grid(tmp.path(), "sha");
+    // Seed 0 of lr=0.001 hidden=128 (the best) diverges at its 5th step, before rung 0.
+    let rules = "diverge_at=5 if lr=0.001 and hidden=128 and seed=0";
+    let results = tmp.path().join("div");
+    let o = common::fake_sweep(&g, &results, &["--jobs", "2", "-q"], rules);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (plan, store) = common::plan_and_store(&g, &results);
+    let (states, _) = outcome(&store, &plan);
+    let at = |lr: &str, hidden: &str, seed: &str| {
+        plan.cells
+            .iter()
+            .position(|c| {
+                c.coords["lr"] == lr && c.coords["hidden"] == hidden && c.coords["seed"] == seed
+            })
+            .unwrap()
+    };
+    assert_eq!(states[at("0.001", "128", "0")].0, "diverged");
+    // Its other seed reached rung 0 and was recorded there: nothing is left unfinished.
+    assert_eq!(
+        states[at("0.001", "128", "1")],
+        ("pruned".to_string(), Some(0))
+    );
+    assert!(states.iter().all(|(s, _)| s != "interrupted"));
+
+    let results = tmp.path().join("fail");
+    let child = common::fake_cmd(
+        &g,
+        &results,
+        &["--jobs", "2", "-q"],
+        "fail if lr=0.001 and hidden=32 and seed=1",
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("wait at a rung for the result of a failed cell"),
+        "{err}"
+    );
+    // Run again without the failure: the failed cell is kept (no --rerun-failed) and the sweep
+    // ends at once; with --rerun-failed it trains and the study finishes.
+    let o = common::fake_sweep(&g, &results, &["--jobs", "2", "-q"], "");
+    assert_eq!(o.status.code(), Some(1));
+    let o = common::fake_sweep(&g, &results, &["--jobs", "2", "-q", "--rerun-failed"], "");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (plan, store) = common::plan_and_store(&g, &results);
+    assert!(plan
+        .cells
+        .iter()
+        .all(|c| store.cell_state(c, None).0.finished()));
 }

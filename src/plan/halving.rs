@@ -4,9 +4,9 @@
 //! same ones, and they do not depend on which results arrived first.
 //!
 //! **Seeds and rungs.** A configuration is judged, promoted and pruned as a whole: all its
-//! seeds train to a rung, and its result there is the mean of its seeds' test metric. A seed
-//! that diverged before the rung makes the configuration's result NaN, which ranks below every
-//! number. Ties go to the configuration earlier in the plan.
+//! seeds train to a rung, and its result there is the mean of its seeds' test metric, once every
+//! seed has one. A seed that diverged before the rung makes the configuration's result NaN,
+//! which ranks below every number. Ties go to the configuration earlier in the plan.
 //!
 //! **SHA** (synchronous): when every configuration that entered rung k has its result there,
 //! the best max(1, ⌊n/η⌋) of those n go on to rung k+1 and the others are pruned at rung k.
@@ -30,14 +30,15 @@ use crate::trainer::record::{MetricRow, MetricSplit, RunRecord, RunStatus};
 /// One configuration's result at one rung: None while some seed has not reached it.
 pub type Score = Option<f64>;
 
-/// The mean over a configuration's seeds of their rung results: None while a seed is pending;
-/// NaN when a seed diverged before the rung (`Some(NAN)` from the seed).
+/// The mean over a configuration's seeds of their rung results: None while a seed is pending
+/// (every seed reaches the rung before its configuration is judged there); NaN when a seed
+/// diverged before the rung (`Some(NAN)` from the seed).
 pub fn config_score(seeds: &[Score]) -> Score {
-    if seeds.iter().any(|s| s.is_some_and(f64::is_nan)) {
-        return Some(f64::NAN);
-    }
     let values: Option<Vec<f64>> = seeds.iter().copied().collect();
-    values.map(|v| v.iter().sum::<f64>() / v.len().max(1) as f64)
+    values.map(|v| match v.iter().any(|x| x.is_nan()) {
+        true => f64::NAN,
+        false => v.iter().sum::<f64>() / v.len().max(1) as f64,
+    })
 }
 
 /// A finished run's result at the rung after `steps` steps: its test row there, or NaN when it
@@ -207,7 +208,12 @@ mod tests {
     fn a_configuration_is_the_mean_of_its_seeds_and_nan_when_one_diverged() {
         assert_eq!(config_score(&[Some(0.5), Some(0.7)]), Some(0.6));
         assert_eq!(config_score(&[Some(0.5), None]), None);
-        assert!(config_score(&[None, Some(f64::NAN)]).unwrap().is_nan());
+        assert_eq!(
+            config_score(&[None, Some(f64::NAN)]),
+            None,
+            "the other seed first"
+        );
+        assert!(config_score(&[Some(0.5), Some(f64::NAN)]).unwrap().is_nan());
     }
 
     /// Nine configurations with accuracies 0.1..0.9 at every rung (config i scores 0.1·(i+1)

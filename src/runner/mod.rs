@@ -168,12 +168,18 @@ fn checkpoint_to_resume(store: &RunStore, cell: &Cell) -> Result<Option<Checkpoi
     let files = store.layout.checkpoints(&cell.id);
     let found = files
         .newest(|bytes| Checkpoint::from_bytes(bytes, &cell.config).map_err(|e| e.to_string()))?;
+    let had_unusable = !found.ignored.is_empty();
     for skipped in found.ignored {
         store.log_event(
             "checkpoint_ignored",
             Some(cell),
             serde_json::json!({ "path": skipped.path, "why": skipped.why }),
         );
+    }
+    if found.newest.is_none() && had_unusable {
+        // Nothing usable: the cell starts again, and the unusable files would only take the
+        // places of the checkpoints it is about to write.
+        files.remove_all()?;
     }
     Ok(found.newest.map(|(_, ckpt)| ckpt))
 }
@@ -326,6 +332,14 @@ fn run_cell(worker: usize, job: Job, pool: &rayon::ThreadPool, sh: &Shared) -> C
                     rung,
                     iteration: steps,
                 };
+            }
+            if record.iterations == steps && !stop.load(Ordering::Relaxed) {
+                // At the rung but its checkpoint could not be written: training it again would
+                // only end here again.
+                return fail(format!(
+                    "reached rung {rung} (step {steps}) but could not write its checkpoint \
+                     there; see the checkpoint_failed events"
+                ));
             }
         }
         let checkpoint = saved.filter(|&s| s == record.iterations);

@@ -45,12 +45,27 @@ struct State {
     taken: BTreeSet<usize>,
     /// Finished records read so far (they do not change).
     finished: BTreeMap<usize, RunRecord>,
-    /// Failed cells, not handed out again (failed before, without `--rerun-failed`, or here).
+    /// Failed cells, not handed out again (failed before, without `--rerun-failed`, or here,
+    /// or in another process meanwhile).
     failed: BTreeSet<usize>,
+    /// With `--rerun-failed`: the cells that had failed when the sweep started, each tried
+    /// once more.
+    retry: BTreeSet<usize>,
     /// The highest level each configuration reached in a decision so far: decisions only
     /// grow as results arrive, and a result file being rewritten (its rows briefly fewer)
     /// must not take a promotion back.
     levels: Vec<usize>,
+}
+
+/// What recording a cell as pruned did.
+enum Pruning {
+    Recorded(Box<RunRecord>),
+    /// Another worker holds it, or it was finished meanwhile.
+    Later,
+    /// It has no usable checkpoint at its rung: it must train to the rung again.
+    Retrain,
+    /// It could not be recorded (the error is in error.txt and the event log).
+    Failed,
 }
 
 /// A cell as the scheduler sees it.
@@ -70,14 +85,16 @@ impl<'a> Scheduler<'a> {
         (keep_checkpoints, rerun_failed): (bool, bool),
         sweep: &'a dyn SweepObserver,
     ) -> Self {
-        let failed = plan
+        let failed_before: BTreeSet<usize> = plan
             .cells
             .iter()
-            .filter(|c| {
-                !rerun_failed && matches!(store.cell_state(c, None).0, CellState::Failed(_))
-            })
+            .filter(|c| matches!(store.cell_state(c, None).0, CellState::Failed(_)))
             .map(|c| c.index)
             .collect();
+        let (failed, retry) = match rerun_failed {
+            true => (BTreeSet::new(), failed_before),
+            false => (failed_before, BTreeSet::new()),
+        };
         let arrival = ladder.arrival(plan);
         let mut place = vec![0; arrival.len()];
         for (p, &c) in arrival.iter().enumerate() {
@@ -97,6 +114,7 @@ impl<'a> Scheduler<'a> {
             sweep,
             state: Mutex::new(State {
                 failed,
+                retry,
                 ..State::default()
             }),
         }
@@ -190,32 +208,44 @@ impl<'a> Scheduler<'a> {
         )
     }
 
-    /// Records `cell`, paused at rung `rung`, as pruned there (under its lease). Returns its
-    /// record, or None when another worker holds it or it cannot be recorded yet.
-    fn prune(&self, cell: &Cell, rung: usize, worker: usize) -> Option<RunRecord> {
+    /// Records `cell`, paused at rung `rung`, as pruned there (under its lease), from its
+    /// newest usable checkpoint.
+    fn prune(&self, cell: &Cell, rung: usize, worker: usize) -> Pruning {
         let store = self.store;
         let _lease = match self.leases.claim(&cell.id, &self.origin) {
             Ok(Claim::Acquired(l)) | Ok(Claim::TookOver(l, ..)) => l,
-            _ => return None,
+            Ok(Claim::Held(_)) => return Pruning::Later,
+            Err(e) => {
+                store.log_event(
+                    "failed",
+                    Some(cell),
+                    serde_json::json!({ "error": format!("cannot claim the cell: {}", chain(&e)) }),
+                );
+                return Pruning::Failed;
+            }
         };
         if store.cell_state(cell, None).0.finished() {
-            return None;
+            return Pruning::Later;
         }
         let steps = self.ladder.steps(&cell.config, rung);
         let files = store.layout.checkpoints(&cell.id);
-        let found = files
-            .newest(|b| Checkpoint::from_bytes(b, &cell.config).map_err(|e| e.to_string()))
-            .ok()?;
-        let ckpt = found
-            .newest
+        let decode = |b: &[u8]| Checkpoint::from_bytes(b, &cell.config).map_err(|e| e.to_string());
+        // No usable checkpoint at the rung (torn, of another format): train to it again.
+        let Some(ckpt) = files
+            .newest(decode)
+            .ok()
+            .and_then(|f| f.newest)
             .map(|(_, c)| c)
-            .filter(|c| c.progress.iteration == steps)?;
-        let epoch = ckpt.progress.epoch();
+            .filter(|c| c.progress.iteration >= steps)
+        else {
+            return Pruning::Retrain;
+        };
+        let (epoch, iteration) = (ckpt.progress.epoch(), ckpt.progress.iteration);
         let mut record = ckpt.progress.into_record(
             &cell.config,
             RunStatus::Pruned {
                 epoch,
-                iteration: steps,
+                iteration,
                 rung,
             },
             &ckpt.device,
@@ -233,12 +263,10 @@ impl<'a> Scheduler<'a> {
             })
         };
         if let Err(e) = write() {
-            store.log_event(
-                "failed",
-                Some(cell),
-                serde_json::json!({ "error": format!("cannot record the pruned cell: {}", chain(&e)) }),
-            );
-            return None;
+            let msg = format!("cannot record the pruned cell: {}", chain(&e));
+            let _ = store.fail(&cell.id, &msg);
+            store.log_event("failed", Some(cell), serde_json::json!({ "error": msg }));
+            return Pruning::Failed;
         }
         if !self.keep_checkpoints {
             let _ = files.remove_all();
@@ -246,14 +274,14 @@ impl<'a> Scheduler<'a> {
         store.log_event(
             "pruned",
             Some(cell),
-            serde_json::json!({ "rung": rung, "iteration": steps, "epoch": epoch }),
+            serde_json::json!({ "rung": rung, "iteration": iteration, "epoch": epoch }),
         );
         self.sweep.cell_finished(
             worker,
             cell,
             &CellOutcome::Finished(Box::new(record.clone())),
         );
-        Some(record)
+        Pruning::Recorded(Box::new(record))
     }
 }
 
@@ -277,19 +305,42 @@ impl<'a> JobSource<'a> for Scheduler<'a> {
             *seen = *now;
         }
         let last = self.ladder.paused_rungs();
-        // Record the cells of pruned configurations (paused at their rung, not finished).
+        let mut busy = !st.taken.is_empty();
+        // A cell that failed meanwhile (here or in another process) is not handed out again,
+        // unless it is one `--rerun-failed` tries once more.
+        for (i, cell) in self.plan.cells.iter().enumerate() {
+            if views[i].finished.is_none()
+                && !st.taken.contains(&i)
+                && !st.retry.contains(&i)
+                && self.store.layout.error_txt(&cell.id).exists()
+            {
+                st.failed.insert(i);
+            }
+        }
+        // Record the cells of pruned configurations (paused at their rung, not finished); one
+        // without a usable checkpoint there trains to the rung again first.
+        let mut retrain = BTreeSet::new();
         for (i, cell) in self.plan.cells.iter().enumerate() {
             if let (Some(rung), None) = (d.pruned[self.config_of[i]], &views[i].finished) {
-                if !st.taken.contains(&i) && views[i].scores[rung].is_some() {
-                    if let Some(r) = self.prune(cell, rung, worker) {
-                        st.finished.insert(i, r);
+                if st.taken.contains(&i) || st.failed.contains(&i) || self.running(cell) {
+                    continue;
+                }
+                match self.prune(cell, rung, worker) {
+                    Pruning::Recorded(r) => {
+                        st.finished.insert(i, *r);
+                    }
+                    Pruning::Retrain => {
+                        retrain.insert(i);
+                    }
+                    Pruning::Later => busy = true,
+                    Pruning::Failed => {
+                        st.failed.insert(i);
                     }
                 }
             }
         }
         // The cells that can train now, and how far.
         let mut ready: Vec<(bool, usize, usize, usize)> = Vec::new();
-        let mut busy = !st.taken.is_empty();
         for (i, cell) in self.plan.cells.iter().enumerate() {
             let c = self.config_of[i];
             if views[i].finished.is_some()
@@ -299,11 +350,12 @@ impl<'a> JobSource<'a> for Scheduler<'a> {
             {
                 continue;
             }
-            if d.pruned[c].is_some() {
-                continue;
-            }
-            let target = d.level[c];
-            if target < last && views[i].scores[target].is_some() {
+            let target = match d.pruned[c] {
+                Some(rung) if retrain.contains(&i) => rung,
+                Some(_) => continue,
+                None => d.level[c],
+            };
+            if target < last && views[i].scores[target].is_some() && !retrain.contains(&i) {
                 continue; // at its rung, waiting for the decision
             }
             if self.running(cell) {
@@ -326,8 +378,10 @@ impl<'a> JobSource<'a> for Scheduler<'a> {
         match ready.first() {
             Some(&(_, _, _, i)) => {
                 st.taken.insert(i);
+                st.retry.remove(&i);
                 let cell = &self.plan.cells[i];
-                let target = d.level[self.config_of[i]];
+                let c = self.config_of[i];
+                let target = d.pruned[c].unwrap_or(d.level[c]);
                 let pause =
                     (target < last).then(|| (target, self.ladder.steps(&cell.config, target)));
                 Next::Train(Job { cell, pause })

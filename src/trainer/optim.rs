@@ -358,13 +358,40 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
     }
 
     /// Puts back a state that [`Optimizer::state`] gave, for parameters of `sizes` values each
-    /// on `dev`. An error says what does not fit (another model's state).
+    /// on `dev`. An error says what does not fit (another model's state). A state saved on
+    /// another kind of device (host buffers on the CPU, tensors elsewhere) is converted to this
+    /// device's form, so a run moved between devices keeps its moments (it is then not
+    /// bit-identical: the CPU keeps them in f64, other devices in the element type).
     pub fn restore(
         &mut self,
         state: &OptimizerState,
         sizes: &[usize],
         dev: &D,
+    ) -> Result<(), String>
+    where
+        D: 'static,
+    {
+        let host = std::any::TypeId::of::<D>() == std::any::TypeId::of::<Cpu>();
+        self.restore_in_form(state, sizes, dev, host)
+    }
+
+    /// [`Optimizer::restore`] into the form of the host path (`host`) or the tensor path.
+    fn restore_in_form(
+        &mut self,
+        state: &OptimizerState,
+        sizes: &[usize],
+        dev: &D,
+        host: bool,
     ) -> Result<(), String> {
+        let converted: Vec<SlotState> = state
+            .slots
+            .iter()
+            .map(|s| self.slot_for_device(s, host))
+            .collect();
+        let state = &OptimizerState {
+            steps: state.steps,
+            slots: converted,
+        };
         if state.slots.len() != sizes.len() || sizes.len() != self.slots.len() {
             return Err(format!(
                 "optimizer state for {} parameters, the model has {}",
@@ -414,6 +441,33 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
         self.slots = slots;
         self.step = state.steps;
         Ok(())
+    }
+}
+
+impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
+    /// `s` in the form the update path of this device keeps: host buffers on the CPU
+    /// (`update_host`), tensors elsewhere (`update_tensors`).
+    fn slot_for_device(&self, s: &SlotState, host: bool) -> SlotState {
+        let adam = matches!(self.cfg.kind, OptimKind::Adam | OptimKind::Adamw);
+        match (s, host) {
+            (SlotState::Momentum(b), true) | (SlotState::Square(b), true) => {
+                SlotState::Host(b.clone(), vec![], vec![])
+            }
+            (SlotState::Adam { m, v, v_max }, true) => {
+                SlotState::Host(m.clone(), v.clone(), v_max.clone().unwrap_or_default())
+            }
+            (SlotState::Host(a, b, c), false) => match self.cfg.kind {
+                _ if adam => SlotState::Adam {
+                    m: a.clone(),
+                    v: b.clone(),
+                    v_max: (!c.is_empty()).then(|| c.clone()),
+                },
+                OptimKind::Rmsprop => SlotState::Square(a.clone()),
+                _ if self.cfg.momentum != 0.0 => SlotState::Momentum(a.clone()),
+                _ => SlotState::Empty,
+            },
+            (other, _) => other.clone(),
+        }
     }
 }
 
@@ -483,6 +537,67 @@ mod tests {
         }
         close(&out[0], &out[1]);
         out.swap_remove(0)
+    }
+
+    /// A state saved by one update path and restored for the other (a run moved between the
+    /// CPU and another device) keeps its moments: the next steps match the path that never
+    /// stopped.
+    #[test]
+    fn state_moves_between_the_host_and_tensor_forms() {
+        let dev = Cpu::default();
+        let grads_seq = [
+            [1.0, -2.0],
+            [0.5, 0.25],
+            [-1.0, 3.0],
+            [2.0, 2.0],
+            [0.1, -0.3],
+        ];
+        let step = |opt: &mut Optimizer<f64, Cpu>,
+                    p: &mut Vec<Flat<f64, Cpu>>,
+                    g: &[f64; 2],
+                    host: bool| {
+            let gt = dev.tensor_from_vec(g.to_vec(), (2,));
+            let loss = (p[0].leaky_trace() * gt).sum();
+            let grads = loss.backward();
+            if host {
+                opt.update_host(p, &grads);
+            } else {
+                opt.update_tensors(p, &grads);
+            }
+        };
+        let kinds = [
+            with(OptimKind::Sgd, 0.1, |c| c.momentum = 0.9),
+            with(OptimKind::Sgd, 0.1, |c| {
+                c.momentum = 0.9;
+                c.nesterov = true
+            }),
+            with(OptimKind::Adam, 0.1, |_| {}),
+            with(OptimKind::Adamw, 0.1, |c| c.amsgrad = true),
+            with(OptimKind::Rmsprop, 0.1, |_| {}),
+        ];
+        for cfg in kinds {
+            for from_host in [true, false] {
+                let mut p = vec![dev.tensor_from_vec(vec![1.0, 2.0], (2,))];
+                let mut straight = Optimizer::<f64, Cpu>::new(&cfg, 1);
+                for g in &grads_seq {
+                    step(&mut straight, &mut p, g, !from_host);
+                }
+                let mut q = vec![dev.tensor_from_vec(vec![1.0, 2.0], (2,))];
+                let mut first = Optimizer::<f64, Cpu>::new(&cfg, 1);
+                for g in &grads_seq[..3] {
+                    step(&mut first, &mut q, g, from_host);
+                }
+                let mut moved = Optimizer::<f64, Cpu>::new(&cfg, 1);
+                moved
+                    .restore_in_form(&first.state(), &[2], &dev, !from_host)
+                    .unwrap();
+                for g in &grads_seq[3..] {
+                    step(&mut moved, &mut q, g, !from_host);
+                }
+                assert_eq!(moved.steps(), 5);
+                close(&q[0].as_vec(), &p[0].as_vec());
+            }
+        }
     }
 
     fn close(a: &[f64], b: &[f64]) {

@@ -557,6 +557,7 @@ pub(crate) fn run_loop(
     // Already at (or past) the pause point: nothing to train.
     let last_epoch = match pause_at {
         Some(at) if rec.p.iteration >= at => {
+            rec.p.current = resumed_epoch.take();
             status = RunStatus::Interrupted {
                 epoch: rec.p.epoch(),
                 iteration: rec.p.iteration,
@@ -661,9 +662,14 @@ pub(crate) fn run_loop(
 }
 
 impl Progress {
-    /// The record of a run that ended here with `status`.
+    /// The record of a run that ended here with `status` (the epoch in progress, if any,
+    /// counted as a partial epoch).
     pub fn into_record(self, cfg: &TrainConfig, status: RunStatus, device: &str) -> RunRecord {
-        let p = self;
+        let mut p = self;
+        if let Some(mut ep) = p.current.take() {
+            ep.samples_per_sec = ep.samples as f64 / ep.seconds.max(1e-12);
+            p.epochs.push(ep);
+        }
         let last_test = p
             .metrics
             .iter()
