@@ -2,6 +2,8 @@
 //! runs each tutorial model on MNIST and Fashion-MNIST alike; cell ids are stable across key
 //! order, variant names and runs, and change with any hyperparameter.
 
+mod common;
+
 use std::path::Path;
 
 use rnnsweep::grid::Grid;
@@ -454,4 +456,35 @@ hidden = { params = [20000, 50000] }
     };
     assert!(h("lstm", 1, 20000) < h("gru", 1, 20000) && h("gru", 1, 20000) < h("rnn", 1, 20000));
     assert!(h("lstm", 2, 50000) < h("lstm", 1, 50000));
+}
+
+/// `plan` says when cells read 784-step sequences with flush_denormal off (what it costs and
+/// what the key does), and says nothing when every such cell flushes or reads rows.
+#[test]
+fn plan_names_long_sequences_in_ieee_mode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let grid = |flush: &str| {
+        format!(
+            "[sweep]\nname = \"seq\"\nseeds = 2\n[defaults]\ncell = \"lstm\"\nhidden = 16\noptimizer = \"adam\"\nlr = 0.01\nbatch = 64\n\
+             iterations = 10\n{flush}\n[grid]\ninput = [\"rows\", \"pixels\", \"permuted\"]\n"
+        )
+    };
+    let plan_text = |text: String| {
+        let g = tmp.path().join("seq.toml");
+        std::fs::write(&g, text).unwrap();
+        let o = common::fake_bin("").arg("plan").arg(&g).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let text = plan_text(grid(""));
+    assert!(
+        text.contains("note: 4 cell(s) read 784-step sequences with flush_denormal off"),
+        "{text}"
+    );
+    assert!(
+        text.contains("20 samples/s against 78 with flush_denormal = true"),
+        "{text}"
+    );
+    let text = plan_text(grid("flush_denormal = true"));
+    assert!(!text.contains("flush_denormal off"), "{text}");
 }

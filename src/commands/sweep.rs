@@ -16,7 +16,7 @@ use crate::cluster::Shard;
 use crate::grid::prune::Halving;
 use crate::grid::search::Method;
 use crate::grid::{AxisValues, Grid};
-use crate::plan::estimate::estimate_seconds;
+use crate::plan::estimate::{denormal_note, estimate_seconds};
 use crate::plan::rungs::Ladder;
 use crate::plan::{Cell, Plan};
 use crate::report::export::cut;
@@ -195,6 +195,9 @@ pub fn plan_cmd(o: &PlanOptions) -> anyhow::Result<Outcome> {
     }
     if let Some(l) = plan.ladder().map_err(anyhow::Error::msg)? {
         println!("{}", pruning_line(&l));
+    }
+    if let Some(note) = denormal_note(plan.cells.iter().map(|c| &c.config)) {
+        println!("{note}");
     }
     if let Some(targets) = grid.axes.iter().find_map(|a| match &a.values {
         AxisValues::Params(t) => Some(t),
@@ -562,6 +565,11 @@ pub fn sweep_cmd(opts: &SweepOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     eprintln!("{}", cells.start_line(&plan, shard, store.layout.root()));
     if let Some(l) = &ladder {
         eprintln!("{}", pruning_line(l));
+    }
+    if let Some(note) = denormal_note(cells.pending.iter().map(|c| &c.config)) {
+        if !opts.quiet && backend.needs_data() {
+            eprintln!("{note}");
+        }
     }
     // A pruned sweep's process may train any cell that is ready (its shard's first).
     let pending: Vec<&Cell> = match ladder {
