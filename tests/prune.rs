@@ -350,23 +350,18 @@ fn prune_replay_of_the_full_grid_agrees_with_the_pruned_sweep() {
             let o = common::fake_sweep(g, &results, &["--jobs", "2", "-q"], "");
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         }
-        let o = common::fake_bin("")
-            .args([
-                "results",
-                "prune-replay",
-                "full",
-                "--min-resource",
-                "1",
-                "--reduction-factor",
-                "2",
-                "--json",
-                "--method",
-                method,
-            ])
-            .arg("--results")
-            .arg(&results)
-            .output()
-            .unwrap();
+        // `results prune-replay full` with this grid's rules, and `extra` flags.
+        let replay_cmd = |extra: &[&str]| {
+            common::fake_bin("")
+                .args(["results", "prune-replay", "full", "--min-resource", "1"])
+                .args(["--reduction-factor", "2", "--method", method])
+                .args(extra)
+                .arg("--results")
+                .arg(&results)
+                .output()
+                .unwrap()
+        };
+        let o = replay_cmd(&["--json"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let replay: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         let (plan, store) = common::plan_and_store(&pruned_grid, &results);
@@ -398,22 +393,7 @@ fn prune_replay_of_the_full_grid_agrees_with_the_pruned_sweep() {
             .sum();
         assert_eq!(replayed, live_samples, "{method}: compute");
         // The text form names the full grid's best and whether it survives.
-        let o = common::fake_bin("")
-            .args([
-                "results",
-                "prune-replay",
-                "full",
-                "--min-resource",
-                "1",
-                "--reduction-factor",
-                "2",
-                "--method",
-                method,
-            ])
-            .arg("--results")
-            .arg(&results)
-            .output()
-            .unwrap();
+        let o = replay_cmd(&[]);
         let text = String::from_utf8_lossy(&o.stdout);
         assert!(
             text.contains("rung 0 (1 epoch): 15 configurations"),

@@ -13,7 +13,6 @@ use serde::Serialize;
 
 use super::Outcome;
 use crate::cluster::Shard;
-use crate::grid::prune::Halving;
 use crate::grid::search::Method;
 use crate::grid::{AxisValues, Grid};
 use crate::plan::estimate::{denormal_note, estimate_seconds};
@@ -632,10 +631,7 @@ fn pruning_line(l: &Ladder) -> String {
     format!(
         "successive halving ({}): {}, η = {}, by the mean {} of each configuration's seeds, {} \
          configurations × {seeds} seed(s)",
-        match p.method {
-            Halving::Sha => "sha",
-            Halving::Asha => "asha",
-        },
+        p.method.name(),
         l.describe(),
         p.reduction_factor,
         p.metric.name(),

@@ -87,6 +87,24 @@ impl std::error::Error for GridError {}
 
 pub use crate::trainer::config::keys::did_you_mean;
 
+/// The integer `key` of table `table` (`[search]`, `[prune]`), if set: it must lie in
+/// `lo..=hi`; the error names `table.key` and says what is allowed.
+pub fn int_in(
+    t: &toml::Table,
+    table: &str,
+    key: &str,
+    (lo, hi): (i64, i64),
+) -> Result<Option<u64>, (String, String)> {
+    match t.get(key) {
+        None => Ok(None),
+        Some(toml::Value::Integer(i)) if (lo..=hi).contains(i) => Ok(Some(*i as u64)),
+        Some(other) => Err((
+            format!("{table}.{key}"),
+            format!("expected an integer in {lo}..={hi}, got {other}"),
+        )),
+    }
+}
+
 /// Refuses a key of the inline table `t` that is not in `allowed`: "unknown `noun` `k` (did you
 /// mean …?); `shape`" (the range, distribution and [search] tables).
 pub fn only_keys(

@@ -23,6 +23,16 @@ pub enum Halving {
     Asha,
 }
 
+impl Halving {
+    /// The grid's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Halving::Sha => "sha",
+            Halving::Asha => "asha",
+        }
+    }
+}
+
 /// What ranks configurations at a rung: the mean over a configuration's seeds of the test
 /// evaluation at the rung.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,14 +120,7 @@ pub fn parse_prune(t: &toml::Table) -> Result<Prune, (String, String)> {
         Some("test_loss") => RungMetric::TestLoss,
         _ => RungMetric::TestAcc,
     };
-    let int = |k: &str, lo: i64, hi: i64| match t.get(k) {
-        None => Ok(None),
-        Some(toml::Value::Integer(i)) if (lo..=hi).contains(i) => Ok(Some(*i as u64)),
-        Some(other) => Err((
-            at(k),
-            format!("expected an integer in {lo}..={hi}, got {other}"),
-        )),
-    };
+    let int = |k: &str, lo: i64, hi: i64| super::error::int_in(t, "prune", k, (lo, hi));
     let min_resource = int("min_resource", 1, i64::MAX)?.ok_or_else(|| {
         (
             at("min_resource"),

@@ -71,14 +71,7 @@ pub fn parse_method(t: &toml::Table) -> Result<Method, (String, String)> {
             ))
         }
     };
-    let int = |k: &str, lo: i64, hi: i64| match t.get(k) {
-        None => Ok(None),
-        Some(toml::Value::Integer(i)) if (lo..=hi).contains(i) => Ok(Some(*i as u64)),
-        Some(other) => Err((
-            at(k),
-            format!("expected an integer in {lo}..={hi}, got {other}"),
-        )),
-    };
+    let int = |k: &str, lo: i64, hi: i64| super::error::int_in(t, "search", k, (lo, hi));
     let trials = int("trials", 1, MAX_TRIALS as i64)?;
     let seed = int("seed", 0, i64::MAX)?;
     match (method, trials) {

@@ -24,10 +24,10 @@ use crate::error::chain;
 use crate::plan::Cell;
 use crate::store::checkpoint::CheckpointFiles;
 use crate::store::lease::{Claim, Leases};
-use crate::store::{CellResult, MetricsLog, RunStore, StoreError};
+use crate::store::{MetricsLog, RunStore, StoreError};
 use crate::trainer::fit::checkpoint::{Checkpoint, Progress, Span};
 use crate::trainer::fit::{Observer, StepInfo};
-use crate::trainer::record::{MetricRow, RunRecord, RunStatus, FORMAT_VERSION};
+use crate::trainer::record::{MetricRow, RunRecord, RunStatus};
 use crate::trainer::{Trained, Trainer};
 
 /// How to run a sweep.
@@ -351,21 +351,7 @@ fn run_cell(worker: usize, job: Job, pool: &rayon::ThreadPool, sh: &Shared) -> C
         return CellOutcome::Interrupted { checkpoint };
     }
     record.origin = Some(sh.origin.clone());
-    let finish = || -> Result<(), crate::store::StoreError> {
-        store.write_metrics(&cell.id, &record.metrics)?;
-        if let Some(w) = &weights {
-            store.write_weights(&cell.id, w)?;
-        }
-        store.finish(&CellResult {
-            format_version: FORMAT_VERSION,
-            cell_id: cell.id.clone(),
-            index: cell.index,
-            variant: cell.variant.clone(),
-            coords: cell.coords.clone(),
-            record: record.clone(),
-        })
-    };
-    if let Err(e) = finish() {
+    if let Err(e) = store.record_finished(cell, &record, weights.as_deref()) {
         return fail(chain(&e));
     }
     if !sh.opts.keep_checkpoints {

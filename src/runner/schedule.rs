@@ -18,9 +18,9 @@ use crate::plan::rungs::Ladder;
 use crate::plan::{Cell, Plan};
 use crate::store::lease::{Claim, Leases};
 use crate::store::state::CellState;
-use crate::store::{CellResult, RunStore};
+use crate::store::RunStore;
 use crate::trainer::fit::checkpoint::Checkpoint;
-use crate::trainer::record::{MetricRow, RunRecord, RunStatus, FORMAT_VERSION};
+use crate::trainer::record::{MetricRow, RunRecord, RunStatus};
 
 /// The scheduler of one pruned sweep process.
 pub struct Scheduler<'a> {
@@ -118,13 +118,6 @@ impl<'a> Scheduler<'a> {
                 ..State::default()
             }),
         }
-    }
-
-    /// The decisions from what is on disk now (and each cell's view).
-    pub fn decisions(&self) -> Decisions {
-        let mut st = self.state.lock().expect("scheduler lock");
-        let views = self.views(&mut st);
-        self.decide(&views)
     }
 
     fn decide(&self, views: &[View]) -> Decisions {
@@ -251,18 +244,7 @@ impl<'a> Scheduler<'a> {
             &ckpt.device,
         );
         record.origin = Some(self.origin.clone());
-        let write = || -> Result<(), crate::store::StoreError> {
-            store.write_metrics(&cell.id, &record.metrics)?;
-            store.finish(&CellResult {
-                format_version: FORMAT_VERSION,
-                cell_id: cell.id.clone(),
-                index: cell.index,
-                variant: cell.variant.clone(),
-                coords: cell.coords.clone(),
-                record: record.clone(),
-            })
-        };
-        if let Err(e) = write() {
+        if let Err(e) = store.record_finished(cell, &record, None) {
             let msg = format!("cannot record the pruned cell: {}", chain(&e));
             let _ = store.fail(&cell.id, &msg);
             store.log_event("failed", Some(cell), serde_json::json!({ "error": msg }));

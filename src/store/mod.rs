@@ -284,6 +284,28 @@ impl RunStore {
         .map_err(io("write", &p))
     }
 
+    /// Records `cell` as finished with `record`: its metrics.csv, its weights (if any), then
+    /// result.json, the "finished" marker, last.
+    pub fn record_finished(
+        &self,
+        cell: &Cell,
+        record: &RunRecord,
+        weights: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        self.write_metrics(&cell.id, &record.metrics)?;
+        if let Some(w) = weights {
+            self.write_weights(&cell.id, w)?;
+        }
+        self.finish(&CellResult {
+            format_version: FORMAT_VERSION,
+            cell_id: cell.id.clone(),
+            index: cell.index,
+            variant: cell.variant.clone(),
+            coords: cell.coords.clone(),
+            record: record.clone(),
+        })
+    }
+
     pub fn fail(&self, id: &str, message: &str) -> Result<(), StoreError> {
         let p = self.layout.error_txt(id);
         write_atomic(&p, message.as_bytes()).map_err(io("write", &p))
