@@ -49,6 +49,17 @@ check:
 bench *ARGS:
     cargo run --release -- bench {{ARGS}}
 
+# rnnsweep's and PyTorch's training speed side by side, measured now on this machine (PyTorch from
+# $PYTHON, default python3, with torch and numpy installed; never needed by the tests). Takes
+# bench's flags: `just bench-vs-pytorch --recipe lstm_h64`. `RNNSWEEP_ISA=avx2 just bench-vs-pytorch`
+# caps both programs at AVX2 (PyTorch through ATEN_CPU_CAPABILITY).
+bench-vs-pytorch *ARGS:
+    cargo build --release
+    mkdir -p target/bench-vs-pytorch
+    target/release/rnnsweep bench --pytorch-spec {{ARGS}} > target/bench-vs-pytorch/spec.json
+    ${PYTHON:-python3} bench/pytorch/bench.py target/bench-vs-pytorch/spec.json --out target/bench-vs-pytorch/pytorch.json
+    target/release/rnnsweep bench --pytorch target/bench-vs-pytorch/pytorch.json {{ARGS}}
+
 # Fetch and verify the MNIST files (`just data verify`, `just data show 0`)
 data *ARGS="fetch":
     cargo run --release -- data {{ARGS}}

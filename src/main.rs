@@ -33,6 +33,11 @@ fn stop_on_signals() {
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // A bad RNNSWEEP_ISA is refused before any work (the fused layers read it when they run).
+    if let Err(e) = rnnsweep::trainer::model::fused::Isa::limit() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     // First Ctrl-C: stop at the next step and save; second: leave at once.
     let _ = ctrlc::set_handler(|| {
         if STOP.swap(true, Ordering::SeqCst) {

@@ -499,6 +499,14 @@ flags! {
         /// Print the rows against a baseline saved with --save (regressions are marked SLOWER)
         #[arg(long, value_name = "FILE")]
         compare: Option<PathBuf>,
+        /// Instead of training: print, as JSON, what bench/pytorch/bench.py needs to time the
+        /// same recipes in PyTorch (`just bench-vs-pytorch` runs both)
+        #[arg(long)]
+        pytorch_spec: bool,
+        /// Show PyTorch's figures measured by bench/pytorch/bench.py (its output FILE) beside
+        /// this program's, instead of the reference figures
+        #[arg(long, value_name = "FILE")]
+        pytorch: Option<PathBuf>,
     } globals(data_dir, quiet)
 }
 

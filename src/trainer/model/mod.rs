@@ -17,6 +17,7 @@
 //! [`ModelLoadError`] naming the first that does not fit.
 
 pub mod dropout;
+pub mod flops;
 pub mod fused;
 pub mod init;
 pub mod kernel;

@@ -1,5 +1,11 @@
 //! Matmuls of the fused layers: strided views over host buffers, multiplied by the `gemm`
 //! crate on the current rayon pool's threads (AVX-512 kernels where the CPU has them).
+//!
+//! Under an `RNNSWEEP_ISA` cap ([`Isa::limit`]) the `gemm` crate's own dispatch, which picks
+//! the CPU's widest set and cannot be told otherwise, is bypassed: [`Real::gemm_capped`] calls
+//! its generic driver (`gemm_common::gemm::gemm_basic_generic`) with the microkernels of the
+//! allowed set (`gemm_f32`/`gemm_f64`'s `fma` or `scalar` modules), exactly as the crate's
+//! dispatch does for that set. Without a cap the crate's dispatch runs unchanged.
 
 use super::*;
 
@@ -73,9 +79,34 @@ pub(super) fn matmul<E: Real>(
     } else {
         ::gemm::Parallelism::None
     };
-    // SAFETY: the views were checked to lie inside the slices; gemm reads a and b and writes c
-    // only at the strided positions of those views, and c does not overlap a or b (distinct
-    // borrows).
+    let isa = Isa::for_matmul();
+    // SAFETY (both calls): the views were checked to lie inside the slices; gemm reads a and b
+    // and writes c only at the strided positions of those views, and c does not overlap a or b
+    // (distinct borrows).
+    if isa < Isa::Avx512 {
+        // SAFETY: as above.
+        unsafe {
+            E::gemm_capped()(
+                isa,
+                cv.rows,
+                cv.cols,
+                av.cols,
+                c.as_mut_ptr(),
+                cv.cs as isize,
+                cv.rs as isize,
+                accumulate,
+                a.as_ptr(),
+                av.cs as isize,
+                av.rs as isize,
+                b.as_ptr(),
+                bv.cs as isize,
+                bv.rs as isize,
+                par,
+            )
+        };
+        return;
+    }
+    // SAFETY: as above.
     unsafe {
         ::gemm::gemm(
             cv.rows,
@@ -112,4 +143,208 @@ pub(super) fn add_recurrent<E: Real>(dst: &mut [E], h_prev: &[E], w_hh: &[E], d:
         w_hh,
         View::row_major(d.g, d.h).t(),
     );
+}
+
+/// Defines `gemm_capped` for one element type: `c = [c +] a·b` with the microkernels of `isa`
+/// (AVX2 + FMA or scalar; AVX-512 is the `gemm` crate's own dispatch), the body of the crate's
+/// per-set entry points (`gemm_common::__inject_mod!`), which are private.
+macro_rules! gemm_capped {
+    ($t:ident, $kernels:ident) => {
+        /// # Safety
+        /// As `gemm::gemm`: the strided views lie inside live buffers and `dst` overlaps neither
+        /// operand.
+        #[allow(clippy::too_many_arguments)]
+        pub(in crate::trainer::model::fused) unsafe fn $t(
+            isa: Isa,
+            m: usize,
+            n: usize,
+            k: usize,
+            dst: *mut $t,
+            dst_cs: isize,
+            dst_rs: isize,
+            read_dst: bool,
+            lhs: *const $t,
+            lhs_cs: isize,
+            lhs_rs: isize,
+            rhs: *const $t,
+            rhs_cs: isize,
+            rhs_rs: isize,
+            par: ::gemm::Parallelism,
+        ) {
+            use gemm_common::simd::MixedSimd;
+            macro_rules! call {
+                ($simd:expr, $ukr:path, $n:expr) => {{
+                    use $ukr as k_;
+                    gemm_common::gemm::gemm_basic_generic::<
+                        _,
+                        $t,
+                        { $n },
+                        { k_::MR_DIV_N * $n },
+                        { k_::NR },
+                        { k_::MR_DIV_N },
+                        { k_::H_M },
+                        { k_::H_N },
+                    >(
+                        $simd,
+                        m,
+                        n,
+                        k,
+                        dst,
+                        dst_cs,
+                        dst_rs,
+                        read_dst,
+                        lhs,
+                        lhs_cs,
+                        lhs_rs,
+                        rhs,
+                        rhs_cs,
+                        rhs_rs,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        |a, b, c| a * b + c,
+                        &k_::UKR,
+                        &k_::H_UKR,
+                        false,
+                        par,
+                    )
+                }};
+            }
+            #[cfg(target_arch = "x86_64")]
+            if isa == Isa::Avx2 {
+                if let Some(simd) = <gemm_common::simd::V3 as MixedSimd<$t, $t, $t, $t>>::try_new()
+                {
+                    // 256-bit vectors: 8 f32 or 4 f64 lanes, as the crate's `fma` module.
+                    return call!(
+                        simd,
+                        $kernels::microkernel::fma::$t,
+                        32 / std::mem::size_of::<$t>()
+                    );
+                }
+            }
+            let _ = isa;
+            call!(
+                gemm_common::simd::Scalar,
+                $kernels::microkernel::scalar::$t,
+                1
+            )
+        }
+    };
+}
+
+/// [`capped`]'s functions: `isa`, m, n, k, then `gemm::gemm`'s pointers and strides, and the
+/// parallelism.
+pub(super) type CappedGemm<T> = unsafe fn(
+    Isa,
+    usize,
+    usize,
+    usize,
+    *mut T,
+    isize,
+    isize,
+    bool,
+    *const T,
+    isize,
+    isize,
+    *const T,
+    isize,
+    isize,
+    ::gemm::Parallelism,
+);
+
+/// The capped matmuls, per element type (see [`Real::gemm_capped`]).
+pub(super) mod capped {
+    use super::Isa;
+    gemm_capped!(f32, gemm_f32);
+    gemm_capped!(f64, gemm_f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The capped kernels compute the same product as a naive loop, for strided and transposed
+    /// views, with and without accumulation, in f32 and f64; and the AVX2 kernels give the
+    /// same bits as the `gemm` crate's own dispatch where that is AVX2.
+    fn check<E: Real + std::fmt::Debug>(tol: f64) {
+        let (m, k, n) = (13, 37, 29);
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            E::from(((seed >> 33) as f64 / (1u64 << 31) as f64) - 0.5).unwrap()
+        };
+        let a: Vec<E> = (0..m * k).map(|_| next()).collect();
+        let b: Vec<E> = (0..n * k).map(|_| next()).collect();
+        let c0: Vec<E> = (0..m * n).map(|_| next()).collect();
+        // a row-major m×k; b stored n×k and read transposed (k×n), as W_hhᵀ is.
+        let (av, bv, cv) = (
+            View::row_major(m, k),
+            View::row_major(n, k).t(),
+            View::row_major(m, n),
+        );
+        for accumulate in [false, true] {
+            let want: Vec<f64> = (0..m * n)
+                .map(|idx| {
+                    let (r, col) = (idx / n, idx % n);
+                    let dot: f64 = (0..k)
+                        .map(|j| a[r * k + j].to_f64().unwrap() * b[col * k + j].to_f64().unwrap())
+                        .sum();
+                    dot + if accumulate {
+                        c0[idx].to_f64().unwrap()
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            for isa in [Isa::Baseline, Isa::Avx2]
+                .into_iter()
+                .filter(|i| i.supported())
+            {
+                let mut c = c0.clone();
+                // SAFETY: the views lie inside the buffers (checked by `matmul`'s asserts in
+                // the same shapes) and c is a separate buffer.
+                unsafe {
+                    E::gemm_capped()(
+                        isa,
+                        m,
+                        n,
+                        k,
+                        c.as_mut_ptr(),
+                        cv.cs as isize,
+                        cv.rs as isize,
+                        accumulate,
+                        a.as_ptr(),
+                        av.cs as isize,
+                        av.rs as isize,
+                        b.as_ptr(),
+                        bv.cs as isize,
+                        bv.rs as isize,
+                        ::gemm::Parallelism::None,
+                    )
+                };
+                for (idx, (got, w)) in c.iter().zip(&want).enumerate() {
+                    let got = got.to_f64().unwrap();
+                    assert!(
+                        (got - w).abs() <= tol,
+                        "{isa:?} acc {accumulate} [{idx}]: {got} vs {w}"
+                    );
+                }
+                if isa == Isa::Avx2 && !Isa::Avx512.supported() {
+                    let mut d = c0.clone();
+                    matmul(&mut d, cv, accumulate, &a, av, &b, bv);
+                    assert_eq!(d, c, "capped AVX2 = the crate's AVX2 dispatch");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn capped_kernels_multiply_correctly() {
+        check::<f32>(1e-5);
+        check::<f64>(1e-12);
+    }
 }

@@ -8,7 +8,9 @@
 //!   share;
 //! - `gemm.rs`: strided matmuls through the `gemm` crate (a newer version than dfdx's, for its
 //!   AVX-512 kernels);
-//! - `simd.rs`: the instruction set the gate loops are compiled for (`Isa`) and the dispatch;
+//! - `simd.rs`: the instruction set the layers run with (`Isa`, capped by `RNNSWEEP_ISA`) and
+//!   the gate loops' dispatch;
+//! - `peak.rs`: the core's measured FMA peak at a given instruction set (`bench`'s % of peak);
 //! - `forward.rs` and `bptt.rs`: the gate loops of the forward and backward passes;
 //! - `pool.rs`: the large buffers of one step kept for the next on the same thread.
 //!
@@ -19,6 +21,7 @@
 mod bptt;
 mod forward;
 mod gemm;
+mod peak;
 mod pool;
 mod simd;
 
@@ -29,7 +32,10 @@ use super::tape::{Mat, TapeThread};
 use crate::trainer::config::{Activation, LayerKind};
 #[cfg(test)]
 use gemm::{matmul, View};
-use simd::{backward, forward, Isa};
+use simd::{backward, forward};
+
+pub use peak::{fma_peak, Peak};
+pub use simd::{Isa, ISA_ENV};
 
 /// Element types of the fused kernels. f32 uses fast rational approximations of tanh (Eigen's,
 /// within a few ulp) that vectorize; f64 (gradient checks) uses the standard library.
@@ -37,6 +43,8 @@ pub trait Real: Dtype + num_traits::Float + 'static {
     fn tanh_(self) -> Self;
     /// This thread's kept buffers of this type (see `pool.rs`).
     fn pool() -> &'static std::thread::LocalKey<pool::Pool<Self>>;
+    /// The matmul under an `RNNSWEEP_ISA` cap, for this type (see `gemm.rs`).
+    fn gemm_capped() -> gemm::CappedGemm<Self>;
     #[inline(always)]
     fn sigmoid_(self) -> Self {
         let half = Self::from(0.5).unwrap();
@@ -53,6 +61,9 @@ impl Real for f64 {
     fn pool() -> &'static std::thread::LocalKey<pool::Pool<f64>> {
         &POOL_F64
     }
+    fn gemm_capped() -> gemm::CappedGemm<f64> {
+        gemm::capped::f64
+    }
     #[inline(always)]
     fn tanh_(self) -> f64 {
         self.tanh()
@@ -66,6 +77,9 @@ impl Real for f64 {
 impl Real for f32 {
     fn pool() -> &'static std::thread::LocalKey<pool::Pool<f32>> {
         &POOL_F32
+    }
+    fn gemm_capped() -> gemm::CappedGemm<f32> {
+        gemm::capped::f32
     }
     /// Eigen's `generic_fast_tanh_float`: a 13/6 rational approximation on [-7.9, 7.9] (tanh is
     /// ±1 in f32 beyond), branch-free so loops over it vectorize.

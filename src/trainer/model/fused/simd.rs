@@ -1,4 +1,5 @@
-//! Which instruction set the gate loops run with, and the dispatch that picks it at run time.
+//! Which instruction set the fused layers run with: the CPU's, capped by `RNNSWEEP_ISA`
+//! ([`Isa::limit`]), for the gate loops (the dispatch below) and the matmuls (`gemm.rs`).
 //!
 //! The gate loops (`forward_impl`, `backward_impl`) are generic functions marked
 //! `#[inline(always)]`. That attribute is what makes the dispatch work: `target_feature` applies
@@ -13,9 +14,14 @@ use super::*;
 use super::bptt::backward_impl;
 use super::forward::forward_impl;
 
-/// The instruction set the gate loops are compiled for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Isa {
+/// The environment variable that caps the instruction set: `baseline`, `avx2` or `avx512`, so
+/// that an AVX-512 machine can report what an AVX2-only one gets (`bench`). Unset: the CPU's
+/// widest.
+pub const ISA_ENV: &str = "RNNSWEEP_ISA";
+
+/// An instruction set the fused layers are compiled for, narrowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
     /// Plain x86-64 (SSE2) or any other architecture.
     Baseline,
     Avx2,
@@ -23,7 +29,67 @@ pub(super) enum Isa {
 }
 
 impl Isa {
-    pub(super) fn supported(self) -> bool {
+    pub const ALL: [Isa; 3] = [Isa::Baseline, Isa::Avx2, Isa::Avx512];
+
+    /// The word `RNNSWEEP_ISA` takes and `bench` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Baseline => "baseline",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+
+    /// The widest set this process may use: `RNNSWEEP_ISA`'s, else AVX-512 (no cap). Read once;
+    /// an unknown word, or a set this CPU lacks, is an error naming what it has.
+    pub fn limit() -> Result<Isa, String> {
+        static LIMIT: std::sync::OnceLock<Result<Isa, String>> = std::sync::OnceLock::new();
+        LIMIT
+            .get_or_init(|| Isa::parse_limit(std::env::var(ISA_ENV).ok().as_deref()))
+            .clone()
+    }
+
+    /// [`Isa::limit`] of a value of `RNNSWEEP_ISA` (`None`: unset).
+    fn parse_limit(value: Option<&str>) -> Result<Isa, String> {
+        let Some(text) = value.map(str::trim).filter(|t| !t.is_empty()) else {
+            return Ok(Isa::Avx512);
+        };
+        let widest = Isa::ALL.into_iter().rev().find(|i| i.supported());
+        let isa = Isa::ALL
+            .into_iter()
+            .find(|i| i.name() == text.to_ascii_lowercase())
+            .ok_or_else(|| {
+                format!(
+                    "{ISA_ENV}={text:?} is not an instruction set: use baseline, avx2 or avx512 \
+                     (or leave it unset for the CPU's widest)"
+                )
+            })?;
+        if !isa.supported() {
+            return Err(format!(
+                "{ISA_ENV}={text}: this CPU lacks it (the widest it has is {}); use a narrower set",
+                widest.unwrap_or(Isa::Baseline).name()
+            ));
+        }
+        Ok(isa)
+    }
+
+    /// Supported by the CPU and within [`Isa::limit`] (an invalid `RNNSWEEP_ISA`, which `main`
+    /// refuses before any work, allows only the baseline).
+    pub fn allowed(self) -> bool {
+        self.supported() && self <= Isa::limit().unwrap_or(Isa::Baseline)
+    }
+
+    /// The set the matmuls use: the widest allowed. With no cap this is what the `gemm` crate's
+    /// own dispatch picks (AVX-512 where the CPU has it, else AVX2 + FMA, else its scalar code).
+    pub fn for_matmul() -> Isa {
+        Isa::ALL
+            .into_iter()
+            .rev()
+            .find(|i| i.allowed())
+            .unwrap_or(Isa::Baseline)
+    }
+
+    pub fn supported(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
@@ -45,16 +111,21 @@ impl Isa {
         }
     }
 
-    /// The fastest supported choice for this cell kind. Measured with `rnnsweep bench`:
-    /// AVX-512 gate loops made LSTM about 9 % faster than AVX2, but vanilla RNNs (one activation
-    /// per unit) 0–4 % slower, so those stay on AVX2.
+    /// The fastest allowed choice for the gate loops of this cell kind. Measured with
+    /// `rnnsweep bench`: AVX-512 gate loops made LSTM about 9 % faster than AVX2, but vanilla
+    /// RNNs (one activation per unit) 0–4 % slower, so those stay on AVX2.
     pub(super) fn best(kind: Kind) -> Isa {
         let gated = matches!(kind, Kind::Lstm | Kind::Gru);
         [Isa::Avx512, Isa::Avx2]
             .into_iter()
             .filter(|isa| gated || *isa != Isa::Avx512)
-            .find(|isa| isa.supported())
+            .find(|isa| isa.allowed())
             .unwrap_or(Isa::Baseline)
+    }
+
+    /// [`Isa::best`] for a layer of `cell` (`bench` prints it).
+    pub fn for_gates(cell: LayerKind, activation: Activation) -> Isa {
+        Isa::best(Kind::of(cell, activation))
     }
 }
 
@@ -105,4 +176,46 @@ simd_dispatch! {
         dhs: &[E],
         need_dx: bool
     ) -> Grads<E>
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_is_read_from_a_word_and_refuses_what_the_cpu_lacks() {
+        assert_eq!(Isa::parse_limit(None), Ok(Isa::Avx512));
+        assert_eq!(Isa::parse_limit(Some(" ")), Ok(Isa::Avx512));
+        assert_eq!(Isa::parse_limit(Some("baseline")), Ok(Isa::Baseline));
+        let e = Isa::parse_limit(Some("avx3")).unwrap_err();
+        assert!(
+            e.contains("RNNSWEEP_ISA=\"avx3\"") && e.contains("baseline, avx2 or avx512"),
+            "{e}"
+        );
+        for isa in [Isa::Avx2, Isa::Avx512] {
+            let got = Isa::parse_limit(Some(&isa.name().to_uppercase()));
+            if isa.supported() {
+                assert_eq!(got, Ok(isa));
+            } else {
+                let e = got.unwrap_err();
+                assert!(e.contains("this CPU lacks it"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn without_a_cap_the_widest_supported_set_is_used() {
+        // The tests run without RNNSWEEP_ISA (the CLI tests set it in child processes).
+        if std::env::var(ISA_ENV).is_ok() {
+            return;
+        }
+        let widest = Isa::ALL.into_iter().rev().find(|i| i.supported()).unwrap();
+        assert_eq!(Isa::for_matmul(), widest);
+        assert_eq!(
+            Isa::best(Kind::Lstm),
+            widest,
+            "gated cells take the widest set"
+        );
+        assert_eq!(Isa::best(Kind::Relu), widest.min(Isa::Avx2));
+    }
 }

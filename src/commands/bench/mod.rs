@@ -1,9 +1,15 @@
-//! `rnnsweep bench`: single-thread training throughput (samples/s) of the six tutorial recipes'
-//! model configs on real MNIST. Each recipe trains `warmup` steps untimed, then `steps` timed
-//! steps (forward, backward, optimizer update, as in `fit`). The median over `repeats`
-//! timed windows is reported, beside PyTorch's figure for the same recipe. `--save FILE` keeps
-//! the rows as JSON and `--compare FILE` prints them against such a saved baseline.
-//! `--report RUNS` instead times `results summarize` on a synthetic sweep in a temporary folder.
+//! `rnnsweep bench`: single-thread training throughput of the six tutorial recipes' model
+//! configs on real MNIST. Each recipe trains `warmup` steps untimed, then `steps` timed steps
+//! (forward, backward, optimizer update, as in `fit`); the median over `repeats` timed windows
+//! is reported as samples/s and GFLOP/s (`trainer::model::flops`), with the fraction of the
+//! core's measured FMA peak at the instruction set in use (`fused::peak`; `RNNSWEEP_ISA` caps
+//! it), beside PyTorch's figure for the same recipe: measured now by `bench/pytorch/bench.py`
+//! (`--pytorch-spec`, `--pytorch FILE`: `pytorch.rs`), else a reference figure.
+//! `--save FILE` keeps the rows as JSON and `--compare FILE` prints them against such a saved
+//! baseline. `--report RUNS` instead times `results summarize` (`report.rs`).
+
+mod pytorch;
+mod report;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,8 +24,12 @@ use crate::trainer::config::presets::{preset, PRESETS};
 use crate::trainer::config::{InputMode, TrainConfig};
 use crate::trainer::fit::denormal::FloatMode;
 use crate::trainer::fit::train_step;
+use crate::trainer::model::flops::train_flops_per_sample;
+use crate::trainer::model::fused::{fma_peak, Isa, Peak, ISA_ENV};
 use crate::trainer::model::{saved_bytes_per_sample, Model};
 use crate::trainer::optim::Optimizer;
+use pytorch::{Measured, Spec, SpecRecipe, SPEC_VERSION};
+use report::report_bench_cmd;
 
 /// Options of `rnnsweep bench`.
 #[derive(Clone, Debug)]
@@ -48,7 +58,10 @@ pub struct BenchOptions {
     pub hidden: Option<usize>,
     /// Flush subnormal floats to zero, the runs' `flush_denormal` (`--flush-denormal`).
     pub flush_denormal: bool,
-    /// The MNIST folder [default: see `data::resolve_dir`].
+    /// Instead of training: print what `bench/pytorch/bench.py` needs, as JSON.
+    pub pytorch_spec: bool,
+    /// PyTorch's figures measured by `bench/pytorch/bench.py`, shown instead of the reference.
+    pub pytorch: Option<PathBuf>,
     /// The data folder as given [default: see `data::resolve_base`]; bench trains on MNIST.
     pub data_dir: Option<PathBuf>,
     pub quiet: bool,
@@ -63,26 +76,52 @@ pub fn bench_cmd(o: &BenchOptions) -> anyhow::Result<Outcome> {
     if let Some(runs) = o.report {
         return report_bench_cmd(runs, o.json);
     }
-    for r in &o.recipes {
-        preset(r)?;
-    }
-    // Read the baseline first: a bad file should not cost a benchmark run.
+    let recipes = configs(o)?;
+    // Read the files first: a bad one should not cost a benchmark run.
     let baseline = o.compare.as_deref().map(load_baseline).transpose()?;
+    let measured = o.pytorch.as_deref().map(Measured::load).transpose()?;
+    let torch: Vec<Option<f64>> = match &measured {
+        Some(m) => recipes
+            .iter()
+            .map(|(id, cfg)| m.for_recipe(id, cfg))
+            .collect::<anyhow::Result<_>>()?,
+        None => recipes
+            .iter()
+            .map(|(id, cfg)| reference(id).filter(|_| *cfg == preset(id).expect("checked")))
+            .collect(),
+    };
     let data = crate::data::load(o.data_dir.as_deref(), crate::data::Dataset::Mnist, o.quiet)?;
+    if o.pytorch_spec {
+        println!("{}", serde_json::to_string_pretty(&spec(o, recipes)?)?);
+        return Ok(Outcome::Ok);
+    }
     let verbose = !o.json && !o.quiet;
+    let isa = Isa::for_matmul();
+    let peak = fma_peak(isa);
     if verbose {
         eprintln!(
             "training throughput, {} thread(s), {} timed steps x {} windows after {} warm-up steps",
             o.threads, o.steps, o.repeats, o.warmup
         );
     }
-    let rows = with_threads(o.threads, || {
-        run(o, &data, |r| {
-            if verbose {
-                eprintln!("  {}: {:.0} samples/s", r.recipe, r.samples_per_sec);
-            }
-        })
+    let mut rows = with_threads(o.threads, || {
+        recipes
+            .iter()
+            .map(|(id, cfg)| {
+                let row = measure(id, cfg, &data, o, &peak)?;
+                if verbose {
+                    eprintln!(
+                        "  {}: {:.0} samples/s, {:.1} GFLOP/s",
+                        row.recipe, row.samples_per_sec, row.gflops
+                    );
+                }
+                Ok(row)
+            })
+            .collect::<anyhow::Result<Vec<BenchRow>>>()
     })??;
+    for (row, t) in rows.iter_mut().zip(torch) {
+        row.pytorch_samples_per_sec = t;
+    }
     if let Some(path) = &o.save {
         crate::fsutil::write_atomic(path, serde_json::to_string_pretty(&rows)?.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -90,7 +129,8 @@ pub fn bench_cmd(o: &BenchOptions) -> anyhow::Result<Outcome> {
     if o.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        print!("{}", table(&rows));
+        println!("{}", machine_line(&peak));
+        print!("{}", table(&rows, measured.as_ref()));
         if let Some(base) = &baseline {
             println!();
             print!("{}", compare_table(&rows, base));
@@ -99,25 +139,50 @@ pub fn bench_cmd(o: &BenchOptions) -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// `bench --report RUNS`: [`report_bench`] in a temporary folder (removed afterwards), printed.
-fn report_bench_cmd(runs: usize, json: bool) -> anyhow::Result<Outcome> {
-    if runs == 0 {
-        anyhow::bail!("--report needs at least 1 run");
-    }
-    let tmp = std::env::temp_dir().join(format!("rnnsweep-report-bench-{}", std::process::id()));
-    let r = report_bench(&tmp, runs, 30);
-    let _ = std::fs::remove_dir_all(&tmp);
-    let r = r?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+/// The recipes to measure, by id, as bench runs them (`--input`, `--hidden`, `--flush-denormal`
+/// applied).
+fn configs(o: &BenchOptions) -> anyhow::Result<Vec<(String, TrainConfig)>> {
+    let ids: Vec<String> = if o.recipes.is_empty() {
+        PRESETS.iter().map(|s| s.to_string()).collect()
     } else {
-        println!(
-            "results summarize on {} runs x {} epochs ({} metric rows): load {:.2}s, summarize {:.2}s, render {:.3}s, total {:.2}s (writing the synthetic sweep took {:.1}s)",
-            r.runs, r.epochs, r.metric_rows, r.load_seconds, r.summarize_seconds, r.render_seconds,
-            r.load_seconds + r.summarize_seconds + r.render_seconds, r.write_seconds
-        );
-    }
-    Ok(Outcome::Ok)
+        o.recipes.clone()
+    };
+    ids.into_iter()
+        .map(|id| {
+            let mut cfg = preset(&id)?;
+            if let Some(input) = o.input {
+                cfg.model.input = input;
+            }
+            if let Some(h) = o.hidden {
+                cfg.model.hidden = h;
+            }
+            cfg.flush_denormal |= o.flush_denormal;
+            cfg.model = cfg.model.normalized();
+            cfg.validate()?;
+            Ok((id, cfg))
+        })
+        .collect()
+}
+
+/// `--pytorch-spec`: the recipes and where the (just loaded and verified) MNIST files are.
+fn spec(o: &BenchOptions, recipes: Vec<(String, TrainConfig)>) -> anyhow::Result<Spec> {
+    use crate::data::{locate, resolve_dir, TRAIN_IMAGES, TRAIN_LABELS};
+    let dir = resolve_dir(o.data_dir.as_deref(), crate::data::Dataset::Mnist)?;
+    let file = |f| locate(&dir, f).with_context(|| format!("no {} in {}", f.name, dir.display()));
+    Ok(Spec {
+        format_version: SPEC_VERSION,
+        warmup: o.warmup,
+        steps: o.steps,
+        repeats: o.repeats,
+        threads: o.threads,
+        isa_cap: std::env::var(ISA_ENV).ok().filter(|v| !v.trim().is_empty()),
+        train_images: file(&TRAIN_IMAGES)?,
+        train_labels: file(&TRAIN_LABELS)?,
+        recipes: recipes
+            .into_iter()
+            .map(|(recipe, config)| SpecRecipe { recipe, config })
+            .collect(),
+    })
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -134,49 +199,64 @@ pub struct BenchRow {
     /// Bytes the fused layers keep per sample for back-propagation (0 in older baselines).
     #[serde(default)]
     pub saved_bytes_per_sample: usize,
-    /// The recipe was changed by `--input`, `--hidden` or `--flush-denormal` (no PyTorch
-    /// reference then).
+    /// The recipe was changed by `--input`, `--hidden` or `--flush-denormal`.
     #[serde(default)]
     pub changed: bool,
     /// Subnormal floats were flushed to zero (`--flush-denormal`).
     #[serde(default)]
     pub flush_denormal: bool,
+    /// Matmul FLOPs of one training sample (`trainer::model::flops`; 0 in older baselines).
+    #[serde(default)]
+    pub flops_per_sample: f64,
+    /// Median GFLOP/s: `flops_per_sample` × samples/s / 10⁹.
+    #[serde(default)]
+    pub gflops: f64,
+    /// The instruction set of the matmuls, and the core's measured FMA peak at it.
+    #[serde(default)]
+    pub isa: String,
+    #[serde(default)]
+    pub peak_gflops: f64,
+    /// `gflops / peak_gflops`.
+    #[serde(default)]
+    pub peak_fraction: f64,
+    /// The instruction set of the gate loops (AVX2 for vanilla RNNs even where AVX-512 is).
+    #[serde(default)]
+    pub gate_isa: String,
+    /// PyTorch's samples/s for the same config: measured (`--pytorch`) or the reference figure.
+    #[serde(default)]
+    pub pytorch_samples_per_sec: Option<f64>,
 }
 
-/// Benchmarks each recipe on the CPU in the current rayon pool (run it in a 1-thread pool).
-pub fn run(
-    opts: &BenchOptions,
-    data: &Mnist,
-    mut report: impl FnMut(&BenchRow),
-) -> anyhow::Result<Vec<BenchRow>> {
-    let ids: Vec<String> = if opts.recipes.is_empty() {
-        PRESETS.iter().map(|s| s.to_string()).collect()
-    } else {
-        opts.recipes.clone()
-    };
-    let mut rows = Vec::new();
-    for id in ids {
-        let mut cfg = preset(&id)?;
-        if let Some(input) = opts.input {
-            cfg.model.input = input;
-        }
-        if let Some(h) = opts.hidden {
-            cfg.model.hidden = h;
-        }
-        cfg.flush_denormal = opts.flush_denormal;
-        cfg.model = cfg.model.normalized();
-        cfg.validate()?;
-        let mut row = {
-            let _float_mode = FloatMode::enter(cfg.flush_denormal)?;
-            bench_one(&id, &cfg, data, opts)
-        };
-        row.changed = opts.input.is_some_and(|i| !i.is_rows())
-            || opts.hidden.is_some()
-            || opts.flush_denormal;
-        report(&row);
-        rows.push(row);
+impl BenchRow {
+    /// This program's speed over PyTorch's.
+    pub fn ratio(&self) -> Option<f64> {
+        self.pytorch_samples_per_sec
+            .map(|t| self.samples_per_sec / t)
     }
-    Ok(rows)
+}
+
+/// Benchmarks one recipe on the CPU in the current rayon pool (run it in a 1-thread pool).
+fn measure(
+    id: &str,
+    cfg: &TrainConfig,
+    data: &Mnist,
+    opts: &BenchOptions,
+    peak: &Peak,
+) -> anyhow::Result<BenchRow> {
+    let mut row = {
+        let _float_mode = FloatMode::enter(cfg.flush_denormal)?;
+        bench_one(id, cfg, data, opts)
+    };
+    row.changed = *cfg != preset(id)?;
+    row.flops_per_sample = train_flops_per_sample(&cfg.model);
+    row.gflops = row.flops_per_sample * row.samples_per_sec / 1e9;
+    row.isa = peak.isa.name().to_string();
+    row.peak_gflops = peak.gflops;
+    row.peak_fraction = row.gflops / peak.gflops;
+    row.gate_isa = Isa::for_gates(cfg.model.cell, cfg.model.rnn_activation())
+        .name()
+        .to_string();
+    Ok(row)
 }
 
 fn bench_one(id: &str, cfg: &TrainConfig, data: &Mnist, opts: &BenchOptions) -> BenchRow {
@@ -217,12 +297,19 @@ fn bench_one(id: &str, cfg: &TrainConfig, data: &Mnist, opts: &BenchOptions) -> 
         saved_bytes_per_sample: saved_bytes_per_sample(&cfg.model, std::mem::size_of::<f32>()),
         changed: false,
         flush_denormal: cfg.flush_denormal,
+        flops_per_sample: 0.0,
+        gflops: 0.0,
+        isa: String::new(),
+        peak_gflops: 0.0,
+        peak_fraction: 0.0,
+        gate_isa: String::new(),
+        pytorch_samples_per_sec: None,
     }
 }
 
 /// PyTorch 2.15 (CPU wheel, one thread) training samples/s on real MNIST for each recipe, as
-/// measured on this machine class and given in the speed issue. A reference, not a measurement
-/// of this program.
+/// given in the speed issue for an AMD EPYC Zen 3: a reference when nothing was measured here
+/// (`just bench-vs-pytorch` measures it on this machine).
 pub const PYTORCH: [(&str, f64); 6] = [
     ("rnnimc", 14_600.0),
     ("model_a", 21_900.0),
@@ -232,28 +319,53 @@ pub const PYTORCH: [(&str, f64); 6] = [
     ("lstm_h64", 14_700.0),
 ];
 
-fn pytorch(recipe: &str) -> Option<f64> {
+fn reference(recipe: &str) -> Option<f64> {
     PYTORCH.iter().find(|(r, _)| *r == recipe).map(|(_, v)| *v)
 }
 
+/// The CPU (`/proc/cpuinfo`'s model name, where there is one) and the instruction set in use.
+fn machine_line(peak: &Peak) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let cap = match std::env::var(ISA_ENV) {
+        Ok(v) if !v.trim().is_empty() => format!("{ISA_ENV}={v}"),
+        _ => format!("the CPU's widest; {ISA_ENV} unset"),
+    };
+    format!(
+        "CPU: {cpu}\ninstruction set: {} ({cap})\n{}",
+        peak.isa.name(),
+        peak.describe()
+    )
+}
+
 /// A fixed-width table of the rows, with PyTorch's figure and the ratio to it.
-pub fn table(rows: &[BenchRow]) -> String {
+pub fn table(rows: &[BenchRow], measured: Option<&Measured>) -> String {
     let mut s = format!(
-        "{:<10} {:<22} {:<14} {:>5} {:>10} {:>14} {:>11} {:>8} {:>7}\n",
+        "{:<10} {:<24} {:<14} {:>5} {:>10} {:>14} {:>8} {:>6} {:>9} {:>7} {:>8} {:>11}\n",
         "recipe",
         "model",
         "optimizer",
         "batch",
         "samples/s",
         "min..max",
-        "BPTT KiB/s.",
+        "GFLOP/s",
+        "%peak",
         "PyTorch",
-        "ratio"
+        "GFLOP/s",
+        "ratio",
+        "BPTT KiB/s."
     );
     for r in rows {
-        let torch = pytorch(&r.recipe).filter(|_| !r.changed);
+        let torch = r.pytorch_samples_per_sec;
         s.push_str(&format!(
-            "{:<10} {:<22} {:<14} {:>5} {:>10.0} {:>14} {:>11.1} {:>8} {:>7}\n",
+            "{:<10} {:<24} {:<14} {:>5} {:>10.0} {:>14} {:>8.1} {:>5.0}% {:>9} {:>7} {:>8} {:>11.1}\n",
             r.recipe,
             if r.flush_denormal {
                 format!("{} flush", r.model)
@@ -264,16 +376,23 @@ pub fn table(rows: &[BenchRow]) -> String {
             r.batch,
             r.samples_per_sec,
             format!("{:.0}..{:.0}", r.min_samples_per_sec, r.max_samples_per_sec),
-            r.saved_bytes_per_sample as f64 / 1024.0,
+            r.gflops,
+            100.0 * r.peak_fraction,
             torch.map_or("-".into(), |t| format!("{t:.0}")),
-            torch.map_or("-".into(), |t| format!("{:.2}x", r.samples_per_sec / t)),
+            torch.map_or("-".into(), |t| format!("{:.1}", t * r.flops_per_sample / 1e9)),
+            r.ratio().map_or("-".into(), |x| format!("{x:.2}x")),
+            r.saved_bytes_per_sample as f64 / 1024.0,
         ));
     }
+    s.push_str("GFLOP/s: matmul FLOPs of forward + backward per sample (see `trainer/model/flops.rs`) x samples/s; %peak: of the FMA peak above\n");
     s.push_str("BPTT KiB/s.: activations the fused layers keep per sample for the backward pass\n");
     if rows.iter().any(|r| r.flush_denormal) {
         s.push_str("flush: subnormal floats flushed to zero (torch.set_flush_denormal(True))\n");
     }
-    s.push_str("PyTorch: 2.15 CPU wheel, one thread, same recipes (reference figures, not measured here; none for a recipe changed by --input, --hidden or --flush-denormal)\n");
+    match measured {
+        Some(m) => s.push_str(&format!("{}\n", m.describe())),
+        None => s.push_str("PyTorch: 2.15 CPU wheel, one thread, on an AMD EPYC Zen 3 (reference figures from the speed issue, not measured here: `just bench-vs-pytorch` measures them; none for a recipe changed by --input, --hidden or --flush-denormal)\n"),
+    }
     s
 }
 
@@ -323,150 +442,6 @@ pub fn compare_table(now: &[BenchRow], base: &[BenchRow]) -> String {
     s
 }
 
-/// Timings of `results summarize` on a synthetic sweep.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ReportBench {
-    pub runs: usize,
-    pub epochs: usize,
-    pub metric_rows: usize,
-    pub write_seconds: f64,
-    pub load_seconds: f64,
-    pub summarize_seconds: f64,
-    pub render_seconds: f64,
-}
-
-/// Writes a sweep of `runs` completed cells × `epochs` evaluations (train + test rows each)
-/// under `dir` with the store's own writers, then times loading, summarizing (100 variants ×
-/// runs/100 seeds) and rendering the terminal table.
-pub fn report_bench(
-    dir: &std::path::Path,
-    runs: usize,
-    epochs: usize,
-) -> anyhow::Result<ReportBench> {
-    use crate::plan::{cell_id, Cell, Plan};
-    use crate::report::{export, load, summarize};
-    use crate::store::{CellResult, RunStore};
-    use crate::trainer::record::*;
-    let t0 = Instant::now();
-    let variants = 100.min(runs.max(1));
-    let mut cells = Vec::with_capacity(runs);
-    for i in 0..runs {
-        let mut cfg = preset("lstm_h64")?;
-        cfg.model.hidden = 8 + i % variants;
-        cfg.seed = (i / variants) as u64;
-        cfg.budget = crate::trainer::config::Budget::Epochs(epochs as u32);
-        cfg.model = cfg.model.normalized();
-        let coords = [("seed".to_string(), cfg.seed.to_string())]
-            .into_iter()
-            .collect();
-        cells.push(Cell {
-            index: i,
-            id: cell_id(&cfg),
-            variant: format!("h{}", cfg.model.hidden),
-            coords,
-            config: cfg,
-        });
-    }
-    let plan = Plan {
-        name: "bench".into(),
-        description: String::new(),
-        axes: vec![],
-        cells,
-        duplicate_draws: 0,
-        prune: None,
-    };
-    let store = RunStore::open(dir, "bench");
-    store.init("# synthetic\n", &plan)?;
-    for (i, cell) in plan.cells.iter().enumerate() {
-        std::fs::create_dir_all(store.layout.run_dir(&cell.id))?;
-        let acc =
-            |e: usize| 0.5 + 0.45 * (e as f64 / epochs as f64) + 0.001 * ((i * 7919 % 13) as f64);
-        let metrics: Vec<MetricRow> = (1..=epochs)
-            .flat_map(|e| {
-                [MetricSplit::Train, MetricSplit::Test].map(|split| MetricRow {
-                    epoch: e as u64,
-                    iteration: (e * 938) as u64,
-                    split,
-                    loss: 1.0 - acc(e),
-                    acc: acc(e),
-                    samples: 60_000,
-                    seconds: e as f64 * 10.0,
-                    samples_per_sec: (split == MetricSplit::Train).then_some(6000.0),
-                    grad_norm: (split == MetricSplit::Train).then_some(1.0),
-                    grad_norm_max: (split == MetricSplit::Train).then_some(2.0),
-                    lr: Some(0.1),
-                })
-            })
-            .collect();
-        store.write_metrics(&cell.id, &metrics)?;
-        let record = RunRecord {
-            format_version: FORMAT_VERSION,
-            config: cell.config.clone(),
-            status: RunStatus::Completed,
-            device: "cpu".into(),
-            parameters: crate::trainer::model::layout::param_count(&cell.config.model),
-            iterations: (epochs * 938) as u64,
-            train_seconds: 10.0 * epochs as f64,
-            eval_seconds: 1.0,
-            samples_per_sec: 6000.0,
-            final_test_acc: Some(acc(epochs)),
-            final_test_loss: Some(1.0 - acc(epochs)),
-            metrics,
-            epochs: (1..=epochs as u64)
-                .map(|e| EpochStats {
-                    epoch: e,
-                    iterations: 938,
-                    samples: 60_000,
-                    seconds: 10.0,
-                    samples_per_sec: 6000.0,
-                })
-                .collect(),
-            collapsed: false,
-            top_class: None,
-            origin: None,
-        };
-        let result = CellResult {
-            format_version: FORMAT_VERSION,
-            cell_id: cell.id.clone(),
-            index: i,
-            variant: cell.variant.clone(),
-            coords: cell.coords.clone(),
-            record,
-        };
-        std::fs::write(
-            store.layout.result_json(&cell.id),
-            serde_json::to_vec(&result)?,
-        )?;
-    }
-    let write_seconds = t0.elapsed().as_secs_f64();
-    let t1 = Instant::now();
-    let loaded = load::load(&[store.layout.root().to_owned()])?;
-    let load_seconds = t1.elapsed().as_secs_f64();
-    let t2 = Instant::now();
-    let s = summarize::summarize(
-        &loaded,
-        &summarize::default_by(&loaded),
-        summarize::Metric::TestAcc,
-    )?;
-    let summarize_seconds = t2.elapsed().as_secs_f64();
-    let t3 = Instant::now();
-    let bytes = export::exporter_for(export::Format::Table).render(&s, export::Tables::Both)?;
-    let render_seconds = t3.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        s.counts.completed == runs && !bytes.is_empty(),
-        "the synthetic sweep did not load completely"
-    );
-    Ok(ReportBench {
-        runs,
-        epochs,
-        metric_rows: runs * epochs * 2,
-        write_seconds,
-        load_seconds,
-        summarize_seconds,
-        render_seconds,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,6 +459,13 @@ mod tests {
             saved_bytes_per_sample: 0,
             changed: false,
             flush_denormal: false,
+            flops_per_sample: 1e6,
+            gflops: median * 1e6 / 1e9,
+            isa: "avx2".into(),
+            peak_gflops: 100.0,
+            peak_fraction: median * 1e6 / 1e9 / 100.0,
+            gate_isa: "avx2".into(),
+            pytorch_samples_per_sec: None,
         }
     }
 
@@ -515,8 +497,15 @@ mod tests {
     }
 
     #[test]
-    fn table_shows_the_ratio_to_pytorch() {
-        let t = table(&[row("lstm_h64", 22_050.0, 5.0)]);
-        assert!(t.contains("14700") && t.contains("1.50x"), "{t}");
+    fn table_shows_the_ratio_to_pytorch_and_the_share_of_the_peak() {
+        let mut r = row("lstm_h64", 22_050.0, 5.0);
+        r.pytorch_samples_per_sec = reference("lstm_h64");
+        let t = table(&[r], None);
+        let line = t.lines().find(|l| l.starts_with("lstm_h64")).unwrap();
+        // 22050 samples/s x 1 MFLOP = 22.1 GFLOP/s, 22 % of 100; PyTorch 14700 -> 14.7 GFLOP/s.
+        for want in ["22.1", "22%", "14700", "14.7", "1.50x"] {
+            assert!(line.contains(want), "{want} in {line}");
+        }
+        assert!(t.contains("reference figures"), "{t}");
     }
 }

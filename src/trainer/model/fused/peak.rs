@@ -1,0 +1,270 @@
+//! The core's floating-point peak at an instruction set, measured on this machine: what
+//! `bench`'s "% of peak" divides by.
+//!
+//! Two short calibration loops on the calling thread (about 0.2 s in all):
+//! - **clock**: a chain of dependent integer adds, one per cycle on every x86-64 core of the last
+//!   fifteen years, so adds per second are cycles per second;
+//! - **FMA throughput**: independent f32 accumulators updated by fused multiply-adds from
+//!   registers (24 for AVX-512, 12 for AVX2: more than FMA latency × FMA units on current cores,
+//!   so the loop is bound by the units alone). One FMA is 2 FLOPs per lane (16 lanes for
+//!   AVX-512, 8 for AVX2). The baseline (SSE2) has no FMA: a multiply and an add, 2 FLOPs per
+//!   lane of 4, which is what scalar matmul code can do.
+//!
+//! The peak is the FMA loop's FLOP/s (the best of three windows of ~25 ms). FLOP per cycle and
+//! the FMA units follow from it and the clock (units = FLOP per cycle / (2 × lanes), rounded).
+//! Taking the measured loop, not clock × lanes × 2 × units, makes the peak what the core sustains
+//! at that width: some Xeons lower the clock for AVX-512 code.
+
+use std::time::Instant;
+
+use super::Isa;
+
+/// The measured peak of one core at one instruction set.
+#[derive(Clone, Copy, Debug)]
+pub struct Peak {
+    pub isa: Isa,
+    /// f32 lanes of one vector.
+    pub lanes: usize,
+    /// FLOP/s of the FMA loop, in units of 10⁹.
+    pub gflops: f64,
+    /// The dependent-add loop's rate (x86-64 only).
+    pub ghz: Option<f64>,
+}
+
+impl Peak {
+    /// FLOP per cycle reached by the FMA loop.
+    pub fn flops_per_cycle(&self) -> Option<f64> {
+        self.ghz.map(|g| self.gflops / g)
+    }
+
+    /// Vector FMA units implied by the FLOP per cycle (multiply + add pairs for the baseline).
+    pub fn units(&self) -> Option<f64> {
+        self.flops_per_cycle()
+            .map(|f| (f / (2.0 * self.lanes as f64)).round())
+    }
+
+    /// One line for people: "avx512 FMA peak 1 core: 150.2 GFLOP/s (2 units × 16 lanes × 2 at
+    /// 2.35 GHz)".
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{} FMA peak, one core: {:.1} GFLOP/s",
+            self.isa.name(),
+            self.gflops
+        );
+        if let (Some(ghz), Some(units)) = (self.ghz, self.units()) {
+            s.push_str(&format!(
+                " ({:.1} FLOP/cycle ≈ {units:.0} unit(s) × {} lanes × 2 at {ghz:.2} GHz)",
+                self.gflops / ghz,
+                self.lanes
+            ));
+        }
+        s
+    }
+}
+
+/// Measures the peak at `isa` (which must be supported by the CPU; an unsupported one is
+/// measured at the baseline and says so by its `isa`).
+pub fn fma_peak(isa: Isa) -> Peak {
+    let isa = if isa.supported() { isa } else { Isa::Baseline };
+    let (lanes, flops_per_iter) = loop_shape(isa);
+    let gflops = best_rate(|iters| run_fma(isa, iters), flops_per_iter) / 1e9;
+    Peak {
+        isa,
+        lanes,
+        gflops,
+        ghz: clock_ghz(),
+    }
+}
+
+/// Lanes and FLOPs of one iteration of the FMA loop at `isa`.
+fn loop_shape(isa: Isa) -> (usize, f64) {
+    match isa {
+        Isa::Avx512 => (16, (AVX512_ACC * 16 * 2) as f64),
+        Isa::Avx2 => (8, (NARROW_ACC * 8 * 2) as f64),
+        Isa::Baseline => (4, (NARROW_ACC * 4 * 2) as f64),
+    }
+}
+
+const AVX512_ACC: usize = 24;
+const NARROW_ACC: usize = 12;
+
+/// The best of three timed windows of about 25 ms of `f(iters)`, in units of work per second
+/// (`per_iter` units per iteration).
+fn best_rate(f: impl Fn(u64) -> f32, per_iter: f64) -> f64 {
+    // Size the window: grow the count until one run takes at least 5 ms.
+    let mut iters = 1u64 << 12;
+    let secs = loop {
+        let t = Instant::now();
+        std::hint::black_box(f(iters));
+        let s = t.elapsed().as_secs_f64();
+        if s > 0.005 || iters > 1 << 40 {
+            break s;
+        }
+        iters *= 4;
+    };
+    let iters = ((iters as f64) * 0.025 / secs).max(1.0) as u64;
+    (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(f(iters));
+            iters as f64 * per_iter / t.elapsed().as_secs_f64()
+        })
+        .fold(0.0, f64::max)
+}
+
+fn run_fma(isa: Isa, iters: u64) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `fma_peak` checked that the CPU supports `isa`; each loop only enables that set.
+    unsafe {
+        match isa {
+            Isa::Avx512 => x86::fma_avx512(iters),
+            Isa::Avx2 => x86::fma_avx2(iters),
+            Isa::Baseline => x86::mul_add_sse(iters),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = isa;
+        portable_mul_add(iters)
+    }
+}
+
+/// Plain multiply-add on 16 accumulators (what the compiler makes of it), off x86-64.
+#[cfg(not(target_arch = "x86_64"))]
+fn portable_mul_add(iters: u64) -> f32 {
+    let mut acc = [1.0f32; 16];
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = *v * 0.5 + 0.5;
+        }
+    }
+    acc.iter().sum()
+}
+
+/// The dependent-add loop's adds per second, in units of 10⁹ (x86-64 only).
+fn clock_ghz() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        Some(best_rate(|iters| x86::dependent_adds(iters) as f32, 16.0) / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{AVX512_ACC, NARROW_ACC};
+
+    // Every accumulator starts at 1 and stays there (v·0.5 + 0.5): no subnormals, no overflow.
+    // The constants pass through `black_box`, or the compiler proves the fixed point and
+    // deletes the loop.
+
+    fn half() -> f32 {
+        std::hint::black_box(0.5)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn fma_avx512(iters: u64) -> f32 {
+        let (a, b) = (_mm512_set1_ps(half()), _mm512_set1_ps(half()));
+        let mut acc = [_mm512_set1_ps(2.0 * half()); AVX512_ACC];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm512_fmadd_ps(*v, a, b);
+            }
+        }
+        let sum = acc
+            .iter()
+            .fold(_mm512_setzero_ps(), |s, v| _mm512_add_ps(s, *v));
+        _mm512_reduce_add_ps(sum)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn fma_avx2(iters: u64) -> f32 {
+        let (a, b) = (_mm256_set1_ps(half()), _mm256_set1_ps(half()));
+        let mut acc = [_mm256_set1_ps(2.0 * half()); NARROW_ACC];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm256_fmadd_ps(*v, a, b);
+            }
+        }
+        let sum = acc
+            .iter()
+            .fold(_mm256_setzero_ps(), |s, v| _mm256_add_ps(s, *v));
+        let lanes: [f32; 8] = std::mem::transmute(sum);
+        lanes.iter().sum()
+    }
+
+    pub(super) unsafe fn mul_add_sse(iters: u64) -> f32 {
+        let (a, b) = (_mm_set1_ps(half()), _mm_set1_ps(half()));
+        let mut acc = [_mm_set1_ps(2.0 * half()); NARROW_ACC];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm_add_ps(_mm_mul_ps(*v, a), b);
+            }
+        }
+        let sum = acc.iter().fold(_mm_setzero_ps(), |s, v| _mm_add_ps(s, *v));
+        let lanes: [f32; 4] = std::mem::transmute(sum);
+        lanes.iter().sum()
+    }
+
+    /// 16 dependent adds per iteration: 16 cycles. Register + register: newer Intel cores
+    /// (Golden Cove) execute small `add reg, imm` in the renamer, at no latency.
+    pub(super) fn dependent_adds(iters: u64) -> u64 {
+        let mut x = 0u64;
+        let y = std::hint::black_box(1u64);
+        for _ in 0..iters {
+            // SAFETY: register arithmetic only.
+            unsafe {
+                std::arch::asm!(
+                    "add {x}, {y}", "add {x}, {y}", "add {x}, {y}", "add {x}, {y}",
+                    "add {x}, {y}", "add {x}, {y}", "add {x}, {y}", "add {x}, {y}",
+                    "add {x}, {y}", "add {x}, {y}", "add {x}, {y}", "add {x}, {y}",
+                    "add {x}, {y}", "add {x}, {y}", "add {x}, {y}", "add {x}, {y}",
+                    x = inout(reg) x,
+                    y = in(reg) y,
+                    options(nomem, nostack),
+                );
+            }
+        }
+        x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_peak_is_measured_at_every_supported_set() {
+        for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
+            let p = fma_peak(isa);
+            assert_eq!(p.isa, isa);
+            // Loose bounds: tests share the cores, so only absurd values are wrong.
+            assert!(p.gflops > 0.05 && p.gflops < 2000.0, "{p:?}");
+            if let Some(ghz) = p.ghz {
+                assert!(ghz > 0.05 && ghz < 10.0, "{p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn units_follow_from_the_rate_and_the_clock() {
+        let p = Peak {
+            isa: Isa::Avx512,
+            lanes: 16,
+            gflops: 150.4,
+            ghz: Some(2.35),
+        };
+        assert_eq!(p.units(), Some(2.0));
+        assert!(
+            p.describe()
+                .contains("150.4 GFLOP/s (64.0 FLOP/cycle ≈ 2 unit(s) × 16 lanes × 2 at 2.35 GHz)"),
+            "{}",
+            p.describe()
+        );
+    }
+}
