@@ -109,3 +109,9 @@ mod tests {
         assert!(!p.exists());
     }
 }
+
+/// The program's folder in the user's cache folder (`~/.cache/rnnsweep` on Linux): the default
+/// data folder, and `speed.json` (`trainer::speed`). None where the platform has no cache folder.
+pub fn user_cache_root() -> Option<PathBuf> {
+    dirs::cache_dir().map(|c| c.join("rnnsweep"))
+}

@@ -367,6 +367,10 @@ flags! {
         /// Print JSON (every cell with its full config)
         #[arg(long)]
         json: bool,
+        /// Measure this machine's speed again for the estimates (they are measured once per
+        /// machine and build and kept in the cache folder's speed.json)
+        #[arg(long)]
+        remeasure: bool,
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use super::Outcome;
+use super::{with_threads, Outcome};
 use crate::cluster::Shard;
 use crate::grid::search::Method;
 use crate::grid::{AxisValues, Grid};
@@ -31,6 +31,7 @@ use crate::trainer::fit::checkpoint::Progress;
 use crate::trainer::fit::StepInfo;
 use crate::trainer::model::layout::param_count;
 use crate::trainer::record::{MetricRow, MetricSplit};
+use crate::trainer::speed::Speeds;
 
 /// Options of `rnnsweep sweep`, as given on the command line (`None`: the default).
 #[derive(Clone, Debug)]
@@ -133,6 +134,8 @@ pub struct PlanOptions {
     pub results: PathBuf,
     /// Print JSON (every cell with its full config).
     pub json: bool,
+    /// Probe every kind of cell again instead of using the cached speeds.
+    pub remeasure: bool,
 }
 
 /// `rnnsweep plan`: the cells with their status and a cost estimate.
@@ -145,6 +148,7 @@ pub fn plan_cmd(o: &PlanOptions) -> anyhow::Result<Outcome> {
         .iter()
         .map(|c| store.cell_state(c, Some(&leases)).0)
         .collect();
+    let speeds = measured_speeds(&plan, o.remeasure)?;
     let rows: Vec<PlanRow> = plan
         .cells
         .iter()
@@ -156,7 +160,9 @@ pub fn plan_cmd(o: &PlanOptions) -> anyhow::Result<Outcome> {
             coords: &c.coords,
             status: state.name(),
             iterations: c.config.total_iterations(),
-            estimated_seconds: estimate_seconds(&c.config),
+            estimated_seconds: speeds
+                .get(&c.config)
+                .map_or(f64::NAN, |r| estimate_seconds(&c.config, r)),
             config: &c.config,
         })
         .collect();
@@ -243,11 +249,37 @@ pub fn plan_cmd(o: &PlanOptions) -> anyhow::Result<Outcome> {
         .collect();
     println!("{}", counts_line(rows.iter().map(|r| r.status)));
     println!(
-        "to run: {} cells, ≈{} on one core (rough estimate)",
+        "to run: {} cells, ≈{} on one core (at this machine's measured speed)",
         todo.len(),
         human_secs(todo.iter().map(|r| r.estimated_seconds).sum())
     );
     Ok(Outcome::Ok)
+}
+
+/// This machine's speed for every kind of cell in `plan`: the cached rates, and a short probe
+/// of each kind not measured yet on this machine by this binary (one thread, about a third of a
+/// second each; said on stderr).
+fn measured_speeds(plan: &Plan, remeasure: bool) -> anyhow::Result<Speeds> {
+    let mut speeds = if remeasure {
+        Speeds::fresh()
+    } else {
+        Speeds::load()
+    };
+    let missing = speeds.missing(plan.cells.iter().map(|c| &c.config));
+    if !missing.is_empty() {
+        eprintln!(
+            "measuring this machine's speed for {} kind(s) of cell (once per machine and build)…",
+            missing.len()
+        );
+        with_threads(1, || -> anyhow::Result<()> {
+            for cfg in missing {
+                speeds.measure(cfg)?;
+            }
+            Ok(())
+        })??;
+        speeds.save();
+    }
+    Ok(speeds)
 }
 
 /// The data sets of a plan's cells with their counts, e.g. `MNIST (6 cells), Fashion-MNIST

@@ -44,9 +44,7 @@ pub fn resolve_base(flag: Option<&Path>) -> Result<PathBuf, DataError> {
     if let Some(p) = std::env::var_os(DATA_ENV).filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(p));
     }
-    dirs::cache_dir()
-        .map(|c| c.join("rnnsweep"))
-        .ok_or(DataError::NoDataDir)
+    crate::fsutil::user_cache_root().ok_or(DataError::NoDataDir)
 }
 
 /// The folder of `dataset`'s files, given the data folder `base` ([`resolve_base`]). The rule:

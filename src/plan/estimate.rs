@@ -1,29 +1,22 @@
-//! A rough time estimate for a cell, for `rnnsweep plan`'s table: counted multiply-adds at a
-//! measured rate. For planning only. And the note `plan` and `sweep` print when long sequences
-//! run in IEEE mode, where subnormal floats slow them down.
+//! A cell's time estimate for `rnnsweep plan`'s table: its training and test samples at the
+//! rates measured on this machine for its kind of cell (`trainer::speed`). And the note `plan`
+//! and `sweep` print when long sequences run in IEEE mode, where subnormal floats slow them
+//! down.
 
-use crate::trainer::config::{EvalEvery, LayerKind, TrainConfig};
+use crate::trainer::config::{EvalEvery, TrainConfig};
+use crate::trainer::speed::Rate;
 
-/// A rough single-thread time estimate for a cell, in seconds: multiply-adds of the forward and
-/// backward passes at a rate fitted to `rnnsweep bench` on a 2-core x86 machine (≈30 GFLOP/s),
-/// plus the evaluations. Good to a factor of two; for planning only.
-pub fn estimate_seconds(cfg: &TrainConfig) -> f64 {
-    let m = &cfg.model;
-    let g = (m.cell.gates() * m.hidden) as f64;
-    let h = m.hidden as f64;
-    let (steps, features) = (m.input.steps() as f64, m.input.features() as f64);
-    let per_step: f64 = (0..m.layers)
-        .map(|l| g * (if l == 0 { features } else { h } + h + 1.0))
-        .sum::<f64>();
-    let forward = 2.0 * steps * per_step + 2.0 * 10.0 * h;
+/// Single-thread seconds for a cell: its training samples (steps × batch) at `rate.train` and
+/// the test images of its evaluations at `rate.eval`. Leaves out loading the data, writing
+/// checkpoints and other cells sharing the machine's memory bandwidth.
+pub fn estimate_seconds(cfg: &TrainConfig, rate: Rate) -> f64 {
     let samples = (cfg.total_iterations() * cfg.batch_size as u64) as f64;
     let evals = match cfg.eval.every {
         EvalEvery::Epoch => cfg.total_epochs() as f64,
         EvalEvery::Iterations(k) => (cfg.total_iterations() / k) as f64 + 1.0,
     } + cfg.eval.before_training as u8 as f64;
     let test = cfg.eval.test_limit.unwrap_or(10_000) as f64;
-    let overhead = if m.cell == LayerKind::Rnn { 1.0 } else { 1.6 };
-    (3.0 * forward * samples + forward * test * evals) * overhead / 30e9
+    samples / rate.train + evals * test / rate.eval
 }
 
 /// Sequences at least this long make back-propagated gradients subnormal (README, "Long

@@ -10,7 +10,8 @@
 //! - [`model`]: the network (parameters, initial values, forward pass, dropout, safetensors) and
 //!   the kernels that run one layer on a device (fused on the CPU, dfdx ops elsewhere);
 //! - [`optim`]: PyTorch's optimizers and gradient clipping;
-//! - [`record`]: what a run produces (metric rows, `RunRecord`), read by store, runner and report.
+//! - [`record`]: what a run produces (metric rows, `RunRecord`), read by store, runner and report;
+//! - [`speed`]: this machine's measured speed per kind of cell, for `plan`'s estimates.
 //!
 //! Dependencies point one way: `backend` uses `fit`, which uses `model` and `optim`; all of them
 //! use `config` and `record`, which use nothing else of the trainer.
@@ -23,6 +24,7 @@ pub mod fit;
 pub mod model;
 pub mod optim;
 pub mod record;
+pub mod speed;
 
 /// What one training run produced.
 #[derive(Clone, Debug)]
