@@ -19,8 +19,13 @@
 //!
 //! On the CPU the update runs as one loop per parameter over host copies (state kept in f64),
 //! instead of about ten tensor ops per parameter and step; other devices use the tensor ops.
-//! The tests run both paths and check they agree. [`Optimizer::state`] and
-//! [`Optimizer::restore`] carry the whole state through a checkpoint, exactly.
+//! The tests run both paths and check they agree. Both check every gradient before the update
+//! and every parameter after it, and name the first non-finite tensor. The tensor path checks
+//! the updated parameters on the device (one scalar copied back, see `first_non_finite`); it
+//! still copies every gradient to the host, for the gradient norm in f64 (a device-side sum
+//! would change the recorded norms and, on CUDA, depend on the order its blocks finish in).
+//! [`Optimizer::state`] and [`Optimizer::restore`] carry the whole state through a checkpoint,
+//! exactly.
 
 use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -101,10 +106,7 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
     pub fn update_host(&mut self, params: &mut [Flat<E, D>], grads: &Gradients<E, D>) -> Update {
         assert_eq!(params.len(), self.slots.len());
         let f = |x: E| x.to_f64().expect("an f64");
-        let mut all_g: Vec<Vec<f64>> = params
-            .iter()
-            .map(|p| grads.get(p).as_vec().into_iter().map(f).collect())
-            .collect();
+        let mut all_g: Vec<Vec<f64>> = params.iter().map(|p| host(&grads.get(p))).collect();
         let seen = Update::of_gradients(&all_g);
         if seen.non_finite.is_some() {
             return seen;
@@ -132,7 +134,7 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
             .zip(all_g)
             .enumerate()
         {
-            let mut pv: Vec<f64> = p.as_vec().into_iter().map(f).collect();
+            let mut pv = host(p);
             let n = pv.len();
             if !matches!(slot, Slot::Host(..)) {
                 let zeros = |used: bool| vec![0.0; if used { n } else { 0 }];
@@ -210,16 +212,11 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
         }
     }
 
-    /// The update with tensor ops (every device); each finiteness check and the gradient norm
-    /// copy the tensor to the host.
+    /// The update with tensor ops (every device). The gradients are copied to the host for
+    /// their f64 norm, which also finds a non-finite one; the updated parameters are checked on
+    /// the device, with one scalar copied back (more only when one is non-finite).
     pub fn update_tensors(&mut self, params: &mut [Flat<E, D>], grads: &Gradients<E, D>) -> Update {
         assert_eq!(params.len(), self.slots.len());
-        let host = |t: &Flat<E, D>| -> Vec<f64> {
-            t.as_vec()
-                .iter()
-                .map(|x| x.to_f64().expect("an f64"))
-                .collect()
-        };
         let host_grads: Vec<Vec<f64>> = params.iter().map(|p| host(&grads.get(p))).collect();
         let seen = Update::of_gradients(&host_grads);
         if seen.non_finite.is_some() {
@@ -293,10 +290,7 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
             };
             *p = p.clone() - delta;
         }
-        let non_finite = params
-            .iter()
-            .position(|p| !all_finite(&host(p)))
-            .map(|i| (NonFiniteKind::Parameter, i));
+        let non_finite = first_non_finite(params).map(|i| (NonFiniteKind::Parameter, i));
         Update {
             grad_norm,
             non_finite,
@@ -330,12 +324,6 @@ pub enum SlotState {
 impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
     /// The state to checkpoint (see [`OptimizerState`]).
     pub fn state(&self) -> OptimizerState {
-        let host = |t: &Flat<E, D>| -> Vec<f64> {
-            t.as_vec()
-                .iter()
-                .map(|x| x.to_f64().expect("an f64"))
-                .collect()
-        };
         let slots = self
             .slots
             .iter()
@@ -505,9 +493,39 @@ impl Update {
     }
 }
 
+/// A host copy of `t` in f64 (exact for f32 and f64 tensors).
+fn host<E: Dtype, D: Device<E>>(t: &Flat<E, D>) -> Vec<f64> {
+    t.as_vec()
+        .iter()
+        .map(|x| x.to_f64().expect("an f64"))
+        .collect()
+}
+
 /// Whether every value is finite (no NaN, no ±inf).
 fn all_finite(v: &[f64]) -> bool {
     v.iter().all(|x| x.is_finite())
+}
+
+/// The index of the first tensor of `ts` with a NaN or ±inf, found on the device: one reduction
+/// per tensor, added up there into one scalar, the only value copied to the host; only when it
+/// says some value is not finite, one more scalar per tensor to name the first.
+fn first_non_finite<E: Dtype, D: Device<E>>(ts: &[Flat<E, D>]) -> Option<usize> {
+    let finite = |probe: Option<Tensor<(), E, D>>| {
+        probe.is_none_or(|p| p.as_vec()[0].to_f64().is_some_and(f64::is_finite))
+    };
+    let all = ts.iter().filter_map(nan_unless_finite).reduce(|a, b| a + b);
+    if finite(all) {
+        return None;
+    }
+    ts.iter().position(|t| !finite(nan_unless_finite(t)))
+}
+
+/// 0 when every value of `t` is finite, NaN otherwise, computed on the device: `x·0` is ±0 for
+/// a finite `x` and NaN for NaN and ±inf, and a sum of zeros cannot overflow (a plain sum of a
+/// huge finite tensor could). None for an empty tensor (finite; dfdx's CPU sum of one panics).
+fn nan_unless_finite<E: Dtype, D: Device<E>>(t: &Flat<E, D>) -> Option<Tensor<(), E, D>> {
+    let zero = E::from_f64(0.0).expect("zero fits the element type");
+    (t.shape().num_elements() > 0).then(|| (t.clone() * zero).sum())
 }
 
 #[cfg(test)]
@@ -824,46 +842,105 @@ mod tests {
         );
     }
 
-    /// A non-finite gradient is found before anything is updated (parameters untouched); a
-    /// parameter that overflows in the update is found after it; both on either update path.
-    #[test]
-    fn non_finite_gradients_and_parameters_are_reported() {
+    /// One SGD step (lr 1) of two 2-element f32 parameters `p` under gradients `g`, on the host
+    /// path or the tensor path: what the update reported and the parameters after it.
+    fn sgd_step(host: bool, p: [[f32; 2]; 2], g: [[f32; 2]; 2]) -> (Update, Vec<Vec<f32>>) {
         let dev = Cpu::default();
-        let cfg = OptimConfig::new(OptimKind::Sgd, 1.0);
+        let mut params: Vec<Flat<f32, Cpu>> = p
+            .iter()
+            .map(|v| dev.tensor_from_vec(v.to_vec(), (2,)))
+            .collect();
+        // loss = Σ sum(p_i · g_i) has gradient g_i for p_i (also where g_i is not finite).
+        let loss = (params[0].leaky_trace() * dev.tensor_from_vec(g[0].to_vec(), (2,))).sum()
+            + (params[1].leaky_trace() * dev.tensor_from_vec(g[1].to_vec(), (2,))).sum();
+        let grads = loss.backward();
+        let mut opt = Optimizer::<f32, Cpu>::new(&OptimConfig::new(OptimKind::Sgd, 1.0), 2);
+        let u = if host {
+            opt.update_host(&mut params, &grads)
+        } else {
+            opt.update_tensors(&mut params, &grads)
+        };
+        (u, params.iter().map(|t| t.as_vec()).collect())
+    }
+
+    /// A non-finite gradient (NaN, +inf or −inf) is found before anything is updated: the first
+    /// one is named, every parameter is untouched and the norm is not finite; both paths.
+    #[test]
+    fn a_non_finite_gradient_is_named_and_nothing_is_updated() {
+        let p = [[1.0, 2.0], [3.0, 4.0]];
         for host in [true, false] {
-            let step = |p0: [f32; 2], p1: [f32; 2], g1: [f32; 2]| {
-                let mut params = vec![
-                    dev.tensor_from_vec(p0.to_vec(), (2,)),
-                    dev.tensor_from_vec(p1.to_vec(), (2,)),
-                ];
-                let loss = (params[0].leaky_trace() * dev.tensor_from_vec(vec![1.0f32, 1.0], (2,)))
-                    .sum()
-                    + (params[1].leaky_trace() * dev.tensor_from_vec(g1.to_vec(), (2,))).sum();
-                let grads = loss.backward();
-                let mut opt = Optimizer::<f32, Cpu>::new(&cfg, 2);
-                let r = if host {
-                    opt.update_host(&mut params, &grads)
-                } else {
-                    opt.update_tensors(&mut params, &grads)
-                };
-                (r.non_finite, params[0].as_vec())
-            };
-            let (r, p0) = step([1.0, 2.0], [0.0, 0.0], [f32::NAN, 0.0]);
-            assert_eq!(r, Some((NonFiniteKind::Gradient, 1)), "host={host}");
-            assert_eq!(
-                p0,
-                vec![1.0, 2.0],
-                "untouched when a gradient is non-finite"
-            );
-            let (r, _) = step([1.0, 2.0], [-3e38, 0.0], [3e38, 0.0]);
-            assert_eq!(r, Some((NonFiniteKind::Parameter, 1)), "host={host}");
-            let (r, p0) = step([1.0, 2.0], [0.0, 0.0], [1.0, 1.0]);
-            assert_eq!(r, None, "host={host}");
-            assert_eq!(p0, vec![0.0, 1.0]);
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                let (u, after) = sgd_step(host, p, [[1.0, 1.0], [bad, 0.0]]);
+                let what = format!("host={host} bad={bad}");
+                assert_eq!(u.non_finite, Some((NonFiniteKind::Gradient, 1)), "{what}");
+                assert!(!u.grad_norm.is_finite(), "{what}");
+                assert_eq!(after, vec![vec![1.0, 2.0], vec![3.0, 4.0]], "{what}");
+                let (u, after) = sgd_step(host, p, [[0.0, bad], [bad, 0.0]]);
+                assert_eq!(u.non_finite, Some((NonFiniteKind::Gradient, 0)), "{what}");
+                assert_eq!(after, vec![vec![1.0, 2.0], vec![3.0, 4.0]], "{what}");
+            }
         }
+    }
+
+    /// A parameter that overflows in the update is found after it (the first one is named);
+    /// huge finite values whose sum would overflow f32 are not mistaken for it; both paths.
+    #[test]
+    fn a_parameter_that_overflows_is_named_and_huge_finite_values_are_not() {
+        for host in [true, false] {
+            let (u, after) = sgd_step(host, [[1.0, 2.0], [-3e38, 0.0]], [[1.0, 1.0], [3e38, 0.0]]);
+            assert_eq!(
+                u.non_finite,
+                Some((NonFiniteKind::Parameter, 1)),
+                "host={host}"
+            );
+            assert_eq!(
+                after[0],
+                vec![0.0, 1.0],
+                "the other parameters are still updated"
+            );
+            assert_eq!(after[1][0], f32::NEG_INFINITY);
+            let (u, _) = sgd_step(
+                host,
+                [[-3e38, 0.0], [-3e38, 0.0]],
+                [[3e38, 0.0], [3e38, 0.0]],
+            );
+            assert_eq!(
+                u.non_finite,
+                Some((NonFiniteKind::Parameter, 0)),
+                "host={host}"
+            );
+            // Each parameter sums to about ±6e38 (beyond f32::MAX), every value is finite.
+            let (u, after) = sgd_step(host, [[3e38, 3e38], [0.0, 0.0]], [[0.0, 0.0], [3e38, 3e38]]);
+            assert_eq!(u.non_finite, None, "host={host}");
+            assert_eq!(after, vec![vec![3e38, 3e38], vec![-3e38, -3e38]]);
+            assert_eq!(u.grad_norm, (2.0 * 3e38f32 as f64 * 3e38f32 as f64).sqrt());
+        }
+    }
+
+    /// The device-side check: the first tensor with a NaN or ±inf, none among huge finite ones
+    /// (and the host-side one the gradients get).
+    #[test]
+    fn first_non_finite_names_the_first_bad_tensor_on_the_device() {
         assert!(all_finite(&[0.0, -1e300, 5.0]));
         assert!(!all_finite(&[0.0, f64::INFINITY]));
         assert!(!all_finite(&[f64::NAN]));
         assert!(all_finite(&[]));
+        let dev = Cpu::default();
+        let ts = |vs: &[&[f32]]| -> Vec<Flat<f32, Cpu>> {
+            vs.iter()
+                .map(|v| dev.tensor_from_vec(v.to_vec(), (v.len(),)))
+                .collect()
+        };
+        let huge: &[f32] = &[f32::MAX, f32::MAX, -f32::MAX, f32::MAX];
+        assert_eq!(first_non_finite(&ts(&[huge, &[], huge])), None);
+        assert_eq!(first_non_finite::<f32, Cpu>(&[]), None);
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            assert_eq!(first_non_finite(&ts(&[&[bad]])), Some(0), "{bad}");
+            let got = first_non_finite(&ts(&[huge, &[1.0, bad], &[bad], huge]));
+            assert_eq!(got, Some(1), "{bad}");
+        }
+        // +inf in one tensor and −inf in another do not cancel out.
+        let got = first_non_finite(&ts(&[&[f32::INFINITY], &[f32::NEG_INFINITY]]));
+        assert_eq!(got, Some(0));
     }
 }
