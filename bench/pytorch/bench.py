@@ -11,8 +11,10 @@ float tensors (consecutive slices of the training images, as bench takes them), 
 step as rnnsweep's: zero_grad, forward through nn.RNN/LSTM/GRU (batch_first) and the Linear
 head on the last step's state, cross-entropy, backward, optimizer step. `warmup` steps untimed,
 then `repeats` windows of `steps` steps; the median window is reported with min and max.
-Under RNNSWEEP_ISA=avx2 (or baseline) PyTorch runs its AVX2 (or default) kernels through
-ATEN_CPU_CAPABILITY, set before torch is imported, unless that variable is set already.
+Under RNNSWEEP_ISA=avx2 (or baseline) PyTorch is capped the same way: ATen's kernels through
+ATEN_CPU_CAPABILITY, MKL's matmuls through MKL_ENABLE_INSTRUCTIONS and oneDNN's through
+ONEDNN_MAX_CPU_ISA, set before torch is imported unless set already (ATEN_CPU_CAPABILITY alone
+leaves MKL's AVX-512 matmuls in place).
 
 Needs torch and numpy (pip install torch numpy); never run by the tests or CI.
 """
@@ -25,11 +27,19 @@ import statistics
 import sys
 import time
 
-# ATen picks its kernels when it loads: set the capability before importing torch.
-_CAPABILITY = {"avx512": "avx512", "avx2": "avx2", "baseline": "default"}
+# PyTorch's CPU kernels come from three libraries, each with its own cap, read when it loads:
+# ATen's vectorized kernels (ATEN_CPU_CAPABILITY), MKL's matmuls (MKL_ENABLE_INSTRUCTIONS) and
+# oneDNN's (ONEDNN_MAX_CPU_ISA). Set them before importing torch, unless set already.
+_CAPS = {
+    "avx512": {},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+             "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "baseline": {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+                 "ONEDNN_MAX_CPU_ISA": "SSE41"},
+}
 _cap = os.environ.get("RNNSWEEP_ISA", "").strip().lower()
-if _cap in _CAPABILITY and "ATEN_CPU_CAPABILITY" not in os.environ:
-    os.environ["ATEN_CPU_CAPABILITY"] = _CAPABILITY[_cap]
+for _var, _value in _CAPS.get(_cap, {}).items():
+    os.environ.setdefault(_var, _value)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -176,7 +186,9 @@ def main():
         rows.append(row)
     out = {
         "torch": torch.__version__,
-        "capability": torch.backends.cpu.get_cpu_capability(),
+        "capability": torch.backends.cpu.get_cpu_capability()
+        + "".join(f", {v}={os.environ[v]}" for v in ("MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA")
+                  if v in os.environ),
         "threads": torch.get_num_threads(),
         "rows": rows,
     }
