@@ -371,7 +371,7 @@ flags! {
         /// machine and build and kept in the cache folder's speed.json)
         #[arg(long)]
         remeasure: bool,
-    }
+    } globals(data_dir)
 }
 
 flags! {

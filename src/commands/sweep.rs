@@ -31,7 +31,7 @@ use crate::trainer::fit::checkpoint::Progress;
 use crate::trainer::fit::StepInfo;
 use crate::trainer::model::layout::param_count;
 use crate::trainer::record::{MetricRow, MetricSplit};
-use crate::trainer::speed::Speeds;
+use crate::trainer::speed::{probe_images, Speeds};
 
 /// Options of `rnnsweep sweep`, as given on the command line (`None`: the default).
 #[derive(Clone, Debug)]
@@ -136,6 +136,8 @@ pub struct PlanOptions {
     pub json: bool,
     /// Probe every kind of cell again instead of using the cached speeds.
     pub remeasure: bool,
+    /// The data folder as given (the probes use MNIST's images where present).
+    pub data_dir: Option<PathBuf>,
 }
 
 /// `rnnsweep plan`: the cells with their status and a cost estimate.
@@ -148,7 +150,7 @@ pub fn plan_cmd(o: &PlanOptions) -> anyhow::Result<Outcome> {
         .iter()
         .map(|c| store.cell_state(c, Some(&leases)).0)
         .collect();
-    let speeds = measured_speeds(&plan, o.remeasure)?;
+    let speeds = measured_speeds(&plan, o)?;
     let rows: Vec<PlanRow> = plan
         .cells
         .iter()
@@ -259,8 +261,8 @@ pub fn plan_cmd(o: &PlanOptions) -> anyhow::Result<Outcome> {
 /// This machine's speed for every kind of cell in `plan`: the cached rates, and a short probe
 /// of each kind not measured yet on this machine by this binary (one thread, about a third of a
 /// second each; said on stderr).
-fn measured_speeds(plan: &Plan, remeasure: bool) -> anyhow::Result<Speeds> {
-    let mut speeds = if remeasure {
+fn measured_speeds(plan: &Plan, o: &PlanOptions) -> anyhow::Result<Speeds> {
+    let mut speeds = if o.remeasure {
         Speeds::fresh()
     } else {
         Speeds::load()
@@ -271,9 +273,10 @@ fn measured_speeds(plan: &Plan, remeasure: bool) -> anyhow::Result<Speeds> {
             "measuring this machine's speed for {} kind(s) of cell (once per machine and build)…",
             missing.len()
         );
+        let images = probe_images(o.data_dir.as_deref());
         with_threads(1, || -> anyhow::Result<()> {
             for cfg in missing {
-                speeds.measure(cfg)?;
+                speeds.measure(cfg, &images)?;
             }
             Ok(())
         })??;

@@ -33,8 +33,16 @@ use crate::trainer::record::{
 use checkpoint::{Checkpoint, CheckpointError, LearnerState, Progress, Span, CHECKPOINT_VERSION};
 use denormal::FloatMode;
 
-/// Test images evaluated per forward pass.
+/// Test images scored together: the loss is summed per group of this many, in order, and the
+/// groups' sums added, so the recorded loss does not depend on [`EVAL_BATCH`].
 pub const EVAL_CHUNK: usize = 1000;
+
+/// Test images per forward pass in evaluation: few enough that a layer's activations of every
+/// step stay in the core's caches. Against 1000 per pass, evaluation time of the tutorial
+/// recipes' runs fell 8–36 % (lstm_h64 1.1 s → 0.7 s of a 3.7 s run; release build, one
+/// thread, Intel Xeon). Each sample's logits are the same bits at any batch size (a test checks
+/// this), so the recorded curves are unchanged.
+pub const EVAL_BATCH: usize = 128;
 
 /// Where training is, after each optimizer step.
 #[derive(Clone, Copy, Debug)]
@@ -176,11 +184,8 @@ pub fn evaluate<D: LayerKernel<f32>>(
     let mut start = 0;
     while start < n {
         let end = (start + EVAL_CHUNK).min(n);
-        let idx: Vec<usize> = (start..end).collect();
-        let (x, _) = make_batch_read(split, &idx, model.reading());
-        let xt = batch_tensor(model, dev, x, idx.len());
-        let (logits, _) = model.forward(xt, idx.len(), NoneTape);
-        let (l, c, p) = score(&logits.as_vec(), split.labels[start..end].iter().copied());
+        let logits = logits_of(model, dev, split, start..end);
+        let (l, c, p) = score(&logits, split.labels[start..end].iter().copied());
         loss += l;
         correct += c;
         for (a, b) in predicted.iter_mut().zip(p) {
@@ -202,10 +207,32 @@ pub fn predict<D: LayerKernel<f32>>(
     split: &Split,
     n: usize,
 ) -> Vec<usize> {
-    let idx: Vec<usize> = (0..n.min(split.len())).collect();
-    let (x, _) = make_batch_read(split, &idx, model.reading());
-    let (logits, _) = model.forward(batch_tensor(model, dev, x, idx.len()), idx.len(), NoneTape);
-    logits.as_vec().chunks(CLASSES).map(argmax).collect()
+    logits_of(model, dev, split, 0..n.min(split.len()))
+        .chunks(CLASSES)
+        .map(argmax)
+        .collect()
+}
+
+/// The logits of images `range` of `split`, [`EVAL_BATCH`] images per forward pass, without a
+/// tape: (range.len(), 10), row-major.
+fn logits_of<D: LayerKernel<f32>>(
+    model: &Model<f32, D>,
+    dev: &D,
+    split: &Split,
+    range: std::ops::Range<usize>,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(range.len() * CLASSES);
+    let mut start = range.start;
+    while start < range.end {
+        let end = (start + EVAL_BATCH).min(range.end);
+        let idx: Vec<usize> = (start..end).collect();
+        let (x, _) = make_batch_read(split, &idx, model.reading());
+        let xt = batch_tensor(model, dev, x, idx.len());
+        let (logits, _) = model.forward(xt, idx.len(), NoneTape);
+        out.extend(logits.as_vec());
+        start = end;
+    }
+    out
 }
 
 /// What one optimizer step did.
@@ -727,6 +754,57 @@ mod tests {
         assert_eq!(correct, 2);
         assert_eq!(predicted[3], 1);
         assert_eq!(predicted[0], 1);
+    }
+
+    /// Evaluating in passes of [`EVAL_BATCH`] gives every image's logits the same bits as one
+    /// pass over all of them (the recorded curves do not depend on the batch size), for every
+    /// kind of layer, stacked layers and 784-step input.
+    #[test]
+    fn logits_are_the_same_bits_at_any_batch_size() {
+        use crate::trainer::config::{Activation, InputMode, LayerKind, ModelConfig};
+        let n = 2 * EVAL_BATCH + 37;
+        let mut s = 12345u64;
+        let mut next = move || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
+            (s >> 33) as u8
+        };
+        let split = Split {
+            images: (0..n * PIXELS).map(|_| next()).collect(),
+            labels: (0..n).map(|_| next() % 10).collect(),
+        };
+        let dev = Cpu::default();
+        let models = [
+            (LayerKind::Rnn, Some(Activation::Relu), 1, InputMode::Rows),
+            (
+                LayerKind::Rnn,
+                Some(Activation::Tanh),
+                2,
+                InputMode::Columns,
+            ),
+            (LayerKind::Lstm, None, 1, InputMode::Rows),
+            (LayerKind::Gru, None, 2, InputMode::Rows),
+            (LayerKind::Lstm, None, 1, InputMode::Pixels),
+        ];
+        for (cell, activation, layers, input) in models {
+            let cfg = ModelConfig {
+                cell,
+                hidden: 24,
+                layers,
+                activation,
+                input,
+                ..ModelConfig::default()
+            };
+            let model = Model::<f32, Cpu>::init(&cfg, 3, &dev);
+            let idx: Vec<usize> = (0..n).collect();
+            let (x, _) = make_batch_read(&split, &idx, model.reading());
+            let (whole, _) = model.forward(batch_tensor(&model, &dev, x, n), n, NoneTape);
+            let whole = whole.as_vec();
+            let parts = logits_of(&model, &dev, &split, 0..n);
+            assert_eq!(parts.len(), whole.len());
+            for (k, (a, b)) in parts.iter().zip(&whole).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "{cfg:?}: logit {k}: {a} vs {b}");
+            }
+        }
     }
 
     #[test]
