@@ -56,6 +56,12 @@ fn sync_dir(dir: &Path) {
     let _ = dir;
 }
 
+/// The program's folder in the user's cache folder (`~/.cache/rnnsweep` on Linux): the default
+/// data folder, and `speed.json` (`trainer::speed`). None where the platform has no cache folder.
+pub fn user_cache_root() -> Option<PathBuf> {
+    dirs::cache_dir().map(|c| c.join("rnnsweep"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,10 +114,4 @@ mod tests {
         assert!(write_atomic(&p, b"x").is_err());
         assert!(!p.exists());
     }
-}
-
-/// The program's folder in the user's cache folder (`~/.cache/rnnsweep` on Linux): the default
-/// data folder, and `speed.json` (`trainer::speed`). None where the platform has no cache folder.
-pub fn user_cache_root() -> Option<PathBuf> {
-    dirs::cache_dir().map(|c| c.join("rnnsweep"))
 }
