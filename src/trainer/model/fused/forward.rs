@@ -15,7 +15,7 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
         p.b_ih.iter().zip(&p.b_hh).map(|(&a, &c)| a + c).collect()
     };
     // Input projection of every step at once: xw = x · W_ihᵀ + bias.
-    let mut xw = pool::zeros(n * g);
+    let mut xw = pool::overwritten(n * g);
     if i == 1 {
         // One feature per step (pixels, permuted): an outer product, which a matmul with an
         // inner dimension of 1 computes several times slower. Each value is x·w rounded, then
@@ -39,7 +39,7 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
             add_into(row, &bias);
         }
     }
-    let mut hs = pool::zeros(n * h);
+    let mut hs = pool::overwritten(n * h);
     let mut saved = Saved {
         x,
         hs: Vec::new(),
@@ -69,8 +69,8 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
             }
         }
         Kind::Lstm => {
-            let mut c = pool::zeros(n * h);
-            let mut tc = pool::zeros(n * h);
+            let mut c = pool::overwritten(n * h);
+            let mut tc = pool::overwritten(n * h);
             for t in 0..steps {
                 let (done, rest) = hs.split_at_mut(t * b * h);
                 let gates = &mut xw[t * b * g..(t + 1) * b * g];
@@ -125,7 +125,7 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
             saved.tc = tc;
         }
         Kind::Gru => {
-            let mut ghn = pool::zeros(n * h);
+            let mut ghn = pool::overwritten(n * h);
             let mut gh = vec![E::zero(); b * g];
             let zeros = vec![E::zero(); h]; // h before the first step
             for t in 0..steps {
