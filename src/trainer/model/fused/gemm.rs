@@ -2,8 +2,8 @@
 //! crate on the current rayon pool's threads (AVX-512 kernels where the CPU has them).
 //!
 //! Under an `RNNSWEEP_ISA` cap ([`Isa::limit`]) the `gemm` crate's own dispatch, which picks
-//! the CPU's widest set and cannot be told otherwise, is bypassed: [`Real::gemm_capped`] calls
-//! its generic driver (`gemm_common::gemm::gemm_basic_generic`) with the microkernels of the
+//! the CPU's widest set and cannot be told otherwise, is bypassed: [`Real::gemm_at`] calls its
+//! generic driver (`gemm_common::gemm::gemm_basic_generic`) with the microkernels of the
 //! allowed set (`gemm_f32`/`gemm_f64`'s `fma` or `scalar` modules), exactly as the crate's
 //! dispatch does for that set. Without a cap the crate's dispatch runs unchanged.
 
@@ -79,36 +79,12 @@ pub(super) fn matmul<E: Real>(
     } else {
         ::gemm::Parallelism::None
     };
-    let isa = Isa::for_matmul();
-    // SAFETY (both calls): the views were checked to lie inside the slices; gemm reads a and b
-    // and writes c only at the strided positions of those views, and c does not overlap a or b
-    // (distinct borrows).
-    if isa < Isa::Avx512 {
-        // SAFETY: as above.
-        unsafe {
-            E::gemm_capped()(
-                isa,
-                cv.rows,
-                cv.cols,
-                av.cols,
-                c.as_mut_ptr(),
-                cv.cs as isize,
-                cv.rs as isize,
-                accumulate,
-                a.as_ptr(),
-                av.cs as isize,
-                av.rs as isize,
-                b.as_ptr(),
-                bv.cs as isize,
-                bv.rs as isize,
-                par,
-            )
-        };
-        return;
-    }
-    // SAFETY: as above.
+    // SAFETY: the views were checked to lie inside the slices; gemm reads a and b and writes c
+    // only at the strided positions of those views, and c does not overlap a or b (distinct
+    // borrows).
     unsafe {
-        ::gemm::gemm(
+        E::gemm_at()(
+            Isa::for_matmul(),
             cv.rows,
             cv.cols,
             av.cols,
@@ -122,14 +98,9 @@ pub(super) fn matmul<E: Real>(
             b.as_ptr(),
             bv.cs as isize,
             bv.rs as isize,
-            E::one(),
-            E::one(),
-            false,
-            false,
-            false,
             par,
-        );
-    }
+        )
+    };
 }
 
 /// dst (b×g) += h_prev (b×h) · W_hhᵀ: the recurrent term of one step.
@@ -145,10 +116,11 @@ pub(super) fn add_recurrent<E: Real>(dst: &mut [E], h_prev: &[E], w_hh: &[E], d:
     );
 }
 
-/// Defines `gemm_capped` for one element type: `c = [c +] a·b` with the microkernels of `isa`
-/// (AVX2 + FMA or scalar; AVX-512 is the `gemm` crate's own dispatch), the body of the crate's
-/// per-set entry points (`gemm_common::__inject_mod!`), which are private.
-macro_rules! gemm_capped {
+/// Defines the matmul at an instruction set for one element type: `c = [c +] a·b`. AVX-512 (no
+/// cap) is the `gemm` crate's own dispatch; AVX2 + FMA and scalar call its driver with that set's
+/// microkernels, the body of the crate's per-set entry points (`gemm_common::__inject_mod!`),
+/// which are private.
+macro_rules! gemm_at {
     ($t:ident, $kernels:ident) => {
         /// # Safety
         /// As `gemm::gemm`: the strided views lie inside live buffers and `dst` overlaps neither
@@ -172,6 +144,12 @@ macro_rules! gemm_capped {
             par: ::gemm::Parallelism,
         ) {
             use gemm_common::simd::MixedSimd;
+            if isa == Isa::Avx512 {
+                return ::gemm::gemm(
+                    m, n, k, dst, dst_cs, dst_rs, read_dst, lhs, lhs_cs, lhs_rs, rhs, rhs_cs,
+                    rhs_rs, 1.0, 1.0, false, false, false, par,
+                );
+            }
             macro_rules! call {
                 ($simd:expr, $ukr:path, $n:expr) => {{
                     use $ukr as k_;
@@ -234,9 +212,9 @@ macro_rules! gemm_capped {
     };
 }
 
-/// [`capped`]'s functions: `isa`, m, n, k, then `gemm::gemm`'s pointers and strides, and the
+/// [`at_isa`]'s functions: `isa`, m, n, k, then `gemm::gemm`'s pointers and strides, and the
 /// parallelism.
-pub(super) type CappedGemm<T> = unsafe fn(
+pub(super) type GemmAt<T> = unsafe fn(
     Isa,
     usize,
     usize,
@@ -254,20 +232,21 @@ pub(super) type CappedGemm<T> = unsafe fn(
     ::gemm::Parallelism,
 );
 
-/// The capped matmuls, per element type (see [`Real::gemm_capped`]).
-pub(super) mod capped {
+/// The matmuls at an instruction set, per element type (see [`Real::gemm_at`]).
+pub(super) mod at_isa {
     use super::Isa;
-    gemm_capped!(f32, gemm_f32);
-    gemm_capped!(f64, gemm_f64);
+    gemm_at!(f32, gemm_f32);
+    gemm_at!(f64, gemm_f64);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The capped kernels compute the same product as a naive loop, for strided and transposed
-    /// views, with and without accumulation, in f32 and f64; and the AVX2 kernels give the
-    /// same bits as the `gemm` crate's own dispatch where that is AVX2.
+    /// The matmul at every supported instruction set computes the same product as a naive loop,
+    /// for strided and transposed views, with and without accumulation, in f32 and f64; and the
+    /// capped AVX2 kernels give the same bits as the `gemm` crate's own dispatch where that is
+    /// AVX2.
     fn check<E: Real + std::fmt::Debug>(tol: f64) {
         let (m, k, n) = (13, 37, 29);
         let mut seed = 7u64;
@@ -300,15 +279,12 @@ mod tests {
                     }
                 })
                 .collect();
-            for isa in [Isa::Baseline, Isa::Avx2]
-                .into_iter()
-                .filter(|i| i.supported())
-            {
+            for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
                 let mut c = c0.clone();
                 // SAFETY: the views lie inside the buffers (checked by `matmul`'s asserts in
                 // the same shapes) and c is a separate buffer.
                 unsafe {
-                    E::gemm_capped()(
+                    E::gemm_at()(
                         isa,
                         m,
                         n,
@@ -343,7 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn capped_kernels_multiply_correctly() {
+    fn every_instruction_set_multiplies_correctly() {
         check::<f32>(1e-5);
         check::<f64>(1e-12);
     }

@@ -43,8 +43,8 @@ pub trait Real: Dtype + num_traits::Float + 'static {
     fn tanh_(self) -> Self;
     /// This thread's kept buffers of this type (see `pool.rs`).
     fn pool() -> &'static std::thread::LocalKey<pool::Pool<Self>>;
-    /// The matmul under an `RNNSWEEP_ISA` cap, for this type (see `gemm.rs`).
-    fn gemm_capped() -> gemm::CappedGemm<Self>;
+    /// The matmul at an instruction set, for this type (see `gemm.rs`).
+    fn gemm_at() -> gemm::GemmAt<Self>;
     #[inline(always)]
     fn sigmoid_(self) -> Self {
         let half = Self::from(0.5).unwrap();
@@ -61,8 +61,8 @@ impl Real for f64 {
     fn pool() -> &'static std::thread::LocalKey<pool::Pool<f64>> {
         &POOL_F64
     }
-    fn gemm_capped() -> gemm::CappedGemm<f64> {
-        gemm::capped::f64
+    fn gemm_at() -> gemm::GemmAt<f64> {
+        gemm::at_isa::f64
     }
     #[inline(always)]
     fn tanh_(self) -> f64 {
@@ -78,8 +78,8 @@ impl Real for f32 {
     fn pool() -> &'static std::thread::LocalKey<pool::Pool<f32>> {
         &POOL_F32
     }
-    fn gemm_capped() -> gemm::CappedGemm<f32> {
-        gemm::capped::f32
+    fn gemm_at() -> gemm::GemmAt<f32> {
+        gemm::at_isa::f32
     }
     /// Eigen's `generic_fast_tanh_float`: a 13/6 rational approximation on [-7.9, 7.9] (tanh is
     /// ±1 in f32 beyond), branch-free so loops over it vectorize.
