@@ -283,6 +283,66 @@ fn fused_layers_match_the_dfdx_ops_path() {
     check::<f32>(2e-5);
 }
 
+/// The CPU's fused layers against the dfdx-ops path on the first CUDA GPU (cuBLAS matmuls,
+/// dfdx's kernels): the same weights and inputs give logits and every gradient within 2e-5
+/// relative (the CPU's f32 fused-vs-ops tolerance). Ignored by `cargo test`, which runs on
+/// machines without a GPU; `scripts/gpu-check.sh` runs it with `--ignored`.
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "needs a CUDA GPU: scripts/gpu-check.sh runs it"]
+fn fused_cpu_layers_match_the_ops_path_on_cuda() {
+    let (batch, tol) = (3, 2e-5);
+    let x: Vec<f32> = time_major(&inputs(batch))
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    let mut onehot = vec![0f32; batch * 10];
+    for (r, class) in [1usize, 7, 4].iter().enumerate() {
+        onehot[r * 10 + class] = 1.0;
+    }
+    let cuda = Cuda::default();
+    for cfg in configs() {
+        let cpu = Cpu::seed_from_u64(0);
+        let m: Model<f32, Cpu> = Model::init(&cfg, 5, &cpu);
+        let mut g: Model<f32, Cuda> = Model::init(&cfg, 5, &cuda);
+        for (dst, src) in g.params.iter_mut().zip(&m.params) {
+            dst.copy_from(&src.as_vec());
+        }
+        let (lf, tf) = m.forward(
+            cpu.tensor_from_vec(x.clone(), (T * batch, F)),
+            batch,
+            OwnedTape::default(),
+        );
+        let (lg, tg) = g.forward(
+            cuda.tensor_from_vec(x.clone(), (T * batch, F)),
+            batch,
+            OwnedTape::default(),
+        );
+        let close = |a: &[f32], b: &[f32], what: &str| {
+            for (k, (a, b)) in a.iter().zip(b).enumerate() {
+                let (a, b) = (*a as f64, *b as f64);
+                assert!(
+                    (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs())),
+                    "{}: {what}[{k}]: fused cpu {a:e}, cuda ops {b:e}",
+                    cfg.label()
+                );
+            }
+        };
+        close(&lf.as_vec(), &lg.as_vec(), "logits");
+        let tc = cpu.tensor_from_vec(onehot.clone(), (batch, 10));
+        let tg_ = cuda.tensor_from_vec(onehot.clone(), (batch, 10));
+        let gf = cross_entropy_with_logits_loss(lf.put_tape(tf), tc).backward();
+        let gg = cross_entropy_with_logits_loss(lg.put_tape(tg), tg_).backward();
+        for (pi, info) in m.layout.iter().enumerate() {
+            close(
+                &gf.get(&m.params[pi]).as_vec(),
+                &gg.get(&g.params[pi]).as_vec(),
+                &info.name,
+            );
+        }
+    }
+}
+
 #[test]
 fn parameter_layout_matches_pytorch() {
     use rnnsweep::trainer::model::layout::{param_count, param_layout};

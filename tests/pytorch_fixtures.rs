@@ -15,6 +15,7 @@ use dfdx::prelude::*;
 use rnnsweep::data::{Split, CLASSES, SIDE};
 use rnnsweep::trainer::config::{Activation, LayerKind, ModelConfig, OptimConfig, OptimKind};
 use rnnsweep::trainer::fit::{make_batch, train_step};
+use rnnsweep::trainer::model::kernel::LayerKernel;
 use rnnsweep::trainer::model::Model;
 use rnnsweep::trainer::optim::Optimizer;
 use rnnsweep::trainer::record::NonFiniteKind;
@@ -110,13 +111,13 @@ const FIXTURES: [&str; 8] = [
     "gru_l2.json",
 ];
 
-/// A model of `cfg` holding the fixture's initial weights.
-fn model_with<E: Dtype + num_traits::Float>(cfg: &ModelConfig, init: &[Vec<f64>]) -> Model<E, Cpu>
-where
-    Cpu: rnnsweep::trainer::model::kernel::LayerKernel<E>,
-{
-    let dev = Cpu::default();
-    let mut m = Model::<E, Cpu>::init(cfg, 0, &dev);
+/// A model of `cfg` on `dev` holding the fixture's initial weights.
+fn model_with<E: Dtype + num_traits::Float, D: LayerKernel<E>>(
+    dev: &D,
+    cfg: &ModelConfig,
+    init: &[Vec<f64>],
+) -> Model<E, D> {
+    let mut m = Model::<E, D>::init(cfg, 0, dev);
     assert_eq!(m.params.len(), init.len(), "parameter tensors");
     for (p, v) in m.params.iter_mut().zip(init) {
         let vals: Vec<E> = v.iter().map(|&x| E::from(x).unwrap()).collect();
@@ -127,14 +128,11 @@ where
 }
 
 /// Forward, mean cross-entropy and backward on the whole batch.
-fn loss_and_grads<E: Dtype + num_traits::Float>(
-    m: &Model<E, Cpu>,
+fn loss_and_grads<E: Dtype + num_traits::Float, D: LayerKernel<E>>(
+    dev: &D,
+    m: &Model<E, D>,
     split: &Split,
-) -> (Vec<f64>, f64, Gradients<E, Cpu>)
-where
-    Cpu: rnnsweep::trainer::model::kernel::LayerKernel<E>,
-{
-    let dev = Cpu::default();
+) -> (Vec<f64>, f64, Gradients<E, D>) {
     let idx: Vec<usize> = (0..split.len()).collect();
     let (x, y) = make_batch(split, &idx);
     let n = idx.len();
@@ -175,19 +173,18 @@ fn close(what: &str, got: &[f64], want: &[f64], rtol: f64, atol: f64) {
 /// `atol_adaptive` is the scale tolerance for the parameters after Adam and RMSprop steps:
 /// they divide by √v + ε, so a near-zero gradient's last-bit rounding (summation order, and in
 /// f32 the fast tanh) moves its update by far more than its own size.
-fn check<E: Dtype + num_traits::Float>(
+fn check<E: Dtype + num_traits::Float, D: LayerKernel<E>>(
+    dev: &D,
     f: &Fixture,
     want: &Outputs,
     rtol: f64,
     atol: f64,
     atol_adaptive: f64,
     tag: &str,
-) where
-    Cpu: rnnsweep::trainer::model::kernel::LayerKernel<E>,
-{
+) {
     let cfg = f.model.config();
     let split = batch();
-    let m = model_with::<E>(&cfg, &f.init);
+    let m = model_with::<E, D>(dev, &cfg, &f.init);
     for (info, (name, shape)) in m.layout.iter().zip(f.names.iter().zip(&f.shapes)) {
         assert_eq!(
             (&info.name, &info.shape),
@@ -195,7 +192,7 @@ fn check<E: Dtype + num_traits::Float>(
             "PyTorch's names and shapes"
         );
     }
-    let (logits, loss, grads) = loss_and_grads(&m, &split);
+    let (logits, loss, grads) = loss_and_grads(dev, &m, &split);
     let label = format!("{} {tag}", cfg.label());
     close(
         &format!("{label} logits"),
@@ -221,10 +218,10 @@ fn check<E: Dtype + num_traits::Float>(
         );
     }
     for (key, spec) in &f.optimizers {
-        let mut m = model_with::<E>(&cfg, &f.init);
-        let mut opt = Optimizer::<E, Cpu>::new(&spec.config(), m.params.len());
+        let mut m = model_with::<E, D>(dev, &cfg, &f.init);
+        let mut opt = Optimizer::<E, D>::new(&spec.config(), m.params.len());
         for _ in 0..3 {
-            let (_, _, grads) = loss_and_grads(&m, &split);
+            let (_, _, grads) = loss_and_grads(dev, &m, &split);
             assert_eq!(opt.update(&mut m.params, &grads).non_finite, None);
         }
         let atol = match spec.config().kind {
@@ -253,7 +250,22 @@ fn check<E: Dtype + num_traits::Float>(
 fn f32_path_matches_pytorch_float32() {
     for name in FIXTURES {
         let f: Fixture = load(name);
-        check::<f32>(&f, &f.f32, 1e-5, 1e-5, 3e-5, "f32");
+        check::<f32, Cpu>(&Cpu::default(), &f, &f.f32, 1e-5, 1e-5, 3e-5, "f32");
+    }
+}
+
+/// The f32 fixtures on the first CUDA GPU, through the dfdx-ops path (cuBLAS matmuls, dfdx's
+/// kernels): the CPU's f32 tolerances (1e-5 relative to each value and to its tensor's largest
+/// value; 3e-5 of the largest after Adam/RMSprop steps). Ignored by `cargo test`, which runs on
+/// machines without a GPU; `scripts/gpu-check.sh` runs it with `--ignored`.
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "needs a CUDA GPU: scripts/gpu-check.sh runs it"]
+fn f32_on_cuda_matches_pytorch_float32() {
+    let dev = Cuda::default();
+    for name in FIXTURES {
+        let f: Fixture = load(name);
+        check::<f32, Cuda>(&dev, &f, &f.f32, 1e-5, 1e-5, 3e-5, "f32 cuda");
     }
 }
 
@@ -262,7 +274,7 @@ fn f32_path_matches_pytorch_float32() {
 fn f64_path_matches_pytorch_float64() {
     for name in FIXTURES {
         let f: Fixture = load(name);
-        check::<f64>(&f, &f.f64, 1e-9, 1e-9, 1e-9, "f64");
+        check::<f64, Cpu>(&Cpu::default(), &f, &f.f64, 1e-9, 1e-9, 1e-9, "f64");
     }
 }
 
@@ -299,7 +311,7 @@ fn divergence_is_found_at_pytorchs_step_and_tensor() {
     let dev = Cpu::default();
     for case in &d.cases {
         let cfg = case.model.config();
-        let mut m = model_with::<f32>(&cfg, &case.init);
+        let mut m = model_with::<f32, Cpu>(&dev, &cfg, &case.init);
         let mut opt = Optimizer::<f32, Cpu>::new(&case.optimizer.config(), m.params.len());
         let want = &case.first_non_finite;
         let mut found = None;
@@ -366,10 +378,11 @@ fn check_knobs<E: Dtype + num_traits::Float>(
     for (key, spec) in &k.optimizers {
         spec.validate().unwrap_or_else(|e| panic!("{key}: {e}"));
         let want = &runs[key];
-        let mut m = model_with::<E>(&cfg, &k.init);
+        let dev = Cpu::default();
+        let mut m = model_with::<E, Cpu>(&dev, &cfg, &k.init);
         let mut opt = Optimizer::<E, Cpu>::new(spec, m.params.len());
         for (step, want_norm) in want.grad_norms.iter().enumerate() {
-            let (_, _, grads) = loss_and_grads(&m, &split);
+            let (_, _, grads) = loss_and_grads(&dev, &m, &split);
             let u = opt.update(&mut m.params, &grads);
             assert_eq!(u.non_finite, None, "{key}");
             close(
