@@ -21,8 +21,14 @@ use rnnsweep::trainer::optim::Optimizer;
 use rnnsweep::trainer::record::NonFiniteKind;
 use serde::Deserialize;
 
+/// The fixtures folder: under `CARGO_MANIFEST_DIR` as set when the test runs (cargo sets it;
+/// `scripts/gpu-check.sh` sets it for test executables built on another machine), else as it
+/// was when the test was built.
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pytorch")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("tests/fixtures/pytorch")
 }
 
 fn load<T: for<'de> Deserialize<'de>>(name: &str) -> T {
