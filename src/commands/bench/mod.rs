@@ -243,23 +243,40 @@ fn measure(
     opts: &BenchOptions,
     peak: &Peak,
 ) -> anyhow::Result<BenchRow> {
-    let mut row = {
+    let rates = {
         let _float_mode = FloatMode::enter(cfg.flush_denormal)?;
-        bench_one(id, cfg, data, opts)
+        timed_windows(cfg, data, opts)
     };
-    row.changed = *cfg != preset(id)?;
-    row.flops_per_sample = train_flops_per_sample(&cfg.model);
-    row.gflops = row.flops_per_sample * row.samples_per_sec / 1e9;
-    row.isa = peak.isa.name().to_string();
-    row.peak_gflops = peak.gflops;
-    row.peak_fraction = row.gflops / peak.gflops;
-    row.gate_isa = Isa::for_gates(cfg.model.cell, cfg.model.rnn_activation())
-        .name()
-        .to_string();
-    Ok(row)
+    let flops_per_sample = train_flops_per_sample(&cfg.model);
+    let median = rates[rates.len() / 2];
+    let gflops = flops_per_sample * median / 1e9;
+    Ok(BenchRow {
+        recipe: id.to_string(),
+        model: cfg.model.label(),
+        optimizer: format!("{} {}", cfg.optim.kind, cfg.optim.lr),
+        batch: cfg.batch_size,
+        steps: opts.steps,
+        samples_per_sec: median,
+        min_samples_per_sec: rates[0],
+        max_samples_per_sec: rates[rates.len() - 1],
+        saved_bytes_per_sample: saved_bytes_per_sample(&cfg.model, std::mem::size_of::<f32>()),
+        changed: *cfg != preset(id)?,
+        flush_denormal: cfg.flush_denormal,
+        flops_per_sample,
+        gflops,
+        isa: peak.isa.name().to_string(),
+        peak_gflops: peak.gflops,
+        peak_fraction: gflops / peak.gflops,
+        gate_isa: Isa::for_gates(cfg.model.cell, cfg.model.rnn_activation())
+            .name()
+            .to_string(),
+        pytorch_samples_per_sec: None,
+    })
 }
 
-fn bench_one(id: &str, cfg: &TrainConfig, data: &Mnist, opts: &BenchOptions) -> BenchRow {
+/// Samples/s of each timed window (sorted): `warmup` untimed steps, then `repeats` windows of
+/// `steps` training steps over consecutive batches of the training images.
+fn timed_windows(cfg: &TrainConfig, data: &Mnist, opts: &BenchOptions) -> Vec<f64> {
     let dev = Cpu::default();
     let mut model = Model::<f32, Cpu>::init(&cfg.model, cfg.seed, &dev);
     let mut opt = Optimizer::<f32, Cpu>::new(&cfg.optim, model.params.len());
@@ -285,26 +302,7 @@ fn bench_one(id: &str, cfg: &TrainConfig, data: &Mnist, opts: &BenchOptions) -> 
         })
         .collect();
     rates.sort_by(|a, b| a.total_cmp(b));
-    BenchRow {
-        recipe: id.to_string(),
-        model: cfg.model.label(),
-        optimizer: format!("{} {}", cfg.optim.kind, cfg.optim.lr),
-        batch: b,
-        steps: opts.steps,
-        samples_per_sec: rates[rates.len() / 2],
-        min_samples_per_sec: rates[0],
-        max_samples_per_sec: rates[rates.len() - 1],
-        saved_bytes_per_sample: saved_bytes_per_sample(&cfg.model, std::mem::size_of::<f32>()),
-        changed: false,
-        flush_denormal: cfg.flush_denormal,
-        flops_per_sample: 0.0,
-        gflops: 0.0,
-        isa: String::new(),
-        peak_gflops: 0.0,
-        peak_fraction: 0.0,
-        gate_isa: String::new(),
-        pytorch_samples_per_sec: None,
-    }
+    rates
 }
 
 /// PyTorch 2.15 (CPU wheel, one thread) training samples/s on real MNIST for each recipe, as
