@@ -1,5 +1,5 @@
 //! The job source of a pruned sweep (`[prune]`): before each job it reads every cell's rung
-//! results from disk, makes successive halving's decisions (`plan::halving`), records the cells of
+//! results from disk (again only where a cell's files changed), makes successive halving's decisions (`plan::halving`), records the cells of
 //! pruned configurations as `pruned` (their partial curve kept, from the checkpoint at their
 //! rung), and hands out the next cell to train: to the rung its configuration may reach, or to
 //! the end of its budget. Higher rungs first (ASHA trains promoted configurations before new
@@ -55,7 +55,15 @@ struct State {
     /// grow as results arrive, and a result file being rewritten (its rows briefly fewer)
     /// must not take a promotion back.
     levels: Vec<usize>,
+    /// The rung results last read from each unfinished cell's files, with the files' stamp:
+    /// read again only when the stamp changes (a cell paused at a rung keeps its files as
+    /// they are, and thousands may wait so).
+    seen: BTreeMap<usize, (Stamp, Vec<Score>)>,
 }
+
+/// What tells that a cell's rung results may have changed: its metrics.csv's length and
+/// modification time (rewritten by an atomic rename), and its newest checkpoint's step.
+type Stamp = (Option<(u64, std::time::SystemTime)>, u64);
 
 /// What recording a cell as pruned did.
 enum Pruning {
@@ -144,12 +152,31 @@ impl<'a> Scheduler<'a> {
         )
     }
 
-    fn views(&self, st: &mut State) -> Vec<View> {
+    /// The cells that have a folder under runs/ now (one directory read): the others have no
+    /// files to look at.
+    fn present(&self) -> BTreeSet<String> {
+        std::fs::read_dir(self.store.layout.runs())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn views(&self, st: &mut State, present: &BTreeSet<String>) -> Vec<View> {
         let metric = self.ladder.prune.metric;
+        let rungs = self.ladder.paused_rungs();
         self.plan
             .cells
             .iter()
             .map(|cell| {
+                if !st.finished.contains_key(&cell.index) && !present.contains(&cell.id) {
+                    return View {
+                        finished: None,
+                        scores: vec![None; rungs],
+                    };
+                }
                 if let std::collections::btree_map::Entry::Vacant(e) = st.finished.entry(cell.index)
                 {
                     if let Ok(r) = self.store.load_result(&cell.id) {
@@ -167,7 +194,7 @@ impl<'a> Scheduler<'a> {
                         scores: steps.iter().map(|&s| record_score(r, s, metric)).collect(),
                     },
                     None => {
-                        let rows = read_metrics(&self.store.layout.metrics_csv(&cell.id));
+                        let metrics = self.store.layout.metrics_csv(&cell.id);
                         let saved = self
                             .store
                             .layout
@@ -176,16 +203,32 @@ impl<'a> Scheduler<'a> {
                             .ok()
                             .and_then(|l| l.first().map(|c| c.0))
                             .unwrap_or(0);
+                        let stamp: Stamp = (
+                            std::fs::metadata(&metrics)
+                                .ok()
+                                .and_then(|m| Some((m.len(), m.modified().ok()?))),
+                            saved,
+                        );
+                        let scores = match st.seen.get(&cell.index) {
+                            Some((s, scores)) if *s == stamp => scores.clone(),
+                            _ => {
+                                let rows = read_metrics(&metrics);
+                                // A rung's result counts once the checkpoint there is written
+                                // too (the cell can then be continued or recorded as pruned
+                                // from it).
+                                let scores: Vec<Score> = steps
+                                    .iter()
+                                    .map(|&s| {
+                                        (saved >= s).then(|| row_score(&rows, s, metric)).flatten()
+                                    })
+                                    .collect();
+                                st.seen.insert(cell.index, (stamp, scores.clone()));
+                                scores
+                            }
+                        };
                         View {
                             finished: None,
-                            // A rung's result counts once the checkpoint there is written too
-                            // (the cell can then be continued or recorded as pruned from it).
-                            scores: steps
-                                .iter()
-                                .map(|&s| {
-                                    (saved >= s).then(|| row_score(&rows, s, metric)).flatten()
-                                })
-                                .collect(),
+                            scores,
                         }
                     }
                 }
@@ -279,7 +322,8 @@ fn read_metrics(path: &std::path::Path) -> Vec<MetricRow> {
 impl<'a> JobSource<'a> for Scheduler<'a> {
     fn next(&self, worker: usize) -> Next<'a> {
         let mut st = self.state.lock().expect("scheduler lock");
-        let views = self.views(&mut st);
+        let present = self.present();
+        let views = self.views(&mut st, &present);
         let mut d = self.decide(&views);
         st.levels.resize(d.level.len(), 0);
         for (seen, now) in st.levels.iter_mut().zip(d.level.iter_mut()) {
@@ -294,6 +338,7 @@ impl<'a> JobSource<'a> for Scheduler<'a> {
             if views[i].finished.is_none()
                 && !st.taken.contains(&i)
                 && !st.retry.contains(&i)
+                && present.contains(&cell.id)
                 && self.store.layout.error_txt(&cell.id).exists()
             {
                 st.failed.insert(i);
@@ -340,10 +385,6 @@ impl<'a> JobSource<'a> for Scheduler<'a> {
             if target < last && views[i].scores[target].is_some() && !retrain.contains(&i) {
                 continue; // at its rung, waiting for the decision
             }
-            if self.running(cell) {
-                busy = true;
-                continue;
-            }
             let mine = self.shard.is_none_or(|s| s.contains(cell.index));
             // Its place in the order its rung counts results in.
             let place = d
@@ -355,9 +396,15 @@ impl<'a> JobSource<'a> for Scheduler<'a> {
         }
         // Own shard first; then the highest rung (ASHA goes on with promoted configurations
         // before new ones; SHA has one rung at a time anyway); then the arrival order, in which
-        // ASHA counts results.
+        // ASHA counts results. The first one no live worker holds (asked in that order: a
+        // lease check reads files, and only a few cells are ever running).
         ready.sort();
-        match ready.first() {
+        let first_free = ready.iter().find(|&&(_, _, _, i)| {
+            let held = self.running(&self.plan.cells[i]);
+            busy |= held;
+            !held
+        });
+        match first_free {
             Some(&(_, _, _, i)) => {
                 st.taken.insert(i);
                 st.retry.remove(&i);
