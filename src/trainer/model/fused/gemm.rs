@@ -45,8 +45,24 @@ impl View {
     }
 }
 
-/// c (m×n) = [c +] a (m×k) · b (k×n), bounds-checked, on the current rayon pool's threads.
+/// c (m×n) = [c +] a (m×k) · b (k×n), bounds-checked, on the current rayon pool's threads, at
+/// the instruction set [`Isa::for_matmul`] allows.
 pub(super) fn matmul<E: Real>(
+    c: &mut [E],
+    cv: View,
+    accumulate: bool,
+    a: &[E],
+    av: View,
+    b: &[E],
+    bv: View,
+) {
+    matmul_at(Isa::for_matmul(), c, cv, accumulate, a, av, b, bv)
+}
+
+/// [`matmul`] at instruction set `isa` (which the CPU must support).
+#[allow(clippy::too_many_arguments)]
+fn matmul_at<E: Real>(
+    isa: Isa,
     c: &mut [E],
     cv: View,
     accumulate: bool,
@@ -84,7 +100,7 @@ pub(super) fn matmul<E: Real>(
     // borrows).
     unsafe {
         E::gemm_at()(
-            Isa::for_matmul(),
+            isa,
             cv.rows,
             cv.cols,
             av.cols,
@@ -281,27 +297,7 @@ mod tests {
                 .collect();
             for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
                 let mut c = c0.clone();
-                // SAFETY: the views lie inside the buffers (checked by `matmul`'s asserts in
-                // the same shapes) and c is a separate buffer.
-                unsafe {
-                    E::gemm_at()(
-                        isa,
-                        m,
-                        n,
-                        k,
-                        c.as_mut_ptr(),
-                        cv.cs as isize,
-                        cv.rs as isize,
-                        accumulate,
-                        a.as_ptr(),
-                        av.cs as isize,
-                        av.rs as isize,
-                        b.as_ptr(),
-                        bv.cs as isize,
-                        bv.rs as isize,
-                        ::gemm::Parallelism::None,
-                    )
-                };
+                matmul_at(isa, &mut c, cv, accumulate, &a, av, &b, bv);
                 for (idx, (got, w)) in c.iter().zip(&want).enumerate() {
                     let got = got.to_f64().unwrap();
                     assert!(
