@@ -3,6 +3,8 @@
 //! it and the fake trainer of `fake.rs` ([`TrainerChoice`], made once on the command line, and
 //! [`Backend`]). The runner and the `train` command only see the trait.
 
+#[cfg(unix)]
+pub mod cudalib;
 pub mod device;
 pub mod fake;
 
