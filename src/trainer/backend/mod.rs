@@ -106,6 +106,15 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// Refuses a device that cannot be had (`--device cuda` without a usable GPU) before any
+    /// work or output; the fake trainer needs no device.
+    pub fn check_device(&self) -> Result<(), TrainError> {
+        match self {
+            Backend::Dfdx(device) => device::check(*device),
+            Backend::Fake(_) => Ok(()),
+        }
+    }
+
     /// Whether this backend reads the data files.
     pub fn needs_data(&self) -> bool {
         matches!(self, Backend::Dfdx(_))
