@@ -45,6 +45,13 @@ check:
     cargo test
     cargo check --features cuda,ci-check
 
+# A real `--features cuda` build (release): nvcc from the CUDA toolkit if installed, else from
+# pinned PyPI wheels (downloaded once into target/cuda/venv); then checked without a GPU
+# (scripts/check-cuda-build.sh). `CUDA_COMPUTE_CAP=86 just build-cuda` targets another GPU
+# generation (default 80). Slow (README, "Building with CUDA"), so not part of `check` or CI.
+build-cuda *ARGS:
+    scripts/build-cuda.sh {{ARGS}}
+
 # Single-thread training throughput of the six tutorial recipes
 bench *ARGS:
     cargo run --release -- bench {{ARGS}}

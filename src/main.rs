@@ -5,6 +5,8 @@
 //! stop running cells at their next step; a second Ctrl-C leaves at once.
 
 mod cli;
+#[cfg(feature = "cuda")]
+mod cuda_shim;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -199,6 +199,42 @@ fn bad_input_is_a_clear_error_with_exit_2() {
     }
 }
 
+/// `--device cuda` that cannot be had (this build has no CUDA; a cuda build without a GPU says
+/// why the same way) is refused before any output or files, by `train` and by `sweep`: one
+/// line, exit 2, no panic message or backtrace. (A cuda build on a GPU machine trains instead.)
+#[test]
+fn an_unavailable_cuda_device_is_one_line_and_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let results = tmp.path().join("results");
+    let train = Command::cargo_bin("rnnsweep")
+        .unwrap()
+        .args(["train", "--preset", "lstm_h20", "--iterations", "5"])
+        .args(["--device", "cuda", "--out"])
+        .arg(&out)
+        .env("RNNSWEEP_DATA", common::data_dir())
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let mut sweep = common::cmd(&common::grid("tiny.toml"), &results, &["--device", "cuda"]);
+    let sweep = sweep.env("RUST_BACKTRACE", "1").output().unwrap();
+    for (what, o, folder) in [("train", train, &out), ("sweep", sweep, &results)] {
+        if o.status.success() {
+            continue;
+        }
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{what}: {err}");
+        assert_eq!(stdout(&o), "", "{what}");
+        assert_eq!(err.lines().count(), 1, "{what}: {err}");
+        assert!(err.starts_with("error: device error: "), "{what}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{what}: {err}"
+        );
+        assert!(!folder.exists(), "{what} made {}", folder.display());
+    }
+}
+
 #[test]
 fn missing_data_without_network_names_the_file_and_the_mirrors() {
     let tmp = tempfile::tempdir().unwrap();

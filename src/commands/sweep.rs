@@ -497,7 +497,8 @@ struct SweepSetup {
 
 impl SweepSetup {
     /// Resolves and checks everything that can be wrong before the grid is read: the workers,
-    /// the shard (or Slurm's variables), the data folder, the trainer and the lease TTL.
+    /// the shard (or Slurm's variables), the data folder, the trainer and its device, and the
+    /// lease TTL.
     fn resolve(opts: &SweepOptions) -> anyhow::Result<SweepSetup> {
         let env = |k: &str| std::env::var(k).ok();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -510,6 +511,7 @@ impl SweepSetup {
         // written.
         crate::data::resolve_base(opts.data_dir.as_deref())?;
         let backend = opts.trainer.backend(opts.device);
+        backend.check_device()?;
         let run = RunOptions {
             jobs: workers.jobs,
             threads_per_job: workers.threads_per_job,

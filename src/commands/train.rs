@@ -131,6 +131,7 @@ pub fn train_cmd(opts: &TrainOptions, stop: &AtomicBool) -> anyhow::Result<Outco
     }
     let cfg = &config(opts.preset.as_deref(), opts.seed, &opts.settings)?;
     let backend = opts.trainer.backend(opts.device);
+    backend.check_device()?;
     let data = match backend.needs_data() {
         true => Some(crate::data::load_sets(
             opts.data_dir.as_deref(),

@@ -3,6 +3,8 @@
 //! it and the fake trainer of `fake.rs` ([`TrainerChoice`], made once on the command line, and
 //! [`Backend`]). The runner and the `train` command only see the trait.
 
+#[cfg(unix)]
+pub mod cudalib;
 pub mod device;
 pub mod fake;
 
@@ -104,6 +106,15 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// Refuses a device that cannot be had (`--device cuda` without a usable GPU) before any
+    /// work or output; the fake trainer needs no device.
+    pub fn check_device(&self) -> Result<(), TrainError> {
+        match self {
+            Backend::Dfdx(device) => device::check(*device),
+            Backend::Fake(_) => Ok(()),
+        }
+    }
+
     /// Whether this backend reads the data files.
     pub fn needs_data(&self) -> bool {
         matches!(self, Backend::Dfdx(_))
