@@ -157,6 +157,18 @@ PROFILE_ARGS=()
 cargo rustc "${PROFILE_ARGS[@]}" --features cuda --bin rnnsweep -- -L "native=$STUBS"
 
 BIN="$CARGO_TARGET_DIR/$PROFILE/rnnsweep"
+# The GPU check's tests (scripts/gpu-check.sh runs their ignored CUDA tests), built here because
+# a GPU machine needs no toolkit: copied to <build folder>/tests/.
+mkdir -p "$BUILD_DIR/tests"
+for t in pytorch_fixtures model_correctness; do
+    exe=$(cargo rustc "${PROFILE_ARGS[@]}" --features cuda --test "$t" --message-format=json \
+        -- -L "native=$STUBS" | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n1)
+    if [ -z "$exe" ]; then
+        echo "build-cuda: cargo built no executable for the test $t" >&2
+        exit 1
+    fi
+    cp "$exe" "$BUILD_DIR/tests/$t"
+done
 SECONDS_TAKEN=$(( $(date +%s) - START ))
 PTX=$(ls -t "$CARGO_TARGET_DIR/$PROFILE"/build/dfdx-*/out/binary_add.ptx 2>/dev/null | head -n1 || true)
 PTX_INFO=unknown
@@ -169,6 +181,7 @@ fi
 SIZE=$(stat -c %s "$BIN")
 echo
 echo "built:  $BIN"
+echo "tests:  $BUILD_DIR/tests/ (for scripts/gpu-check.sh on a GPU machine)"
 echo "size:   $SIZE bytes ($(( (SIZE + 524288) / 1048576 )) MiB), $PROFILE profile"
 echo "nvcc:   $NVCC_VERSION ($SOURCE)"
 echo "PTX:    $PTX_INFO (GPUs of compute capability ${CAP%?}.${CAP#"${CAP%?}"} and newer)"

@@ -44,8 +44,8 @@ echo "rnnsweep opened the GPU"
 
 step "2. PyTorch fixtures and fused-vs-ops on the GPU"
 for t in pytorch_fixtures model_correctness; do
-    exe=$(ls "$TESTS/$t"-* 2>/dev/null | head -n1 || true)
-    [ -n "$exe" ] || fail "2: no prebuilt $t test in $TESTS (rebuild with \`just build-cuda\`)"
+    exe="$TESTS/$t"
+    [ -x "$exe" ] || fail "2: no prebuilt $t test in $TESTS (rebuild with \`just build-cuda\`)"
     CARGO_MANIFEST_DIR="$REPO" "$exe" --ignored --exact \
         "$([ $t = pytorch_fixtures ] && echo f32_on_cuda_matches_pytorch_float32 ||
             echo fused_cpu_layers_match_the_ops_path_on_cuda)" || fail "2: $t on the GPU"
