@@ -16,7 +16,7 @@ bindings, so the argument and return types are cudarc's own. Functions listed in
 left out: src/cuda_shim/mod.rs defines them by hand.
 
 Usage: python3 tools/gen_cuda_shim.py [CUDARC_SRC_DIR] > src/cuda_shim/symbols.rs
-(default: the cudarc-0.9.15 folder of the cargo registry; `just` is not needed). The output is
+(default: the cudarc-0.9.15 folder of the cargo registry). The output is
 deterministic; CI does not run this, the generated file is committed.
 """
 import glob
