@@ -159,15 +159,16 @@ cargo rustc "${PROFILE_ARGS[@]}" --features cuda --bin rnnsweep -- -L "native=$S
 BIN="$CARGO_TARGET_DIR/$PROFILE/rnnsweep"
 # The GPU check's tests (scripts/gpu-check.sh runs their ignored CUDA tests), built here because
 # a GPU machine needs no toolkit: copied to <build folder>/tests/.
+# A failure here leaves the binary built and says so: gpu-check.sh then names what is missing.
 mkdir -p "$BUILD_DIR/tests"
 for t in pytorch_fixtures model_correctness; do
     exe=$(cargo rustc "${PROFILE_ARGS[@]}" --features cuda --test "$t" --message-format=json \
-        -- -L "native=$STUBS" | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n1)
-    if [ -z "$exe" ]; then
-        echo "build-cuda: cargo built no executable for the test $t" >&2
-        exit 1
+        -- -L "native=$STUBS" | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n1) || exe=
+    if [ -n "$exe" ]; then
+        cp "$exe" "$BUILD_DIR/tests/$t"
+    else
+        echo "build-cuda: WARNING: the test $t (for scripts/gpu-check.sh) did not build" >&2
     fi
-    cp "$exe" "$BUILD_DIR/tests/$t"
 done
 SECONDS_TAKEN=$(( $(date +%s) - START ))
 PTX=$(ls -t "$CARGO_TARGET_DIR/$PROFILE"/build/dfdx-*/out/binary_add.ptx 2>/dev/null | head -n1 || true)
