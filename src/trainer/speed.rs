@@ -13,10 +13,10 @@ use dfdx::prelude::Cpu;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Split, CLASSES, PIXELS};
-use crate::trainer::config::{LayerKind, TrainConfig};
+use crate::trainer::config::TrainConfig;
 use crate::trainer::fit::denormal::FloatMode;
 use crate::trainer::fit::{evaluate, train_step};
-use crate::trainer::model::fused::Isa;
+use crate::trainer::model::fused::{cpu_model, Isa};
 use crate::trainer::model::Model;
 use crate::trainer::optim::Optimizer;
 
@@ -27,24 +27,17 @@ pub struct Rate {
     pub eval: f64,
 }
 
-/// What a cell's speed depends on, as text: two configs with the same key train at the same
-/// speed (learning rate, seed, budget and the like do not matter).
+/// What a cell's speed depends on, as text: the model's label (cell, activation, sizes, input),
+/// batch, optimizer and float mode. Two configs with the same key train at the same speed
+/// (learning rate, seed, budget and the like do not matter).
 pub fn kind_key(cfg: &TrainConfig) -> String {
-    let m = &cfg.model;
-    let act = match m.cell {
-        LayerKind::Rnn => format!("-{}", m.rnn_activation()),
-        _ => String::new(),
-    };
     format!(
-        "{}{act}-h{}-l{}-{}-b{}-{}{}{}",
-        m.cell,
-        m.hidden,
-        m.layers,
-        m.input.steps(),
+        "{} b{} {}{}{}",
+        cfg.model.label(),
         cfg.batch_size,
         cfg.optim.kind,
-        if cfg.optim.amsgrad { "-amsgrad" } else { "" },
-        if cfg.flush_denormal { "-flush" } else { "" },
+        if cfg.optim.amsgrad { " amsgrad" } else { "" },
+        if cfg.flush_denormal { " flush" } else { "" },
     )
 }
 
@@ -201,14 +194,7 @@ impl Speeds {
 /// This machine and binary: the CPU's model name, the instruction set in use and the
 /// executable's size and modification time.
 fn machine_id() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let cpu = cpu_model();
     let exe = std::env::current_exe()
         .and_then(std::fs::metadata)
         .map(|m| {

@@ -25,7 +25,7 @@ use crate::trainer::config::{InputMode, TrainConfig};
 use crate::trainer::fit::denormal::FloatMode;
 use crate::trainer::fit::train_step;
 use crate::trainer::model::flops::train_flops_per_sample;
-use crate::trainer::model::fused::{fma_peak, Isa, Peak, ISA_ENV};
+use crate::trainer::model::fused::{cpu_model, fma_peak, Isa, Peak, ISA_ENV};
 use crate::trainer::model::{saved_bytes_per_sample, Model};
 use crate::trainer::optim::Optimizer;
 use pytorch::{Measured, Spec, SpecRecipe, SPEC_VERSION};
@@ -80,16 +80,15 @@ pub fn bench_cmd(o: &BenchOptions) -> anyhow::Result<Outcome> {
     // Read the files first: a bad one should not cost a benchmark run.
     let baseline = o.compare.as_deref().map(load_baseline).transpose()?;
     let measured = o.pytorch.as_deref().map(Measured::load).transpose()?;
-    let torch: Vec<Option<f64>> = match &measured {
-        Some(m) => recipes
-            .iter()
-            .map(|(id, cfg)| m.for_recipe(id, cfg))
-            .collect::<anyhow::Result<_>>()?,
-        None => recipes
-            .iter()
-            .map(|(id, cfg)| reference(id).filter(|_| *cfg == preset(id).expect("checked")))
-            .collect(),
-    };
+    let torch: Option<Vec<Option<f64>>> = measured
+        .as_ref()
+        .map(|m| {
+            recipes
+                .iter()
+                .map(|(id, cfg)| m.for_recipe(id, cfg))
+                .collect::<anyhow::Result<_>>()
+        })
+        .transpose()?;
     let data = crate::data::load(o.data_dir.as_deref(), crate::data::Dataset::Mnist, o.quiet)?;
     if o.pytorch_spec {
         println!("{}", serde_json::to_string_pretty(&spec(o, recipes)?)?);
@@ -119,8 +118,12 @@ pub fn bench_cmd(o: &BenchOptions) -> anyhow::Result<Outcome> {
             })
             .collect::<anyhow::Result<Vec<BenchRow>>>()
     })??;
-    for (row, t) in rows.iter_mut().zip(torch) {
-        row.pytorch_samples_per_sec = t;
+    // Measured figures, else the reference one for a recipe left as it is.
+    for (k, row) in rows.iter_mut().enumerate() {
+        row.pytorch_samples_per_sec = match &torch {
+            Some(t) => t[k],
+            None => reference(&row.recipe).filter(|_| !row.changed),
+        };
     }
     if let Some(path) = &o.save {
         crate::fsutil::write_atomic(path, serde_json::to_string_pretty(&rows)?.as_bytes())
@@ -323,15 +326,7 @@ fn reference(recipe: &str) -> Option<f64> {
 
 /// The CPU (`/proc/cpuinfo`'s model name, where there is one) and the instruction set in use.
 fn machine_line(peak: &Peak) -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let cpu = cpu_model();
     let cap = match std::env::var(ISA_ENV) {
         Ok(v) if !v.trim().is_empty() => format!("{ISA_ENV}={v}"),
         _ => format!("the CPU's widest; {ISA_ENV} unset"),

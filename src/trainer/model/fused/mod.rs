@@ -34,7 +34,7 @@ use crate::trainer::config::{Activation, LayerKind};
 use gemm::{matmul, View};
 use simd::{backward, forward};
 
-pub use peak::{fma_peak, Peak};
+pub use peak::{cpu_model, fma_peak, Peak};
 pub use simd::{Isa, ISA_ENV};
 
 /// Element types of the fused kernels. f32 uses fast rational approximations of tanh (Eigen's,

@@ -62,6 +62,19 @@ impl Peak {
     }
 }
 
+/// This CPU's name (`/proc/cpuinfo`'s model name), else the architecture's.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
 /// Measures the peak at `isa` (which must be supported by the CPU; an unsupported one is
 /// measured at the baseline and says so by its `isa`).
 pub fn fma_peak(isa: Isa) -> Peak {
