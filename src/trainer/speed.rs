@@ -52,17 +52,19 @@ pub fn probe(cfg: &TrainConfig, images: &Split) -> anyhow::Result<Rate> {
     let _mode = FloatMode::enter(cfg.flush_denormal)?;
     let dev = Cpu::default();
     let b = cfg.batch_size;
+    let own;
     let split = if images.len() >= b.max(EVAL_IMAGES) {
-        images.clone()
+        images
     } else {
-        synthetic(b.max(EVAL_IMAGES))
+        own = synthetic(b.max(EVAL_IMAGES));
+        &own
     };
     let mut model = Model::<f32, Cpu>::init(&cfg.model, cfg.seed, &dev);
     let mut opt = Optimizer::<f32, Cpu>::new(&cfg.optim, model.params.len());
     let batches = split.len() / b;
     let mut step = |k: usize| {
         let idx: Vec<usize> = ((k % batches) * b..(k % batches + 1) * b).collect();
-        train_step(&mut model, &mut opt, &dev, &split, &idx);
+        train_step(&mut model, &mut opt, &dev, split, &idx);
     };
     step(0);
     step(1);
@@ -74,9 +76,9 @@ pub fn probe(cfg: &TrainConfig, images: &Split) -> anyhow::Result<Rate> {
     }
     let train = (steps * b) as f64 / t.elapsed().as_secs_f64();
     // The first evaluation touches new buffers (page faults); a run's later ones reuse them.
-    evaluate(&model, &dev, &split, EVAL_IMAGES);
+    evaluate(&model, &dev, split, EVAL_IMAGES);
     let t = Instant::now();
-    evaluate(&model, &dev, &split, EVAL_IMAGES);
+    evaluate(&model, &dev, split, EVAL_IMAGES);
     let eval = EVAL_IMAGES as f64 / t.elapsed().as_secs_f64();
     Ok(Rate { train, eval })
 }

@@ -81,12 +81,16 @@ impl Isa {
 
     /// The set the matmuls use: the widest allowed. With no cap this is what the `gemm` crate's
     /// own dispatch picks (AVX-512 where the CPU has it, else AVX2 + FMA, else its scalar code).
+    /// Decided once per process: every matmul asks.
     pub fn for_matmul() -> Isa {
-        Isa::ALL
-            .into_iter()
-            .rev()
-            .find(|i| i.allowed())
-            .unwrap_or(Isa::Baseline)
+        static WIDEST: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *WIDEST.get_or_init(|| {
+            Isa::ALL
+                .into_iter()
+                .rev()
+                .find(|i| i.allowed())
+                .unwrap_or(Isa::Baseline)
+        })
     }
 
     pub fn supported(self) -> bool {
