@@ -69,6 +69,9 @@ pub(super) fn backward_impl<E: Real>(
                     let dhr = &dh[r * h..(r + 1) * h];
                     let dcr = &mut dc[r * h..(r + 1) * h];
                     let cp = previous(&s.c, t, off.saturating_sub(b * h), h, &zeros);
+                    // Every slice cut to exactly h: no bounds checks, so the loop vectorizes.
+                    let (gi, gf, gg, go) = (&mut gi[..h], &mut gf[..h], &mut gg[..h], &mut go[..h]);
+                    let (tc, dhr, dcr, cp) = (&tc[..h], &dhr[..h], &mut dcr[..h], &cp[..h]);
                     for k in 0..h {
                         let (ig, fg, gv, og) = (gi[k], gf[k], gg[k], go[k]);
                         let c = dcr[k] + dhr[k] * og * (one - tc[k] * tc[k]);
@@ -94,6 +97,10 @@ pub(super) fn backward_impl<E: Real>(
                     let hp = previous(&s.hs, t, off.saturating_sub(b * h), h, &zeros);
                     let (dhr_, rest) = dgr.split_at_mut(h);
                     let (dhz, dhn) = rest.split_at_mut(h);
+                    // Every slice cut to exactly h: no bounds checks, so the loop vectorizes.
+                    let (gr, gz, gn, ghn) = (&mut gr[..h], &mut gz[..h], &mut gn[..h], &ghn[..h]);
+                    let (dhr, hp) = (&mut dhr[..h], &hp[..h]);
+                    let (dhr_, dhz, dhn) = (&mut dhr_[..h], &mut dhz[..h], &mut dhn[..h]);
                     for k in 0..h {
                         let (rg, zg, ng) = (gr[k], gz[k], gn[k]);
                         let dn = dhr[k] * (one - zg) * (one - ng * ng);

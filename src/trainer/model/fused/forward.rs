@@ -104,8 +104,13 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
                         &mut tct[row.clone()],
                         &mut out[row.clone()],
                     );
+                    // Every slice cut to exactly h, so the loops below have no bounds checks
+                    // and vectorize (with them LLVM kept the tanh loop scalar).
+                    let (ig, fg, gg, og) = (&ig[..h], &fg[..h], &gg[..h], &og[..h]);
+                    let (cr, tr, hr) = (&mut cr[..h], &mut tr[..h], &mut hr[..h]);
                     if t > 0 {
                         let cp = &c_done[(t - 1) * b * h + r * h..(t - 1) * b * h + (r + 1) * h];
+                        let cp = &cp[..h];
                         for k in 0..h {
                             cr[k] = fg[k] * cp[k] + ig[k] * gg[k];
                         }
@@ -141,13 +146,15 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
                 let out = &mut rest[..b * h];
                 let ghn_t = &mut ghn[t * b * h..(t + 1) * b * h];
                 for r in 0..b {
-                    let xr = &mut xs[r * g..(r + 1) * g];
-                    let gr = &gh[r * g..(r + 1) * g];
+                    // Slices cut to their exact lengths: no bounds checks, so the loops
+                    // vectorize.
+                    let xr = &mut xs[r * g..(r + 1) * g][..3 * h];
+                    let gr = &gh[r * g..(r + 1) * g][..3 * h];
                     for k in 0..2 * h {
                         xr[k] = (xr[k] + gr[k]).sigmoid_();
                     }
                     let (rz, nn) = xr.split_at_mut(2 * h);
-                    let hn = &gr[2 * h..];
+                    let (rz, nn, hn) = (&rz[..2 * h], &mut nn[..h], &gr[2 * h..3 * h]);
                     ghn_t[r * h..(r + 1) * h].copy_from_slice(hn);
                     for k in 0..h {
                         nn[k] = (nn[k] + rz[k] * hn[k]).tanh_();
@@ -158,7 +165,7 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
                     } else {
                         &zeros[..h]
                     };
-                    let z = &rz[h..];
+                    let (z, hp, hr) = (&rz[h..2 * h], &hp[..h], &mut hr[..h]);
                     for k in 0..h {
                         hr[k] = nn[k] + z[k] * (hp[k] - nn[k]);
                     }
