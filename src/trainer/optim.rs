@@ -170,23 +170,31 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
                 OptimKind::Adam | OptimKind::Adamw => {
                     let bc1 = 1.0 - b1.powi(t);
                     let bc2_sqrt = (1.0 - b2.powi(t)).sqrt();
-                    for (j, ((p, g), (m, v))) in pv
-                        .iter_mut()
-                        .zip(&g)
-                        .zip(a.iter_mut().zip(b.iter_mut()))
-                        .enumerate()
-                    {
+                    // Two loops, with and without amsgrad's running maximum, each without
+                    // branches or bounds checks, so that they vectorize (one loop with a
+                    // per-element branch stayed scalar: ~4 % of an LSTM step in sqrt and
+                    // division). The same operations per element, so the same bits.
+                    let moments = |g: f64, m: &mut f64, v: &mut f64| {
                         *m = *m * b1 + g * (1.0 - b1);
                         *v = *v * b2 + g * g * (1.0 - b2);
-                        let v_hat = match c.get_mut(j) {
-                            Some(v_max) => {
-                                *v_max = torch_maximum(*v_max, *v);
-                                *v_max
-                            }
-                            None => *v,
-                        };
+                    };
+                    let apply = |p: &mut f64, m: f64, v_hat: f64| {
                         let denom = v_hat.sqrt() / bc2_sqrt + eps;
-                        *p -= *m / denom * (lr / bc1);
+                        *p -= m / denom * (lr / bc1);
+                    };
+                    let (pv, g, a, b) = (&mut pv[..n], &g[..n], &mut a[..n], &mut b[..n]);
+                    if cfg.amsgrad {
+                        let c = &mut c[..n];
+                        for k in 0..n {
+                            moments(g[k], &mut a[k], &mut b[k]);
+                            c[k] = torch_maximum(c[k], b[k]);
+                            apply(&mut pv[k], a[k], c[k]);
+                        }
+                    } else {
+                        for k in 0..n {
+                            moments(g[k], &mut a[k], &mut b[k]);
+                            apply(&mut pv[k], a[k], b[k]);
+                        }
                     }
                 }
                 OptimKind::Rmsprop => {

@@ -3,7 +3,7 @@
 
 use super::*;
 
-use super::gemm::{add_recurrent, matmul, View};
+use super::gemm::{add_recurrent, matmul, recurrent_weights, View};
 
 #[inline(always)]
 pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E>) -> Saved<E> {
@@ -39,6 +39,7 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
             add_into(row, &bias);
         }
     }
+    let w_hh_t = recurrent_weights(&p.w_hh, d);
     let mut hs = pool::overwritten(n * h);
     let mut saved = Saved {
         x,
@@ -54,7 +55,7 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
                 let (done, rest) = hs.split_at_mut(t * b * h);
                 let pre = &mut xw[t * b * g..(t + 1) * b * g];
                 if t > 0 {
-                    add_recurrent(pre, &done[(t - 1) * b * h..t * b * h], &p.w_hh, d);
+                    add_recurrent(pre, &done[(t - 1) * b * h..t * b * h], &w_hh_t, d);
                 }
                 let out = &mut rest[..b * h];
                 if kind == Kind::Relu {
@@ -75,7 +76,7 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
                 let (done, rest) = hs.split_at_mut(t * b * h);
                 let gates = &mut xw[t * b * g..(t + 1) * b * g];
                 if t > 0 {
-                    add_recurrent(gates, &done[(t - 1) * b * h..t * b * h], &p.w_hh, d);
+                    add_recurrent(gates, &done[(t - 1) * b * h..t * b * h], &w_hh_t, d);
                 }
                 for gr in gates.chunks_exact_mut(g) {
                     let (ifg, o) = gr.split_at_mut(3 * h);
@@ -141,7 +142,7 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
                     row.copy_from_slice(&p.b_hh);
                 }
                 if t > 0 {
-                    add_recurrent(&mut gh, &done[(t - 1) * b * h..t * b * h], &p.w_hh, d);
+                    add_recurrent(&mut gh, &done[(t - 1) * b * h..t * b * h], &w_hh_t, d);
                 }
                 let out = &mut rest[..b * h];
                 let ghn_t = &mut ghn[t * b * h..(t + 1) * b * h];
@@ -175,6 +176,7 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
             saved.ghn = ghn;
         }
     }
+    pool::recycle(w_hh_t);
     saved.hs = hs;
     saved
 }
