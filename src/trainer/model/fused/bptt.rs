@@ -10,6 +10,7 @@ use super::*;
 
 use super::gemm::{matmul, View};
 use super::pool;
+use super::stepmm::step_matmul;
 
 #[inline(always)]
 pub(super) fn backward_impl<E: Real>(
@@ -126,15 +127,17 @@ pub(super) fn backward_impl<E: Real>(
                 &dxw[t * b * g..(t + 1) * b * g]
             };
             let accumulate = kind == Kind::Gru;
-            matmul(
-                &mut dh,
-                View::row_major(b, h),
-                accumulate,
-                src,
-                View::row_major(b, g),
-                &p.w_hh,
-                w_hh,
-            );
+            if !step_matmul(&mut dh, accumulate, src, &p.w_hh, (b, g, h)) {
+                matmul(
+                    &mut dh,
+                    View::row_major(b, h),
+                    accumulate,
+                    src,
+                    View::row_major(b, g),
+                    &p.w_hh,
+                    w_hh,
+                );
+            }
         }
     }
     // Weight gradients as single large matmuls over all steps.

@@ -145,6 +145,9 @@ pub(super) fn recurrent_weights<E: Real>(w_hh: &[E], d: Dims) -> Vec<E> {
 /// dst (b×g) += h_prev (b×h) · W_hhᵀ: the recurrent term of one step, given W_hhᵀ from
 /// [`recurrent_weights`].
 pub(super) fn add_recurrent<E: Real>(dst: &mut [E], h_prev: &[E], w_hh_t: &[E], d: Dims) {
+    if super::stepmm::step_matmul(dst, true, h_prev, w_hh_t, (d.b, d.h, d.g)) {
+        return;
+    }
     matmul(
         dst,
         View::row_major(d.b, d.g),

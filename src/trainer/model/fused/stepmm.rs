@@ -1,0 +1,359 @@
+//! The per-step matmuls of the fused layers (`h·W_hhᵀ` forward, `dgates·W_hh` backward): small
+//! products of row-major matrices, computed by register-blocked AVX-512/AVX2 kernels that read
+//! the weights in place.
+//!
+//! `gemm` runs these at 40–45 % of the FMA peak (64×64×256 on a Xeon): per call it decides its
+//! blocking, may copy the weights into its packed layout, and handles a row-major product as its
+//! transpose. Here each tile of R rows × V vectors of the product keeps its sums in registers
+//! while it walks k, loading a row of B and broadcasting A's values.
+//!
+//! **Same bits as `gemm`.** Every product value is one chain of fused multiply-adds over k in
+//! order, starting from +0, then added to the destination (`fma(1, acc, dst)` in `gemm`, the same
+//! rounding as `acc + dst`) or stored. `gemm`'s microkernels do exactly that as long as they do
+//! not split k, which they do only beyond 512 (`kc = k.min(512)` for small products, at least
+//! 512 from `kernel_params` otherwise), so this kernel takes products with 3 ≤ k ≤ 512 and at
+//! least two rows and columns (`gemm` has other code for vectors and k ≤ 2), in f32, at AVX2 or
+//! AVX-512; everything else goes to `gemm`. A test compares the two bit for bit.
+
+use super::*;
+
+/// Products with k beyond this go to `gemm` (which splits k there).
+const MAX_K: usize = 512;
+
+/// c (m×n) = [c +] a (m×k) · b (k×n), all row-major and contiguous, by the kernel of the widest
+/// allowed instruction set; false (c untouched) when this kernel does not take the product (see
+/// the module doc), for the caller to use `gemm`.
+pub(super) fn step_matmul<E: Real>(
+    c: &mut [E],
+    accumulate: bool,
+    a: &[E],
+    b: &[E],
+    (m, k, n): (usize, usize, usize),
+) -> bool {
+    if std::any::TypeId::of::<E>() != std::any::TypeId::of::<f32>()
+        || !(3..=MAX_K).contains(&k)
+        || m < 2
+        || n < 2
+    {
+        return false;
+    }
+    // SAFETY: E is f32 (checked above), so the slices are the same memory as f32 slices.
+    let (c, a, b) = unsafe {
+        (
+            &mut *(c as *mut [E] as *mut [f32]),
+            &*(a as *const [E] as *const [f32]),
+            &*(b as *const [E] as *const [f32]),
+        )
+    };
+    kernel(Isa::for_matmul(), c, accumulate, a, b, (m, k, n))
+}
+
+/// [`step_matmul`] in f32 at `isa`; false where there is no kernel for it (the baseline).
+fn kernel(
+    isa: Isa,
+    c: &mut [f32],
+    accumulate: bool,
+    a: &[f32],
+    b: &[f32],
+    (m, k, n): (usize, usize, usize),
+) -> bool {
+    assert!(c.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
+    #[cfg(target_arch = "x86_64")]
+    match isa {
+        Isa::Avx512 if isa.supported() => {
+            // SAFETY: the CPU has AVX-512F (`supported`); the slices hold the matrices
+            // (asserted above) and c overlaps neither a nor b (distinct borrows).
+            unsafe { x86::avx512(c.as_mut_ptr(), accumulate, a.as_ptr(), b.as_ptr(), m, k, n) };
+            return true;
+        }
+        Isa::Avx2 if isa.supported() => {
+            // SAFETY: as above, with AVX2 and FMA.
+            unsafe { x86::avx2(c.as_mut_ptr(), accumulate, a.as_ptr(), b.as_ptr(), m, k, n) };
+            return true;
+        }
+        _ => {}
+    }
+    let _ = (isa, c, accumulate, a, b, m, k, n);
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// One tile: rows `R` × vectors `V` of the product at `c`, the last vector masked to `mask`.
+    /// The vector type, its lanes and its operations are given as expressions over the names
+    /// the caller picks (closures would not inherit the target features).
+    macro_rules! tile_fn {
+        ($name:ident, $feat:literal, $vec:ty, $mask:ty, $lanes:expr, zero = $zero:expr,
+         load($lp:ident, $lm:ident) = $load:expr, bcast($bp:ident) = $bcast:expr,
+         fma($x:ident, $y:ident, $z:ident) = $fma:expr, add($ax:ident, $ay:ident) = $add:expr,
+         store($sp:ident, $sm:ident, $sv:ident) = $store:expr) => {
+            #[target_feature(enable = $feat)]
+            #[allow(clippy::too_many_arguments)]
+            #[inline]
+            unsafe fn $name<const R: usize, const V: usize>(
+                c: *mut f32,
+                ldc: usize,
+                accumulate: bool,
+                a: *const f32,
+                lda: usize,
+                b: *const f32,
+                ldb: usize,
+                k: usize,
+                mask: $mask,
+            ) {
+                let full: $mask = !0;
+                let mut acc: [[$vec; V]; R] = [[$zero; V]; R];
+                for kk in 0..k {
+                    let row = b.add(kk * ldb);
+                    let mut bv: [$vec; V] = [$zero; V];
+                    for (v, slot) in bv.iter_mut().enumerate() {
+                        let $lp = row.add(v * $lanes);
+                        let $lm = if v + 1 == V { mask } else { full };
+                        *slot = $load;
+                    }
+                    for (r, sums) in acc.iter_mut().enumerate() {
+                        let av = {
+                            let $bp = a.add(r * lda + kk);
+                            $bcast
+                        };
+                        for (s, &bvv) in sums.iter_mut().zip(&bv) {
+                            let ($x, $y, $z) = (av, bvv, *s);
+                            *s = $fma;
+                        }
+                    }
+                }
+                for (r, sums) in acc.iter().enumerate() {
+                    for (v, &sum) in sums.iter().enumerate() {
+                        let p = c.add(r * ldc + v * $lanes);
+                        let m = if v + 1 == V { mask } else { full };
+                        let out = if accumulate {
+                            let old = {
+                                let ($lp, $lm) = (p as *const f32, m);
+                                $load
+                            };
+                            let ($ax, $ay) = (sum, old);
+                            $add
+                        } else {
+                            sum
+                        };
+                        let ($sp, $sm, $sv) = (p, m, out);
+                        $store;
+                    }
+                }
+            }
+        };
+    }
+
+    tile_fn!(
+        tile512,
+        "avx512f",
+        __m512,
+        u16,
+        16,
+        zero = _mm512_setzero_ps(),
+        load(p, m) = _mm512_maskz_loadu_ps(m, p),
+        bcast(p) = _mm512_set1_ps(*p),
+        fma(x, y, z) = _mm512_fmadd_ps(x, y, z),
+        add(x, y) = _mm512_add_ps(x, y),
+        store(p, m, v) = _mm512_mask_storeu_ps(p, m, v)
+    );
+
+    /// The AVX2 mask of the lanes set in `m`'s low bits (a prefix), as `maskload` takes it.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn mask256(m: u8) -> __m256i {
+        let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(m.count_ones() as i32), idx)
+    }
+
+    tile_fn!(
+        tile256,
+        "avx2,fma",
+        __m256,
+        u8,
+        8,
+        zero = _mm256_setzero_ps(),
+        load(p, m) = if m == !0 {
+            _mm256_loadu_ps(p)
+        } else {
+            _mm256_maskload_ps(p, mask256(m))
+        },
+        bcast(p) = _mm256_broadcast_ss(&*p),
+        fma(x, y, z) = _mm256_fmadd_ps(x, y, z),
+        add(x, y) = _mm256_add_ps(x, y),
+        store(p, m, v) = if m == !0 {
+            _mm256_storeu_ps(p, v)
+        } else {
+            _mm256_maskstore_ps(p, mask256(m), v)
+        }
+    );
+
+    /// The product tile by tile: column blocks of up to `VMAX` vectors, and in each, row blocks
+    /// of up to `RMAX` rows (the block of B stays in L1 across them).
+    macro_rules! driver {
+        ($name:ident, $feat:literal, $tile:ident, $mask:ty, $lanes:expr, $rmax:expr, $vmax:expr,
+         [$($r:literal),*], [$($v:literal),*]) => {
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn $name(
+                c: *mut f32,
+                accumulate: bool,
+                a: *const f32,
+                b: *const f32,
+                m: usize,
+                k: usize,
+                n: usize,
+            ) {
+                let mut j = 0;
+                while j < n {
+                    let w = ($vmax * $lanes).min(n - j);
+                    let vecs = w.div_ceil($lanes);
+                    let rem = w - (vecs - 1) * $lanes;
+                    let mask: $mask = if rem == $lanes { !0 } else { ((1u32 << rem) - 1) as $mask };
+                    let mut i = 0;
+                    while i < m {
+                        let rows = ($rmax).min(m - i);
+                        let (cp, ap, bp) = (c.add(i * n + j), a.add(i * k), b.add(j));
+                        macro_rules! go {
+                            ($rr:literal, $vv:literal) => {
+                                $tile::<$rr, $vv>(cp, n, accumulate, ap, k, bp, n, k, mask)
+                            };
+                        }
+                        macro_rules! by_v {
+                            ($rr:literal) => {
+                                match vecs {
+                                    $($v => go!($rr, $v),)*
+                                    _ => unreachable!("at most {} vectors", $vmax),
+                                }
+                            };
+                        }
+                        match rows {
+                            $($r => by_v!($r),)*
+                            _ => unreachable!("at most {} rows", $rmax),
+                        }
+                        i += rows;
+                    }
+                    j += w;
+                }
+            }
+        };
+    }
+
+    // AVX-512: 6 rows × 4 vectors of 16 = 24 sums in registers, plus 4 of B and 1 of A (of 32).
+    driver!(
+        avx512,
+        "avx512f",
+        tile512,
+        u16,
+        16,
+        6,
+        4,
+        [1, 2, 3, 4, 5, 6],
+        [1, 2, 3, 4]
+    );
+    // AVX2: 4 rows × 3 vectors of 8 = 12 sums, plus 3 of B and 1 of A (of 16).
+    driver!(
+        avx2,
+        "avx2,fma",
+        tile256,
+        u8,
+        8,
+        4,
+        3,
+        [1, 2, 3, 4],
+        [1, 2, 3]
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::gemm::{matmul, View};
+    use super::*;
+
+    /// Bit for bit the product `gemm` computes, at every instruction set with a kernel, for
+    /// shapes that leave remainders of rows, vectors and lanes, with and without accumulation;
+    /// NaN and ±inf propagate as there.
+    #[test]
+    fn the_kernels_give_gemms_bits() {
+        let mut seed = 3u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+        };
+        let mut shapes = vec![(64, 64, 256), (64, 256, 64), (100, 20, 80), (100, 80, 20)];
+        for m in [2, 5, 7, 13] {
+            for n in [2, 9, 17, 31, 65, 100] {
+                for k in [3, 37, 512] {
+                    shapes.push((m, k, n));
+                }
+            }
+        }
+        let mut tried = 0;
+        for (case, &(m, k, n)) in shapes.iter().enumerate() {
+            let mut a: Vec<f32> = (0..m * k).map(|_| next()).collect();
+            let b: Vec<f32> = (0..k * n).map(|_| next()).collect();
+            let c0: Vec<f32> = (0..m * n).map(|_| next()).collect();
+            if case % 7 == 3 {
+                a[k + 1] = f32::NAN;
+                a[0] = f32::INFINITY;
+            }
+            for accumulate in [false, true] {
+                let mut want = c0.clone();
+                matmul(
+                    &mut want,
+                    View::row_major(m, n),
+                    accumulate,
+                    &a,
+                    View::row_major(m, k),
+                    &b,
+                    View::row_major(k, n),
+                );
+                for isa in [Isa::Avx2, Isa::Avx512] {
+                    let mut got = c0.clone();
+                    if !kernel(isa, &mut got, accumulate, &a, &b, (m, k, n)) {
+                        continue;
+                    }
+                    tried += 1;
+                    for (idx, (x, w)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            x.to_bits() == w.to_bits() || (x.is_nan() && w.is_nan()),
+                            "{isa:?} {m}×{k}×{n} acc {accumulate} [{idx}]: {x} vs gemm {w}"
+                        );
+                    }
+                }
+            }
+        }
+        if Isa::Avx2.supported() {
+            assert!(tried >= 2 * shapes.len(), "the kernels ran");
+        }
+    }
+
+    /// What the kernel does not take goes back to the caller: f64, k beyond 512 or below 3,
+    /// a single row or column.
+    #[test]
+    fn gemm_keeps_the_other_products() {
+        let (a, b) = (vec![1.0f32; 2 * 600], vec![1.0f32; 600 * 2]);
+        let mut c = vec![0.0f32; 4];
+        assert!(!step_matmul(&mut c, false, &a, &b, (2, 600, 2)));
+        assert!(!step_matmul(&mut c, false, &a, &b, (2, 2, 2)));
+        assert!(!step_matmul(&mut c, false, &a, &b, (1, 3, 2)));
+        assert!(!step_matmul(&mut c, false, &a, &b, (2, 3, 1)));
+        let mut c64 = vec![0.0f64; 4];
+        assert!(!step_matmul(
+            &mut c64,
+            false,
+            &[1.0; 6],
+            &[1.0; 6],
+            (2, 3, 2)
+        ));
+        assert_eq!(c, vec![0.0; 4]);
+        let took = step_matmul(&mut c, false, &a, &b, (2, 3, 2));
+        assert_eq!(took, Isa::for_matmul() >= Isa::Avx2);
+        if took {
+            assert_eq!(c, vec![3.0; 4]);
+        }
+    }
+}
