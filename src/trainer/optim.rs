@@ -490,8 +490,9 @@ pub struct Update {
 }
 
 impl Update {
-    /// What both update paths check before touching a parameter: the total gradient norm of
-    /// `grads` (host copies, one per parameter) and the first non-finite one, if any.
+    /// The host's check of the gradients before any parameter is touched (always on the CPU's
+    /// path; on the tensor path when the device's norm is not finite): the total gradient norm
+    /// of `grads` (host copies, one per parameter) in f64 and the first non-finite one, if any.
     fn of_gradients(grads: &[Vec<f64>]) -> Update {
         Update {
             grad_norm: grads.iter().flatten().map(|g| g * g).sum::<f64>().sqrt(),
