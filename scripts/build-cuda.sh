@@ -162,7 +162,8 @@ BIN="$CARGO_TARGET_DIR/$PROFILE/rnnsweep"
 # A failure here leaves the binary built and says so: gpu-check.sh then names what is missing.
 mkdir -p "$BUILD_DIR/tests"
 for t in pytorch_fixtures model_correctness; do
-    exe=$(cargo rustc "${PROFILE_ARGS[@]}" --features cuda --test "$t" --message-format=json \
+    exe=$(cargo rustc "${PROFILE_ARGS[@]}" --features cuda --test "$t" \
+        --message-format=json-render-diagnostics \
         -- -L "native=$STUBS" | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n1) || exe=
     if [ -n "$exe" ]; then
         cp "$exe" "$BUILD_DIR/tests/$t"
