@@ -537,12 +537,13 @@ fn first_non_finite<E: Dtype, D: Device<E>>(ts: &[Flat<E, D>]) -> Option<usize> 
 
 /// The sum of the squares of every value of `ts`, computed on the device in the element type;
 /// only the total is copied to the host. Each tensor's is the matmul of it as a 1×n row with
-/// itself as an n×1 column: a gemm (cuBLAS on CUDA, in full f32: no TF32 in its default math
-/// mode), which gives the same bits at every run on a given GPU, where dfdx's `sum` on CUDA
-/// adds with atomics in the order its blocks finish. The per-tensor sums are added on the
-/// device in parameter order. Empty tensors add nothing (and are left out: dfdx's CPU
-/// reductions over zero values panic); 0 when there is nothing. Not finite when a value is NaN
-/// or ±inf, or when the squares overflow the element type.
+/// itself as an n×1 column (reshapes of a contiguous tensor, no copies): a gemm (cuBLAS on
+/// CUDA, in full f32: no TF32 in its default math mode), which gives the same bits at every run
+/// on a given GPU, where dfdx's `sum` on CUDA adds with atomics in the order its blocks finish.
+/// The per-tensor sums are added on the device in parameter order. Empty tensors are left out:
+/// they add nothing, and dfdx 0.13 does not take zero-sized operands everywhere (its CPU sum
+/// panics); 0 when there is nothing. Not finite when a value is NaN or ±inf, or when the squares
+/// overflow the element type.
 fn sum_of_squares<E: Dtype, D: Device<E>>(ts: &[Flat<E, D>]) -> f64 {
     ts.iter()
         .filter(|t| t.shape().num_elements() > 0)
