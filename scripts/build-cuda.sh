@@ -26,9 +26,10 @@
 #   chosen capability (also used where a real one exists, so the build does not depend on the
 #   builder's GPU).
 # - cudarc 0.9 links -lcuda -lnvrtc -lcublas -lcublasLt. The binary defines every function it
-#   calls (src/cuda_shim/), so the linker needs those names only to exist: link-stubs/ holds
-#   empty libraries of those names, and `--as-needed` leaves them out of the binary. The check
-#   afterwards fails the build if any of them is still in the binary's DT_NEEDED.
+#   calls (src/cuda_shim/; the two test executables include it too), so the linker needs those
+#   names only to exist: link-stubs/ holds empty libraries of those names (on LIBRARY_PATH), and
+#   `--as-needed` leaves them out. The check afterwards fails the build if any of them is still
+#   in the DT_NEEDED of the binary or of a test executable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -41,7 +42,7 @@ for arg in "$@"; do
         --wheels) WHEELS_ONLY=1 ;;
         --debug) PROFILE=debug ;;
         --no-check) CHECK=0 ;;
-        -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "build-cuda: unknown argument $arg (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -152,18 +153,24 @@ export CUDA_ROOT="$TOOLKIT" CUDA_PATH="$TOOLKIT" CUDA_COMPUTE_CAP="$CAP"
 echo "build-cuda: nvcc $NVCC_VERSION from $SOURCE; PTX for sm_$CAP; output in $CARGO_TARGET_DIR" >&2
 PROFILE_ARGS=()
 [ "$PROFILE" = release ] && PROFILE_ARGS=(--release)
-# `cargo rustc` passes the stub folder to the binary's link only; the dependencies' builds stay
-# as `cargo build --features cuda` makes them.
-cargo rustc "${PROFILE_ARGS[@]}" --features cuda --bin rnnsweep -- -L "native=$STUBS"
+# The linker finds the stubs through LIBRARY_PATH, which cc searches for -l and cargo does not
+# track: the dependencies' builds stay as `cargo build --features cuda` makes them, and the
+# binary is one build unit whether built alone or for the tests below (which build it too; a
+# `cargo rustc -- -L` for the binary alone made that second build of it fail to link).
+export LIBRARY_PATH="$STUBS${LIBRARY_PATH:+:$LIBRARY_PATH}"
+cargo build "${PROFILE_ARGS[@]}" --features cuda --bin rnnsweep
 
 BIN="$CARGO_TARGET_DIR/$PROFILE/rnnsweep"
 # The GPU check's tests (scripts/gpu-check.sh runs their ignored CUDA tests), built here because
 # a GPU machine needs no toolkit: copied to <build folder>/tests/.
 # A failure here leaves the binary built and says so: gpu-check.sh then names what is missing.
+# Cargo's messages name the binary too (the tests build it): the test's own is picked by kind.
 mkdir -p "$BUILD_DIR/tests"
 for t in pytorch_fixtures model_correctness; do
-    exe=$(cargo rustc "${PROFILE_ARGS[@]}" --features cuda --test "$t" --message-format=json \
-        -- -L "native=$STUBS" | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n1) || exe=
+    exe=$(cargo test "${PROFILE_ARGS[@]}" --features cuda --no-run --test "$t" \
+        --message-format=json-render-diagnostics |
+        grep '"kind":\["test"\]' | grep -F "\"name\":\"$t\"" |
+        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n1) || exe=
     if [ -n "$exe" ]; then
         cp "$exe" "$BUILD_DIR/tests/$t"
     else
@@ -177,7 +184,7 @@ if [ -n "$PTX" ]; then
     PTX_INFO=$(grep -m2 -E '^\.(version|target)' "$PTX" | tr '\n' ' ' | sed 's/ $//')
 fi
 if [ "$CHECK" = 1 ]; then
-    scripts/check-cuda-build.sh "$BIN"
+    scripts/check-cuda-build.sh "$BIN" "$BUILD_DIR/tests"
 fi
 SIZE=$(stat -c %s "$BIN")
 echo

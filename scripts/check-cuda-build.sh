@@ -2,7 +2,10 @@
 # Checks a `--features cuda` binary on any machine, GPU or not (scripts/build-cuda.sh runs it
 # after building):
 #
-#   scripts/check-cuda-build.sh [BINARY]   (default target/cuda/target/release/rnnsweep)
+#   scripts/check-cuda-build.sh [BINARY [TESTS_DIR]]
+#
+# BINARY defaults to target/cuda/target/release/rnnsweep; TESTS_DIR (build-cuda.sh gives
+# <build folder>/tests) holds the test executables scripts/gpu-check.sh runs.
 #
 # 1. Its DT_NEEDED names no CUDA library (libcuda, libnvrtc, libcublas), and ldd finds every
 #    library it does need: it starts where no NVIDIA driver is installed.
@@ -13,11 +16,14 @@
 # 3. On this machine's own driver, or its absence: `train --device cuda` either trains or prints
 #    one line and exits 2; never a panic or a backtrace (RUST_BACKTRACE=1 throughout).
 # 4. `train --device auto` trains 50 steps (on the CPU where step 3 found no GPU).
+# 5. With TESTS_DIR: both test executables are there, step 1 holds for each, and each lists
+#    its ignored CUDA test (`--list --ignored`), the one gpu-check.sh runs.
 # Steps 2-4 before the data load print nothing else; step 4 reads MNIST from --data-dir's usual
 # places ($RNNSWEEP_DATA, or the per-user cache, which is downloaded when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${1:-${RNNSWEEP_CUDA_BUILD_DIR:-target/cuda}/target/release/rnnsweep}"
+TESTS_DIR="${2:-}"
 [ -x "$BIN" ] || { echo "check-cuda-build: no binary at $BIN" >&2; exit 2; }
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -26,19 +32,23 @@ FAILED=0
 fail() { echo "FAIL: $*" >&2; FAILED=1; }
 ok() { echo "ok:   $*"; }
 
-# 1. What the binary needs at load time.
-NEEDED=$(readelf -d "$BIN" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
-echo "DT_NEEDED: $NEEDED"
-if grep -qE 'lib(cuda|nvrtc|cublas)' <<<"$NEEDED"; then
-    fail "the binary links a CUDA library at load time: $NEEDED"
-else
-    ok "no CUDA library in DT_NEEDED"
-fi
-if ldd "$BIN" | grep -q "not found"; then
-    fail "ldd: $(ldd "$BIN" | grep 'not found' | tr '\n' ' ')"
-else
-    ok "ldd finds every library the binary needs"
-fi
+# 1. What an executable needs at load time.
+check_needed() {
+    local exe=$1 what=$2 needed
+    needed=$(readelf -d "$exe" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
+    echo "DT_NEEDED of $what: $needed"
+    if grep -qE 'lib(cuda|nvrtc|cublas)' <<<"$needed"; then
+        fail "$what links a CUDA library at load time: $needed"
+    else
+        ok "no CUDA library in the DT_NEEDED of $what"
+    fi
+    if ldd "$exe" | grep -q "not found"; then
+        fail "ldd $what: $(ldd "$exe" | grep 'not found' | tr '\n' ' ')"
+    else
+        ok "ldd finds every library $what needs"
+    fi
+}
+check_needed "$BIN" "the binary"
 
 # Runs `train` with the given device and extra environment; sets RC, OUT, ERR.
 run_train() {
@@ -95,6 +105,25 @@ if [ "$RC" = 0 ] && ! grep -qiE 'panick|backtrace' "$TMP/stderr" && [ -n "$DEVIC
     echo "      $(head -n1 "$TMP/stderr")"
 else
     fail "--device auto: exit $RC, stdout [$OUT], stderr [$ERR]"
+fi
+
+# 5. The GPU check's test executables.
+if [ -n "$TESTS_DIR" ]; then
+    for t in pytorch_fixtures:f32_on_cuda_matches_pytorch_float32 \
+        model_correctness:fused_cpu_layers_match_the_ops_path_on_cuda; do
+        exe="$TESTS_DIR/${t%%:*}" name=${t#*:}
+        if [ ! -x "$exe" ]; then
+            fail "no test executable $exe"
+            continue
+        fi
+        check_needed "$exe" "${t%%:*}"
+        listed=$("$exe" --list --ignored 2>&1) || true
+        if grep -qx "$name: test" <<<"$listed"; then
+            ok "${t%%:*} lists its ignored test $name"
+        else
+            fail "${t%%:*} does not list the ignored test $name"
+        fi
+    done
 fi
 
 if [ "$FAILED" = 0 ]; then

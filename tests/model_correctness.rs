@@ -1,6 +1,12 @@
 //! The recurrent cells against (1) a naive f64 implementation of PyTorch's equations and
 //! (2) finite differences of the loss, for every cell type with 1 and 2 layers.
 
+// The C functions cudarc calls, defined here as in the binary (src/cuda_shim/): without them the
+// CUDA build of this test does not link (its cudarc has only empty stub libraries to link).
+#[cfg(feature = "cuda")]
+#[path = "../src/cuda_shim/mod.rs"]
+mod cuda_shim;
+
 use dfdx::prelude::*;
 use rnnsweep::trainer::config::{Activation, LayerKind, ModelConfig};
 use rnnsweep::trainer::model::{Model, ModelLoadError};

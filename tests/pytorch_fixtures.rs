@@ -9,6 +9,12 @@
 //! the pre-clip gradient norm of every step. And two runs that blow up: the step and the tensor
 //! that went non-finite first must be PyTorch's.
 
+// The C functions cudarc calls, defined here as in the binary (src/cuda_shim/): without them the
+// CUDA build of this test does not link (its cudarc has only empty stub libraries to link).
+#[cfg(feature = "cuda")]
+#[path = "../src/cuda_shim/mod.rs"]
+mod cuda_shim;
+
 use std::path::PathBuf;
 
 use dfdx::prelude::*;

@@ -10,6 +10,8 @@
 //! arguments and return types are cudarc's own); `nvrtcCompileProgram` is written here by hand.
 //! These definitions live in the binary crate, not the library: the linker scans the library's
 //! archive before cudarc's, so it would not pull definitions from it that only cudarc needs.
+//! For the same reason the test crates that run on CUDA (`tests/pytorch_fixtures.rs`,
+//! `tests/model_correctness.rs`) include this file by path (`#[path]`).
 
 #![allow(non_snake_case, clippy::too_many_arguments, clippy::missing_safety_doc)]
 

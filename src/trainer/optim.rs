@@ -20,10 +20,13 @@
 //! On the CPU the update runs as one loop per parameter over host copies (state kept in f64),
 //! instead of about ten tensor ops per parameter and step; other devices use the tensor ops.
 //! The tests run both paths and check they agree. Both check every gradient before the update
-//! and every parameter after it, and name the first non-finite tensor. The tensor path checks
-//! the updated parameters on the device (one scalar copied back, see `first_non_finite`); it
-//! still copies every gradient to the host, for the gradient norm in f64 (a device-side sum
-//! would change the recorded norms and, on CUDA, depend on the order its blocks finish in).
+//! and every parameter after it, and name the first non-finite tensor. The CPU's path computes
+//! the gradient norm in f64. The tensor path keeps the check on the device, one scalar copied
+//! back for each: the gradients' sum of squares, accumulated in the element type (f32) as
+//! PyTorch's `clip_grad_norm_` does on a GPU, and deterministically (see `sum_of_squares`),
+//! then the updated parameters (see `first_non_finite`). Only when that sum is not finite (a
+//! NaN or inf gradient, or finite ones whose squares overflow) are the gradients copied to the
+//! host, for the CPU's f64 norm and the name of the first non-finite one.
 //! [`Optimizer::state`] and [`Optimizer::restore`] carry the whole state through a checkpoint,
 //! exactly.
 
@@ -220,25 +223,32 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
         }
     }
 
-    /// The update with tensor ops (every device). The gradients are copied to the host for
-    /// their f64 norm, which also finds a non-finite one; the updated parameters are checked on
-    /// the device, with one scalar copied back (more only when one is non-finite).
+    /// The update with tensor ops (every device). The gradient norm is computed on the device
+    /// in the element type, one scalar copied back (`sum_of_squares`); only when it is not
+    /// finite are the gradients copied to the host, for their f64 norm and the first
+    /// non-finite one (a finite norm there means the squares overflowed: the update goes on
+    /// with it, as on the CPU). The updated parameters are checked on the device, with one
+    /// scalar copied back (more only when one is non-finite).
     pub fn update_tensors(&mut self, params: &mut [Flat<E, D>], grads: &Gradients<E, D>) -> Update {
         assert_eq!(params.len(), self.slots.len());
-        let host_grads: Vec<Vec<f64>> = params.iter().map(|p| host(&grads.get(p))).collect();
-        let seen = Update::of_gradients(&host_grads);
-        if seen.non_finite.is_some() {
-            return seen;
-        }
-        let grad_norm = seen.grad_norm;
+        let all_g: Vec<Flat<E, D>> = params.iter().map(|p| grads.get(p)).collect();
+        let squares = sum_of_squares(&all_g);
+        let grad_norm = if squares.is_finite() {
+            squares.sqrt()
+        } else {
+            let seen = Update::of_gradients(&all_g.iter().map(host).collect::<Vec<_>>());
+            if seen.non_finite.is_some() {
+                return seen;
+            }
+            seen.grad_norm
+        };
         self.step += 1;
         let e = |x: f64| E::from_f64(x).expect("scalar fits the element type");
         let coef = self.clip_coef(grad_norm);
         let cfg = &self.cfg;
         let (lr, mu, t) = (cfg.lr, cfg.momentum, self.step as i32);
         let (wd, (b1, b2), eps, alpha) = (cfg.weight_decay(), cfg.betas(), cfg.eps(), cfg.alpha());
-        for (p, slot) in params.iter_mut().zip(self.slots.iter_mut()) {
-            let mut g = grads.get(&*p);
+        for ((p, slot), mut g) in params.iter_mut().zip(self.slots.iter_mut()).zip(all_g) {
             if coef != 1.0 {
                 g = g * e(coef);
             }
@@ -488,8 +498,9 @@ pub struct Update {
 }
 
 impl Update {
-    /// What both update paths check before touching a parameter: the total gradient norm of
-    /// `grads` (host copies, one per parameter) and the first non-finite one, if any.
+    /// The host's check of the gradients before any parameter is touched (always on the CPU's
+    /// path; on the tensor path when the device's norm is not finite): the total gradient norm
+    /// of `grads` (host copies, one per parameter) in f64 and the first non-finite one, if any.
     fn of_gradients(grads: &[Vec<f64>]) -> Update {
         Update {
             grad_norm: grads.iter().flatten().map(|g| g * g).sum::<f64>().sqrt(),
@@ -501,8 +512,12 @@ impl Update {
     }
 }
 
-/// A host copy of `t` in f64 (exact for f32 and f64 tensors).
+/// A host copy of `t` in f64 (exact for f32 and f64 tensors). Empty without asking the device:
+/// dfdx 0.13's CPU `as_vec` of an empty tensor reads its first value and panics.
 fn host<E: Dtype, D: Device<E>>(t: &Flat<E, D>) -> Vec<f64> {
+    if t.shape().0 == 0 {
+        return Vec::new();
+    }
     t.as_vec()
         .iter()
         .map(|x| x.to_f64().expect("an f64"))
@@ -526,6 +541,27 @@ fn first_non_finite<E: Dtype, D: Device<E>>(ts: &[Flat<E, D>]) -> Option<usize> 
         return None;
     }
     ts.iter().position(|t| !finite(nan_unless_finite(t)))
+}
+
+/// The sum of the squares of every value of `ts`, computed on the device in the element type;
+/// only the total is copied to the host. Each tensor's is the matmul of it as a 1×n row with
+/// itself as an n×1 column (reshapes of a contiguous tensor, no copies): a gemm (cuBLAS on
+/// CUDA, in full f32: no TF32 in its default math mode), which gives the same bits at every run
+/// on a given GPU, where dfdx's `sum` on CUDA adds with atomics in the order its blocks finish.
+/// The per-tensor sums are added on the device in parameter order. Empty tensors are left out:
+/// they add nothing, and dfdx 0.13 does not take zero-sized operands everywhere (its CPU sum
+/// panics); 0 when there is nothing. Not finite when a value is NaN or ±inf, or when the squares
+/// overflow the element type.
+fn sum_of_squares<E: Dtype, D: Device<E>>(ts: &[Flat<E, D>]) -> f64 {
+    ts.iter()
+        .filter(|t| t.shape().num_elements() > 0)
+        .map(|t| {
+            let n = t.shape().0;
+            let row = t.clone().reshape_like(&(Const::<1>, n));
+            row.matmul(t.clone().reshape_like(&(n, Const::<1>)))
+        })
+        .reduce(|a, b| a + b)
+        .map_or(0.0, |s| s.as_vec()[0].to_f64().expect("an f64"))
 }
 
 /// 0 when every value of `t` is finite, NaN otherwise, computed on the device: `x·0` is ±0 for
@@ -853,22 +889,170 @@ mod tests {
     /// One SGD step (lr 1) of two 2-element f32 parameters `p` under gradients `g`, on the host
     /// path or the tensor path: what the update reported and the parameters after it.
     fn sgd_step(host: bool, p: [[f32; 2]; 2], g: [[f32; 2]; 2]) -> (Update, Vec<Vec<f32>>) {
+        let c = OptimConfig::new(OptimKind::Sgd, 1.0);
+        step_f32(host, &c, &p.map(|v| v.to_vec()), &g.map(|v| v.to_vec()))
+    }
+
+    /// One update with `cfg` of f32 parameters `p` under gradients `g` (any sizes, empty ones
+    /// too), on the host path or the tensor path: what it reported and the parameters after it.
+    fn step_f32(
+        host: bool,
+        cfg: &OptimConfig,
+        p: &[Vec<f32>],
+        g: &[Vec<f32>],
+    ) -> (Update, Vec<Vec<f32>>) {
         let dev = Cpu::default();
-        let mut params: Vec<Flat<f32, Cpu>> = p
+        let tensor = |v: &Vec<f32>| dev.tensor_from_vec(v.clone(), (v.len(),));
+        let mut params: Vec<Flat<f32, Cpu>> = p.iter().map(tensor).collect();
+        // loss = Σ sum(p_i · g_i) has gradient g_i for p_i (also where g_i is not finite). An
+        // empty parameter is left out of it (dfdx's CPU sum of zero values panics) and gets an
+        // empty gradient.
+        let loss = params
             .iter()
-            .map(|v| dev.tensor_from_vec(v.to_vec(), (2,)))
-            .collect();
-        // loss = Σ sum(p_i · g_i) has gradient g_i for p_i (also where g_i is not finite).
-        let loss = (params[0].leaky_trace() * dev.tensor_from_vec(g[0].to_vec(), (2,))).sum()
-            + (params[1].leaky_trace() * dev.tensor_from_vec(g[1].to_vec(), (2,))).sum();
-        let grads = loss.backward();
-        let mut opt = Optimizer::<f32, Cpu>::new(&OptimConfig::new(OptimKind::Sgd, 1.0), 2);
+            .zip(g)
+            .filter(|(_, g)| !g.is_empty())
+            .map(|(p, g)| (p.leaky_trace() * tensor(g)).sum())
+            .reduce(|a, b| a + b)
+            .expect("a non-empty gradient");
+        let mut grads = loss.backward();
+        for p in params.iter().filter(|p| p.shape().0 == 0) {
+            grads.try_alloc_for(p).unwrap();
+        }
+        let mut opt = Optimizer::<f32, Cpu>::new(cfg, params.len());
         let u = if host {
             opt.update_host(&mut params, &grads)
         } else {
             opt.update_tensors(&mut params, &grads)
         };
-        (u, params.iter().map(|t| t.as_vec()).collect())
+        let f32s = |t: &Flat<f32, Cpu>| super::host(t).into_iter().map(|x| x as f32).collect();
+        (u, params.iter().map(f32s).collect())
+    }
+
+    /// Random values in [-scale, scale), `n` of them, from a fixed seed.
+    fn random(seed: u64, n: usize, scale: f32) -> Vec<f32> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..n).map(|_| rng.gen_range(-scale..scale)).collect()
+    }
+
+    /// Five parameters (the third empty) and random gradients for them, of different magnitudes.
+    fn several_tensors() -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        let sizes = [37, 300, 0, 64, 1];
+        let scales = [1e-3, 1.0, 1.0, 10.0, 0.5];
+        let p = (0..5).map(|i| random(i, sizes[i as usize], 1.0)).collect();
+        let g = (0..5)
+            .map(|i| random(100 + i, sizes[i as usize], scales[i as usize]))
+            .collect();
+        (p, g)
+    }
+
+    /// Whether `a` and `b` agree to `rel` relative to the larger of 1 and each value.
+    fn near(a: &[Vec<f32>], b: &[Vec<f32>], rel: f64) -> bool {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| {
+                x.len() == y.len()
+                    && x.iter().zip(y).all(|(&x, &y)| {
+                        let (x, y) = (x as f64, y as f64);
+                        (x - y).abs() <= rel * x.abs().max(y.abs()).max(1.0)
+                    })
+            })
+    }
+
+    /// The tensor path's gradient norm, summed in f32 on the device, is the host path's f64
+    /// norm to f32 rounding, over several tensors with an empty one; and the device-side sum of
+    /// squares itself: the f64 sum to f32 rounding, 0 for nothing, not finite for a NaN or ±inf
+    /// and for finite values whose squares overflow f32.
+    #[test]
+    fn the_tensor_path_norm_is_the_f64_norm_to_f32_rounding() {
+        let (p, g) = several_tensors();
+        let c = OptimConfig::new(OptimKind::Sgd, 0.1);
+        let (on_host, host_after) = step_f32(true, &c, &p, &g);
+        let (on_dev, dev_after) = step_f32(false, &c, &p, &g);
+        let rel = (on_dev.grad_norm - on_host.grad_norm).abs() / on_host.grad_norm;
+        assert!(rel < 1e-6, "{} vs {}", on_dev.grad_norm, on_host.grad_norm);
+        assert_eq!((on_host.non_finite, on_dev.non_finite), (None, None));
+        assert!(near(&host_after, &dev_after, 1e-6));
+
+        let dev = Cpu::default();
+        let ts: Vec<Flat<f32, Cpu>> = g
+            .iter()
+            .map(|v| dev.tensor_from_vec(v.clone(), (v.len(),)))
+            .collect();
+        let want: f64 = g.iter().flatten().map(|&x| x as f64 * x as f64).sum();
+        let got = sum_of_squares(&ts);
+        assert!((got - want).abs() < 2e-6 * want, "{got} vs {want}");
+        assert_eq!(sum_of_squares::<f32, Cpu>(&[]), 0.0);
+        assert_eq!(sum_of_squares(&ts[2..3]), 0.0);
+        let one = |v: f32| vec![ts[0].clone(), dev.tensor_from_vec(vec![1.0, v], (2,))];
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e20] {
+            assert!(!sum_of_squares(&one(bad)).is_finite(), "{bad}");
+        }
+    }
+
+    /// With several tensors (one empty), a NaN or ±inf gradient in the second is named as
+    /// tensor 1 and every parameter is left as it was, on both paths.
+    #[test]
+    fn a_non_finite_gradient_among_several_tensors_is_named() {
+        let (p, g) = several_tensors();
+        let c = OptimConfig::new(OptimKind::Sgd, 0.1);
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mut g = g.clone();
+            g[1][7] = bad;
+            for host in [true, false] {
+                let (u, after) = step_f32(host, &c, &p, &g);
+                let what = format!("host={host} bad={bad}");
+                assert_eq!(u.non_finite, Some((NonFiniteKind::Gradient, 1)), "{what}");
+                assert!(!u.grad_norm.is_finite(), "{what}");
+                assert_eq!(after, p, "{what}");
+            }
+        }
+    }
+
+    /// Huge finite gradients, whose squares overflow f32 (1e20² = 1e40), give the tensor path
+    /// the host path's f64 norm and update: the same numbers without clipping, the same to f32
+    /// rounding with it.
+    #[test]
+    fn huge_finite_gradients_get_the_host_paths_norm_and_update() {
+        let p = vec![vec![1.0, -2.0], vec![], vec![3.0]];
+        let g = vec![vec![1e20, -1e20], vec![], vec![3e19]];
+        let want = (2.0 * (1e20f32 as f64).powi(2) + (3e19f32 as f64).powi(2)).sqrt();
+        let plain = OptimConfig::new(OptimKind::Sgd, 1.0);
+        let clipped = with(OptimKind::Sgd, 1.0, |c| c.clip_grad_norm = Some(1.0));
+        let (u_host, host_after) = step_f32(true, &plain, &p, &g);
+        let (u_dev, dev_after) = step_f32(false, &plain, &p, &g);
+        assert_eq!(u_host.grad_norm, want);
+        assert_eq!(u_dev, u_host);
+        assert_eq!(dev_after, host_after);
+        let (u_host, host_after) = step_f32(true, &clipped, &p, &g);
+        let (u_dev, dev_after) = step_f32(false, &clipped, &p, &g);
+        assert_eq!((u_dev.grad_norm, u_dev.non_finite), (want, None));
+        assert_eq!(u_host.grad_norm, want);
+        assert!(
+            near(&host_after, &dev_after, 1e-6),
+            "{host_after:?} vs {dev_after:?}"
+        );
+        // Clipped to norm 1: the largest step is 1e20/want ≈ 0.7.
+        assert!((host_after[0][0] as f64 - (1.0 - 1e20f32 as f64 / want)).abs() < 1e-6);
+    }
+
+    /// Clipping by the device-side norm gives the host path's update to f32 rounding (SGD with
+    /// lr 1 moves each parameter by its clipped gradient; Adam and RMSprop divide it out again
+    /// except near ε).
+    #[test]
+    fn clipping_by_the_device_norm_updates_as_the_host_path() {
+        let (p, g) = several_tensors();
+        for kind in [OptimKind::Sgd, OptimKind::Adam, OptimKind::Rmsprop] {
+            let c = with(kind, 1.0, |c| c.clip_grad_norm = Some(0.5));
+            let (u_host, host_after) = step_f32(true, &c, &p, &g);
+            let (u_dev, dev_after) = step_f32(false, &c, &p, &g);
+            assert!(u_host.grad_norm > 0.5, "clipping is on");
+            assert_eq!((u_host.non_finite, u_dev.non_finite), (None, None));
+            assert!(near(&host_after, &dev_after, 1e-6), "{kind:?}");
+            assert!(
+                !near(&host_after, &p, 1e-3),
+                "{kind:?}: the parameters moved"
+            );
+        }
     }
 
     /// A non-finite gradient (NaN, +inf or −inf) is found before anything is updated: the first
