@@ -513,15 +513,16 @@ impl Update {
 }
 
 /// A host copy of `t` in f64 (exact for f32 and f64 tensors). Empty without asking the device:
-/// dfdx 0.13's CPU `as_vec` of an empty tensor reads its first value and panics.
+/// dfdx 0.13's CPU `as_vec` of an empty tensor reads its first value and panics. A 1-D tensor
+/// is stored in its logical order, so `copy_into` (one `memcpy`; dfdx panics if the stored
+/// buffer is not exactly its size) gives its values, where `as_vec` walks them one by one.
 fn host<E: Dtype, D: Device<E>>(t: &Flat<E, D>) -> Vec<f64> {
     if t.shape().0 == 0 {
         return Vec::new();
     }
-    t.as_vec()
-        .iter()
-        .map(|x| x.to_f64().expect("an f64"))
-        .collect()
+    let mut v = vec![E::default(); t.shape().0];
+    t.copy_into(&mut v);
+    v.iter().map(|x| x.to_f64().expect("an f64")).collect()
 }
 
 /// Whether every value is finite (no NaN, no ±inf).

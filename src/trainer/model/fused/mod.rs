@@ -148,13 +148,16 @@ macro_rules! cpu_layer_kernel {
                 };
                 let kind = Kind::of(lp.cell, lp.activation);
                 let p = Params {
-                    w_ih: lp.w_ih.as_vec(),
-                    w_hh: lp.w_hh.as_vec(),
-                    b_ih: lp.b_ih.as_vec(),
-                    b_hh: lp.b_hh.as_vec(),
+                    w_ih: host_copy(lp.w_ih),
+                    w_hh: host_copy(lp.w_hh),
+                    b_ih: host_copy(lp.b_ih),
+                    b_hh: host_copy(lp.b_hh),
                 };
                 let isa = Isa::best(kind);
-                let saved = forward(isa, kind, dims, &p, x.as_vec());
+                // The input into a kept buffer: it returns to the pool with the saved values.
+                let mut xv = pool::overwritten(n * input);
+                x.copy_into(&mut xv);
+                let saved = forward(isa, kind, dims, &p, xv);
                 let out: Mat<$e, Cpu> = x.device().tensor_from_vec(saved.hs.clone(), (n, dims.h));
                 if T::OWNS_TAPE {
                     let ghosts = [lp.w_ih.ghost(), lp.w_hh.ghost(), lp.b_ih.ghost(), lp.b_hh.ghost()];
@@ -184,6 +187,17 @@ macro_rules! cpu_layer_kernel {
 
 cpu_layer_kernel!(f32);
 cpu_layer_kernel!(f64);
+
+/// A host copy of `t`, one of the tensors a fused layer reads: its parameters (1-D) and its
+/// input, made by `tensor_from_vec` or by elementwise ops (dropout), so stored contiguously in
+/// its logical order. One `memcpy` (`copy_into`), where dfdx's `as_vec` walks the strides value
+/// by value (4 % of a 2-layer RNN's step, perf). dfdx panics if the stored buffer is not
+/// exactly the tensor's size (a broadcast); the fused-vs-ops tests would catch a permuted input.
+fn host_copy<S: Shape, E: Real, T>(t: &Tensor<S, E, Cpu, T>) -> Vec<E> {
+    let mut v = vec![E::zero(); t.shape().num_elements()];
+    t.copy_into(&mut v);
+    v
+}
 
 fn add_into<E: Real>(acc: &mut [E], d: &[E]) {
     for (a, &b) in acc.iter_mut().zip(d) {
