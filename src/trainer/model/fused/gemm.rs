@@ -292,13 +292,7 @@ mod tests {
     /// AVX2.
     fn check<E: Real + std::fmt::Debug>(tol: f64) {
         let (m, k, n) = (13, 37, 29);
-        let mut seed = 7u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            E::from(((seed >> 33) as f64 / (1u64 << 31) as f64) - 0.5).unwrap()
-        };
+        let mut next = super::test_values::<E>(7);
         let a: Vec<E> = (0..m * k).map(|_| next()).collect();
         let b: Vec<E> = (0..n * k).map(|_| next()).collect();
         let c0: Vec<E> = (0..m * n).map(|_| next()).collect();
@@ -345,13 +339,7 @@ mod tests {
     /// matmul reading W_hh itself (which `gemm` packs), at sizes that leave remainders.
     #[test]
     fn transposed_recurrent_weights_give_the_same_bits() {
-        let mut seed = 11u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-        };
+        let mut next = super::test_values::<f32>(11);
         for (b, h, gates) in [
             (5, 37, 4),
             (64, 64, 4),

@@ -199,6 +199,19 @@ fn host_copy<S: Shape, E: Real, T>(t: &Tensor<S, E, Cpu, T>) -> Vec<E> {
     v
 }
 
+/// Test values in [-0.5, 0.5) from a fixed seed (a linear congruential generator), for the
+/// kernels' tests.
+#[cfg(test)]
+fn test_values<E: Real>(seed: u64) -> impl FnMut() -> E {
+    let mut state = seed;
+    move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        E::from(((state >> 33) as f64 / (1u64 << 31) as f64) - 0.5).unwrap()
+    }
+}
+
 fn add_into<E: Real>(acc: &mut [E], d: &[E]) {
     for (a, &b) in acc.iter_mut().zip(d) {
         *a += b;

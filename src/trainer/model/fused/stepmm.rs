@@ -299,13 +299,7 @@ mod tests {
     /// NaN and ±inf propagate as there.
     #[test]
     fn the_kernels_give_gemms_bits() {
-        let mut seed = 3u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-        };
+        let mut next = super::test_values::<f32>(3);
         let mut shapes = vec![(64, 64, 256), (64, 256, 64), (100, 20, 80), (100, 80, 20)];
         for m in [2, 5, 7, 13] {
             for n in [2, 9, 17, 31, 65, 100] {
