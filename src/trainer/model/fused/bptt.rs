@@ -10,7 +10,7 @@ use super::*;
 
 use super::gemm::{matmul, View};
 use super::pool;
-use super::stepmm::step_matmul;
+use super::stepmm::product;
 
 #[inline(always)]
 pub(super) fn backward_impl<E: Real>(
@@ -39,7 +39,6 @@ pub(super) fn backward_impl<E: Real>(
     let mut dh = vec![E::zero(); b * h]; // from step t+1
     let mut dc = vec![E::zero(); b * h]; // LSTM: cell gradient from step t+1
     let zeros = vec![E::zero(); h]; // the state before the first step
-    let w_hh = View::row_major(g, h);
     for t in (0..steps).rev() {
         let rows = t * b * h..(t + 1) * b * h;
         for (a, &v) in dh.iter_mut().zip(&dhs[rows.clone()]) {
@@ -127,17 +126,7 @@ pub(super) fn backward_impl<E: Real>(
                 &dxw[t * b * g..(t + 1) * b * g]
             };
             let accumulate = kind == Kind::Gru;
-            if !step_matmul(&mut dh, accumulate, src, &p.w_hh, (b, g, h)) {
-                matmul(
-                    &mut dh,
-                    View::row_major(b, h),
-                    accumulate,
-                    src,
-                    View::row_major(b, g),
-                    &p.w_hh,
-                    w_hh,
-                );
-            }
+            product(&mut dh, accumulate, src, &p.w_hh, (b, g, h));
         }
     }
     // Weight gradients as single large matmuls over all steps.

@@ -3,7 +3,8 @@
 
 use super::*;
 
-use super::gemm::{add_recurrent, matmul, recurrent_weights, View};
+use super::gemm::{matmul, View};
+use super::stepmm::{add_recurrent, recurrent_weights};
 
 #[inline(always)]
 pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E>) -> Saved<E> {

@@ -119,46 +119,6 @@ fn matmul_at<E: Real>(
     };
 }
 
-/// W_hhᵀ (h×g, row-major) of W_hh (g×h), for [`add_recurrent`].
-///
-/// Given W_hh itself, `gemm` copies it into its packed layout in every step's call (its
-/// microkernel wants the g rows contiguous for each k: a strided, scalar gather of the whole
-/// matrix); given this transposed copy, made once per pass, it reads the weights in place.
-/// The products are the same bits: packing only moves values, and `gemm`'s blocking depends
-/// on the shapes alone.
-pub(super) fn recurrent_weights<E: Real>(w_hh: &[E], d: Dims) -> Vec<E> {
-    let (g, h) = (d.g, d.h);
-    let mut t = pool::overwritten(h * g);
-    // In blocks of 16 rows of W_hh: each output row gets 16 contiguous values at a time, where a
-    // row-by-row walk wrote every value to another cache line.
-    for r0 in (0..g).step_by(16) {
-        let rows = r0..(r0 + 16).min(g);
-        for k in 0..h {
-            for r in rows.clone() {
-                t[k * g + r] = w_hh[r * h + k];
-            }
-        }
-    }
-    t
-}
-
-/// dst (b×g) += h_prev (b×h) · W_hhᵀ: the recurrent term of one step, given W_hhᵀ from
-/// [`recurrent_weights`].
-pub(super) fn add_recurrent<E: Real>(dst: &mut [E], h_prev: &[E], w_hh_t: &[E], d: Dims) {
-    if super::stepmm::step_matmul(dst, true, h_prev, w_hh_t, (d.b, d.h, d.g)) {
-        return;
-    }
-    matmul(
-        dst,
-        View::row_major(d.b, d.g),
-        true,
-        h_prev,
-        View::row_major(d.b, d.h),
-        w_hh_t,
-        View::row_major(d.h, d.g),
-    );
-}
-
 /// Defines the matmul at an instruction set for one element type: `c = [c +] a·b`. AVX-512 (no
 /// cap) is the `gemm` crate's own dispatch; AVX2 + FMA and scalar call its driver with that set's
 /// microkernels, the body of the crate's per-set entry points (`gemm_common::__inject_mod!`),
@@ -332,55 +292,6 @@ mod tests {
                     assert_eq!(d, c, "capped AVX2 = the crate's AVX2 dispatch");
                 }
             }
-        }
-    }
-
-    /// The step's recurrent term from the transposed copy of W_hh gives the same bits as the
-    /// matmul reading W_hh itself (which `gemm` packs), at sizes that leave remainders.
-    #[test]
-    fn transposed_recurrent_weights_give_the_same_bits() {
-        let mut next = super::test_values::<f32>(11);
-        for (b, h, gates) in [
-            (5, 37, 4),
-            (64, 64, 4),
-            (100, 20, 3),
-            (64, 128, 1),
-            (3, 200, 4),
-        ] {
-            let d = Dims {
-                n: b,
-                b,
-                i: 1,
-                h,
-                g: gates * h,
-            };
-            let h_prev: Vec<f32> = (0..b * h).map(|_| next()).collect();
-            let w_hh: Vec<f32> = (0..d.g * h).map(|_| next()).collect();
-            let c0: Vec<f32> = (0..b * d.g).map(|_| next()).collect();
-            let t = recurrent_weights(&w_hh, d);
-            for k in 0..h {
-                for r in 0..d.g {
-                    assert_eq!(t[k * d.g + r], w_hh[r * h + k]);
-                }
-            }
-            let mut want = c0.clone();
-            matmul(
-                &mut want,
-                View::row_major(b, d.g),
-                true,
-                &h_prev,
-                View::row_major(b, h),
-                &w_hh,
-                View::row_major(d.g, h).t(),
-            );
-            let mut got = c0.clone();
-            add_recurrent(&mut got, &h_prev, &t, d);
-            assert!(
-                got.iter()
-                    .zip(&want)
-                    .all(|(a, w)| a.to_bits() == w.to_bits()),
-                "b {b} h {h} gates {gates}"
-            );
         }
     }
 

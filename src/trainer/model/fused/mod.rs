@@ -8,8 +8,9 @@
 //!   share;
 //! - `gemm.rs`: strided matmuls through the `gemm` crate (a newer version than dfdx's, for its
 //!   AVX-512 kernels);
-//! - `stepmm.rs`: the per-step products (`h·W_hhᵀ`, `dgates·W_hh`) in register-blocked AVX2 and
-//!   AVX-512 kernels, bit for bit what `gemm` computes, without its per-call packing;
+//! - `stepmm.rs`: the per-step products (`h·W_hhᵀ`, `dgates·W_hh`, and W_hhᵀ for them) in
+//!   register-blocked AVX2 and AVX-512 kernels, bit for bit what `gemm` computes, without its
+//!   per-call packing (`gemm` where the kernels do not apply);
 //! - `simd.rs`: the instruction set the layers run with (`Isa`, capped by `RNNSWEEP_ISA`) and
 //!   the gate loops' dispatch;
 //! - `peak.rs`: the core's measured FMA peak at a given instruction set (`bench`'s % of peak);

@@ -19,13 +19,65 @@
 
 use super::*;
 
+use super::gemm::{matmul, View};
+
 /// Products with k beyond this go to `gemm` (which splits k there).
 const MAX_K: usize = 512;
 
-/// c (m×n) = [c +] a (m×k) · b (k×n), all row-major and contiguous, by the kernel of the widest
-/// allowed instruction set; false (c untouched) when this kernel does not take the product (see
-/// the module doc), for the caller to use `gemm`.
-pub(super) fn step_matmul<E: Real>(
+/// c (m×n) = [c +] a (m×k) · b (k×n), all row-major and contiguous: by this module's kernel
+/// where it takes the product (see the module doc), else by `gemm`; the same bits either way.
+pub(super) fn product<E: Real>(
+    c: &mut [E],
+    accumulate: bool,
+    a: &[E],
+    b: &[E],
+    (m, k, n): (usize, usize, usize),
+) {
+    if !try_kernel(c, accumulate, a, b, (m, k, n)) {
+        matmul(
+            c,
+            View::row_major(m, n),
+            accumulate,
+            a,
+            View::row_major(m, k),
+            b,
+            View::row_major(k, n),
+        );
+    }
+}
+
+/// W_hhᵀ (h×g, row-major) of W_hh (g×h), for [`add_recurrent`].
+///
+/// Given W_hh itself, `gemm` copies it into its packed layout in every step's call (its
+/// microkernel wants the g rows contiguous for each k: a strided, scalar gather of the whole
+/// matrix); this module's kernel wants B row-major. Given this transposed copy, made once per
+/// pass, both read the weights in place. The products are the same bits: packing only moves
+/// values, and `gemm`'s blocking depends on the shapes alone.
+pub(super) fn recurrent_weights<E: Real>(w_hh: &[E], d: Dims) -> Vec<E> {
+    let (g, h) = (d.g, d.h);
+    let mut t = pool::overwritten(h * g);
+    // In blocks of 16 rows of W_hh: each output row gets 16 contiguous values at a time, where a
+    // row-by-row walk wrote every value to another cache line.
+    for r0 in (0..g).step_by(16) {
+        let rows = r0..(r0 + 16).min(g);
+        for k in 0..h {
+            for r in rows.clone() {
+                t[k * g + r] = w_hh[r * h + k];
+            }
+        }
+    }
+    t
+}
+
+/// dst (b×g) += h_prev (b×h) · W_hhᵀ: the recurrent term of one step, given W_hhᵀ from
+/// [`recurrent_weights`].
+pub(super) fn add_recurrent<E: Real>(dst: &mut [E], h_prev: &[E], w_hh_t: &[E], d: Dims) {
+    product(dst, true, h_prev, w_hh_t, (d.b, d.h, d.g));
+}
+
+/// c (m×n) = [c +] a (m×k) · b (k×n) by the kernel of the widest allowed instruction set; false
+/// (c untouched) when the kernel does not take the product, for [`product`] to use `gemm`.
+fn try_kernel<E: Real>(
     c: &mut [E],
     accumulate: bool,
     a: &[E],
@@ -50,7 +102,7 @@ pub(super) fn step_matmul<E: Real>(
     kernel(Isa::for_matmul(), c, accumulate, a, b, (m, k, n))
 }
 
-/// [`step_matmul`] in f32 at `isa`; false where there is no kernel for it (the baseline).
+/// [`try_kernel`] in f32 at `isa`; false where there is no kernel for it (the baseline).
 fn kernel(
     isa: Isa,
     c: &mut [f32],
@@ -293,7 +345,6 @@ mod x86 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::gemm::{matmul, View};
     use super::*;
 
     /// Bit for bit the product `gemm` computes, at every instruction set with a kernel, for
@@ -356,12 +407,12 @@ mod tests {
     fn gemm_keeps_the_other_products() {
         let (a, b) = (vec![1.0f32; 2 * 600], vec![1.0f32; 600 * 2]);
         let mut c = vec![0.0f32; 4];
-        assert!(!step_matmul(&mut c, false, &a, &b, (2, 600, 2)));
-        assert!(!step_matmul(&mut c, false, &a, &b, (2, 2, 2)));
-        assert!(!step_matmul(&mut c, false, &a, &b, (1, 3, 2)));
-        assert!(!step_matmul(&mut c, false, &a, &b, (2, 3, 1)));
+        assert!(!try_kernel(&mut c, false, &a, &b, (2, 600, 2)));
+        assert!(!try_kernel(&mut c, false, &a, &b, (2, 2, 2)));
+        assert!(!try_kernel(&mut c, false, &a, &b, (1, 3, 2)));
+        assert!(!try_kernel(&mut c, false, &a, &b, (2, 3, 1)));
         let mut c64 = vec![0.0f64; 4];
-        assert!(!step_matmul(
+        assert!(!try_kernel(
             &mut c64,
             false,
             &[1.0; 6],
@@ -369,10 +420,59 @@ mod tests {
             (2, 3, 2)
         ));
         assert_eq!(c, vec![0.0; 4]);
-        let took = step_matmul(&mut c, false, &a, &b, (2, 3, 2));
+        let took = try_kernel(&mut c, false, &a, &b, (2, 3, 2));
         assert_eq!(took, Isa::for_matmul() >= Isa::Avx2);
         if took {
             assert_eq!(c, vec![3.0; 4]);
+        }
+    }
+
+    /// The step's recurrent term from the transposed copy of W_hh gives the same bits as the
+    /// matmul reading W_hh itself (which `gemm` packs), at sizes that leave remainders.
+    #[test]
+    fn transposed_recurrent_weights_give_the_same_bits() {
+        let mut next = test_values::<f32>(11);
+        for (b, h, gates) in [
+            (5, 37, 4),
+            (64, 64, 4),
+            (100, 20, 3),
+            (64, 128, 1),
+            (3, 200, 4),
+        ] {
+            let d = Dims {
+                n: b,
+                b,
+                i: 1,
+                h,
+                g: gates * h,
+            };
+            let h_prev: Vec<f32> = (0..b * h).map(|_| next()).collect();
+            let w_hh: Vec<f32> = (0..d.g * h).map(|_| next()).collect();
+            let c0: Vec<f32> = (0..b * d.g).map(|_| next()).collect();
+            let t = recurrent_weights(&w_hh, d);
+            for k in 0..h {
+                for r in 0..d.g {
+                    assert_eq!(t[k * d.g + r], w_hh[r * h + k]);
+                }
+            }
+            let mut want = c0.clone();
+            matmul(
+                &mut want,
+                View::row_major(b, d.g),
+                true,
+                &h_prev,
+                View::row_major(b, h),
+                &w_hh,
+                View::row_major(d.g, h).t(),
+            );
+            let mut got = c0.clone();
+            add_recurrent(&mut got, &h_prev, &t, d);
+            assert!(
+                got.iter()
+                    .zip(&want)
+                    .all(|(a, w)| a.to_bits() == w.to_bits()),
+                "b {b} h {h} gates {gates}"
+            );
         }
     }
 }
