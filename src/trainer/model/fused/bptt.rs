@@ -26,13 +26,14 @@ pub(super) fn backward_impl<E: Real>(
     let one = E::one();
     // Gradient of each step's gate pre-activations (= of xw), and for the GRU of gh. The LSTM
     // and GRU write it over their activated gates, each step's after reading them.
+    // Every value of both is written (step t's rows at step t) before it is read.
     let mut dxw = if s.act.is_empty() {
-        pool::zeros(n * g)
+        pool::overwritten(n * g)
     } else {
         std::mem::take(&mut s.act)
     };
     let mut dgh = if kind == Kind::Gru {
-        pool::zeros(n * g)
+        pool::overwritten(n * g)
     } else {
         Vec::new()
     };
@@ -167,28 +168,45 @@ pub(super) fn backward_impl<E: Real>(
     } else {
         b_ih.clone()
     };
-    let x = need_dx.then(|| {
-        let mut dx = vec![E::zero(); n * i];
-        matmul(
-            &mut dx,
-            View::row_major(n, i),
-            false,
-            &dxw,
-            View::row_major(n, g),
-            &p.w_ih,
-            View::row_major(g, i),
-        );
-        dx
-    });
-    // The buffers serve the next forward pass on this thread.
+    // The buffers serve the next forward pass on this thread; dxw waits for the input's
+    // gradient where there is one (`Grads::add_input_grad`).
     s.recycle();
-    pool::recycle(dxw);
     pool::recycle(dgh);
+    let dgates = if need_dx {
+        Some(dxw)
+    } else {
+        pool::recycle(dxw);
+        None
+    };
     Grads {
         w_ih: w_ih_grad,
         w_hh: w_hh_grad,
         b_ih,
         b_hh,
-        x,
+        dgates,
+    }
+}
+
+impl<E: Real> Grads<E> {
+    /// Adds the input's gradient, dx = dgates · W_ih (n×i), into `dst` by one matmul that
+    /// accumulates in place, without an (n×i) buffer and a pass adding it. The bits are those of
+    /// computing dx and adding it: `dst + Σ` with Σ one chain of FMAs for gates·hidden ≤ 512,
+    /// and for longer sums too where `dst` holds zeros (a layer's input has no other reader, so
+    /// its gradient is fresh). Does nothing where `backward` was told the input needs none.
+    pub(super) fn add_input_grad(&mut self, d: Dims, w_ih: &[E], dst: &mut [E]) {
+        let Some(dxw) = self.dgates.take() else {
+            return;
+        };
+        let Dims { n, i, g, .. } = d;
+        matmul(
+            dst,
+            View::row_major(n, i),
+            true,
+            &dxw,
+            View::row_major(n, g),
+            w_ih,
+            View::row_major(g, i),
+        );
+        pool::recycle(dxw);
     }
 }

@@ -166,13 +166,14 @@ macro_rules! cpu_layer_kernel {
                     // The first layer's input is the data, which needs no gradient.
                     let x_needs_grad = lp.layer > 0;
                     tp.tape_mut().add_backward_op(move |grads| {
-                        let dhs: Vec<$e> = grads.get_or_alloc_mut(&out_ghost)?.to_vec();
-                        let g = backward(isa, kind, dims, &p, saved, &dhs, x_needs_grad);
+                        // Read in place: the output's gradient is not copied.
+                        let dhs = grads.get_or_alloc_mut(&out_ghost)?;
+                        let mut g = backward(isa, kind, dims, &p, saved, dhs, x_needs_grad);
                         for (ghost, d) in ghosts.iter().zip([&g.w_ih, &g.w_hh, &g.b_ih, &g.b_hh]) {
                             add_into(grads.get_or_alloc_mut(ghost)?, d);
                         }
-                        if let Some(dx) = &g.x {
-                            add_into(grads.get_or_alloc_mut(&x_ghost)?, dx);
+                        if x_needs_grad {
+                            g.add_input_grad(dims, &p.w_ih, grads.get_or_alloc_mut(&x_ghost)?);
                         }
                         Ok(())
                     });
@@ -308,7 +309,9 @@ struct Grads<E> {
     w_hh: Vec<E>,
     b_ih: Vec<E>,
     b_hh: Vec<E>,
-    x: Option<Vec<E>>,
+    /// The gradients of the gate pre-activations, (n, g), kept where the input needs a gradient
+    /// ([`Grads::add_input_grad`] turns them into it).
+    dgates: Option<Vec<E>>,
 }
 
 #[cfg(test)]
@@ -392,8 +395,10 @@ mod tests {
                 let run = |isa: Isa| {
                     let s = forward(isa, kind, d, &p, x.clone());
                     let mut all = s.hs.clone();
-                    let g = backward(isa, kind, d, &p, s, &dhs, true);
-                    for v in [&g.w_ih, &g.w_hh, &g.b_ih, &g.b_hh, g.x.as_ref().unwrap()] {
+                    let mut g = backward(isa, kind, d, &p, s, &dhs, true);
+                    let mut dx = vec![E::zero(); d.n * i];
+                    g.add_input_grad(d, &p.w_ih, &mut dx);
+                    for v in [&g.w_ih, &g.w_hh, &g.b_ih, &g.b_hh, &dx] {
                         all.extend_from_slice(v);
                     }
                     all

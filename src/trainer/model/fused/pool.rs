@@ -4,9 +4,8 @@
 //! LSTM h128 reading 784 pixels in batches of 64. Allocations that large are fresh memory maps
 //! every time, and the kernel's page faults on first touch cost about 7 % of such a step (perf).
 //! The backward pass hands its buffers back here, and the next step's forward pass takes them
-//! again: zero-filled, exactly as a fresh allocation ([`zeros`]), or as they were where every
-//! value is written before it is read ([`overwritten`]), which saves zeroing them. Buffers under
-//! 256 KiB are left to the allocator. Keeping buffers from 256 KiB (not only from 4 MiB) and
+//! again, as they were: only for buffers whose every value is written before it is read
+//! ([`overwritten`]), which saves zeroing them. Buffers under 256 KiB are left to the allocator. Keeping buffers from 256 KiB (not only from 4 MiB) and
 //! not zeroing the overwritten ones made the tutorial recipes 2–9 % faster (`bench --compare`).
 
 use std::cell::RefCell;
@@ -22,19 +21,6 @@ const MAX_KEPT: usize = 16;
 
 /// The kept buffers of one element type on one thread.
 pub type Pool<E> = RefCell<Vec<Vec<E>>>;
-
-/// `len` zeros: a kept buffer of the smallest sufficient capacity when there is one, else a new
-/// allocation.
-pub(super) fn zeros<E: Real>(len: usize) -> Vec<E> {
-    match kept(len) {
-        Some(mut v) => {
-            v.clear();
-            v.resize(len, E::zero());
-            v
-        }
-        None => vec![E::zero(); len],
-    }
-}
 
 /// `len` values to be overwritten: a kept buffer as it was left (stale values of an earlier
 /// step, never uninitialized memory) when there is one, else zeros. Only for buffers whose every
@@ -65,7 +51,7 @@ fn kept<E: Real>(len: usize) -> Option<Vec<E>> {
     })
 }
 
-/// Keeps `v` for a later [`zeros`] on this thread; the smallest kept buffer is freed when more
+/// Keeps `v` for a later [`overwritten`] on this thread; the smallest kept buffer is freed when more
 /// than [`MAX_KEPT`] are kept.
 pub(super) fn recycle<E: Real>(v: Vec<E>) {
     if v.capacity() * size_of::<E>() < MIN_BYTES {
@@ -94,17 +80,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_recycled_buffer_comes_back_zeroed_and_small_ones_are_not_kept() {
+    fn a_recycled_buffer_comes_back_and_small_ones_are_not_kept() {
         let big = (MIN_BYTES / 4) + 10;
-        let mut v: Vec<f32> = zeros(big);
-        v.iter_mut().for_each(|x| *x = f32::NAN);
+        let mut v: Vec<f32> = overwritten(big);
+        assert!(v.iter().all(|&x| x == 0.0), "a new buffer is zeros");
+        v.iter_mut().for_each(|x| *x = 7.0);
         let ptr = v.as_ptr();
         recycle(v);
         assert_eq!(kept_count::<f32>(), 1);
-        let w: Vec<f32> = zeros(big - 5);
+        let mut w: Vec<f32> = overwritten(big - 5);
         assert_eq!(w.as_ptr(), ptr, "the same memory, reused");
         assert_eq!(w.len(), big - 5);
-        assert!(w.iter().all(|&x| x == 0.0), "zero-filled, NaNs gone");
+        assert!(w.iter().all(|&x| x == 7.0), "as it was left, not zeroed");
         assert_eq!(kept_count::<f32>(), 0);
         recycle(vec![1.0f32; 16]);
         assert_eq!(
@@ -112,10 +99,19 @@ mod tests {
             0,
             "small buffers are left to the allocator"
         );
-        // A request larger than every kept buffer is a new allocation.
+        // Grown back to its capacity: the values past the shorter length are zeros, never
+        // uninitialized memory.
+        w.truncate(big - 10);
         recycle(w);
-        let x: Vec<f32> = zeros(big + 1);
+        let y: Vec<f32> = overwritten(big);
+        assert_eq!(y.as_ptr(), ptr);
+        assert!(y[..big - 10].iter().all(|&x| x == 7.0));
+        assert!(y[big - 10..].iter().all(|&x| x == 0.0));
+        // A request larger than every kept buffer is a new allocation.
+        recycle(y);
+        let x: Vec<f32> = overwritten(big + 1);
         assert_eq!(x.len(), big + 1);
+        assert_ne!(x.as_ptr(), ptr);
         assert_eq!(kept_count::<f32>(), 1);
         for _ in 0..MAX_KEPT + 3 {
             recycle(vec![0.0f32; big]);
