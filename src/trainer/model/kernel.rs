@@ -19,6 +19,8 @@ pub struct LayerParams<'a, E: Dtype, D: Device<E>> {
     pub hidden: usize,
     /// Input features: 28 for layer 0, `hidden` above.
     pub input: usize,
+    /// The top layer, whose last step's state alone the model reads (the classifier's input).
+    pub top: bool,
     pub w_ih: &'a Flat<E, D>,
     pub w_hh: &'a Flat<E, D>,
     pub b_ih: &'a Flat<E, D>,
@@ -49,7 +51,8 @@ impl<E: Dtype, D: Device<E>> LayerParams<'_, E, D> {
 /// Devices that can run one recurrent layer over a whole sequence.
 pub trait LayerKernel<E: Dtype>: Device<E> {
     /// The layer over all 28 steps: `x` is (28·batch, in) time-major; returns every step's
-    /// hidden state, (28·batch, hidden) time-major, with its backward recorded on `tp`'s tape.
+    /// hidden state, (28·batch, hidden) time-major, or for the top layer (`p.top`) the last
+    /// step's, (batch, hidden), with its backward recorded on `tp`'s tape.
     fn recurrent_layer<T: Tape<E, Self> + Merge<NoneTape>>(
         p: &LayerParams<'_, E, Self>,
         x: Mat<E, Self>,

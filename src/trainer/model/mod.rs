@@ -263,6 +263,7 @@ impl<E: Dtype, D: Device<E>> Model<E, D> {
             activation: cfg.rnn_activation(),
             hidden: cfg.hidden,
             input: layer_input(cfg, l),
+            top: l + 1 == cfg.layers,
             w_ih: &self.params[base],
             w_hh: &self.params[base + 1],
             b_ih: &self.params[base + 2],
@@ -395,9 +396,8 @@ impl<E: Dtype, D: LayerKernel<E>> Model<E, D> {
                 input = Self::dropout(input, masks.get(l), &mut tp);
             }
         }
-        let rows = input.shape().0;
-        let last = tp.run(input, |hs| hs.slice((rows - batch..rows, ..)));
-        let logits = self.head(last, &mut tp);
+        // The top layer returned its last step's state alone.
+        let logits = self.head(input, &mut tp);
         (logits, tp.into_tape())
     }
 }

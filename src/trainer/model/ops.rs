@@ -164,7 +164,13 @@ where
         batch: usize,
         tp: &mut TapeThread<T>,
     ) -> Mat<E, Self> {
-        layer_stacked(p, x, batch, tp)
+        if p.top {
+            layer(p, x, batch, tp)
+                .pop()
+                .expect("a layer returns one state per step, and there is at least one step")
+        } else {
+            layer_stacked(p, x, batch, tp)
+        }
     }
 }
 

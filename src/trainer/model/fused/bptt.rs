@@ -40,10 +40,19 @@ pub(super) fn backward_impl<E: Real>(
     let mut dh = vec![E::zero(); b * h]; // from step t+1
     let mut dc = vec![E::zero(); b * h]; // LSTM: cell gradient from step t+1
     let zeros = vec![E::zero(); h]; // the state before the first step
+                                    // dhs holds the gradients of the last steps' states (of the last step alone for the top
+                                    // layer); the earlier steps' are zero, and adding +0 changes no value here: dh is never -0
+                                    // (it starts at +0 and every product's sum starts from +0).
+    let given = dhs.len() / (b * h);
+    assert_eq!(dhs.len(), given * b * h, "whole steps of state gradients");
+    let first_given = steps - given;
     for t in (0..steps).rev() {
         let rows = t * b * h..(t + 1) * b * h;
-        for (a, &v) in dh.iter_mut().zip(&dhs[rows.clone()]) {
-            *a += v;
+        if t >= first_given {
+            let off = (t - first_given) * b * h;
+            for (a, &v) in dh.iter_mut().zip(&dhs[off..off + b * h]) {
+                *a += v;
+            }
         }
         let dpre = &mut dxw[t * b * g..(t + 1) * b * g];
         match kind {

@@ -159,7 +159,12 @@ macro_rules! cpu_layer_kernel {
                 let mut xv = pool::overwritten(n * input);
                 x.copy_into(&mut xv);
                 let saved = forward(isa, kind, dims, &p, xv);
-                let out: Mat<$e, Cpu> = x.device().tensor_from_vec(saved.hs.clone(), (n, dims.h));
+                // The top layer gives the last step's states alone (the model reads no other).
+                let first = if lp.top { n - batch } else { 0 };
+                let out: Mat<$e, Cpu> = x.device().tensor_from_vec(
+                    saved.hs[first * dims.h..].to_vec(),
+                    (n - first, dims.h),
+                );
                 if T::OWNS_TAPE {
                     let ghosts = [lp.w_ih.ghost(), lp.w_hh.ghost(), lp.b_ih.ghost(), lp.b_hh.ghost()];
                     let (x_ghost, out_ghost) = (x.ghost(), out.ghost());

@@ -171,7 +171,8 @@ simd_dispatch! {
 }
 
 simd_dispatch! {
-    /// Backpropagation through time, given the gradient of every hidden state.
+    /// Backpropagation through time, given the gradients of the hidden states of the last
+    /// `dhs.len() / (batch·hidden)` steps (the others' are zero).
     fn backward => backward_impl(
         kind: Kind,
         d: Dims,
