@@ -10,7 +10,7 @@ use super::*;
 
 use super::gemm::{matmul, View};
 use super::pool;
-use super::stepmm::product;
+use super::stepmm::{product, row_stride, strided_rows};
 
 #[inline(always)]
 pub(super) fn backward_impl<E: Real>(
@@ -40,9 +40,10 @@ pub(super) fn backward_impl<E: Real>(
     let mut dh = vec![E::zero(); b * h]; // from step t+1
     let mut dc = vec![E::zero(); b * h]; // LSTM: cell gradient from step t+1
     let zeros = vec![E::zero(); h]; // the state before the first step
-                                    // dhs holds the gradients of the last steps' states (of the last step alone for the top
-                                    // layer); the earlier steps' are zero, and adding +0 changes no value here: dh is never -0
-                                    // (it starts at +0 and every product's sum starts from +0).
+    let w_hh = strided_rows(&p.w_hh, g, h); // for dh: rows a power of two apart are slow
+                                            // dhs holds the gradients of the last steps' states (of the last step alone for the top
+                                            // layer); the earlier steps' are zero, and adding +0 changes no value here: dh is never -0
+                                            // (it starts at +0 and every product's sum starts from +0).
     let given = dhs.len() / (b * h);
     assert_eq!(dhs.len(), given * b * h, "whole steps of state gradients");
     let first_given = steps - given;
@@ -136,7 +137,14 @@ pub(super) fn backward_impl<E: Real>(
                 &dxw[t * b * g..(t + 1) * b * g]
             };
             let accumulate = kind == Kind::Gru;
-            product(&mut dh, accumulate, src, &p.w_hh, (b, g, h));
+            product(
+                &mut dh,
+                accumulate,
+                src,
+                &w_hh,
+                row_stride::<E>(h),
+                (b, g, h),
+            );
         }
     }
     // Weight gradients as single large matmuls over all steps.
