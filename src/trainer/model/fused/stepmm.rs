@@ -61,7 +61,7 @@ pub(super) fn product<E: Real>(
 /// (64×64×256, accumulating, alone on one thread).
 pub(super) fn row_stride<E: Real>(n: usize) -> usize {
     let size = std::mem::size_of::<E>();
-    if (n * size) % 512 == 0 {
+    if (n * size).is_multiple_of(512) {
         n + 64 / size
     } else {
         n
