@@ -99,17 +99,29 @@ impl Reading {
     }
 
     /// Writes image `img` (784 bytes) as sample `b` of a batch of `n` into the time-major
-    /// matrix `x` ((steps·n) × features), scaling pixels to [0, 1].
+    /// matrix `x` ((steps·n) × features), scaling pixels to [0, 1] (`v / 255`, looked up).
     pub fn write(&self, img: &[u8], b: usize, n: usize, x: &mut [f32]) {
         let f = self.mode.features();
         for t in 0..self.mode.steps() {
             let dst = &mut x[(t * n + b) * f..(t * n + b + 1) * f];
             for (d, &pixel) in dst.iter_mut().zip(&self.order[t * f..(t + 1) * f]) {
-                *d = img[pixel] as f32 / 255.0;
+                *d = SCALED[img[pixel] as usize];
             }
         }
     }
 }
+
+/// `v as f32 / 255.0` for every byte v, computed at compile time (the same IEEE division): a
+/// lookup instead of a division per pixel in every batch (1.4 % of an LSTM h64 step, perf).
+const SCALED: [f32; 256] = {
+    let mut t = [0.0; 256];
+    let mut v = 0;
+    while v < 256 {
+        t[v] = v as f32 / 255.0;
+        v += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {
@@ -123,6 +135,14 @@ mod tests {
         let mut x = vec![0.0; PIXELS];
         Reading::new(mode, seed).write(img, 0, 1, &mut x);
         x
+    }
+
+    #[test]
+    fn every_byte_scales_as_the_division_does() {
+        for v in 0..=255u8 {
+            let want = std::hint::black_box(v as f32) / std::hint::black_box(255.0f32);
+            assert_eq!(SCALED[v as usize].to_bits(), want.to_bits(), "{v}");
+        }
     }
 
     #[test]
