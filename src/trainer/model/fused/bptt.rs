@@ -10,7 +10,7 @@ use super::*;
 
 use super::gemm::{matmul, View};
 use super::pool;
-use super::stepmm::{product, row_stride, strided_rows};
+use super::stepmm::{all_rows_product, product, row_stride, strided_rows};
 
 #[inline(always)]
 pub(super) fn backward_impl<E: Real>(
@@ -215,15 +215,7 @@ impl<E: Real> Grads<E> {
             return;
         };
         let Dims { n, i, g, .. } = d;
-        matmul(
-            dst,
-            View::row_major(n, i),
-            true,
-            &dxw,
-            View::row_major(n, g),
-            w_ih,
-            View::row_major(g, i),
-        );
+        all_rows_product(dst, true, &dxw, w_ih, false, (n, g, i));
         pool::recycle(dxw);
     }
 }

@@ -3,8 +3,7 @@
 
 use super::*;
 
-use super::gemm::{matmul, View};
-use super::stepmm::{add_recurrent, recurrent_weights};
+use super::stepmm::{add_recurrent, all_rows_product, recurrent_weights};
 
 #[inline(always)]
 pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E>) -> Saved<E> {
@@ -27,15 +26,7 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
             }
         }
     } else {
-        matmul(
-            &mut xw,
-            View::row_major(n, g),
-            false,
-            &x,
-            View::row_major(n, i),
-            &p.w_ih,
-            View::row_major(g, i).t(),
-        );
+        all_rows_product(&mut xw, false, &x, &p.w_ih, true, (n, i, g));
         for row in xw.chunks_exact_mut(g) {
             add_into(row, &bias);
         }
