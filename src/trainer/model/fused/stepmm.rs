@@ -86,8 +86,9 @@ pub(super) fn strided_rows<E: Real>(w: &[E], rows: usize, cols: usize) -> Vec<E>
 /// row-major) or with `transpose` its transpose (`w` n×k). With AVX2 by this module's kernel
 /// (from a copy of B laid out for it), which beats `gemm` there: `gemm`'s packing took about 9 %
 /// of an AVX2 step of model_b, and side by side the kernel made lstm_h64 12 % faster, model_b
-/// 4.7 %, rnnsweep's rnnimc 6.5 %. With AVX-512 `gemm` stays (the kernel made lstm_h64 3.7 %
-/// slower). The same bits either way.
+/// 4.7 %, rnnimc 6.5 %. With AVX-512 `gemm` stays (the kernel made lstm_h64 3.7 % slower), and
+/// with more than one matmul thread (the kernel runs on the calling thread only). The same
+/// bits either way.
 pub(super) fn all_rows_product<E: Real>(
     c: &mut [E],
     accumulate: bool,
@@ -109,7 +110,7 @@ fn all_rows_at<E: Real>(
     transpose: bool,
     (m, k, n): (usize, usize, usize),
 ) {
-    if isa == Isa::Avx2 {
+    if isa == Isa::Avx2 && rayon::current_num_threads() == 1 {
         let b = if transpose {
             transposed(w, n, k)
         } else {
@@ -560,9 +561,17 @@ mod tests {
     /// The products over all steps' rows give `gemm`'s bits both ways (the kernel from a copy of
     /// the weight laid out for it, and `gemm` reading the weight), for B = W and B = Wᵀ, with
     /// and without accumulation, rows of a power-of-two length (padded copies) and k beyond 512
-    /// (`gemm` either way).
+    /// (`gemm` either way). On one matmul thread, where the kernel takes them.
     #[test]
     fn all_rows_products_give_gemms_bits() {
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        one.install(all_rows_products_give_gemms_bits_here);
+    }
+
+    fn all_rows_products_give_gemms_bits_here() {
         let mut next = test_values::<f32>(13);
         for (m, k, n) in [
             (300, 28, 100),
