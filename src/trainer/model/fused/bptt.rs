@@ -40,10 +40,12 @@ pub(super) fn backward_impl<E: Real>(
     let mut dh = vec![E::zero(); b * h]; // from step t+1
     let mut dc = vec![E::zero(); b * h]; // LSTM: cell gradient from step t+1
     let zeros = vec![E::zero(); h]; // the state before the first step
-    let w_hh = strided_rows(&p.w_hh, g, h); // for dh: rows a power of two apart are slow
-                                            // dhs holds the gradients of the last steps' states (of the last step alone for the top
-                                            // layer); the earlier steps' are zero, and adding +0 changes no value here: dh is never -0
-                                            // (it starts at +0 and every product's sum starts from +0).
+
+    // W_hh for dh, its rows padded (rows a power of two apart are slow: `row_stride`).
+    let w_hh = strided_rows(&p.w_hh, g, h);
+    // dhs holds the gradients of the last steps' states (of the last step alone for the top
+    // layer); the earlier steps' are zero, and adding +0 changes no value here: dh is never -0
+    // (it starts at +0 and every product's sum starts from +0).
     let given = dhs.len() / (b * h);
     assert_eq!(dhs.len(), given * b * h, "whole steps of state gradients");
     let first_given = steps - given;
