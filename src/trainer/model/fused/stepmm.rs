@@ -7,9 +7,10 @@
 //! Per call `gemm` decides its blocking, may copy the weights into its packed layout, and
 //! handles a row-major product as its transpose. Here each tile of R rows × V vectors of the
 //! product keeps its sums in registers while it walks k, loading a row of B and broadcasting A's
-//! values. Alone on one thread (a Xeon; 64×64×256 to 100×100×100) they run at 170–220 GFLOP/s
-//! with AVX-512, where `gemm` gets 170–195, and at 110–120 with AVX2. They always run on the
-//! calling thread: with more matmul threads (`--threads`) the large products still use them.
+//! values. Alone on one thread (a Xeon; 64×64×256 to 100×100×100) they ran at 170–220 GFLOP/s
+//! with AVX-512 (150–200 on a later day, at a lower clock), where `gemm` got 170–195, and at
+//! 110–120 with AVX2. They always run on the calling thread: with more matmul threads
+//! (`--threads`) the large products still use them.
 //!
 //! **Same bits as `gemm`.** Every product value is one chain of fused multiply-adds over k in
 //! order, starting from +0, then added to the destination (`fma(1, acc, dst)` in `gemm`, the same
@@ -218,12 +219,19 @@ fn kernel(
 ) -> bool {
     assert!(ldb >= n && c.len() >= m * n && a.len() >= m * k && b.len() >= (k - 1) * ldb + n);
     #[cfg(target_arch = "x86_64")]
-    match isa {
-        Isa::Avx512 if isa.supported() => {
-            // SAFETY: the CPU has AVX-512F (`supported`); the slices hold the matrices
-            // (asserted above) and c overlaps neither a nor b (distinct borrows).
+    {
+        type Driver =
+            unsafe fn(*mut f32, bool, *const f32, *const f32, usize, (usize, usize, usize));
+        let driver: Option<Driver> = match isa {
+            Isa::Avx512 if isa.supported() => Some(x86::avx512),
+            Isa::Avx2 if isa.supported() => Some(x86::avx2),
+            _ => None,
+        };
+        if let Some(run) = driver {
+            // SAFETY: the CPU has the driver's instruction set (`supported`); the slices hold
+            // the matrices (asserted above) and c overlaps neither a nor b (distinct borrows).
             unsafe {
-                x86::avx512(
+                run(
                     c.as_mut_ptr(),
                     accumulate,
                     a.as_ptr(),
@@ -234,21 +242,6 @@ fn kernel(
             };
             return true;
         }
-        Isa::Avx2 if isa.supported() => {
-            // SAFETY: as above, with AVX2 and FMA.
-            unsafe {
-                x86::avx2(
-                    c.as_mut_ptr(),
-                    accumulate,
-                    a.as_ptr(),
-                    b.as_ptr(),
-                    ldb,
-                    (m, k, n),
-                )
-            };
-            return true;
-        }
-        _ => {}
     }
     let _ = (isa, c, accumulate, a, b, ldb, m, k, n);
     false
