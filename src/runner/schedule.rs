@@ -1,11 +1,11 @@
-//! The job source of a pruned sweep (`[prune]`): before each job it reads every cell's rung
-//! results from disk (again only where a cell's files changed), makes successive halving's
-//! decisions (`plan::halving`), records the cells of pruned configurations as `pruned` (their
-//! partial curve kept, from the checkpoint at their rung), and hands out the next cell to train:
-//! to the rung its configuration may reach, or to the end of its budget. Higher rungs first
-//! (ASHA trains promoted configurations before new ones), then plan order; a worker's own shard
-//! first, then any ready cell, so the study finishes as long as one process runs. Everything it decides follows from the files, so a
-//! resumed sweep, other workers and other processes decide the same.
+//! The job source of a pruned sweep (`[prune]`): before each job it reads every cell's rung results
+//! from disk (again only where a cell's files changed), makes successive halving's decisions
+//! (`plan::halving`), records the cells of pruned configurations as `pruned` (their partial curve
+//! kept, from the checkpoint at their rung), and hands out the next cell to train: to the rung its
+//! configuration may reach, or to the end of its budget. Higher rungs first (ASHA trains promoted
+//! configurations before new ones), then plan order; a worker's own shard first, then any ready
+//! cell, so the study finishes as long as one process runs. Everything it decides follows from the
+//! files, so a resumed sweep, other workers and other processes decide the same.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
