@@ -60,6 +60,9 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
                     }
                 }
             }
+            // The backward pass reads the states alone: the pre-activations' buffer serves the
+            // next buffer of their size (the backward pass's gate gradients).
+            pool::recycle(xw);
         }
         Kind::Lstm => {
             let mut c = pool::overwritten(n * h);
