@@ -195,16 +195,18 @@ pub(super) fn backward_impl<E: Real>(
         &s.x,
         View::row_major(n, i),
     );
-    let colsum = |m: &[E]| {
+    // The biases' gradients: column sums, written out here (a closure was compiled apart from
+    // the dispatch in release builds, as baseline code).
+    let mut b_ih = vec![E::zero(); g];
+    for row in dxw.chunks_exact(g) {
+        add_into(&mut b_ih, row);
+    }
+    let b_hh = if kind == Kind::Gru {
         let mut acc = vec![E::zero(); g];
-        for row in m.chunks_exact(g) {
+        for row in dgh.chunks_exact(g) {
             add_into(&mut acc, row);
         }
         acc
-    };
-    let b_ih = colsum(&dxw);
-    let b_hh = if kind == Kind::Gru {
-        colsum(&dgh)
     } else {
         b_ih.clone()
     };
