@@ -35,6 +35,21 @@ fn configs() -> Vec<ModelConfig> {
     v
 }
 
+/// LSTM and GRU of hidden 87: the fused gate loops run a row's units in blocks of 64, 16, 4 and
+/// 1 (`fixed_blocks!`), and 87 = 64 + 16 + 4 + 3 takes every size.
+fn block_configs() -> Vec<ModelConfig> {
+    [LayerKind::Lstm, LayerKind::Gru]
+        .into_iter()
+        .map(|cell| ModelConfig {
+            cell,
+            hidden: 87,
+            layers: 1,
+            activation: None,
+            ..ModelConfig::default()
+        })
+        .collect()
+}
+
 /// Deterministic pseudo-random inputs in [0, 1), batch-major: x[b][t][f].
 fn inputs(batch: usize) -> Vec<Vec<Vec<f64>>> {
     let mut s = 12345u64;
@@ -252,7 +267,7 @@ fn fused_layers_match_the_dfdx_ops_path() {
             .into_iter()
             .map(|v| E::from_f64(v).unwrap())
             .collect();
-        for cfg in configs() {
+        for cfg in configs().into_iter().chain(block_configs()) {
             let dev = Cpu::seed_from_u64(0);
             let m: Model<E, Cpu> = Model::init(&cfg, 5, &dev);
             let mut onehot = vec![E::default(); batch * 10];

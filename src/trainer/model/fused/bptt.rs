@@ -103,18 +103,21 @@ pub(super) fn backward_impl<E: Real>(
                     let dhr = &dh[r * h..(r + 1) * h];
                     let dcr = &mut dc[r * h..(r + 1) * h];
                     let cp = previous(&s.c, t, off.saturating_sub(b * h), h, &zeros);
-                    // Every slice cut to exactly h: no bounds checks, so the loop vectorizes.
-                    let (gi, gf, gg, go) = (&mut gi[..h], &mut gf[..h], &mut gg[..h], &mut go[..h]);
-                    let (tc, dhr, dcr, cp) = (&tc[..h], &dhr[..h], &mut dcr[..h], &cp[..h]);
-                    for k in 0..h {
-                        let (ig, fg, gv, og) = (gi[k], gf[k], gg[k], go[k]);
-                        let c = dcr[k] + dhr[k] * og * (one - tc[k] * tc[k]);
-                        gi[k] = c * gv * ig * (one - ig);
-                        gf[k] = c * cp[k] * fg * (one - fg);
-                        gg[k] = c * ig * (one - gv * gv);
-                        go[k] = dhr[k] * tc[k] * og * (one - og);
-                        dcr[k] = c * fg;
-                    }
+                    fixed_blocks!(h, |k, N| {
+                        let (gi, gf) = (&mut gi[k..k + N], &mut gf[k..k + N]);
+                        let (gg, go) = (&mut gg[k..k + N], &mut go[k..k + N]);
+                        let (tc, dhr, cp) = (&tc[k..k + N], &dhr[k..k + N], &cp[k..k + N]);
+                        let dcr = &mut dcr[k..k + N];
+                        for u in 0..N {
+                            let (ig, fg, gv, og) = (gi[u], gf[u], gg[u], go[u]);
+                            let c = dcr[u] + dhr[u] * og * (one - tc[u] * tc[u]);
+                            gi[u] = c * gv * ig * (one - ig);
+                            gf[u] = c * cp[u] * fg * (one - fg);
+                            gg[u] = c * ig * (one - gv * gv);
+                            go[u] = dhr[u] * tc[u] * og * (one - og);
+                            dcr[u] = c * fg;
+                        }
+                    });
                 }
             }
             Kind::Gru => {
@@ -131,24 +134,27 @@ pub(super) fn backward_impl<E: Real>(
                     let hp = previous(&s.hs, t, off.saturating_sub(b * h), h, &zeros);
                     let (dhr_, rest) = dgr.split_at_mut(h);
                     let (dhz, dhn) = rest.split_at_mut(h);
-                    // Every slice cut to exactly h: no bounds checks, so the loop vectorizes.
-                    let (gr, gz, gn, ghn) = (&mut gr[..h], &mut gz[..h], &mut gn[..h], &ghn[..h]);
-                    let (dhr, hp) = (&mut dhr[..h], &hp[..h]);
-                    let (dhr_, dhz, dhn) = (&mut dhr_[..h], &mut dhz[..h], &mut dhn[..h]);
-                    for k in 0..h {
-                        let (rg, zg, ng) = (gr[k], gz[k], gn[k]);
-                        let dn = dhr[k] * (one - zg) * (one - ng * ng);
-                        let dz = dhr[k] * (hp[k] - ng) * zg * (one - zg);
-                        let drr = dn * ghn[k] * rg * (one - rg);
-                        gr[k] = drr;
-                        gz[k] = dz;
-                        gn[k] = dn;
-                        dhr_[k] = drr;
-                        dhz[k] = dz;
-                        dhn[k] = dn * rg;
-                        // What reaches h_prev directly (h' = n + z ⊙ (h_prev − n)).
-                        dhr[k] *= zg;
-                    }
+                    fixed_blocks!(h, |k, N| {
+                        let (gr, gz, gn) =
+                            (&mut gr[k..k + N], &mut gz[k..k + N], &mut gn[k..k + N]);
+                        let (ghn, hp, dhr) = (&ghn[k..k + N], &hp[k..k + N], &mut dhr[k..k + N]);
+                        let (dhr_, dhz) = (&mut dhr_[k..k + N], &mut dhz[k..k + N]);
+                        let dhn = &mut dhn[k..k + N];
+                        for u in 0..N {
+                            let (rg, zg, ng) = (gr[u], gz[u], gn[u]);
+                            let dn = dhr[u] * (one - zg) * (one - ng * ng);
+                            let dz = dhr[u] * (hp[u] - ng) * zg * (one - zg);
+                            let drr = dn * ghn[u] * rg * (one - rg);
+                            gr[u] = drr;
+                            gz[u] = dz;
+                            gn[u] = dn;
+                            dhr_[u] = drr;
+                            dhz[u] = dz;
+                            dhn[u] = dn * rg;
+                            // What reaches h_prev directly (h' = n + z ⊙ (h_prev − n)).
+                            dhr[u] *= zg;
+                        }
+                    });
                 }
             }
         }
