@@ -104,19 +104,27 @@ pub(super) fn backward_impl<E: Real>(
                     let dcr = &mut dc[r * h..(r + 1) * h];
                     let cp = previous(&s.c, t, off.saturating_sub(b * h), h, &zeros);
                     fixed_blocks!(h, |k, N| {
-                        let (gi, gf) = (&mut gi[k..k + N], &mut gf[k..k + N]);
-                        let (gg, go) = (&mut gg[k..k + N], &mut go[k..k + N]);
-                        let (tc, dhr, cp) = (&tc[k..k + N], &dhr[k..k + N], &cp[k..k + N]);
-                        let dcr = &mut dcr[k..k + N];
+                        // The block's values into local arrays first: stores into one gate's
+                        // slice cannot then alias another's loads, and LLVM vectorizes even a
+                        // block of 4 (as slices it left that block scalar).
+                        let (ig, fg) = (block::<E, N>(gi, k), block::<E, N>(gf, k));
+                        let (gv, og) = (block::<E, N>(gg, k), block::<E, N>(go, k));
+                        let (tc, dh_) = (block::<E, N>(tc, k), block::<E, N>(dhr, k));
+                        let (dc_, cp) = (block::<E, N>(dcr, k), block::<E, N>(cp, k));
+                        let mut out = [[E::zero(); N]; 5];
                         for u in 0..N {
-                            let (ig, fg, gv, og) = (gi[u], gf[u], gg[u], go[u]);
-                            let c = dcr[u] + dhr[u] * og * (one - tc[u] * tc[u]);
-                            gi[u] = c * gv * ig * (one - ig);
-                            gf[u] = c * cp[u] * fg * (one - fg);
-                            gg[u] = c * ig * (one - gv * gv);
-                            go[u] = dhr[u] * tc[u] * og * (one - og);
-                            dcr[u] = c * fg;
+                            let c = dc_[u] + dh_[u] * og[u] * (one - tc[u] * tc[u]);
+                            out[0][u] = c * gv[u] * ig[u] * (one - ig[u]);
+                            out[1][u] = c * cp[u] * fg[u] * (one - fg[u]);
+                            out[2][u] = c * ig[u] * (one - gv[u] * gv[u]);
+                            out[3][u] = dh_[u] * tc[u] * og[u] * (one - og[u]);
+                            out[4][u] = c * fg[u];
                         }
+                        gi[k..k + N].copy_from_slice(&out[0]);
+                        gf[k..k + N].copy_from_slice(&out[1]);
+                        gg[k..k + N].copy_from_slice(&out[2]);
+                        go[k..k + N].copy_from_slice(&out[3]);
+                        dcr[k..k + N].copy_from_slice(&out[4]);
                     });
                 }
             }
@@ -135,25 +143,37 @@ pub(super) fn backward_impl<E: Real>(
                     let (dhr_, rest) = dgr.split_at_mut(h);
                     let (dhz, dhn) = rest.split_at_mut(h);
                     fixed_blocks!(h, |k, N| {
-                        let (gr, gz, gn) =
-                            (&mut gr[k..k + N], &mut gz[k..k + N], &mut gn[k..k + N]);
-                        let (ghn, hp, dhr) = (&ghn[k..k + N], &hp[k..k + N], &mut dhr[k..k + N]);
-                        let (dhr_, dhz) = (&mut dhr_[k..k + N], &mut dhz[k..k + N]);
-                        let dhn = &mut dhn[k..k + N];
+                        // Local arrays, as in the LSTM's loop above.
+                        let (rg, zg, ng) = (
+                            block::<E, N>(gr, k),
+                            block::<E, N>(gz, k),
+                            block::<E, N>(gn, k),
+                        );
+                        let (ghn, hp, dh_) = (
+                            block::<E, N>(ghn, k),
+                            block::<E, N>(hp, k),
+                            block::<E, N>(dhr, k),
+                        );
+                        let mut out = [[E::zero(); N]; 5];
                         for u in 0..N {
-                            let (rg, zg, ng) = (gr[u], gz[u], gn[u]);
-                            let dn = dhr[u] * (one - zg) * (one - ng * ng);
-                            let dz = dhr[u] * (hp[u] - ng) * zg * (one - zg);
-                            let drr = dn * ghn[u] * rg * (one - rg);
-                            gr[u] = drr;
-                            gz[u] = dz;
-                            gn[u] = dn;
-                            dhr_[u] = drr;
-                            dhz[u] = dz;
-                            dhn[u] = dn * rg;
+                            let dn = dh_[u] * (one - zg[u]) * (one - ng[u] * ng[u]);
+                            let dz = dh_[u] * (hp[u] - ng[u]) * zg[u] * (one - zg[u]);
+                            out[0][u] = dn * ghn[u] * rg[u] * (one - rg[u]);
+                            out[1][u] = dz;
+                            out[2][u] = dn;
+                            out[3][u] = dn * rg[u];
                             // What reaches h_prev directly (h' = n + z ⊙ (h_prev − n)).
-                            dhr[u] *= zg;
+                            out[4][u] = dh_[u] * zg[u];
                         }
+                        // The gradients of the gates' input parts, and of their hidden parts
+                        // (the same for r and z; n's hidden part is scaled by r).
+                        gr[k..k + N].copy_from_slice(&out[0]);
+                        gz[k..k + N].copy_from_slice(&out[1]);
+                        gn[k..k + N].copy_from_slice(&out[2]);
+                        dhr_[k..k + N].copy_from_slice(&out[0]);
+                        dhz[k..k + N].copy_from_slice(&out[1]);
+                        dhn[k..k + N].copy_from_slice(&out[3]);
+                        dhr[k..k + N].copy_from_slice(&out[4]);
                     });
                 }
             }

@@ -76,15 +76,37 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
                 for gr in gates.chunks_exact_mut(g) {
                     let (ifg, o) = gr.split_at_mut(3 * h);
                     let (if_, gg) = ifg.split_at_mut(2 * h);
-                    for v in if_.iter_mut() {
-                        *v = v.sigmoid_();
+                    if h % 16 == 0 {
+                        // LLVM's own loops: 2–4 % faster than the blocks below (lstm_h64).
+                        for v in if_.iter_mut() {
+                            *v = v.sigmoid_();
+                        }
+                        for v in gg.iter_mut() {
+                            *v = v.tanh_();
+                        }
+                        for v in o.iter_mut() {
+                            *v = v.sigmoid_();
+                        }
+                        continue;
                     }
-                    for v in gg.iter_mut() {
-                        *v = v.tanh_();
-                    }
-                    for v in o.iter_mut() {
-                        *v = v.sigmoid_();
-                    }
+                    // Blocks of fixed sizes in local arrays (see `fixed_blocks!`): LLVM left a
+                    // loop's remainder scalar (lstm_h20 11–13 % faster this way).
+                    fixed_blocks!(2 * h, |k, N| {
+                        let mut v = block::<E, N>(if_, k);
+                        for x in v.iter_mut() {
+                            *x = x.sigmoid_();
+                        }
+                        if_[k..k + N].copy_from_slice(&v);
+                    });
+                    fixed_blocks!(h, |k, N| {
+                        let (mut vg, mut vo) = (block::<E, N>(gg, k), block::<E, N>(o, k));
+                        for u in 0..N {
+                            vg[u] = vg[u].tanh_();
+                            vo[u] = vo[u].sigmoid_();
+                        }
+                        gg[k..k + N].copy_from_slice(&vg);
+                        o[k..k + N].copy_from_slice(&vo);
+                    });
                 }
                 let (c_done, c_rest) = c.split_at_mut(t * b * h);
                 let out = &mut rest[..b * h];
@@ -100,25 +122,56 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
                         &mut tct[row.clone()],
                         &mut out[row.clone()],
                     );
-                    // Every slice cut to exactly h, so the loops below have no bounds checks
-                    // and vectorize (with them LLVM kept the tanh loop scalar).
-                    let (ig, fg, gg, og) = (&ig[..h], &fg[..h], &gg[..h], &og[..h]);
-                    let (cr, tr, hr) = (&mut cr[..h], &mut tr[..h], &mut hr[..h]);
-                    if t > 0 {
-                        let cp = &c_done[(t - 1) * b * h + r * h..(t - 1) * b * h + (r + 1) * h];
-                        let cp = &cp[..h];
-                        for k in 0..h {
-                            cr[k] = fg[k] * cp[k] + ig[k] * gg[k];
+                    if h % 16 == 0 {
+                        // LLVM's own loops where h is a multiple of 16 (as above).
+                        let (ig, fg, gg, og) = (&ig[..h], &fg[..h], &gg[..h], &og[..h]);
+                        let (cr, tr, hr) = (&mut cr[..h], &mut tr[..h], &mut hr[..h]);
+                        if t > 0 {
+                            let cp =
+                                &c_done[(t - 1) * b * h + r * h..(t - 1) * b * h + (r + 1) * h];
+                            let cp = &cp[..h];
+                            for k in 0..h {
+                                cr[k] = fg[k] * cp[k] + ig[k] * gg[k];
+                            }
+                        } else {
+                            for k in 0..h {
+                                cr[k] = ig[k] * gg[k];
+                            }
                         }
+                        for k in 0..h {
+                            tr[k] = cr[k].tanh_();
+                            hr[k] = og[k] * tr[k];
+                        }
+                        continue;
+                    }
+                    let cp: &[E] = if t > 0 {
+                        &c_done[(t - 1) * b * h + r * h..(t - 1) * b * h + (r + 1) * h]
                     } else {
-                        for k in 0..h {
-                            cr[k] = ig[k] * gg[k];
+                        &[]
+                    };
+                    fixed_blocks!(h, |k, N| {
+                        let (ig, fg) = (block::<E, N>(ig, k), block::<E, N>(fg, k));
+                        let (gg, og) = (block::<E, N>(gg, k), block::<E, N>(og, k));
+                        let mut c = [E::zero(); N];
+                        if t > 0 {
+                            let cp = block::<E, N>(cp, k);
+                            for u in 0..N {
+                                c[u] = fg[u] * cp[u] + ig[u] * gg[u];
+                            }
+                        } else {
+                            for u in 0..N {
+                                c[u] = ig[u] * gg[u];
+                            }
                         }
-                    }
-                    for k in 0..h {
-                        tr[k] = cr[k].tanh_();
-                        hr[k] = og[k] * tr[k];
-                    }
+                        let (mut tcv, mut hv) = ([E::zero(); N], [E::zero(); N]);
+                        for u in 0..N {
+                            tcv[u] = c[u].tanh_();
+                            hv[u] = og[u] * tcv[u];
+                        }
+                        cr[k..k + N].copy_from_slice(&c);
+                        tr[k..k + N].copy_from_slice(&tcv);
+                        hr[k..k + N].copy_from_slice(&hv);
+                    });
                 }
             }
             saved.act = xw;

@@ -22,11 +22,14 @@
 //! against the naive equations, against finite differences and against the dfdx-ops path
 //! (`model/ops.rs`), which other devices use; `tests/pytorch_fixtures.rs` against PyTorch.
 
-/// Runs `$body` over `0..$len` in blocks whose size is fixed at compile time: `$n` is 16 while
-/// 16 remain, then 4, then 1, and `$k` the block's first index. Slices cut to `[$k..$k + $n]` in
-/// the body have a constant length, so the body compiles to one block of vector operations. In
-/// plain loops over a row's units LLVM kept the remainder scalar (LSTM h20: 4 of 20 units, half
-/// the backward loop's time) and checked the slices for overlap at run time.
+/// Runs `$body` over `0..$len` in blocks whose size is fixed at compile time: `$n` is 64 while
+/// 64 remain, then 16, then 4, then 1, and `$k` the block's first index. The gate loops copy a
+/// block's values into local arrays ([`block`]), compute, and copy the results back: with a
+/// constant length and no slice that may overlap another, every block compiles to vector
+/// operations. LLVM's own loops over a row's units left the remainder scalar where h is not a
+/// multiple of 16 (LSTM h20: 4 of 20 units, half of the backward loop's time), and how well they
+/// vectorized changed with unrelated edits to the same function (a change to the RNN arm of
+/// `backward_impl` made the LSTM's loop 13 % slower).
 macro_rules! fixed_blocks {
     ($len:expr, |$k:ident, $n:ident| $body:block) => {{
         let len: usize = $len;
@@ -51,6 +54,12 @@ macro_rules! fixed_blocks {
             }
         }
     }};
+}
+
+/// `N` values of `s` from `k`, as an array (a block of [`fixed_blocks!`]).
+#[inline(always)]
+pub(super) fn block<E: Copy, const N: usize>(s: &[E], k: usize) -> [E; N] {
+    s[k..k + N].try_into().expect("a block inside the slice")
 }
 
 mod bptt;
