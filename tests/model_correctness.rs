@@ -35,19 +35,23 @@ fn configs() -> Vec<ModelConfig> {
     v
 }
 
-/// LSTM and GRU of hidden 87: the fused gate loops run a row's units in blocks of 64, 16, 4 and
-/// 1 (`fixed_blocks!`), and 87 = 64 + 16 + 4 + 3 takes every size.
+/// LSTM and GRU of hidden 87 and 32. The fused gate loops run a row's units in blocks of 64,
+/// 16, 4 and 1 (`fixed_blocks!`), and 87 = 64 + 16 + 4 + 3 takes every size; where the hidden
+/// size is a multiple of 16 (32) the LSTM's forward loops are plain loops instead.
 fn block_configs() -> Vec<ModelConfig> {
-    [LayerKind::Lstm, LayerKind::Gru]
-        .into_iter()
-        .map(|cell| ModelConfig {
-            cell,
-            hidden: 87,
-            layers: 1,
-            activation: None,
-            ..ModelConfig::default()
-        })
-        .collect()
+    let mut v = vec![];
+    for hidden in [87, 32] {
+        for cell in [LayerKind::Lstm, LayerKind::Gru] {
+            v.push(ModelConfig {
+                cell,
+                hidden,
+                layers: 1,
+                activation: None,
+                ..ModelConfig::default()
+            });
+        }
+    }
+    v
 }
 
 /// Deterministic pseudo-random inputs in [0, 1), batch-major: x[b][t][f].
