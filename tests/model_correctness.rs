@@ -36,8 +36,7 @@ fn configs() -> Vec<ModelConfig> {
 }
 
 /// LSTM and GRU of hidden 87 and 32. The fused gate loops run a row's units in blocks of 64,
-/// 16, 4 and 1 (`fixed_blocks!`), and 87 = 64 + 16 + 4 + 3 takes every size; where the hidden
-/// size is a multiple of 16 (32) the LSTM's forward loops are plain loops instead.
+/// 16, 4 and 1 (`fixed_blocks!`): 87 = 64 + 16 + 4 + 3 takes every size, 32 only blocks of 16.
 fn block_configs() -> Vec<ModelConfig> {
     let mut v = vec![];
     for hidden in [87, 32] {

@@ -51,44 +51,21 @@ pub(super) fn backward_impl<E: Real>(
     let first_given = steps - given;
     for t in (0..steps).rev() {
         let rows = t * b * h..(t + 1) * b * h;
-        let given_t = (t >= first_given).then(|| {
+        if t >= first_given {
             let off = (t - first_given) * b * h;
-            &dhs[off..off + b * h]
-        });
-        let dpre = &mut dxw[t * b * g..(t + 1) * b * g];
-        if kind == Kind::Lstm || kind == Kind::Gru {
-            if let Some(given_t) = given_t {
-                add_into(&mut dh, given_t);
-            }
+            add_into(&mut dh, &dhs[off..off + b * h]);
         }
+        let dpre = &mut dxw[t * b * g..(t + 1) * b * g];
         match kind {
             Kind::Relu | Kind::Tanh => {
-                // dh + the given gradient in the same pass (the RNN reads dh nowhere else:
-                // the next step's product overwrites it); the same sum as adding it first.
                 let ht = &s.hs[rows.clone()];
-                let (dpre, dh, ht) = (&mut dpre[..b * h], &dh[..b * h], &ht[..b * h]);
-                match (kind, given_t) {
-                    (Kind::Relu, Some(dg)) => {
-                        let dg = &dg[..b * h];
-                        for k in 0..b * h {
-                            dpre[k] = relu_grad(ht[k], dh[k] + dg[k]);
-                        }
+                if kind == Kind::Relu {
+                    for ((o, &dv), &hv) in dpre.iter_mut().zip(&dh).zip(ht) {
+                        *o = relu_grad(hv, dv);
                     }
-                    (Kind::Relu, None) => {
-                        for k in 0..b * h {
-                            dpre[k] = relu_grad(ht[k], dh[k]);
-                        }
-                    }
-                    (_, Some(dg)) => {
-                        let dg = &dg[..b * h];
-                        for k in 0..b * h {
-                            dpre[k] = (dh[k] + dg[k]) * (one - ht[k] * ht[k]);
-                        }
-                    }
-                    (_, None) => {
-                        for k in 0..b * h {
-                            dpre[k] = dh[k] * (one - ht[k] * ht[k]);
-                        }
+                } else {
+                    for ((o, &dv), &hv) in dpre.iter_mut().zip(&dh).zip(ht) {
+                        *o = dv * (one - hv * hv);
                     }
                 }
             }

@@ -76,21 +76,8 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
                 for gr in gates.chunks_exact_mut(g) {
                     let (ifg, o) = gr.split_at_mut(3 * h);
                     let (if_, gg) = ifg.split_at_mut(2 * h);
-                    if h % 16 == 0 {
-                        // LLVM's own loops: 2–4 % faster than the blocks below (lstm_h64).
-                        for v in if_.iter_mut() {
-                            *v = v.sigmoid_();
-                        }
-                        for v in gg.iter_mut() {
-                            *v = v.tanh_();
-                        }
-                        for v in o.iter_mut() {
-                            *v = v.sigmoid_();
-                        }
-                        continue;
-                    }
                     // Blocks of fixed sizes in local arrays (see `fixed_blocks!`): LLVM left a
-                    // loop's remainder scalar (lstm_h20 11–13 % faster this way).
+                    // loop's remainder scalar.
                     fixed_blocks!(2 * h, |k, N| {
                         let mut v = block::<E, N>(if_, k);
                         for x in v.iter_mut() {
@@ -122,28 +109,6 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
                         &mut tct[row.clone()],
                         &mut out[row.clone()],
                     );
-                    if h % 16 == 0 {
-                        // LLVM's own loops where h is a multiple of 16 (as above).
-                        let (ig, fg, gg, og) = (&ig[..h], &fg[..h], &gg[..h], &og[..h]);
-                        let (cr, tr, hr) = (&mut cr[..h], &mut tr[..h], &mut hr[..h]);
-                        if t > 0 {
-                            let cp =
-                                &c_done[(t - 1) * b * h + r * h..(t - 1) * b * h + (r + 1) * h];
-                            let cp = &cp[..h];
-                            for k in 0..h {
-                                cr[k] = fg[k] * cp[k] + ig[k] * gg[k];
-                            }
-                        } else {
-                            for k in 0..h {
-                                cr[k] = ig[k] * gg[k];
-                            }
-                        }
-                        for k in 0..h {
-                            tr[k] = cr[k].tanh_();
-                            hr[k] = og[k] * tr[k];
-                        }
-                        continue;
-                    }
                     let cp: &[E] = if t > 0 {
                         &c_done[(t - 1) * b * h + r * h..(t - 1) * b * h + (r + 1) * h]
                     } else {
