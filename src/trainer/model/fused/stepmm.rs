@@ -462,6 +462,20 @@ mod x86 {
 mod tests {
     use super::*;
 
+    /// `len` test values from `next`.
+    fn values(next: &mut impl FnMut() -> f32, len: usize) -> Vec<f32> {
+        (0..len).map(|_| next()).collect()
+    }
+
+    /// Equal bit for bit, value by value.
+    fn same_bits(got: &[f32], want: &[f32]) -> bool {
+        got.len() == want.len()
+            && got
+                .iter()
+                .zip(want)
+                .all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
     /// Bit for bit the product `gemm` computes, at every instruction set with a kernel, for
     /// shapes that leave remainders of rows, vectors and lanes, with and without accumulation;
     /// NaN and ±inf propagate as there.
@@ -478,9 +492,9 @@ mod tests {
         }
         let mut tried = 0;
         for (case, &(m, k, n)) in shapes.iter().enumerate() {
-            let mut a: Vec<f32> = (0..m * k).map(|_| next()).collect();
-            let b: Vec<f32> = (0..k * n).map(|_| next()).collect();
-            let c0: Vec<f32> = (0..m * n).map(|_| next()).collect();
+            let mut a = values(&mut next, m * k);
+            let b = values(&mut next, k * n);
+            let c0 = values(&mut next, m * n);
             let mut padded = vec![f32::NAN; k * (n + 16)];
             for (row, src) in padded.chunks_exact_mut(n + 16).zip(b.chunks_exact(n)) {
                 row[..n].copy_from_slice(src);
@@ -572,9 +586,9 @@ mod tests {
             (130, 64, 256),
             (70, 600, 64),
         ] {
-            let a: Vec<f32> = (0..m * k).map(|_| next()).collect();
-            let w: Vec<f32> = (0..k * n).map(|_| next()).collect();
-            let c0: Vec<f32> = (0..m * n).map(|_| next()).collect();
+            let a = values(&mut next, m * k);
+            let w = values(&mut next, k * n);
+            let c0 = values(&mut next, m * n);
             for (transpose, bv) in [
                 (false, View::row_major(k, n)),
                 (true, View::row_major(n, k).t()),
@@ -590,9 +604,7 @@ mod tests {
                         let mut got = c0.clone();
                         all_rows_at(isa, &mut got, accumulate, &a, &w, transpose, (m, k, n));
                         assert!(
-                            got.iter()
-                                .zip(&want)
-                                .all(|(x, y)| x.to_bits() == y.to_bits()),
+                            same_bits(&got, &want),
                             "{isa:?} {m}×{k}×{n} transpose {transpose} acc {accumulate}"
                         );
                     }
@@ -620,9 +632,9 @@ mod tests {
                 h,
                 g: gates * h,
             };
-            let h_prev: Vec<f32> = (0..b * h).map(|_| next()).collect();
-            let w_hh: Vec<f32> = (0..d.g * h).map(|_| next()).collect();
-            let c0: Vec<f32> = (0..b * d.g).map(|_| next()).collect();
+            let h_prev = values(&mut next, b * h);
+            let w_hh = values(&mut next, d.g * h);
+            let c0 = values(&mut next, b * d.g);
             let t = recurrent_weights(&w_hh, d);
             let ld = row_stride::<f32>(d.g);
             for k in 0..h {
@@ -642,12 +654,7 @@ mod tests {
             );
             let mut got = c0.clone();
             add_recurrent(&mut got, &h_prev, &t, d);
-            assert!(
-                got.iter()
-                    .zip(&want)
-                    .all(|(a, w)| a.to_bits() == w.to_bits()),
-                "b {b} h {h} gates {gates}"
-            );
+            assert!(same_bits(&got, &want), "b {b} h {h} gates {gates}");
         }
     }
 }
