@@ -8,7 +8,7 @@
 
 use super::*;
 
-use super::gemm::{matmul, View};
+use super::gemm::{matmul_long, View};
 use super::pool;
 use super::stepmm::{all_rows_product, product, row_stride, strided_rows};
 
@@ -178,10 +178,9 @@ pub(super) fn backward_impl<E: Real>(
     let mut w_hh_grad = vec![E::zero(); g * h];
     if steps > 1 {
         // Σ_t dgates_tᵀ · h_{t-1}, t = 1..steps (h_{-1} = 0).
-        matmul(
+        matmul_long(
             &mut w_hh_grad,
             View::row_major(g, h),
-            false,
             &dgates_h[b * g..],
             View::row_major(n - b, g).t(),
             &s.hs[..(n - b) * h],
@@ -189,10 +188,9 @@ pub(super) fn backward_impl<E: Real>(
         );
     }
     let mut w_ih_grad = vec![E::zero(); g * i];
-    matmul(
+    matmul_long(
         &mut w_ih_grad,
         View::row_major(g, i),
-        false,
         &dxw,
         View::row_major(n, g).t(),
         &s.x,

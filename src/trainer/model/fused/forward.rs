@@ -14,18 +14,10 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
     } else {
         p.b_ih.iter().zip(&p.b_hh).map(|(&a, &c)| a + c).collect()
     };
-    // Input projection of every step at once: xw = x · W_ihᵀ + bias.
+    // Input projection: xw = x · W_ihᵀ + bias. With several features, every step's at once;
+    // with one, each step's just before the step reads it ([`project_step`]).
     let mut xw = pool::overwritten(n * g);
-    if i == 1 {
-        // One feature per step (pixels, permuted): an outer product, which a matmul with an
-        // inner dimension of 1 computes several times slower. Each value is x·w rounded, then
-        // the bias added: the same bits as the matmul followed by the bias.
-        for (row, &xv) in xw.chunks_exact_mut(g).zip(&x) {
-            for ((o, &w), &bv) in row.iter_mut().zip(&p.w_ih).zip(&bias) {
-                *o = xv * w + bv;
-            }
-        }
-    } else {
+    if i > 1 {
         all_rows_product(&mut xw, false, &x, &p.w_ih, true, (n, i, g));
         for row in xw.chunks_exact_mut(g) {
             add_into(row, &bias);
@@ -34,7 +26,7 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
     let w_hh_t = recurrent_weights(&p.w_hh, d);
     let mut hs = pool::overwritten(n * h);
     let mut saved = Saved {
-        x,
+        x: Vec::new(),
         hs: Vec::new(),
         act: Vec::new(),
         c: Vec::new(),
@@ -46,6 +38,9 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
             for t in 0..steps {
                 let (done, rest) = hs.split_at_mut(t * b * h);
                 let pre = &mut xw[t * b * g..(t + 1) * b * g];
+                if i == 1 {
+                    project_step(pre, &x[t * b..(t + 1) * b], &p.w_ih, &bias);
+                }
                 if t > 0 {
                     add_recurrent(pre, &done[(t - 1) * b * h..t * b * h], &w_hh_t, d);
                 }
@@ -70,6 +65,9 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
             for t in 0..steps {
                 let (done, rest) = hs.split_at_mut(t * b * h);
                 let gates = &mut xw[t * b * g..(t + 1) * b * g];
+                if i == 1 {
+                    project_step(gates, &x[t * b..(t + 1) * b], &p.w_ih, &bias);
+                }
                 if t > 0 {
                     add_recurrent(gates, &done[(t - 1) * b * h..t * b * h], &w_hh_t, d);
                 }
@@ -150,6 +148,9 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
             for t in 0..steps {
                 let (done, rest) = hs.split_at_mut(t * b * h);
                 let xs = &mut xw[t * b * g..(t + 1) * b * g];
+                if i == 1 {
+                    project_step(xs, &x[t * b..(t + 1) * b], &p.w_ih, &bias);
+                }
                 // gh = h_prev · W_hhᵀ + b_hh (h_prev = 0 at t = 0).
                 for row in gh.chunks_exact_mut(g) {
                     row.copy_from_slice(&p.b_hh);
@@ -191,5 +192,21 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
     }
     pool::recycle(w_hh_t);
     saved.hs = hs;
+    saved.x = x;
     saved
+}
+
+/// One step's input projection where each step reads one feature (pixels, permuted): an outer
+/// product, which a matmul with an inner dimension of 1 computes several times slower. Each
+/// value is x·w rounded, then the bias added: the same bits as the matmul followed by the
+/// bias. Done step by step, just before the step reads it, the step's values are still in
+/// cache (all 784 steps' at once went out to the last-level cache and back).
+#[inline(always)]
+fn project_step<E: Real>(xw_t: &mut [E], x_t: &[E], w_ih: &[E], bias: &[E]) {
+    let g = bias.len();
+    for (row, &xv) in xw_t.chunks_exact_mut(g).zip(x_t) {
+        for ((o, &w), &bv) in row.iter_mut().zip(w_ih).zip(bias) {
+            *o = xv * w + bv;
+        }
+    }
 }

@@ -90,6 +90,8 @@ pub trait Real: Dtype + num_traits::Float + 'static {
     fn pool() -> &'static std::thread::LocalKey<pool::Pool<Self>>;
     /// The matmul at an instruction set, for this type (see `gemm.rs`).
     fn gemm_at() -> gemm::GemmAt<Self>;
+    /// The terms `gemm` sums in one chain, for this type (see `gemm.rs`).
+    fn gemm_depth() -> gemm::DepthAt;
     #[inline(always)]
     fn sigmoid_(self) -> Self {
         let half = Self::from(0.5).unwrap();
@@ -109,6 +111,9 @@ impl Real for f64 {
     fn gemm_at() -> gemm::GemmAt<f64> {
         gemm::at_isa::f64
     }
+    fn gemm_depth() -> gemm::DepthAt {
+        gemm::depth_of::f64
+    }
     #[inline(always)]
     fn tanh_(self) -> f64 {
         self.tanh()
@@ -125,6 +130,9 @@ impl Real for f32 {
     }
     fn gemm_at() -> gemm::GemmAt<f32> {
         gemm::at_isa::f32
+    }
+    fn gemm_depth() -> gemm::DepthAt {
+        gemm::depth_of::f32
     }
     /// Eigen's `generic_fast_tanh_float`: a 13/6 rational approximation on [-7.9, 7.9] (tanh is
     /// ±1 in f32 beyond), branch-free so loops over it vectorize.
