@@ -59,6 +59,12 @@ pub(super) fn matmul<E: Real>(
     matmul_at(Isa::for_matmul(), c, cv, accumulate, a, av, b, bv)
 }
 
+/// The operands' size from which [`matmul_long`] goes by blocks. Below it, one call was faster:
+/// the tutorial recipes' weight gradients (at most 2.2 MiB of operands, partly still in cache
+/// from the backward pass) ran 2–4 % slower end to end by blocks; 784-step ones (51–64 MiB)
+/// 12 % faster (LSTM h64).
+const LONG_SUM_BYTES: usize = 8 << 20;
+
 /// [`matmul`] without accumulating, for sums of many terms (the weight gradients: one term per
 /// row of every step): the same bits, computed one of `gemm`'s blocks of terms (its `kc`, from
 /// [`Real::gemm_depth`]) at a time, each block's operands first fetched into the level-2 cache.
@@ -72,12 +78,26 @@ pub(super) fn matmul<E: Real>(
 /// for an LSTM h64). Measured alone, one thread, AVX-512: 256×64 over 50,112 terms at 77
 /// GFLOP/s whole, 112 by blocks fetched first (160 where the operands are already in cache).
 pub(super) fn matmul_long<E: Real>(c: &mut [E], cv: View, a: &[E], av: View, b: &[E], bv: View) {
-    matmul_long_at(Isa::for_matmul(), c, cv, a, av, b, bv)
+    matmul_long_at(Isa::for_matmul(), LONG_SUM_BYTES, c, cv, a, av, b, bv)
 }
 
-/// [`matmul_long`] at instruction set `isa` (which the CPU must support).
-fn matmul_long_at<E: Real>(isa: Isa, c: &mut [E], cv: View, a: &[E], av: View, b: &[E], bv: View) {
+/// [`matmul_long`] at instruction set `isa` (which the CPU must support), by blocks from
+/// `min_bytes` of operands.
+#[allow(clippy::too_many_arguments)]
+fn matmul_long_at<E: Real>(
+    isa: Isa,
+    min_bytes: usize,
+    c: &mut [E],
+    cv: View,
+    a: &[E],
+    av: View,
+    b: &[E],
+    bv: View,
+) {
     let (m, n, k) = (cv.rows, cv.cols, av.cols);
+    if (m + n) * k * std::mem::size_of::<E>() < min_bytes {
+        return matmul_at(isa, c, cv, false, a, av, b, bv);
+    }
     let block = E::gemm_depth()(isa, m, n, k).filter(|&kc| kc < k);
     // Each call must sum its block as one chain: `gemm`'s general path, in one block. A last
     // block of two terms or fewer would take another path.
@@ -448,7 +468,7 @@ mod tests {
                     let mut want = vec![E::zero(); m * n];
                     matmul_at(isa, &mut want, cv, false, &a, av, &b, bv);
                     let mut got = vec![E::one(); m * n];
-                    matmul_long_at(isa, &mut got, cv, &a, av, &b, bv);
+                    matmul_long_at(isa, 0, &mut got, cv, &a, av, &b, bv);
                     let same = got.iter().zip(&want).all(|(x, y)| {
                         x.to_f64().unwrap().to_bits() == y.to_f64().unwrap().to_bits()
                     });
