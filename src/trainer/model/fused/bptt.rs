@@ -8,7 +8,7 @@
 
 use super::*;
 
-use super::gemm::{matmul_long, View};
+use super::gemm::{matmul_long, one_feature_grads, View};
 use super::pool;
 use super::stepmm::{all_rows_product, product, row_stride, strided_rows};
 
@@ -187,21 +187,33 @@ pub(super) fn backward_impl<E: Real>(
             View::row_major(n - b, h),
         );
     }
-    let mut w_ih_grad = vec![E::zero(); g * i];
-    matmul_long(
-        &mut w_ih_grad,
-        View::row_major(g, i),
-        &dxw,
-        View::row_major(n, g).t(),
-        &s.x,
-        View::row_major(n, i),
-    );
-    // The biases' gradients: column sums, written out here (a closure was compiled apart from
-    // the dispatch in release builds, as baseline code).
-    let mut b_ih = vec![E::zero(); g];
-    for row in dxw.chunks_exact(g) {
-        add_into(&mut b_ih, row);
-    }
+    // W_ih's gradient and the biases': with one feature per step (pixels) in one pass over dxw
+    // (`one_feature_grads`), else a matmul and the column sums, written out here (a closure was
+    // compiled apart from the dispatch in release builds, as baseline code).
+    let fused = if i == 1 {
+        one_feature_grads(Isa::for_matmul(), &dxw, &s.x, g)
+    } else {
+        None
+    };
+    let (w_ih_grad, b_ih) = match fused {
+        Some(both) => both,
+        None => {
+            let mut w_ih_grad = vec![E::zero(); g * i];
+            matmul_long(
+                &mut w_ih_grad,
+                View::row_major(g, i),
+                &dxw,
+                View::row_major(n, g).t(),
+                &s.x,
+                View::row_major(n, i),
+            );
+            let mut b_ih = vec![E::zero(); g];
+            for row in dxw.chunks_exact(g) {
+                add_into(&mut b_ih, row);
+            }
+            (w_ih_grad, b_ih)
+        }
+    };
     let b_hh = if kind == Kind::Gru {
         let mut acc = vec![E::zero(); g];
         for row in dgh.chunks_exact(g) {

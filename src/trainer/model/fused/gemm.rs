@@ -139,6 +139,36 @@ fn prefetch_l2<E>(s: &[E]) {
     let _ = s;
 }
 
+/// For a layer reading one feature per step (pixels): W_ih's gradient dᵀ·x (g values) and the
+/// bias's, the column sums of d (n×g), in one pass over d where [`matmul`] and a sum read it
+/// twice (51 MiB for an LSTM h64 over 784 steps). The bits are `gemm`'s matrix-vector path
+/// (`gemm_common::gemv::mixed_gemv_colmajor`: per value, the first row's product, then one FMA
+/// per row down the rows) and those of adding the rows in turn to zeros. None where `gemm`
+/// would take another path (≤ 2 rows, g = 1) or compute without FMA (the baseline set).
+#[inline(always)]
+pub(super) fn one_feature_grads<E: Real>(
+    isa: Isa,
+    d: &[E],
+    x: &[E],
+    g: usize,
+) -> Option<(Vec<E>, Vec<E>)> {
+    let n = x.len();
+    assert_eq!(d.len(), n * g, "one row of gradients per feature");
+    if isa == Isa::Baseline || n <= 2 || g < 2 {
+        return None;
+    }
+    let (first, rest) = d.split_at(g);
+    let mut w: Vec<E> = first.iter().map(|&dv| dv * x[0]).collect();
+    let mut bias: Vec<E> = first.iter().map(|&dv| E::zero() + dv).collect();
+    for (row, &xv) in rest.chunks_exact(g).zip(&x[1..]) {
+        for ((wj, bj), &dv) in w.iter_mut().zip(bias.iter_mut()).zip(row) {
+            *wj = dv.mul_add(xv, *wj);
+            *bj = *bj + dv;
+        }
+    }
+    Some((w, bias))
+}
+
 /// [`matmul`] at instruction set `isa` (which the CPU must support).
 #[allow(clippy::too_many_arguments)]
 fn matmul_at<E: Real>(
@@ -483,6 +513,51 @@ mod tests {
                 // blocked computation, not one call with itself.
                 assert_eq!(split, blocked.len() + small.len() + 1, "{isa:?}");
             }
+        }
+        check::<f32>();
+        check::<f64>();
+    }
+
+    /// The one-feature gradients in one pass give the bits of the matmul and the row sums, at
+    /// every supported instruction set with FMA, in f32 and f64, for widths with and without a
+    /// partial vector, with NaN, ±inf and -0 among the values.
+    #[test]
+    fn one_feature_gradients_give_the_matmuls_bits() {
+        fn check<E: Real + std::fmt::Debug>() {
+            let mut next = super::super::test_values::<E>(5);
+            let mut tried = 0;
+            for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
+                for (n, g) in [(3000, 256), (700, 60), (50, 17), (3, 3), (2, 40)] {
+                    let mut d: Vec<E> = (0..n * g).map(|_| next()).collect();
+                    let mut x: Vec<E> = (0..n).map(|_| next()).collect();
+                    d[0] = -E::zero();
+                    d[g / 2] = E::nan();
+                    d[n * g - 1] = E::infinity();
+                    x[n / 2] = E::neg_infinity();
+                    let mut w = vec![E::zero(); g];
+                    let (wv, dv, xv) = (
+                        View::row_major(g, 1),
+                        View::row_major(n, g).t(),
+                        View::row_major(n, 1),
+                    );
+                    matmul_at(isa, &mut w, wv, false, &d, dv, &x, xv);
+                    let mut bias = vec![E::zero(); g];
+                    for row in d.chunks_exact(g) {
+                        super::super::add_into(&mut bias, row);
+                    }
+                    let Some((got_w, got_b)) = one_feature_grads(isa, &d, &x, g) else {
+                        assert!(isa == Isa::Baseline || n <= 2, "{isa:?} {n}×{g}");
+                        continue;
+                    };
+                    let bits = |v: &[E]| -> Vec<u64> {
+                        v.iter().map(|e| e.to_f64().unwrap().to_bits()).collect()
+                    };
+                    assert_eq!(bits(&got_w), bits(&w), "{isa:?} {n}×{g}: W_ih's gradient");
+                    assert_eq!(bits(&got_b), bits(&bias), "{isa:?} {n}×{g}: the bias's");
+                    tried += 1;
+                }
+            }
+            assert!(tried >= 4, "at least one set with FMA");
         }
         check::<f32>();
         check::<f64>();
