@@ -163,7 +163,7 @@ pub(super) fn one_feature_grads<E: Real>(
     for (row, &xv) in rest.chunks_exact(g).zip(&x[1..]) {
         for ((wj, bj), &dv) in w.iter_mut().zip(bias.iter_mut()).zip(row) {
             *wj = dv.mul_add(xv, *wj);
-            *bj = *bj + dv;
+            *bj += dv;
         }
     }
     Some((w, bias))
