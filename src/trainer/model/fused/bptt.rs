@@ -1,5 +1,6 @@
 //! The backward pass of a fused layer: backpropagation through time over the saved states,
-//! step by step through the gates, with the weight gradients as two large matmuls after the loop.
+//! step by step through the gates, with the weight gradients as large matmuls after the loop (for
+//! long sequences W_hh's block by block during it, and W_ih's of one feature in one pass).
 //!
 //! It consumes the forward pass's [`Saved`] values: the gate activations of step t are needed
 //! only at step t, so the gradients of the gate pre-activations overwrite them in place. That
@@ -8,7 +9,7 @@
 
 use super::*;
 
-use super::gemm::{matmul_long, one_feature_grads, View};
+use super::gemm::{long_sum_block, matmul, matmul_long, one_feature_grads, View};
 use super::pool;
 use super::stepmm::{all_rows_product, product, row_stride, strided_rows};
 
@@ -49,6 +50,7 @@ pub(super) fn backward_impl<E: Real>(
     let given = dhs.len() / (b * h);
     assert_eq!(dhs.len(), given * b * h, "whole steps of state gradients");
     let first_given = steps - given;
+    let mut hh_grad = long_sum_block::<E>(g, h, n - b).map(|kc| HhGrad::new(kc, g, h, n - b));
     for t in (0..steps).rev() {
         let rows = t * b * h..(t + 1) * b * h;
         if t >= first_given {
@@ -172,21 +174,31 @@ pub(super) fn backward_impl<E: Real>(
                 (b, g, h),
             );
         }
+        if let Some(hh) = hh_grad.as_mut() {
+            let dgates_h: &[E] = if kind == Kind::Gru { &dgh } else { &dxw };
+            hh.step_done(t, b, dgates_h, &s.hs);
+        }
     }
-    // Weight gradients as single large matmuls over all steps.
-    let dgates_h: &[E] = if kind == Kind::Gru { &dgh } else { &dxw };
-    let mut w_hh_grad = vec![E::zero(); g * h];
-    if steps > 1 {
-        // Σ_t dgates_tᵀ · h_{t-1}, t = 1..steps (h_{-1} = 0).
-        matmul_long(
-            &mut w_hh_grad,
-            View::row_major(g, h),
-            &dgates_h[b * g..],
-            View::row_major(n - b, g).t(),
-            &s.hs[..(n - b) * h],
-            View::row_major(n - b, h),
-        );
-    }
+    // The weight gradients: sums over all steps. W_hh's, Σ_t dgates_tᵀ · h_{t-1} for t = 1..steps
+    // (h_{-1} = 0), was computed block by block above for long sequences, else one matmul here.
+    let w_hh_grad = match hh_grad {
+        Some(hh) => hh.finish(),
+        None => {
+            let dgates_h: &[E] = if kind == Kind::Gru { &dgh } else { &dxw };
+            let mut w_hh_grad = vec![E::zero(); g * h];
+            if steps > 1 {
+                matmul_long(
+                    &mut w_hh_grad,
+                    View::row_major(g, h),
+                    &dgates_h[b * g..],
+                    View::row_major(n - b, g).t(),
+                    &s.hs[..(n - b) * h],
+                    View::row_major(n - b, h),
+                );
+            }
+            w_hh_grad
+        }
+    };
     // W_ih's gradient and the biases': with one feature per step (pixels) in one pass over dxw
     // (`one_feature_grads`), else a matmul and the column sums, written out here (a closure was
     // compiled apart from the dispatch in release builds, as baseline code).
@@ -242,6 +254,70 @@ pub(super) fn backward_impl<E: Real>(
     }
 }
 
+/// W_hh's gradient over many steps, Σ_t dgates_tᵀ · h_{t-1}, computed during the backward pass:
+/// each of `gemm`'s blocks of terms (see `matmul_long`) as soon as the pass has written its
+/// gate gradients, still in cache, its sum kept; the sums are added in `gemm`'s order at the
+/// end, which gives the bits of one call.
+struct HhGrad<E> {
+    /// Terms per block; the terms (rows after the first step's), and gates, hidden.
+    kc: usize,
+    k: usize,
+    g: usize,
+    h: usize,
+    /// Blocks not computed yet: 0..pending.
+    pending: usize,
+    /// Block j's sum at j.
+    sums: Vec<Vec<E>>,
+}
+
+impl<E: Real> HhGrad<E> {
+    /// For k terms in `gemm`'s blocks of kc ([`long_sum_block`]).
+    fn new(kc: usize, g: usize, h: usize, k: usize) -> HhGrad<E> {
+        let blocks = k.div_ceil(kc);
+        HhGrad {
+            kc,
+            k,
+            g,
+            h,
+            pending: blocks,
+            sums: (0..blocks).map(|_| Vec::new()).collect(),
+        }
+    }
+
+    /// Computes the blocks whose gate gradients are all written once step t's are (the
+    /// gradients of rows b·t on; term r is row b + r's gradients and state row r).
+    fn step_done(&mut self, t: usize, b: usize, dgates: &[E], hs: &[E]) {
+        let (g, h) = (self.g, self.h);
+        while self.pending > 0 && t * b <= b + (self.pending - 1) * self.kc {
+            let j = self.pending - 1;
+            let start = j * self.kc;
+            let len = self.kc.min(self.k - start);
+            let mut sum = vec![E::zero(); g * h];
+            matmul(
+                &mut sum,
+                View::row_major(g, h),
+                false,
+                &dgates[(b + start) * g..(b + start + len) * g],
+                View::row_major(len, g).t(),
+                &hs[start * h..(start + len) * h],
+                View::row_major(len, h),
+            );
+            self.sums[j] = sum;
+            self.pending = j;
+        }
+    }
+
+    fn finish(self) -> Vec<E> {
+        assert_eq!(self.pending, 0, "every block computed");
+        let mut sums = self.sums.into_iter();
+        let mut total = sums.next().expect("one block at least");
+        for sum in sums {
+            add_into(&mut total, &sum);
+        }
+        total
+    }
+}
+
 impl<E: Real> Grads<E> {
     /// Adds the input's gradient, dx = dgates · W_ih (n×i), into `dst` by one matmul that
     /// accumulates in place, without an (n×i) buffer and a pass adding it. The bits are those of
@@ -255,5 +331,51 @@ impl<E: Real> Grads<E> {
         let Dims { n, i, g, .. } = d;
         all_rows_product(dst, true, &dxw, w_ih, false, (n, g, i));
         pool::recycle(dxw);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::gemm::long_sum_block_at;
+    use super::*;
+
+    /// W_hh's gradient block by block during the backward pass gives the bits of one matmul
+    /// after it: blocks that end inside a step (256×64 over 29 steps of 64 rows, in blocks of
+    /// 464 with AVX-512) and `gemm`'s blocks of 512 for small matrices (60×20, steps of 100).
+    #[test]
+    fn w_hh_gradient_by_blocks_during_the_pass_gives_one_matmuls_bits() {
+        let isa = Isa::for_matmul();
+        for (g, h, b, steps) in [(256, 64, 64, 30), (60, 20, 100, 25)] {
+            let n = b * steps;
+            let mut next = super::super::test_values::<f32>(9);
+            let dgates: Vec<f32> = (0..n * g).map(|_| next()).collect();
+            let hs: Vec<f32> = (0..n * h).map(|_| next()).collect();
+            let k = n - b;
+            let Some(kc) = long_sum_block_at::<f32>(isa, 0, g, h, k) else {
+                assert_eq!(isa, Isa::Baseline, "blocks with {isa:?}");
+                continue;
+            };
+            let mut hh = HhGrad::new(kc, g, h, k);
+            for t in (0..steps).rev() {
+                hh.step_done(t, b, &dgates, &hs);
+            }
+            let got = hh.finish();
+            let mut want = vec![0f32; g * h];
+            matmul(
+                &mut want,
+                View::row_major(g, h),
+                false,
+                &dgates[b * g..],
+                View::row_major(k, g).t(),
+                &hs[..k * h],
+                View::row_major(k, h),
+            );
+            assert!(kc % b != 0 || g <= 64, "a block ends inside a step");
+            let same = got
+                .iter()
+                .zip(&want)
+                .all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same, "{g}×{h}, {steps} steps of {b}: not one matmul's bits");
+        }
     }
 }

@@ -95,20 +95,9 @@ fn matmul_long_at<E: Real>(
     bv: View,
 ) {
     let (m, n, k) = (cv.rows, cv.cols, av.cols);
-    if (m + n) * k * std::mem::size_of::<E>() < min_bytes {
-        return matmul_at(isa, c, cv, false, a, av, b, bv);
-    }
-    let block = E::gemm_depth()(isa, m, n, k).filter(|&kc| kc < k);
-    // Each call must sum its block as one chain: `gemm`'s general path, in one block. A last
-    // block of two terms or fewer would take another path.
-    let last = block.map(|kc| k - (k - 1) / kc * kc);
-    let one_block = |len: usize| E::gemm_depth()(isa, m, n, len) == Some(len);
-    let (Some(kc), Some(last)) = (block, last) else {
+    let Some(kc) = long_sum_block_at::<E>(isa, min_bytes, m, n, k) else {
         return matmul_at(isa, c, cv, false, a, av, b, bv);
     };
-    if !one_block(kc) || !one_block(last) {
-        return matmul_at(isa, c, cv, false, a, av, b, bv);
-    }
     let mut at = 0;
     while at < k {
         let len = kc.min(k - at);
@@ -119,6 +108,30 @@ fn matmul_long_at<E: Real>(
         matmul_at(isa, c, cv, at > 0, a_at, av_at, b_at, bv_at);
         at += len;
     }
+}
+
+/// The terms per block where [`matmul_long`] would go by blocks for an m×n product of k terms
+/// (the operands large enough, and every block `gemm`'s general path in one block), else None.
+pub(super) fn long_sum_block<E: Real>(m: usize, n: usize, k: usize) -> Option<usize> {
+    long_sum_block_at::<E>(Isa::for_matmul(), LONG_SUM_BYTES, m, n, k)
+}
+
+pub(super) fn long_sum_block_at<E: Real>(
+    isa: Isa,
+    min_bytes: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+) -> Option<usize> {
+    if (m + n) * k * std::mem::size_of::<E>() < min_bytes {
+        return None;
+    }
+    let kc = E::gemm_depth()(isa, m, n, k).filter(|&kc| kc < k)?;
+    // Each call must sum its block as one chain: `gemm`'s general path, in one block. A last
+    // block of two terms or fewer would take another path.
+    let last = k - (k - 1) / kc * kc;
+    let one_block = |len: usize| E::gemm_depth()(isa, m, n, len) == Some(len);
+    (one_block(kc) && one_block(last)).then_some(kc)
 }
 
 /// Asks the CPU to bring `s` into its level-2 cache: a hint, without effect on any value

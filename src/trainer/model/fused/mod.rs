@@ -1,13 +1,15 @@
 //! Fused recurrent layers for the CPU: one tape op per layer instead of a dozen dfdx ops per
-//! time step. The forward pass runs all 28 steps on host buffers (one input-projection matmul
-//! for every step, one `h·W_hhᵀ` matmul per step accumulated in place, gates in tight loops);
-//! the backward pass is hand-written backpropagation through time with the weight gradients as
-//! two large matmuls after the loop.
+//! time step. The forward pass runs all steps on host buffers (one input-projection matmul for
+//! every step, or per step for one feature, one `h·W_hhᵀ` matmul per step accumulated in
+//! place, gates in tight loops); the backward pass is hand-written backpropagation through time
+//! with the weight gradients as large matmuls (for long sequences W_hh's block by block during
+//! the pass, in `gemm`'s own blocks of terms).
 //!
 //! - `mod.rs` (here): the element types, the CPU's [`LayerKernel`], and the buffers both passes
 //!   share;
 //! - `gemm.rs`: strided matmuls through the `gemm` crate (a newer version than dfdx's, for its
-//!   AVX-512 kernels);
+//!   AVX-512 kernels), its blocks of terms (to split long sums with its bits), and one-feature
+//!   layers' weight and bias gradients in one pass;
 //! - `stepmm.rs`: the per-step products (`h·W_hhᵀ`, `dgates·W_hh`, and W_hhᵀ for them) in
 //!   register-blocked AVX2 and AVX-512 kernels, bit for bit what `gemm` computes, without its
 //!   per-call packing (`gemm` where the kernels do not apply), and with AVX2 the input
