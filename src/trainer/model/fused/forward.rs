@@ -62,16 +62,27 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
         Kind::Lstm => {
             let mut c = pool::overwritten(n * h);
             let mut tc = pool::overwritten(n * h);
+            // Beyond the caches, each row of the gate loop first asks for the same row of the
+            // next step's buffers, which it writes (see `BEYOND_CACHE_BYTES`): a store to a
+            // line not in cache waits for it, and the loop runs while the lines come.
+            let ahead = n * g * std::mem::size_of::<E>() >= BEYOND_CACHE_BYTES;
             for t in 0..steps {
                 let (done, rest) = hs.split_at_mut(t * b * h);
-                let gates = &mut xw[t * b * g..(t + 1) * b * g];
+                let (gates, later) = xw[t * b * g..].split_at_mut(b * g);
                 if i == 1 {
                     project_step(gates, &x[t * b..(t + 1) * b], &p.w_ih, &bias);
                 }
                 if t > 0 {
                     add_recurrent(gates, &done[(t - 1) * b * h..t * b * h], &w_hh_t, d);
                 }
-                for gr in gates.chunks_exact_mut(g) {
+                for (r, gr) in gates.chunks_exact_mut(g).enumerate() {
+                    if ahead && t + 1 < steps {
+                        let at = (t + 1) * b * h + r * h;
+                        prefetch_for_write(&later[r * g..(r + 1) * g]);
+                        prefetch_for_write(&c[at..at + h]);
+                        prefetch_for_write(&tc[at..at + h]);
+                        prefetch_for_write(&rest[b * h + r * h..b * h + (r + 1) * h]);
+                    }
                     let (ifg, o) = gr.split_at_mut(3 * h);
                     let (if_, gg) = ifg.split_at_mut(2 * h);
                     // Blocks of fixed sizes in local arrays (see `fixed_blocks!`): LLVM left a
@@ -145,9 +156,10 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
             let mut ghn = pool::overwritten(n * h);
             let mut gh = vec![E::zero(); b * g];
             let zeros = vec![E::zero(); h]; // h before the first step
+            let ahead = n * g * std::mem::size_of::<E>() >= BEYOND_CACHE_BYTES; // as the LSTM's
             for t in 0..steps {
                 let (done, rest) = hs.split_at_mut(t * b * h);
-                let xs = &mut xw[t * b * g..(t + 1) * b * g];
+                let (xs, later) = xw[t * b * g..].split_at_mut(b * g);
                 if i == 1 {
                     project_step(xs, &x[t * b..(t + 1) * b], &p.w_ih, &bias);
                 }
@@ -158,9 +170,14 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
                 if t > 0 {
                     add_recurrent(&mut gh, &done[(t - 1) * b * h..t * b * h], &w_hh_t, d);
                 }
-                let out = &mut rest[..b * h];
-                let ghn_t = &mut ghn[t * b * h..(t + 1) * b * h];
+                let (out, next_out) = rest.split_at_mut(b * h);
+                let (ghn_t, next_ghn) = ghn[t * b * h..].split_at_mut(b * h);
                 for r in 0..b {
+                    if ahead && t + 1 < steps {
+                        prefetch_for_write(&later[r * g..(r + 1) * g]);
+                        prefetch_for_write(&next_ghn[r * h..(r + 1) * h]);
+                        prefetch_for_write(&next_out[r * h..(r + 1) * h]);
+                    }
                     // Slices cut to their exact lengths: no bounds checks, so the loops
                     // vectorize.
                     let xr = &mut xs[r * g..(r + 1) * g][..3 * h];

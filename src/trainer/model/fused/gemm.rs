@@ -59,12 +59,6 @@ pub(super) fn matmul<E: Real>(
     matmul_at(Isa::for_matmul(), c, cv, accumulate, a, av, b, bv)
 }
 
-/// The operands' size from which [`matmul_long`] goes by blocks. Below it, one call was faster:
-/// the tutorial recipes' weight gradients (at most 2.2 MiB of operands, partly still in cache
-/// from the backward pass) ran 2–4 % slower end to end by blocks; 784-step ones (51–64 MiB)
-/// 12 % faster (LSTM h64).
-const LONG_SUM_BYTES: usize = 8 << 20;
-
 /// [`matmul`] without accumulating, for sums of many terms (the weight gradients: one term per
 /// row of every step): the same bits, computed one of `gemm`'s blocks of terms (its `kc`, from
 /// [`Real::gemm_depth`]) at a time, each block's operands first fetched into the level-2 cache.
@@ -77,8 +71,9 @@ const LONG_SUM_BYTES: usize = 8 << 20;
 /// operand comes from beyond the level-2 cache (784-step sequences: 51 MiB of gate gradients
 /// for an LSTM h64). Measured alone, one thread, AVX-512: 256×64 over 50,112 terms at 77
 /// GFLOP/s whole, 112 by blocks fetched first (160 where the operands are already in cache).
+/// From [`BEYOND_CACHE_BYTES`] of operands; below, one call.
 pub(super) fn matmul_long<E: Real>(c: &mut [E], cv: View, a: &[E], av: View, b: &[E], bv: View) {
-    matmul_long_at(Isa::for_matmul(), LONG_SUM_BYTES, c, cv, a, av, b, bv)
+    matmul_long_at(Isa::for_matmul(), BEYOND_CACHE_BYTES, c, cv, a, av, b, bv)
 }
 
 /// [`matmul_long`] at instruction set `isa` (which the CPU must support), by blocks from
@@ -113,7 +108,7 @@ fn matmul_long_at<E: Real>(
 /// The terms per block where [`matmul_long`] would go by blocks for an m×n product of k terms
 /// (the operands large enough, and every block `gemm`'s general path in one block), else None.
 pub(super) fn long_sum_block<E: Real>(m: usize, n: usize, k: usize) -> Option<usize> {
-    long_sum_block_at::<E>(Isa::for_matmul(), LONG_SUM_BYTES, m, n, k)
+    long_sum_block_at::<E>(Isa::for_matmul(), BEYOND_CACHE_BYTES, m, n, k)
 }
 
 pub(super) fn long_sum_block_at<E: Real>(
@@ -132,24 +127,6 @@ pub(super) fn long_sum_block_at<E: Real>(
     let last = k - (k - 1) / kc * kc;
     let one_block = |len: usize| E::gemm_depth()(isa, m, n, len) == Some(len);
     (one_block(kc) && one_block(last)).then_some(kc)
-}
-
-/// Asks the CPU to bring `s` into its level-2 cache: a hint, without effect on any value
-/// (nothing on other architectures than x86-64).
-fn prefetch_l2<E>(s: &[E]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let p = s.as_ptr() as *const i8;
-        for at in (0..std::mem::size_of_val(s)).step_by(64) {
-            // SAFETY: a prefetch reads nothing into the program and cannot fault; the address
-            // lies inside `s`.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch(p.add(at), std::arch::x86_64::_MM_HINT_T1);
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = s;
 }
 
 /// For a layer reading one feature per step (pixels): W_ih's gradient dᵀ·x (g values) and the

@@ -58,6 +58,50 @@ macro_rules! fixed_blocks {
     }};
 }
 
+/// The size of a layer's buffers (or a product's operands) from which the fused layers treat
+/// them as beyond the caches (784-step sequences: 51 MiB of gates for an LSTM h64; the tutorial
+/// recipes' 28 steps: at most 2.2 MiB): `gemm::matmul_long` goes by blocks, W_hh's gradient is
+/// computed during the backward pass, and the forward pass fetches the next step's buffers
+/// ahead. Below it each of these was slower end to end on the recipes (2–5 %, Intel Xeon); at
+/// 784 steps each was faster.
+const BEYOND_CACHE_BYTES: usize = 8 << 20;
+
+/// Asks the CPU to bring `s` into its level-2 cache: a hint, without effect on any value
+/// (nothing on other architectures than x86-64).
+fn prefetch_l2<E>(s: &[E]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let p = s.as_ptr() as *const i8;
+        for at in (0..std::mem::size_of_val(s)).step_by(64) {
+            // SAFETY: a prefetch reads nothing into the program and cannot fault; the address
+            // lies inside `s`.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch(p.add(at), std::arch::x86_64::_MM_HINT_T1);
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = s;
+}
+
+/// Asks the CPU to bring `s` into its level-2 cache for writing (PREFETCHW, where a store to a
+/// line not in cache would first wait for it): a hint, as [`prefetch_l2`].
+#[inline(always)]
+fn prefetch_for_write<E>(s: &[E]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let p = s.as_ptr() as *const i8;
+        for at in (0..std::mem::size_of_val(s)).step_by(64) {
+            // SAFETY: as in `prefetch_l2`.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch(p.add(at), std::arch::x86_64::_MM_HINT_ET1);
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = s;
+}
+
 /// `N` values of `s` from `k`, as an array (a block of [`fixed_blocks!`]).
 #[inline(always)]
 pub(super) fn block<E: Copy, const N: usize>(s: &[E], k: usize) -> [E; N] {
