@@ -69,37 +69,35 @@ const BEYOND_CACHE_BYTES: usize = 8 << 20;
 /// Asks the CPU to bring `s` into its level-2 cache: a hint, without effect on any value
 /// (nothing on other architectures than x86-64).
 fn prefetch_l2<E>(s: &[E]) {
+    prefetch(s, false);
+}
+
+/// [`prefetch_l2`] for writing (PREFETCHW): a store to a line not in cache waits for it.
+#[inline(always)]
+fn prefetch_for_write<E>(s: &[E]) {
+    prefetch(s, true);
+}
+
+#[inline(always)]
+fn prefetch<E>(s: &[E], write: bool) {
     #[cfg(target_arch = "x86_64")]
     {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET1, _MM_HINT_T1};
         let p = s.as_ptr() as *const i8;
         for at in (0..std::mem::size_of_val(s)).step_by(64) {
             // SAFETY: a prefetch reads nothing into the program and cannot fault; the address
             // lies inside `s`.
             unsafe {
-                std::arch::x86_64::_mm_prefetch(p.add(at), std::arch::x86_64::_MM_HINT_T1);
+                if write {
+                    _mm_prefetch::<_MM_HINT_ET1>(p.add(at));
+                } else {
+                    _mm_prefetch::<_MM_HINT_T1>(p.add(at));
+                }
             }
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = s;
-}
-
-/// Asks the CPU to bring `s` into its level-2 cache for writing (PREFETCHW, where a store to a
-/// line not in cache would first wait for it): a hint, as [`prefetch_l2`].
-#[inline(always)]
-fn prefetch_for_write<E>(s: &[E]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let p = s.as_ptr() as *const i8;
-        for at in (0..std::mem::size_of_val(s)).step_by(64) {
-            // SAFETY: as in `prefetch_l2`.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch(p.add(at), std::arch::x86_64::_MM_HINT_ET1);
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = s;
+    let _ = (s, write);
 }
 
 /// `N` values of `s` from `k`, as an array (a block of [`fixed_blocks!`]).
