@@ -134,7 +134,7 @@ pub(super) fn long_sum_block_at<E: Real>(
 /// twice (51 MiB for an LSTM h64 over 784 steps). The bits are `gemm`'s matrix-vector path
 /// (`gemm_common::gemv::mixed_gemv_colmajor`: per value, the first row's product, then one FMA
 /// per row down the rows) and those of adding the rows in turn to zeros. None where `gemm`
-/// would take another path (≤ 2 rows, g = 1) or compute without FMA (the baseline set).
+/// would take another path (≤ 2 rows, g = 1) or compute without FMA ([`fma_kernels`]).
 #[inline(always)]
 pub(super) fn one_feature_grads<E: Real>(
     isa: Isa,
@@ -144,7 +144,7 @@ pub(super) fn one_feature_grads<E: Real>(
 ) -> Option<(Vec<E>, Vec<E>)> {
     let n = x.len();
     assert_eq!(d.len(), n * g, "one row of gradients per feature");
-    if isa == Isa::Baseline || n <= 2 || g < 2 {
+    if !fma_kernels(isa) || n <= 2 || g < 2 {
         return None;
     }
     let (first, rest) = d.split_at(g);
@@ -157,6 +157,28 @@ pub(super) fn one_feature_grads<E: Real>(
         }
     }
     Some((w, bias))
+}
+
+/// Whether [`at_isa`] computes with FMA at `isa`: AVX-512, and AVX2 where `gemm`'s x86-64-v3
+/// set is there (else it falls back to scalar code, without FMA).
+fn fma_kernels(isa: Isa) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use gemm_common::simd::MixedSimd;
+        match isa {
+            Isa::Avx512 => true,
+            // The same CPU check for f32 and f64.
+            Isa::Avx2 => {
+                <gemm_common::simd::V3 as MixedSimd<f32, f32, f32, f32>>::try_new().is_some()
+            }
+            Isa::Baseline => false,
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = isa;
+        false
+    }
 }
 
 /// [`matmul`] at instruction set `isa` (which the CPU must support).
@@ -536,7 +558,7 @@ mod tests {
                         super::super::add_into(&mut bias, row);
                     }
                     let Some((got_w, got_b)) = one_feature_grads(isa, &d, &x, g) else {
-                        assert!(isa == Isa::Baseline || n <= 2, "{isa:?} {n}×{g}");
+                        assert!(!fma_kernels(isa) || n <= 2, "{isa:?} {n}×{g}");
                         continue;
                     };
                     let bits = |v: &[E]| -> Vec<u64> {
