@@ -180,16 +180,18 @@ pub(super) fn backward_impl<E: Real>(
         }
     }
     // The weight gradients: sums over all steps. W_hh's, Σ_t dgates_tᵀ · h_{t-1} for t = 1..steps
-    // (h_{-1} = 0), was computed block by block above for long sequences, else one matmul here.
+    // (h_{-1} = 0), was computed block by block above for long sequences (`long_sum_block`),
+    // else one matmul here.
     let w_hh_grad = match hh_grad {
         Some(hh) => hh.finish(),
         None => {
             let dgates_h: &[E] = if kind == Kind::Gru { &dgh } else { &dxw };
             let mut w_hh_grad = vec![E::zero(); g * h];
             if steps > 1 {
-                matmul_long(
+                matmul(
                     &mut w_hh_grad,
                     View::row_major(g, h),
+                    false,
                     &dgates_h[b * g..],
                     View::row_major(n - b, g).t(),
                     &s.hs[..(n - b) * h],

@@ -23,6 +23,10 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
             add_into(row, &bias);
         }
     }
+    // Beyond the caches, each row of the LSTM's and GRU's gate loops first asks for the same
+    // row of the next step's buffers, which it writes (see `BEYOND_CACHE_BYTES`): a store to a
+    // line not in cache waits for it, and the loop runs while the lines come.
+    let ahead = n * g * std::mem::size_of::<E>() >= BEYOND_CACHE_BYTES;
     let w_hh_t = recurrent_weights(&p.w_hh, d);
     let mut hs = pool::overwritten(n * h);
     let mut saved = Saved {
@@ -62,10 +66,6 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
         Kind::Lstm => {
             let mut c = pool::overwritten(n * h);
             let mut tc = pool::overwritten(n * h);
-            // Beyond the caches, each row of the gate loop first asks for the same row of the
-            // next step's buffers, which it writes (see `BEYOND_CACHE_BYTES`): a store to a
-            // line not in cache waits for it, and the loop runs while the lines come.
-            let ahead = n * g * std::mem::size_of::<E>() >= BEYOND_CACHE_BYTES;
             for t in 0..steps {
                 let (done, rest) = hs.split_at_mut(t * b * h);
                 let (gates, later) = xw[t * b * g..].split_at_mut(b * g);
@@ -156,7 +156,6 @@ pub(super) fn forward_impl<E: Real>(kind: Kind, d: Dims, p: &Params<E>, x: Vec<E
             let mut ghn = pool::overwritten(n * h);
             let mut gh = vec![E::zero(); b * g];
             let zeros = vec![E::zero(); h]; // h before the first step
-            let ahead = n * g * std::mem::size_of::<E>() >= BEYOND_CACHE_BYTES; // as the LSTM's
             for t in 0..steps {
                 let (done, rest) = hs.split_at_mut(t * b * h);
                 let (xs, later) = xw[t * b * g..].split_at_mut(b * g);

@@ -159,26 +159,43 @@ pub(super) fn one_feature_grads<E: Real>(
     Some((w, bias))
 }
 
-/// Whether [`at_isa`] computes with FMA at `isa`: AVX-512, and AVX2 where `gemm`'s x86-64-v3
-/// set is there (else it falls back to scalar code, without FMA).
-fn fma_kernels(isa: Isa) -> bool {
+/// The microkernels [`at_isa`] calls at an instruction set.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kernels {
+    Avx512,
+    /// AVX2 + FMA, where `gemm`'s x86-64-v3 set is detected.
+    Fma,
+    /// Scalar code, without FMA.
+    Scalar,
+}
+
+/// The kernels at `isa`, chosen as [`at_isa`] chooses them: AVX2 falls back to scalar code
+/// where `gemm`'s x86-64-v3 check fails (the same check for f32 and f64).
+fn kernels(isa: Isa) -> Kernels {
     #[cfg(target_arch = "x86_64")]
     {
         use gemm_common::simd::MixedSimd;
         match isa {
-            Isa::Avx512 => true,
-            // The same CPU check for f32 and f64.
-            Isa::Avx2 => {
-                <gemm_common::simd::V3 as MixedSimd<f32, f32, f32, f32>>::try_new().is_some()
+            Isa::Avx512 => Kernels::Avx512,
+            Isa::Avx2
+                if <gemm_common::simd::V3 as MixedSimd<f32, f32, f32, f32>>::try_new()
+                    .is_some() =>
+            {
+                Kernels::Fma
             }
-            Isa::Baseline => false,
+            _ => Kernels::Scalar,
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = isa;
-        false
+        Kernels::Scalar
     }
+}
+
+/// Whether [`at_isa`] computes with FMA at `isa`.
+fn fma_kernels(isa: Isa) -> bool {
+    kernels(isa) != Kernels::Scalar
 }
 
 /// [`matmul`] at instruction set `isa` (which the CPU must support).
@@ -356,26 +373,24 @@ macro_rules! depth_at {
             if m <= 64 && n <= 64 {
                 return Some(k.min(512));
             }
-            // The microkernels' sizes, chosen as [`at_isa`] chooses them.
+            // The microkernels' sizes ([`kernels`]).
             let size = std::mem::size_of::<$t>();
-            #[cfg(target_arch = "x86_64")]
-            if isa == Isa::Avx512 {
-                use $kernels::microkernel::avx512f::$t as k_;
-                let (mr, nr) = (k_::MR_DIV_N * 64 / size, k_::NR);
-                return Some(gemm_common::cache::kernel_params(m, n, k, mr, nr, size).kc);
-            }
-            #[cfg(target_arch = "x86_64")]
-            if isa == Isa::Avx2 {
-                use gemm_common::simd::MixedSimd;
-                if <gemm_common::simd::V3 as MixedSimd<$t, $t, $t, $t>>::try_new().is_some() {
-                    use $kernels::microkernel::fma::$t as k_;
-                    let (mr, nr) = (k_::MR_DIV_N * 32 / size, k_::NR);
-                    return Some(gemm_common::cache::kernel_params(m, n, k, mr, nr, size).kc);
+            let (mr, nr) = match super::kernels(isa) {
+                #[cfg(target_arch = "x86_64")]
+                super::Kernels::Avx512 => {
+                    use $kernels::microkernel::avx512f::$t as k_;
+                    (k_::MR_DIV_N * 64 / size, k_::NR)
                 }
-            }
-            let _ = isa;
-            use $kernels::microkernel::scalar::$t as k_;
-            let (mr, nr) = (k_::MR_DIV_N, k_::NR);
+                #[cfg(target_arch = "x86_64")]
+                super::Kernels::Fma => {
+                    use $kernels::microkernel::fma::$t as k_;
+                    (k_::MR_DIV_N * 32 / size, k_::NR)
+                }
+                _ => {
+                    use $kernels::microkernel::scalar::$t as k_;
+                    (k_::MR_DIV_N, k_::NR)
+                }
+            };
             Some(gemm_common::cache::kernel_params(m, n, k, mr, nr, size).kc)
         }
     };
