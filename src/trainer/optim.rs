@@ -34,6 +34,7 @@ use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::config::{OptimConfig, OptimKind};
+use super::model::fused::{Isa, Vectorized};
 use super::model::tape::Flat;
 use super::record::NonFiniteKind;
 
@@ -127,8 +128,7 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
         }
         self.step += 1;
         let cfg = &self.cfg;
-        let (lr, mu, t) = (cfg.lr, cfg.momentum, self.step as i32);
-        let (wd, (b1, b2), eps, alpha) = (cfg.weight_decay(), cfg.betas(), cfg.eps(), cfg.alpha());
+        let rule = HostRule::new(cfg, self.step);
         let adam = matches!(cfg.kind, OptimKind::Adam | OptimKind::Adamw);
         let mut bad_param = None;
         for (i, ((p, slot), mut g)) in params
@@ -146,73 +146,20 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
             let Slot::Host(a, b, c) = slot else {
                 unreachable!("set just above")
             };
-            if wd != 0.0 {
-                if cfg.kind == OptimKind::Adamw {
-                    for p in pv.iter_mut() {
-                        *p *= 1.0 - lr * wd;
-                    }
-                } else {
-                    for (g, p) in g.iter_mut().zip(&pv) {
-                        *g += wd * p;
-                    }
-                }
-            }
-            match cfg.kind {
-                OptimKind::Sgd if mu == 0.0 => {
-                    for (p, g) in pv.iter_mut().zip(&g) {
-                        *p -= lr * g;
-                    }
-                }
-                OptimKind::Sgd => {
-                    for ((p, g), buf) in pv.iter_mut().zip(&g).zip(a.iter_mut()) {
-                        *buf = if t == 1 { *g } else { mu * *buf + g };
-                        let d = if cfg.nesterov { g + mu * *buf } else { *buf };
-                        *p -= lr * d;
-                    }
-                }
-                OptimKind::Adam | OptimKind::Adamw => {
-                    let bc1 = 1.0 - b1.powi(t);
-                    let bc2_sqrt = (1.0 - b2.powi(t)).sqrt();
-                    // Two loops, with and without amsgrad's running maximum, each without
-                    // branches or bounds checks, so that they vectorize (one loop with a
-                    // per-element branch stayed scalar: ~4 % of an LSTM step in sqrt and
-                    // division). The same operations per element, so the same bits.
-                    let moments = |g: f64, m: &mut f64, v: &mut f64| {
-                        *m = *m * b1 + g * (1.0 - b1);
-                        *v = *v * b2 + g * g * (1.0 - b2);
-                    };
-                    let apply = |p: &mut f64, m: f64, v_hat: f64| {
-                        let denom = v_hat.sqrt() / bc2_sqrt + eps;
-                        *p -= m / denom * (lr / bc1);
-                    };
-                    let (pv, g, a, b) = (&mut pv[..n], &g[..n], &mut a[..n], &mut b[..n]);
-                    if cfg.amsgrad {
-                        let c = &mut c[..n];
-                        for k in 0..n {
-                            moments(g[k], &mut a[k], &mut b[k]);
-                            c[k] = torch_maximum(c[k], b[k]);
-                            apply(&mut pv[k], a[k], c[k]);
-                        }
-                    } else {
-                        for k in 0..n {
-                            moments(g[k], &mut a[k], &mut b[k]);
-                            apply(&mut pv[k], a[k], b[k]);
-                        }
-                    }
-                }
-                OptimKind::Rmsprop => {
-                    for ((p, g), v) in pv.iter_mut().zip(&g).zip(a.iter_mut()) {
-                        *v = *v * alpha + g * g * (1.0 - alpha);
-                        *p -= g / (v.sqrt() + eps) * lr;
-                    }
-                }
-            }
+            Isa::for_matmul().run(HostStep {
+                rule: &rule,
+                p: &mut pv,
+                g: &mut g,
+                a,
+                b,
+                c,
+            });
             let back: Vec<E> = pv
                 .into_iter()
                 .map(|x| E::from_f64(x).expect("fits the element type"))
                 .collect();
             // Checked after the cast: an f64 value beyond f32's range becomes inf here.
-            if bad_param.is_none() && !back.iter().all(|x| f(*x).is_finite()) {
+            if bad_param.is_none() && !back.iter().fold(true, |ok, x| ok & f(*x).is_finite()) {
                 bad_param = Some(i);
             }
             p.copy_from(&back);
@@ -478,12 +425,174 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
 }
 
 /// `torch.maximum`: NaN when either is NaN (`f64::max` would return the other).
+#[inline(always)]
 fn torch_maximum(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
         f64::NAN
     } else {
         a.max(b)
     }
+}
+
+/// The scalars of one host update, the same for every parameter.
+struct HostRule {
+    kind: OptimKind,
+    lr: f64,
+    mu: f64,
+    nesterov: bool,
+    first: bool,
+    wd: f64,
+    b1: f64,
+    b2: f64,
+    eps: f64,
+    alpha: f64,
+    amsgrad: bool,
+    /// Adam's bias corrections: 1 − β1ᵗ and √(1 − β2ᵗ).
+    bc1: f64,
+    bc2_sqrt: f64,
+}
+
+impl HostRule {
+    /// The rule of update number `t` (1-based).
+    fn new(cfg: &OptimConfig, t: u64) -> HostRule {
+        let t = t as i32;
+        let (b1, b2) = cfg.betas();
+        HostRule {
+            kind: cfg.kind,
+            lr: cfg.lr,
+            mu: cfg.momentum,
+            nesterov: cfg.nesterov,
+            first: t == 1,
+            wd: cfg.weight_decay(),
+            b1,
+            b2,
+            eps: cfg.eps(),
+            alpha: cfg.alpha(),
+            amsgrad: cfg.amsgrad,
+            bc1: 1.0 - b1.powi(t),
+            bc2_sqrt: (1.0 - b2.powi(t)).sqrt(),
+        }
+    }
+}
+
+/// One parameter's update on host copies: weight decay, then the optimizer's rule, value by
+/// value (the module doc's formulas), with the state `a`, `b`, `c` of [`Slot::Host`]. Run
+/// through [`Isa::run`]: compiled for the baseline alone (SSE2, two f64 per operation), Adam's
+/// divisions and square roots took 5.5 % of an LSTM h64 step with AVX-512 on an AMD EPYC Zen 5.
+/// Each loop has no branch inside and no bounds check, so that it vectorizes.
+struct HostStep<'a> {
+    rule: &'a HostRule,
+    p: &'a mut [f64],
+    g: &'a mut [f64],
+    a: &'a mut [f64],
+    b: &'a mut [f64],
+    c: &'a mut [f64],
+}
+
+impl Vectorized for HostStep<'_> {
+    type Out = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let HostStep {
+            rule,
+            p,
+            g,
+            a,
+            b,
+            c,
+        } = self;
+        let n = p.len();
+        let (p, g) = (&mut p[..n], &mut g[..n]);
+        let HostRule {
+            lr,
+            mu,
+            wd,
+            eps,
+            alpha,
+            ..
+        } = *rule;
+        if wd != 0.0 {
+            if rule.kind == OptimKind::Adamw {
+                for p in p.iter_mut() {
+                    *p *= 1.0 - lr * wd;
+                }
+            } else {
+                for (g, p) in g.iter_mut().zip(p.iter()) {
+                    *g += wd * p;
+                }
+            }
+        }
+        match rule.kind {
+            OptimKind::Sgd if mu == 0.0 => {
+                for (p, g) in p.iter_mut().zip(g.iter()) {
+                    *p -= lr * g;
+                }
+            }
+            OptimKind::Sgd => {
+                let buf = &mut a[..n];
+                // Two loops, so that neither tests the step inside.
+                if rule.first {
+                    buf.copy_from_slice(g);
+                } else {
+                    for (buf, g) in buf.iter_mut().zip(g.iter()) {
+                        *buf = mu * *buf + g;
+                    }
+                }
+                if rule.nesterov {
+                    for ((p, g), buf) in p.iter_mut().zip(g.iter()).zip(buf.iter()) {
+                        *p -= lr * (g + mu * *buf);
+                    }
+                } else {
+                    for (p, buf) in p.iter_mut().zip(buf.iter()) {
+                        *p -= lr * *buf;
+                    }
+                }
+            }
+            OptimKind::Adam | OptimKind::Adamw => {
+                // Two loops, with and without amsgrad's running maximum, each without branches
+                // or bounds checks (one loop with a per-element branch stayed scalar: ~4 % of
+                // an LSTM step in sqrt and division). The same operations per element, so the
+                // same bits.
+                let (a, b) = (&mut a[..n], &mut b[..n]);
+                if rule.amsgrad {
+                    let c = &mut c[..n];
+                    for k in 0..n {
+                        adam_moments(rule, g[k], &mut a[k], &mut b[k]);
+                        c[k] = torch_maximum(c[k], b[k]);
+                        adam_apply(rule, &mut p[k], a[k], c[k]);
+                    }
+                } else {
+                    for k in 0..n {
+                        adam_moments(rule, g[k], &mut a[k], &mut b[k]);
+                        adam_apply(rule, &mut p[k], a[k], b[k]);
+                    }
+                }
+            }
+            OptimKind::Rmsprop => {
+                for ((p, g), v) in p.iter_mut().zip(g.iter()).zip(a[..n].iter_mut()) {
+                    *v = *v * alpha + g * g * (1.0 - alpha);
+                    *p -= g / (v.sqrt() + eps) * lr;
+                }
+            }
+        }
+    }
+}
+
+/// Adam's moments of one value: m = β1·m + (1−β1)·g, v = β2·v + (1−β2)·g². A function, not a
+/// closure: a closure may be compiled apart from [`Isa::run`]'s wrappers, as baseline code.
+#[inline(always)]
+fn adam_moments(rule: &HostRule, g: f64, m: &mut f64, v: &mut f64) {
+    let (b1, b2) = (rule.b1, rule.b2);
+    *m = *m * b1 + g * (1.0 - b1);
+    *v = *v * b2 + g * g * (1.0 - b2);
+}
+
+/// Adam's step of one value: p −= m / (√v̂ / √(1−β2ᵗ) + ε) · (lr / (1−β1ᵗ)).
+#[inline(always)]
+fn adam_apply(rule: &HostRule, p: &mut f64, m: f64, v_hat: f64) {
+    let denom = v_hat.sqrt() / rule.bc2_sqrt + rule.eps;
+    *p -= m / denom * (rule.lr / rule.bc1);
 }
 
 /// What one optimizer update saw and did.
@@ -502,12 +611,20 @@ impl Update {
     /// path; on the tensor path when the device's norm is not finite): the total gradient norm
     /// of `grads` (host copies, one per parameter) in f64 and the first non-finite one, if any.
     fn of_gradients(grads: &[Vec<f64>]) -> Update {
-        Update {
-            grad_norm: grads.iter().flatten().map(|g| g * g).sum::<f64>().sqrt(),
-            non_finite: grads
+        let grad_norm = grads.iter().flatten().map(|g| g * g).sum::<f64>().sqrt();
+        // A finite sum of squares means every gradient is finite: only otherwise (a non-finite
+        // gradient, or finite ones whose squares overflow) is there one to look for.
+        let non_finite = if grad_norm.is_finite() {
+            None
+        } else {
+            grads
                 .iter()
                 .position(|g| !all_finite(g))
-                .map(|i| (NonFiniteKind::Gradient, i)),
+                .map(|i| (NonFiniteKind::Gradient, i))
+        };
+        Update {
+            grad_norm,
+            non_finite,
         }
     }
 }
@@ -525,9 +642,10 @@ fn host<E: Dtype, D: Device<E>>(t: &Flat<E, D>) -> Vec<f64> {
     v.iter().map(|x| x.to_f64().expect("an f64")).collect()
 }
 
-/// Whether every value is finite (no NaN, no ±inf).
+/// Whether every value is finite (no NaN, no ±inf). Without an early exit, so that the loop
+/// vectorizes.
 fn all_finite(v: &[f64]) -> bool {
-    v.iter().all(|x| x.is_finite())
+    v.iter().fold(true, |ok, x| ok & x.is_finite())
 }
 
 /// The index of the first tensor of `ts` with a NaN or ±inf, found on the device: one reduction
@@ -673,6 +791,97 @@ mod tests {
         OptimConfig {
             momentum,
             ..OptimConfig::new(kind, lr)
+        }
+    }
+
+    /// The host update's loops compiled for AVX2 and AVX-512 ([`Isa::run`]) give the baseline's
+    /// bits, for every rule, on values with remainders of every vector width, signed zeros,
+    /// subnormals, huge values and a NaN (NaN only as NaN: its payload is not compared).
+    #[test]
+    fn host_updates_give_the_same_bits_at_every_instruction_set() {
+        let mut seed = 12345u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        };
+        let n = 37;
+        let special = [-0.0, 0.0, 1e-310, -3e-320, 1e300, f64::NAN];
+        let mut values = |scale: f64, positive: bool| -> Vec<f64> {
+            (0..n)
+                .map(|k| {
+                    let v = special.get(k).copied().unwrap_or_else(|| next() * scale);
+                    if positive {
+                        v.abs()
+                    } else {
+                        v
+                    }
+                })
+                .collect()
+        };
+        let (p0, g0, a0) = (values(1.0, false), values(0.1, false), values(0.5, false));
+        let (b0, c0) = (values(0.01, true), values(0.01, true));
+        let rules = [
+            cfg(OptimKind::Sgd, 0.1, 0.0),
+            cfg(OptimKind::Sgd, 0.1, 0.9),
+            with(OptimKind::Sgd, 0.1, |c| {
+                c.momentum = 0.9;
+                c.nesterov = true;
+                c.weight_decay = Some(1e-3);
+            }),
+            cfg(OptimKind::Adam, 0.01, 0.0),
+            with(OptimKind::Adam, 0.01, |c| c.amsgrad = true),
+            with(OptimKind::Adamw, 0.01, |c| c.weight_decay = Some(0.05)),
+            with(OptimKind::Rmsprop, 3e-4, |c| c.weight_decay = Some(0.01)),
+        ];
+        let same = |x: &[f64], y: &[f64]| {
+            x.iter()
+                .zip(y)
+                .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+        };
+        for rule_cfg in &rules {
+            for t in [1, 3] {
+                let rule = HostRule::new(rule_cfg, t);
+                let at = |isa: Isa| {
+                    let (mut p, mut g, mut a) = (p0.clone(), g0.clone(), a0.clone());
+                    if rule_cfg.kind == OptimKind::Rmsprop {
+                        // RMSprop's `a` is its square average.
+                        a.iter_mut().for_each(|v| *v = v.abs());
+                    }
+                    let (mut b, mut c) = (b0.clone(), c0.clone());
+                    isa.run(HostStep {
+                        rule: &rule,
+                        p: &mut p,
+                        g: &mut g,
+                        a: &mut a,
+                        b: &mut b,
+                        c: &mut c,
+                    });
+                    [p, g, a, b, c]
+                };
+                let want = at(Isa::Baseline);
+                assert!(
+                    want[0][6..].iter().all(|p| p.is_finite()) && want[0][6..] != p0[6..],
+                    "the update moved the parameters ({:?}, t = {t})",
+                    rule_cfg.kind
+                );
+                for isa in [Isa::Avx2, Isa::Avx512]
+                    .into_iter()
+                    .filter(|i| i.supported())
+                {
+                    let got = at(isa);
+                    for (what, (x, y)) in
+                        ["p", "g", "a", "b", "c"].iter().zip(got.iter().zip(&want))
+                    {
+                        assert!(
+                            same(x, y),
+                            "{what} at {isa:?}, {:?}, t = {t}: {x:?} vs {y:?}",
+                            rule_cfg.kind
+                        );
+                    }
+                }
+            }
         }
     }
 

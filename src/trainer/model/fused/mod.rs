@@ -124,7 +124,7 @@ use gemm::{matmul, View};
 use simd::{backward, forward};
 
 pub use peak::{cpu_model, fma_peak, Peak};
-pub use simd::{Isa, ISA_ENV};
+pub use simd::{Isa, Vectorized, ISA_ENV};
 
 /// Element types of the fused kernels. f32 uses fast rational approximations of tanh (Eigen's,
 /// within a few ulp) that vectorize; f64 (gradient checks) uses the standard library.

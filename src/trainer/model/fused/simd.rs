@@ -1,5 +1,6 @@
 //! Which instruction set the fused layers run with: the CPU's, capped by `RNNSWEEP_ISA`
-//! ([`Isa::limit`]), for the gate loops (the dispatch below) and the matmuls (`gemm.rs`).
+//! ([`Isa::limit`]), for the gate loops (the dispatch below) and the matmuls (`gemm.rs`); and
+//! [`Isa::run`], which compiles other elementwise loops (the optimizer's) for that set.
 //!
 //! The gate loops (`forward_impl`, `backward_impl`) are generic functions marked
 //! `#[inline(always)]`. That attribute is what makes the dispatch work: `target_feature` applies
@@ -130,6 +131,40 @@ impl Isa {
     /// [`Isa::best`] for a layer of `cell` (`bench` prints it).
     pub fn for_gates(cell: LayerKind, activation: Activation) -> Isa {
         Isa::best(Kind::of(cell, activation))
+    }
+}
+
+/// Elementwise work compiled for the instruction set it runs at ([`Isa::run`]): the optimizer's
+/// update loops. `run` must be `#[inline(always)]`, for the reason the gate loops are (module
+/// doc).
+pub trait Vectorized {
+    type Out;
+    fn run(self) -> Self::Out;
+}
+
+impl Isa {
+    /// Runs `work` compiled for this set, or for the baseline where the CPU lacks it. The same
+    /// IEEE operations at any width (no FMA contraction, no reordered sums), so the same bits.
+    pub fn run<W: Vectorized>(self, work: W) -> W::Out {
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+            unsafe fn v4<W: Vectorized>(work: W) -> W::Out {
+                work.run()
+            }
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn v3<W: Vectorized>(work: W) -> W::Out {
+                work.run()
+            }
+            match self {
+                // SAFETY: `supported` checked that the CPU has every feature v4 enables.
+                Isa::Avx512 if self.supported() => return unsafe { v4(work) },
+                // SAFETY: `supported` checked that the CPU has AVX2 and FMA.
+                Isa::Avx2 if self.supported() => return unsafe { v3(work) },
+                _ => {}
+            }
+        }
+        work.run()
     }
 }
 
