@@ -11,7 +11,7 @@ use super::*;
 
 use super::gemm::{long_sum_block, matmul, matmul_long, one_feature_grads, View};
 use super::pool;
-use super::stepmm::{all_rows_product, product, row_stride, strided_rows};
+use super::stepmm::{all_rows_product, product, row_stride, strided_rows, weight_grad};
 
 #[inline(always)]
 pub(super) fn backward_impl<E: Real>(
@@ -181,21 +181,22 @@ pub(super) fn backward_impl<E: Real>(
     }
     // The weight gradients: sums over all steps. W_hh's, Σ_t dgates_tᵀ · h_{t-1} for t = 1..steps
     // (h_{-1} = 0), was computed block by block above for long sequences (`long_sum_block`),
-    // else one matmul here.
+    // else here by the per-step kernels (`weight_grad`, `gemm`'s bits) or one matmul.
     let w_hh_grad = match hh_grad {
         Some(hh) => hh.finish(),
         None => {
             let dgates_h: &[E] = if kind == Kind::Gru { &dgh } else { &dxw };
             let mut w_hh_grad = vec![E::zero(); g * h];
-            if steps > 1 {
+            let (rows, later) = (n - b, &dgates_h[b * g..]);
+            if steps > 1 && !weight_grad(&mut w_hh_grad, later, &s.hs[..rows * h], (g, rows, h)) {
                 matmul(
                     &mut w_hh_grad,
                     View::row_major(g, h),
                     false,
-                    &dgates_h[b * g..],
-                    View::row_major(n - b, g).t(),
-                    &s.hs[..(n - b) * h],
-                    View::row_major(n - b, h),
+                    later,
+                    View::row_major(rows, g).t(),
+                    &s.hs[..rows * h],
+                    View::row_major(rows, h),
                 );
             }
             w_hh_grad
@@ -213,14 +214,16 @@ pub(super) fn backward_impl<E: Real>(
         Some(both) => both,
         None => {
             let mut w_ih_grad = vec![E::zero(); g * i];
-            matmul_long(
-                &mut w_ih_grad,
-                View::row_major(g, i),
-                &dxw,
-                View::row_major(n, g).t(),
-                &s.x,
-                View::row_major(n, i),
-            );
+            if !weight_grad(&mut w_ih_grad, &dxw, &s.x, (g, n, i)) {
+                matmul_long(
+                    &mut w_ih_grad,
+                    View::row_major(g, i),
+                    &dxw,
+                    View::row_major(n, g).t(),
+                    &s.x,
+                    View::row_major(n, i),
+                );
+            }
             let mut b_ih = vec![E::zero(); g];
             for row in dxw.chunks_exact(g) {
                 add_into(&mut b_ih, row);

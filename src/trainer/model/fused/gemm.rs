@@ -200,7 +200,7 @@ fn fma_kernels(isa: Isa) -> bool {
 
 /// [`matmul`] at instruction set `isa` (which the CPU must support).
 #[allow(clippy::too_many_arguments)]
-fn matmul_at<E: Real>(
+pub(super) fn matmul_at<E: Real>(
     isa: Isa,
     c: &mut [E],
     cv: View,

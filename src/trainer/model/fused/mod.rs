@@ -12,8 +12,8 @@
 //!   layers' weight and bias gradients in one pass;
 //! - `stepmm.rs`: the per-step products (`h·W_hhᵀ`, `dgates·W_hh`, and W_hhᵀ for them) in
 //!   register-blocked AVX2 and AVX-512 kernels, bit for bit what `gemm` computes, without its
-//!   per-call packing (`gemm` where the kernels do not apply), and with AVX2 the input
-//!   projection and the input's gradient too;
+//!   per-call packing (`gemm` where the kernels do not apply), with AVX2 the input projection
+//!   and the input's gradient too, and the weight gradients where the kernels are faster;
 //! - `simd.rs`: the instruction set the layers run with (`Isa`, capped by `RNNSWEEP_ISA`) and
 //!   the gate loops' dispatch;
 //! - `peak.rs`: the core's measured FMA peak at a given instruction set (`bench`'s % of peak);
