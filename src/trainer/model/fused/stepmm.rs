@@ -309,7 +309,9 @@ fn try_kernel<E: Real>(
     )
 }
 
-/// [`try_kernel`] in f32 at `isa`; false where there is no kernel for it (the baseline).
+/// [`try_kernel`] in f32 at `isa`, a m×k row-major, or with `a_t` k×m row-major and read
+/// transposed; false where there is no kernel for it (the baseline).
+#[allow(clippy::too_many_arguments)]
 fn kernel(
     isa: Isa,
     c: &mut [f32],
