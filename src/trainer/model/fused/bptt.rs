@@ -13,6 +13,18 @@ use super::gemm::{long_sum_block, matmul, matmul_long, one_feature_grads, View};
 use super::pool;
 use super::stepmm::{all_rows_product, product, row_stride, strided_rows, weight_grad};
 
+/// The gradients that reach W_hh: the GRU's of its hidden side's gates (`dgh`), which differ
+/// from its input side's by the reset gate on the candidate; for the other cells the gates'
+/// (`dxw`).
+#[inline(always)]
+fn through_w_hh<'a, E>(kind: Kind, dgh: &'a [E], dxw: &'a [E]) -> &'a [E] {
+    if kind == Kind::Gru {
+        dgh
+    } else {
+        dxw
+    }
+}
+
 #[inline(always)]
 pub(super) fn backward_impl<E: Real>(
     kind: Kind,
@@ -159,11 +171,7 @@ pub(super) fn backward_impl<E: Real>(
         }
         // dh for step t-1: through W_hh (the GRU keeps its direct part in dh).
         if t > 0 {
-            let src: &[E] = if kind == Kind::Gru {
-                &dgh[t * b * g..(t + 1) * b * g]
-            } else {
-                &dxw[t * b * g..(t + 1) * b * g]
-            };
+            let src = &through_w_hh(kind, &dgh, &dxw)[t * b * g..(t + 1) * b * g];
             let accumulate = kind == Kind::Gru;
             product(
                 &mut dh,
@@ -175,8 +183,7 @@ pub(super) fn backward_impl<E: Real>(
             );
         }
         if let Some(hh) = hh_grad.as_mut() {
-            let dgates_h: &[E] = if kind == Kind::Gru { &dgh } else { &dxw };
-            hh.step_done(t, b, dgates_h, &s.hs);
+            hh.step_done(t, b, through_w_hh(kind, &dgh, &dxw), &s.hs);
         }
     }
     // The weight gradients: sums over all steps. W_hh's, Σ_t dgates_tᵀ · h_{t-1} for t = 1..steps
@@ -185,7 +192,7 @@ pub(super) fn backward_impl<E: Real>(
     let w_hh_grad = match hh_grad {
         Some(hh) => hh.finish(),
         None => {
-            let dgates_h: &[E] = if kind == Kind::Gru { &dgh } else { &dxw };
+            let dgates_h = through_w_hh(kind, &dgh, &dxw);
             let mut w_hh_grad = vec![E::zero(); g * h];
             let (rows, later) = (n - b, &dgates_h[b * g..]);
             if steps > 1 && !weight_grad(&mut w_hh_grad, later, &s.hs[..rows * h], (g, rows, h)) {
