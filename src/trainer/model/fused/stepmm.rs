@@ -723,11 +723,17 @@ mod tests {
     /// (`gemm` either way). On one matmul thread, where the kernel takes them.
     #[test]
     fn all_rows_products_give_gemms_bits() {
+        on_one_thread(all_rows_products_give_gemms_bits_here);
+    }
+
+    /// Runs `f` on a pool of one matmul thread, where the kernels take the products over all
+    /// steps' rows (they run on the calling thread only).
+    fn on_one_thread(f: impl FnOnce() + Send) {
         let one = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
             .unwrap();
-        one.install(all_rows_products_give_gemms_bits_here);
+        one.install(f);
     }
 
     fn all_rows_products_give_gemms_bits_here() {
@@ -774,11 +780,7 @@ mod tests {
     /// ±inf; and leave to `gemm` what it computes another way.
     #[test]
     fn weight_gradients_give_gemms_bits() {
-        let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        one.install(weight_gradients_give_gemms_bits_here);
+        on_one_thread(weight_gradients_give_gemms_bits_here);
     }
 
     fn weight_gradients_give_gemms_bits_here() {
