@@ -89,6 +89,61 @@ pub fn fma_peak(isa: Isa) -> Peak {
     }
 }
 
+/// Whether this core divides f32 vectors of 16 lanes (AVX-512) at least [`WIDE_DIVISION_GAIN`]
+/// times as many values per second as vectors of 8 (AVX2), measured once per process (two
+/// loops of independent divisions, about 30 ms): where it does, the tanh RNN's gate loops run
+/// at AVX-512 ([`Isa::best`]), their one activation being bound by its division. On an AMD
+/// EPYC Zen 5 the ratio was 1.9 (a vector of 16 divided about as fast as a vector of 8), and
+/// model_c ran 3–5 % faster with AVX-512 gate loops; cores that divide 512 bits in two halves
+/// (Intel's AVX-512 cores, Zen 4) gain nothing from the wider loops, which ran vanilla RNNs 0–4 %
+/// slower on an Intel Xeon. False where AVX-512 is not allowed.
+pub(super) fn wide_division_pays() -> bool {
+    static PAYS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PAYS.get_or_init(|| {
+        Isa::Avx512.allowed()
+            && Isa::Avx2.allowed()
+            && division_rate(Isa::Avx512) >= WIDE_DIVISION_GAIN * division_rate(Isa::Avx2)
+    })
+}
+
+/// See [`wide_division_pays`].
+const WIDE_DIVISION_GAIN: f64 = 1.5;
+
+/// f32 divisions per second at `isa` (AVX-512 or AVX2, which the CPU must support; 0 for the
+/// baseline and off x86-64).
+fn division_rate(isa: Isa) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let lanes = match isa {
+            Isa::Avx512 => 16,
+            Isa::Avx2 => 8,
+            Isa::Baseline => return 0.0,
+        };
+        let per_iter = (DIVISION_ACC * lanes) as f64;
+        // SAFETY: the caller checked that the CPU supports `isa`; each loop only enables that set.
+        best_rate_in(
+            |iters| unsafe {
+                if isa == Isa::Avx512 {
+                    x86::div_avx512(iters)
+                } else {
+                    x86::div_avx2(iters)
+                }
+            },
+            per_iter,
+            0.003,
+        )
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = isa;
+        0.0
+    }
+}
+
+/// Independent divisions per iteration of [`division_rate`]'s loops: more than the division's
+/// latency over its throughput on current cores.
+const DIVISION_ACC: usize = 12;
+
 /// Lanes and FLOPs of one iteration of the FMA loop at `isa`.
 fn loop_shape(isa: Isa) -> (usize, f64) {
     match isa {
@@ -104,18 +159,23 @@ const NARROW_ACC: usize = 12;
 /// The best of three timed windows of about 25 ms of `f(iters)`, in units of work per second
 /// (`per_iter` units per iteration).
 fn best_rate(f: impl Fn(u64) -> f32, per_iter: f64) -> f64 {
-    // Size the window: grow the count until one run takes at least 5 ms.
-    let mut iters = 1u64 << 12;
+    best_rate_in(f, per_iter, 0.025)
+}
+
+/// [`best_rate`] with windows of about `window` seconds.
+fn best_rate_in(f: impl Fn(u64) -> f32, per_iter: f64, window: f64) -> f64 {
+    // Size the window: grow the count until one run takes at least a fifth of it.
+    let mut iters = 1u64 << 10;
     let secs = loop {
         let t = Instant::now();
         std::hint::black_box(f(iters));
         let s = t.elapsed().as_secs_f64();
-        if s > 0.005 || iters > 1 << 40 {
+        if s > window / 5.0 || iters > 1 << 40 {
             break s;
         }
         iters *= 4;
     };
-    let iters = ((iters as f64) * 0.025 / secs).max(1.0) as u64;
+    let iters = ((iters as f64) * window / secs).max(1.0) as u64;
     (0..3)
         .map(|_| {
             let t = Instant::now();
@@ -170,7 +230,7 @@ fn clock_ghz() -> Option<f64> {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{AVX512_ACC, NARROW_ACC};
+    use super::{AVX512_ACC, DIVISION_ACC, NARROW_ACC};
 
     // Every accumulator starts at 1 and stays there (v·0.5 + 0.5): no subnormals, no overflow.
     // The constants pass through `black_box`, or the compiler proves the fixed point and
@@ -202,6 +262,43 @@ mod x86 {
         for _ in 0..iters {
             for v in acc.iter_mut() {
                 *v = _mm256_fmadd_ps(*v, a, b);
+            }
+        }
+        let sum = acc
+            .iter()
+            .fold(_mm256_setzero_ps(), |s, v| _mm256_add_ps(s, *v));
+        let lanes: [f32; 8] = std::mem::transmute(sum);
+        lanes.iter().sum()
+    }
+
+    /// Every accumulator starts at 1 and is divided by 1 + 2⁻²³ per iteration: after 10⁸
+    /// iterations it is still above 10⁻⁵ (no subnormals).
+    fn divisor() -> f32 {
+        std::hint::black_box(1.0 + f32::EPSILON)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn div_avx512(iters: u64) -> f32 {
+        let d = _mm512_set1_ps(divisor());
+        let mut acc = [_mm512_set1_ps(2.0 * half()); DIVISION_ACC];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm512_div_ps(*v, d);
+            }
+        }
+        let sum = acc
+            .iter()
+            .fold(_mm512_setzero_ps(), |s, v| _mm512_add_ps(s, *v));
+        _mm512_reduce_add_ps(sum)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn div_avx2(iters: u64) -> f32 {
+        let d = _mm256_set1_ps(divisor());
+        let mut acc = [_mm256_set1_ps(2.0 * half()); DIVISION_ACC];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm256_div_ps(*v, d);
             }
         }
         let sum = acc
@@ -250,6 +347,31 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Division is measured at both wide sets where the CPU has them, and the answer follows
+    /// from the rates (only where AVX-512 is allowed).
+    #[test]
+    fn division_rates_are_measured_and_decide_the_wide_tanh_loops() {
+        for isa in [Isa::Avx2, Isa::Avx512] {
+            if isa.supported() {
+                let rate = division_rate(isa);
+                assert!(rate > 1e8 && rate.is_finite(), "{isa:?}: {rate}");
+            }
+        }
+        assert_eq!(division_rate(Isa::Baseline), 0.0);
+        let pays = wide_division_pays();
+        if !Isa::Avx512.allowed() {
+            assert!(!pays);
+        }
+        assert_eq!(
+            Isa::best(super::super::Kind::Tanh),
+            if pays {
+                Isa::Avx512
+            } else {
+                Isa::for_matmul().min(Isa::Avx2)
+            }
+        );
+    }
 
     #[test]
     fn the_peak_is_measured_at_every_supported_set() {

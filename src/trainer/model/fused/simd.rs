@@ -118,12 +118,18 @@ impl Isa {
 
     /// The fastest allowed choice for the gate loops of this cell kind. Measured with
     /// `rnnsweep bench`: AVX-512 gate loops made LSTM about 9 % faster than AVX2, but vanilla
-    /// RNNs (one activation per unit) 0–4 % slower, so those stay on AVX2.
+    /// RNNs (one activation per unit) 0–4 % slower on an Intel Xeon, so those stay on AVX2;
+    /// except the tanh RNN where the core divides 16 lanes markedly faster than 8
+    /// ([`super::peak::wide_division_pays`]: AMD EPYC Zen 5, model_c 3–5 % faster).
     pub(super) fn best(kind: Kind) -> Isa {
-        let gated = matches!(kind, Kind::Lstm | Kind::Gru);
+        let wide = match kind {
+            Kind::Lstm | Kind::Gru => true,
+            Kind::Tanh => super::peak::wide_division_pays(),
+            Kind::Relu => false,
+        };
         [Isa::Avx512, Isa::Avx2]
             .into_iter()
-            .filter(|isa| gated || *isa != Isa::Avx512)
+            .filter(|isa| wide || *isa != Isa::Avx512)
             .find(|isa| isa.allowed())
             .unwrap_or(Isa::Baseline)
     }
