@@ -1,5 +1,6 @@
 //! The core's floating-point peak at an instruction set, measured on this machine: what
-//! `bench`'s "% of peak" divides by.
+//! `bench`'s "% of peak" divides by; and whether it divides 16 lanes faster than 8
+//! ([`wide_division_pays`], which picks the tanh RNN's gate loops).
 //!
 //! Two short calibration loops on the calling thread (about 0.2 s in all):
 //! - **clock**: a chain of dependent integer adds, one per cycle on every x86-64 core of the last
@@ -272,7 +273,7 @@ mod x86 {
     }
 
     /// Every accumulator starts at 1 and is divided by 1 + 2⁻²³ per iteration: after 10⁸
-    /// iterations it is still above 10⁻⁵ (no subnormals).
+    /// iterations it is still above 10⁻⁶ (no subnormals).
     fn divisor() -> f32 {
         std::hint::black_box(1.0 + f32::EPSILON)
     }
