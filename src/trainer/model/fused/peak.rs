@@ -115,22 +115,16 @@ const WIDE_DIVISION_GAIN: f64 = 1.5;
 fn division_rate(isa: Isa) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
-        let lanes = match isa {
-            Isa::Avx512 => 16,
-            Isa::Avx2 => 8,
+        let div: unsafe fn(u64) -> f32 = match isa {
+            Isa::Avx512 => x86::div_avx512,
+            Isa::Avx2 => x86::div_avx2,
             Isa::Baseline => return 0.0,
         };
-        let per_iter = (DIVISION_ACC * lanes) as f64;
+        let (lanes, _) = loop_shape(isa);
         // SAFETY: the caller checked that the CPU supports `isa`; each loop only enables that set.
         best_rate_in(
-            |iters| unsafe {
-                if isa == Isa::Avx512 {
-                    x86::div_avx512(iters)
-                } else {
-                    x86::div_avx2(iters)
-                }
-            },
-            per_iter,
+            |iters| unsafe { div(iters) },
+            (DIVISION_ACC * lanes) as f64,
             0.003,
         )
     }
@@ -241,6 +235,25 @@ mod x86 {
         std::hint::black_box(0.5)
     }
 
+    /// The sum of every lane of the accumulators (the loops return it, so none is dead code).
+    #[target_feature(enable = "avx512f")]
+    unsafe fn sum512(acc: &[__m512]) -> f32 {
+        let sum = acc
+            .iter()
+            .fold(_mm512_setzero_ps(), |s, v| _mm512_add_ps(s, *v));
+        _mm512_reduce_add_ps(sum)
+    }
+
+    /// [`sum512`] for 8 lanes.
+    #[target_feature(enable = "avx")]
+    unsafe fn sum256(acc: &[__m256]) -> f32 {
+        let sum = acc
+            .iter()
+            .fold(_mm256_setzero_ps(), |s, v| _mm256_add_ps(s, *v));
+        let lanes: [f32; 8] = std::mem::transmute(sum);
+        lanes.iter().sum()
+    }
+
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn fma_avx512(iters: u64) -> f32 {
         let (a, b) = (_mm512_set1_ps(half()), _mm512_set1_ps(half()));
@@ -250,10 +263,7 @@ mod x86 {
                 *v = _mm512_fmadd_ps(*v, a, b);
             }
         }
-        let sum = acc
-            .iter()
-            .fold(_mm512_setzero_ps(), |s, v| _mm512_add_ps(s, *v));
-        _mm512_reduce_add_ps(sum)
+        sum512(&acc)
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -265,11 +275,7 @@ mod x86 {
                 *v = _mm256_fmadd_ps(*v, a, b);
             }
         }
-        let sum = acc
-            .iter()
-            .fold(_mm256_setzero_ps(), |s, v| _mm256_add_ps(s, *v));
-        let lanes: [f32; 8] = std::mem::transmute(sum);
-        lanes.iter().sum()
+        sum256(&acc)
     }
 
     /// Every accumulator starts at 1 and is divided by 1 + 2⁻²³ per iteration: after 10⁸
@@ -287,10 +293,7 @@ mod x86 {
                 *v = _mm512_div_ps(*v, d);
             }
         }
-        let sum = acc
-            .iter()
-            .fold(_mm512_setzero_ps(), |s, v| _mm512_add_ps(s, *v));
-        _mm512_reduce_add_ps(sum)
+        sum512(&acc)
     }
 
     #[target_feature(enable = "avx2")]
@@ -302,11 +305,7 @@ mod x86 {
                 *v = _mm256_div_ps(*v, d);
             }
         }
-        let sum = acc
-            .iter()
-            .fold(_mm256_setzero_ps(), |s, v| _mm256_add_ps(s, *v));
-        let lanes: [f32; 8] = std::mem::transmute(sum);
-        lanes.iter().sum()
+        sum256(&acc)
     }
 
     pub(super) unsafe fn mul_add_sse(iters: u64) -> f32 {

@@ -195,21 +195,11 @@ pub(super) fn weight_grad<E: Real>(
     b: &[E],
     (m, k, n): (usize, usize, usize),
 ) -> bool {
-    weight_grad_at(Isa::for_matmul(), c, a, b, (m, k, n))
-}
-
-/// [`weight_grad`] at instruction set `isa`.
-fn weight_grad_at<E: Real>(
-    isa: Isa,
-    c: &mut [E],
-    a: &[E],
-    b: &[E],
-    (m, k, n): (usize, usize, usize),
-) -> bool {
+    let isa = Isa::for_matmul();
     wins_over_gemm(isa, m, n) && weight_grad_by_kernel(isa, c, a, b, (m, k, n))
 }
 
-/// [`weight_grad_at`] whatever the shape's speed ([`wins_over_gemm`]).
+/// [`weight_grad`] at instruction set `isa`, whatever the shape's speed ([`wins_over_gemm`]).
 fn weight_grad_by_kernel<E: Real>(
     isa: Isa,
     c: &mut [E],
@@ -217,26 +207,20 @@ fn weight_grad_by_kernel<E: Real>(
     b: &[E],
     (m, k, n): (usize, usize, usize),
 ) -> bool {
-    if std::any::TypeId::of::<E>() != std::any::TypeId::of::<f32>()
-        || !isa.supported()
+    if !isa.supported()
         || isa == Isa::Baseline
         || rayon::current_num_threads() != 1
         || (m + n) * k * std::mem::size_of::<E>() >= BEYOND_CACHE_BYTES
     {
         return false;
     }
-    let Some(kc) = E::gemm_depth()(isa, m, n, k) else {
+    let Some((c, a, b)) = as_f32(c, a, b) else {
+        return false;
+    };
+    let Some(kc) = f32::gemm_depth()(isa, m, n, k) else {
         return false;
     };
     assert!(c.len() >= m * n && a.len() >= k * m && b.len() >= k * n);
-    // SAFETY: E is f32 (checked above), so the slices are the same memory as f32 slices.
-    let (c, a, b) = unsafe {
-        (
-            &mut *(c as *mut [E] as *mut [f32]),
-            &*(a as *const [E] as *const [f32]),
-            &*(b as *const [E] as *const [f32]),
-        )
-    };
     let mut at = 0;
     while at < k {
         let len = kc.min(k - at);
@@ -282,20 +266,11 @@ fn try_kernel<E: Real>(
     ldb: usize,
     (m, k, n): (usize, usize, usize),
 ) -> bool {
-    if std::any::TypeId::of::<E>() != std::any::TypeId::of::<f32>()
-        || !(3..=MAX_K).contains(&k)
-        || m < 2
-        || n < 2
-    {
+    if !(3..=MAX_K).contains(&k) || m < 2 || n < 2 {
         return false;
     }
-    // SAFETY: E is f32 (checked above), so the slices are the same memory as f32 slices.
-    let (c, a, b) = unsafe {
-        (
-            &mut *(c as *mut [E] as *mut [f32]),
-            &*(a as *const [E] as *const [f32]),
-            &*(b as *const [E] as *const [f32]),
-        )
+    let Some((c, a, b)) = as_f32(c, a, b) else {
+        return false;
     };
     kernel(
         Isa::for_matmul(),
@@ -307,6 +282,25 @@ fn try_kernel<E: Real>(
         ldb,
         (m, k, n),
     )
+}
+
+/// The product's slices as f32 slices, the kernels' type; None where E is another type.
+fn as_f32<'a, E: Real>(
+    c: &'a mut [E],
+    a: &'a [E],
+    b: &'a [E],
+) -> Option<(&'a mut [f32], &'a [f32], &'a [f32])> {
+    if std::any::TypeId::of::<E>() != std::any::TypeId::of::<f32>() {
+        return None;
+    }
+    // SAFETY: E is f32 (checked above), so the slices are the same memory as f32 slices.
+    Some(unsafe {
+        (
+            &mut *(c as *mut [E] as *mut [f32]),
+            &*(a as *const [E] as *const [f32]),
+            &*(b as *const [E] as *const [f32]),
+        )
+    })
 }
 
 /// [`try_kernel`] in f32 at `isa`, a m×k row-major, or with `a_t` k×m row-major and read
